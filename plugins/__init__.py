@@ -1,0 +1,1 @@
+"""Bundled sources, loaded through the `wallboard` entry-point group like third-party plugins."""

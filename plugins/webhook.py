@@ -1,0 +1,110 @@
+"""The `webhook` source: POST /api/events with a bearer token; JSON, JSON array or NDJSON."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any, ClassVar
+
+import orjson
+from aiohttp import web
+from pydantic import Field
+
+from wallboard import appkeys as keys
+from wallboard import hookimpl
+from wallboard.events import EventError
+from wallboard.pipeline import DUPLICATE
+from wallboard.sources import Emit, Source, SourceConfig, SourceRunner
+
+
+class WebhookConfig(SourceConfig):
+    """A webhook source is identified by its bearer token."""
+
+    token: str = Field(min_length=8)
+
+
+class WebhookSource(Source):
+    """Events pushed to us over HTTP; up for as long as the server runs."""
+
+    type: ClassVar[str] = "webhook"
+    Config: ClassVar[type[SourceConfig]] = WebhookConfig
+
+    async def run(self, emit: Emit) -> None:
+        """Nothing to connect to: report up and wait for requests."""
+        self.connected()
+        await asyncio.Event().wait()
+
+
+def _find_runner(request: web.Request) -> SourceRunner | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    found = None
+    for runner in request.app[keys.RUNNERS].values():
+        config = runner.source.config
+        # Compare against every source so timing does not reveal which token matched.
+        if isinstance(config, WebhookConfig) and hmac.compare_digest(
+                config.token.encode(), token.encode()):
+            found = runner
+    return found
+
+
+def _decode(body: bytes) -> tuple[str, list[tuple[int, Any]]]:
+    """Items with their 1-based 'line' (NDJSON) or 0-based 'index' (JSON); raises ValueError."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        items = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append((number, orjson.loads(line)))
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"line {number}: not JSON: {exc}") from None
+        if not items:
+            raise ValueError("body is empty") from None
+        return "line", items
+    return "index", list(enumerate(data)) if isinstance(data, list) else [(0, data)]
+
+
+async def post_events(request: web.Request) -> web.Response:
+    """Accept one event, a JSON array of events, or NDJSON; say what was refused and why."""
+    pipeline = request.app[keys.PIPELINE]
+    runner = _find_runner(request)
+    if runner is None:
+        pipeline.reject("unauthorized")
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="wallboard"'})
+    try:
+        position, items = _decode(await request.read())
+    except ValueError as exc:
+        pipeline.reject("malformed")
+        return web.json_response({"error": f"request body: {exc}"}, status=400)
+    accepted = duplicates = 0
+    rejected = []
+    for where, raw in items:
+        try:
+            event = pipeline.parse(raw, runner.name)
+            runner.touch()
+            if pipeline.ingest(event) == DUPLICATE:
+                duplicates += 1
+            else:
+                accepted += 1
+        except EventError as exc:
+            rejected.append({position: where, "field": exc.field, "error": exc.message})
+    status = 400 if rejected else 200
+    return web.json_response({"accepted": accepted, "duplicates": duplicates,
+                              "rejected": rejected}, status=status)
+
+
+@hookimpl
+def register_source_types() -> list[type[Source]]:
+    """The webhook source type."""
+    return [WebhookSource]
+
+
+@hookimpl
+def register_routes() -> list[web.AbstractRouteDef]:
+    """The ingest endpoint."""
+    return [web.post("/api/events", post_events)]

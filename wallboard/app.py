@@ -1,0 +1,127 @@
+"""create_app(): builds the pipeline, hub and sources, and stores them under typed AppKeys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pluggy
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from wallboard import appkeys as keys
+from wallboard.aggregate import Aggregator
+from wallboard.boards import resolve_boards
+from wallboard.config import Settings
+from wallboard.events import Event, EventError
+from wallboard.exporter import WallboardCollector
+from wallboard.hub import Hub
+from wallboard.pipeline import Pipeline
+from wallboard.plugins import build_registry, build_sources, make_plugin_manager
+from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
+from wallboard.sources import Emit, SourceRunner
+
+log = logging.getLogger(__name__)
+
+
+def _source_emit(pipeline: Pipeline, name: str) -> Emit:
+    """The emit function a source's runner forwards to: validate, stamp the source, fold."""
+
+    def emit(item: Event | dict[str, Any]) -> None:
+        try:
+            if isinstance(item, Event):
+                item.source = name
+                pipeline.ingest(item)
+            else:
+                pipeline.ingest_raw(item, name)
+        except EventError as exc:
+            # Counted by the pipeline; one bad event never stops the source.
+            log.debug("source %s: rejected event: %s", name, exc)
+
+    return emit
+
+
+def _tree(aggregator: Aggregator, runners: dict[str, SourceRunner]) -> dict[str, Any]:
+    tree = aggregator.snapshot()
+    tree["sources"] = {
+        name: {"status": r.status.status, "last_error": r.status.last_error,
+               "last_event_ts": r.status.last_event_ts, "events": r.status.events}
+        for name, r in runners.items()
+    }
+    return tree
+
+
+async def _run_hub(app: web.Application) -> AsyncIterator[None]:
+    hub = app[keys.HUB]
+    task = asyncio.create_task(hub.run(), name="hub")
+    yield
+    hub.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _run_sources(app: web.Application) -> AsyncIterator[None]:
+    runners = app[keys.RUNNERS]
+    tasks = [asyncio.create_task(r.run(), name=f"source:{n}") for n, r in runners.items()]
+
+    async def watch_staleness() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for runner in runners.values():
+                runner.check_stale(now)
+
+    tasks.append(asyncio.create_task(watch_staleness(), name="source-staleness"))
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | None = None,
+               clock: Callable[[], float] = time.time) -> web.Application:
+    """Build the application; raises ConfigError when sources are misconfigured."""
+    pm = plugin_manager or make_plugin_manager()
+    registry = build_registry(pm)
+    sources = build_sources(settings, registry)
+
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    aggregator = Aggregator(settings, clock)
+    runners: dict[str, SourceRunner] = {}
+    hub = Hub(lambda: _tree(aggregator, runners),
+              push_interval_s=settings.server.push_interval_ms / 1000,
+              send_timeout_s=settings.server.send_timeout_s)
+    pipeline = Pipeline(aggregator, on_change=hub.mark_dirty)
+    for source in sources:
+        runner = SourceRunner(source, _source_emit(pipeline, source.name), clock=clock)
+        runner.on_change = hub.mark_dirty
+        runners[source.name] = runner
+
+    metrics_registry = CollectorRegistry()
+    metrics_registry.register(WallboardCollector(
+        aggregator, pipeline, runners, hub.current,
+        clients=lambda: len(hub.clients), dropped=lambda: hub.dropped))
+
+    app[keys.SETTINGS] = settings
+    app[keys.PLUGIN_MANAGER] = pm
+    app[keys.SOURCE_REGISTRY] = registry
+    app[keys.AGGREGATOR] = aggregator
+    app[keys.PIPELINE] = pipeline
+    app[keys.HUB] = hub
+    app[keys.RUNNERS] = runners
+    app[keys.METRICS_REGISTRY] = metrics_registry
+    app[keys.BOARDS] = resolve_boards(settings)
+    app[TEMPLATES] = make_templates()
+
+    app.add_routes(core_routes())
+    for routes in pm.hook.register_routes():
+        app.add_routes(routes or [])
+    app.cleanup_ctx.append(_run_hub)
+    app.cleanup_ctx.append(_run_sources)
+    app.on_shutdown.append(close_websockets)
+    return app

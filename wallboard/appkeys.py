@@ -1,0 +1,27 @@
+"""Typed keys for everything the app shares: no module-level singletons."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    from wallboard.aggregate import Aggregator
+    from wallboard.config import Settings
+    from wallboard.hub import Hub
+    from wallboard.pipeline import Pipeline
+    from wallboard.plugins import SourceRegistry
+    from wallboard.sources import SourceRunner
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+PLUGIN_MANAGER: web.AppKey[pluggy.PluginManager] = web.AppKey("plugin_manager")
+SOURCE_REGISTRY: web.AppKey[SourceRegistry] = web.AppKey("source_registry")
+AGGREGATOR: web.AppKey[Aggregator] = web.AppKey("aggregator")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
+METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
+BOARDS: web.AppKey[dict[str, dict]] = web.AppKey("boards")

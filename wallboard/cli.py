@@ -1,0 +1,79 @@
+"""Command line: serve, check-config, plugins."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from wallboard import __version__
+from wallboard.config import ConfigError, load_settings
+from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from wallboard.app import create_app
+
+    settings = load_settings(args.config)
+    if args.host:
+        settings.server.host = args.host
+    if args.port is not None:
+        settings.server.port = args.port
+    app = create_app(settings)
+    where = args.config or "the embedded demo configuration"
+    print(f"wallboard {__version__}: serving {where} on "
+          f"http://{settings.server.host}:{settings.server.port}/", flush=True)
+    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+                access_log=None)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file)
+    build_sources(settings, build_registry(make_plugin_manager()), where=args.file)
+    print(f"{args.file}: OK ({len(settings.queues)} queues, {len(settings.sources)} sources, "
+          f"{len(settings.boards)} boards)")
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    pm = make_plugin_manager()
+    for item in plugin_info(pm, build_registry(pm)):
+        version = f" {item['version']}" if item["version"] else ""
+        types = ", ".join(item["source_types"]) or "-"
+        print(f"{item['name']}{version}: source types: {types}; hooks: {', '.join(item['hooks'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="wallboard", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wallboard {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (no --config: the demo)")
+    serve.add_argument("--config", help="YAML configuration file")
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.set_defaults(func=_serve)
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+    plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
+    plugins.set_defaults(func=_plugins)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `wallboard` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2

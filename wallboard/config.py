@@ -1,0 +1,238 @@
+"""YAML configuration: loading, ${ENV} substitution and validation with key paths."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wallboard.events import CHANNELS
+from wallboard.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
+from wallboard.windows import WINDOW_NAMES
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; `problems` lists 'file: key.path: message' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceLevelConfig(_Model):
+    """Service-level threshold and target for one queue (abandons negative, short excluded)."""
+
+    threshold_s: float = Field(20.0, gt=0)
+    target: float = Field(0.8, ge=0, le=1)
+    short_abandon_s: float = Field(5.0, ge=0)
+
+
+class QueueConfig(_Model):
+    """A queue as the site names it."""
+
+    label: str | None = None
+    channel: str = "voice"
+    service_level: ServiceLevelConfig = ServiceLevelConfig()
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"must be one of {', '.join(sorted(CHANNELS))}")
+        return value
+
+
+class SiteConfig(_Model):
+    """Site name, time zone (for 'today') and locale."""
+
+    name: str = "Contact center"
+    timezone: str = "UTC"
+    locale: str = "en"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+
+class ServerConfig(_Model):
+    """Listening address and push behaviour."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    push_interval_ms: int = Field(200, ge=10, le=10_000)
+    heartbeat_s: float = Field(10.0, gt=0)
+    send_timeout_s: float = Field(5.0, gt=0)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_queues: int = Field(200, ge=1)
+
+
+class ThresholdConfig(_Model):
+    """Amber and red levels; `direction` says whether high or low values are bad."""
+
+    direction: Literal["high_bad", "low_bad"] = "high_bad"
+    warn: float | None = None
+    crit: float | None = None
+
+
+class TileConfig(_Model):
+    """One tile: a KPI, for a queue (or a channel, or the site), over a window."""
+
+    kpi: str
+    queue: str | None = None
+    channel: str | None = None
+    window: str | None = None
+    label: str | None = None
+    thresholds: ThresholdConfig | None = None
+
+    @model_validator(mode="after")
+    def _kpi_and_window(self) -> TileConfig:
+        if self.kpi in LIVE_KPIS:
+            if self.window not in (None, "live"):
+                raise ValueError(f"kpi {self.kpi!r} is live; it takes no window")
+            self.window = "live"
+        elif self.kpi in WINDOW_KPIS:
+            self.window = self.window or "today"
+            if self.window not in WINDOW_NAMES:
+                raise ValueError(f"window must be one of {', '.join(WINDOW_NAMES)}")
+        else:
+            known = ", ".join(sorted(KPI_FORMATS))
+            raise ValueError(f"unknown kpi {self.kpi!r}; known: {known}")
+        if self.queue and self.channel:
+            raise ValueError("give either queue or channel, not both")
+        return self
+
+
+class BoardConfig(_Model):
+    """A board: a titled grid of tiles."""
+
+    title: str | None = None
+    columns: int = Field(4, ge=1, le=12)
+    tiles: list[TileConfig] = Field(min_length=1)
+
+
+class Settings(_Model):
+    """The whole validated configuration (sources are validated by their own models later)."""
+
+    site: SiteConfig = SiteConfig()
+    server: ServerConfig = ServerConfig()
+    queues: dict[str, QueueConfig] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    boards: dict[str, BoardConfig] = {}
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Settings:
+        for name, raw in self.sources.items():
+            if not isinstance(raw.get("type"), str):
+                raise ValueError(f"sources.{name}.type is required")
+        for board_id, board in self.boards.items():
+            for i, tile in enumerate(board.tiles):
+                if tile.queue and tile.queue not in self.queues:
+                    known = ", ".join(self.queues) or "none"
+                    raise ValueError(f"boards.{board_id}.tiles[{i}].queue: unknown queue "
+                                     f"{tile.queue!r}; known: {known}")
+        return self
+
+
+DEMO_CONFIG: dict[str, Any] = {
+    "site": {"name": "Demo contact center", "timezone": "UTC", "locale": "en"},
+    "queues": {
+        "sales": {"label": "Sales", "channel": "voice"},
+        "support": {"label": "Support", "channel": "voice"},
+        "chat": {"label": "Chat", "channel": "chat", "service_level": {"threshold_s": 60}},
+        "email": {
+            "label": "Email",
+            "channel": "email",
+            "service_level": {"threshold_s": 3600, "short_abandon_s": 0},
+        },
+    },
+    "sources": {"demo": {"type": "simulator"}},
+}
+
+
+def _substitute(node: Any, path: str, problems: list[str], where: str) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string, collecting unset variables."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), problems, where)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{path}[{i}]", problems, where) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def repl(match: re.Match[str]) -> str:
+        value = os.environ.get(match.group(1))
+        if value is None:
+            if match.group(2) is None:
+                problems.append(
+                    f"{where}: {path}: environment variable {match.group(1)} is not set")
+                return ""
+            return match.group(2)
+        return value
+
+    return _ENV.sub(repl, node)
+
+
+def format_validation_error(where: str, error: ValidationError, prefix: str = "") -> list[str]:
+    """Turn pydantic errors into 'file: key.path: message' lines."""
+    lines = []
+    for item in error.errors():
+        parts = [prefix] if prefix else []
+        for loc in item["loc"]:
+            if isinstance(loc, int):
+                parts[-1:] = [f"{parts[-1]}[{loc}]"] if parts else [f"[{loc}]"]
+            else:
+                parts.append(str(loc))
+        message = item["msg"].removeprefix("Value error, ")
+        # Cross-reference checks carry their own key path in the message.
+        lines.append(f"{where}: {'.'.join(parts)}: {message}" if parts else f"{where}: {message}")
+    return lines
+
+
+def parse_settings(raw: Any, where: str = "<config>") -> Settings:
+    """Validate an already-loaded mapping into Settings, raising ConfigError."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: <top>: must be a mapping of sections"])
+    problems: list[str] = []
+    raw = _substitute(raw, "", problems, where)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(where, exc)) from None
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load the YAML file at `path`, or the embedded demo configuration when None."""
+    if path is None:
+        return parse_settings(DEMO_CONFIG, "<demo>")
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{where}: invalid YAML{at}: {getattr(exc, 'problem', exc)}"]) from None
+    return parse_settings(raw, where)

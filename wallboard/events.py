@@ -1,0 +1,228 @@
+"""The canonical event model: the one contract between sources and the core."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+CHANNELS = frozenset({"voice", "chat", "email", "messaging", "social", "video", "ticket", "other"})
+AGENT_STATES = ("available", "busy", "wrapup", "away", "offline")
+SURVEY_KINDS = frozenset({"csat", "nps", "ces"})
+
+CONTACT_QUEUED = "contact.queued"
+CONTACT_ANSWERED = "contact.answered"
+CONTACT_ABANDONED = "contact.abandoned"
+CONTACT_ENDED = "contact.ended"
+AGENT_STATE = "agent.state"
+TICKET_CREATED = "ticket.created"
+TICKET_FIRST_RESPONSE = "ticket.first_response"
+TICKET_RESOLVED = "ticket.resolved"
+TICKET_REOPENED = "ticket.reopened"
+TICKET_SLA_BREACHED = "ticket.sla_breached"
+SURVEY_RESPONSE = "survey.response"
+QUEUE_SNAPSHOT = "queue.snapshot"
+
+# Per type: extra fields as (name, kind, required). Kinds: str, num (>= 0), score, list, counts.
+_NUM, _STR, _SCORE, _LIST, _COUNTS = "num", "str", "score", "list", "counts"
+_TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    CONTACT_QUEUED: (),
+    CONTACT_ANSWERED: (("wait_s", _NUM, False),),
+    CONTACT_ABANDONED: (("wait_s", _NUM, False),),
+    CONTACT_ENDED: (("talk_s", _NUM, False), ("hold_s", _NUM, False), ("wrap_s", _NUM, False)),
+    AGENT_STATE: (("state", _STR, True), ("reason", _STR, False), ("queues", _LIST, False)),
+    TICKET_CREATED: (("due_ts", _NUM, False),),
+    TICKET_FIRST_RESPONSE: (),
+    TICKET_RESOLVED: (),
+    TICKET_REOPENED: (),
+    TICKET_SLA_BREACHED: (("metric", _STR, False),),
+    SURVEY_RESPONSE: (
+        ("kind", _STR, True),
+        ("score", _SCORE, True),
+        ("scale_min", _SCORE, False),
+        ("scale_max", _SCORE, False),
+    ),
+    QUEUE_SNAPSHOT: (
+        ("waiting", _NUM, True),
+        ("oldest_wait_s", _NUM, False),
+        ("agents", _COUNTS, False),
+    ),
+}
+EVENT_TYPES = frozenset(_TYPE_FIELDS)
+# Events that must say which queue they belong to.
+_NEEDS_QUEUE = frozenset(
+    {CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED, QUEUE_SNAPSHOT}
+)
+_NEEDS_CONTACT = frozenset(
+    {CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED}
+    | {TICKET_CREATED, TICKET_FIRST_RESPONSE, TICKET_RESOLVED, TICKET_REOPENED}
+    | {TICKET_SLA_BREACHED}
+)
+_COMMON_STR = ("id", "queue", "contact_id", "agent", "team")
+_KNOWN_KEYS = frozenset(
+    {"type", "ts", "source", "channel", "priority", *_COMMON_STR}
+    | {name for spec in _TYPE_FIELDS.values() for name, _, _ in spec}
+)
+_DEFAULT_SCALES = {"csat": (1.0, 5.0), "nps": (0.0, 10.0), "ces": (1.0, 7.0)}
+
+
+class EventError(ValueError):
+    """An event failed validation; `field` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, message: str, code: str = "bad_value") -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.code = code
+
+
+@dataclass(slots=True)
+class Event:
+    """One canonical event; only the fields of its type are set."""
+
+    type: str
+    ts: float
+    id: str | None = None
+    source: str | None = None
+    queue: str | None = None
+    channel: str | None = None
+    contact_id: str | None = None
+    agent: str | None = None
+    team: str | None = None
+    priority: int | None = None
+    wait_s: float | None = None
+    talk_s: float | None = None
+    hold_s: float | None = None
+    wrap_s: float | None = None
+    state: str | None = None
+    reason: str | None = None
+    queues: list[str] | None = None
+    due_ts: float | None = None
+    metric: str | None = None
+    kind: str | None = None
+    score: float | None = None
+    scale_min: float | None = None
+    scale_max: float | None = None
+    waiting: float | None = None
+    oldest_wait_s: float | None = None
+    agents: dict[str, int] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as a JSON-ready dict without unset fields."""
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+def parse_ts(value: Any, field: str = "ts") -> float:
+    """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
+    if isinstance(value, bool):
+        raise EventError(field, "must be RFC 3339 text or epoch seconds, not a boolean")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise EventError(field, "epoch seconds must be a finite, non-negative number")
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise EventError(field, f"not an RFC 3339 timestamp: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise EventError(field, "RFC 3339 timestamp needs a UTC offset or 'Z'")
+        return parsed.timestamp()
+    raise EventError(field, "must be RFC 3339 text or epoch seconds")
+
+
+def _number(value: Any, field: str, minimum: float | None = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventError(field, "must be a number")
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise EventError(field, "must be a finite number >= 0")
+    return float(value)
+
+
+def _text(value: Any, field: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # numeric ids from PBXs and helpdesks are common
+    raise EventError(field, "must be a non-empty string")
+
+
+def _extra(kind: str, value: Any, field: str) -> Any:
+    if kind == _NUM:
+        return _number(value, field)
+    if kind == _SCORE:
+        return _number(value, field, minimum=None)
+    if kind == _STR:
+        return _text(value, field)
+    if kind == _LIST:
+        if not isinstance(value, list):
+            raise EventError(field, "must be a list of strings")
+        return [_text(v, f"{field}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, dict):
+        raise EventError(field, "must be an object of counts")
+    return {str(k): int(_number(v, f"{field}.{k}")) for k, v in value.items()}
+
+
+def parse_event(raw: Any, source: str | None = None) -> Event:
+    """Validate a decoded JSON object and build an Event, raising EventError with a field path."""
+    if not isinstance(raw, dict):
+        raise EventError("<event>", "must be a JSON object", "malformed")
+    etype = raw.get("type")
+    spec = _TYPE_FIELDS.get(etype) if isinstance(etype, str) else None
+    if spec is None:
+        if etype is None:
+            raise EventError("type", "is required", "missing_field")
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise EventError("type", f"unknown event type {etype!r}; known: {known}", "unknown_type")
+    if "ts" not in raw:
+        raise EventError("ts", "is required", "missing_field")
+    event = Event(type=etype, ts=parse_ts(raw["ts"]), source=source)
+    for name in _COMMON_STR:
+        value = raw.get(name)
+        if value is not None:
+            setattr(event, name, _text(value, name))
+    channel = raw.get("channel")
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise EventError("channel", f"must be one of {', '.join(sorted(CHANNELS))}")
+        event.channel = channel
+    priority = raw.get("priority")
+    if priority is not None:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise EventError("priority", "must be an integer")
+        event.priority = priority
+    for name, kind, required in spec:
+        value = raw.get(name)
+        if value is None:
+            if required:
+                raise EventError(name, f"is required for {etype}", "missing_field")
+            continue
+        setattr(event, name, _extra(kind, value, name))
+    if etype in _NEEDS_QUEUE and event.queue is None:
+        raise EventError("queue", f"is required for {etype}", "missing_field")
+    if etype in _NEEDS_CONTACT and event.contact_id is None:
+        raise EventError("contact_id", f"is required for {etype}", "missing_field")
+    if etype == AGENT_STATE:
+        if event.agent is None:
+            raise EventError("agent", "is required for agent.state", "missing_field")
+        if event.state not in AGENT_STATES:
+            raise EventError("state", f"must be one of {', '.join(AGENT_STATES)}")
+    elif etype == SURVEY_RESPONSE:
+        _check_survey(event)
+    if len(raw) > len(_KNOWN_KEYS) or not _KNOWN_KEYS.issuperset(raw):
+        unknown = sorted(set(raw) - _KNOWN_KEYS)
+        raise EventError(unknown[0], "unknown field", "unknown_field")
+    return event
+
+
+def _check_survey(event: Event) -> None:
+    if event.kind not in SURVEY_KINDS:
+        raise EventError("kind", f"must be one of {', '.join(sorted(SURVEY_KINDS))}")
+    low, high = _DEFAULT_SCALES[event.kind]
+    event.scale_min = low if event.scale_min is None else event.scale_min
+    event.scale_max = high if event.scale_max is None else event.scale_max
+    if event.scale_max <= event.scale_min:
+        raise EventError("scale_max", "must be greater than scale_min")
+    if not event.scale_min <= (event.score or 0.0) <= event.scale_max:
+        raise EventError("score", f"must lie within {event.scale_min:g}..{event.scale_max:g}")

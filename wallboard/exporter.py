@@ -1,0 +1,164 @@
+"""Prometheus collector: a stateless translator of live state into metric families."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from wallboard import __version__
+from wallboard import counters as c
+from wallboard.aggregate import UNASSIGNED, Aggregator
+from wallboard.events import AGENT_STATES
+from wallboard.kpis import SL_VARIANT
+from wallboard.pipeline import Pipeline
+from wallboard.sources import UP, SourceRunner
+from wallboard.windows import WINDOW_NAMES
+
+# Windowed KPIs exported as gauges: (metric suffix, KPI name, help).
+_WINDOW_GAUGES = (
+    ("service_level_ratio", "service_level", "Service level in the window (0-1)"),
+    ("abandon_ratio", "abandon_rate", "Abandoned after the short-abandon threshold / completed"),
+    ("asa_seconds", "asa_s", "Average speed of answer in the window"),
+    ("aht_seconds", "aht_s", "Average handle time (talk + hold + wrap) in the window"),
+    ("csat_ratio", "csat", "CSAT top-2-box share in the window"),
+)
+
+
+class WallboardCollector:
+    """Yields fresh metric families from the aggregator, pipeline, sources and hub each scrape."""
+
+    def __init__(self, aggregator: Aggregator, pipeline: Pipeline,
+                 runners: dict[str, SourceRunner], tree: Callable[[], dict[str, Any]],
+                 clients: Callable[[], int], dropped: Callable[[], int]) -> None:
+        self.aggregator = aggregator
+        self.pipeline = pipeline
+        self.runners = runners
+        self.tree = tree
+        self.clients = clients
+        self.dropped = dropped
+
+    def collect(self) -> Iterator[Metric]:
+        """Read memory only: this runs on the event loop."""
+        yield from self._info()
+        tree = self.tree()
+        yield from self._live(tree)
+        yield from self._counters()
+        yield from self._windows(tree)
+        yield from self._sources()
+        yield from self._pipeline()
+
+    def _info(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("wallboard_build_info", "Build information",
+                                 labels=["version", "sl_variant"])
+        info.add_metric([__version__, SL_VARIANT], 1)
+        yield info
+
+    def _live(self, tree: dict[str, Any]) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily("wallboard_queue_contacts_waiting",
+                                    "Contacts waiting in the queue now",
+                                    labels=["queue", "channel"])
+        oldest = GaugeMetricFamily("wallboard_queue_oldest_contact_age_seconds",
+                                   "Wait of the longest-waiting contact now (0 when empty)",
+                                   labels=["queue", "channel"])
+        agents = GaugeMetricFamily("wallboard_agents", "Agents serving the queue, by state",
+                                   labels=["queue", "state"])
+        tickets = GaugeMetricFamily("wallboard_tickets_open", "Open tickets (backlog)",
+                                    labels=["queue"])
+        for name, block in tree.get("queues", {}).items():
+            live, channel = block["live"], block["channel"]
+            waiting.add_metric([name, channel], live["waiting"])
+            oldest.add_metric([name, channel], live["oldest_wait_s"])
+            for state in AGENT_STATES:
+                agents.add_metric([name, state], live[f"agents_{state}"])
+            tickets.add_metric([name], live["tickets_open"])
+        yield from (waiting, oldest, agents, tickets)
+
+    def _counters(self) -> Iterator[Metric]:
+        labels = ["queue", "channel"]
+        offered = CounterMetricFamily("wallboard_contacts_offered", "Contacts queued",
+                                      labels=labels)
+        answered = CounterMetricFamily("wallboard_contacts_answered", "Contacts answered",
+                                       labels=labels)
+        abandoned = CounterMetricFamily("wallboard_contacts_abandoned", "Contacts abandoned",
+                                        labels=[*labels, "short"])
+        handled = CounterMetricFamily("wallboard_contacts_handled", "Contacts ended after handling",
+                                      labels=labels)
+        handle = CounterMetricFamily("wallboard_handle_seconds", "Talk + hold + wrap time",
+                                     labels=labels)
+        surveys = CounterMetricFamily("wallboard_survey_responses", "Survey responses",
+                                      labels=["queue", "kind"])
+        hist = HistogramMetricFamily("wallboard_queue_wait_seconds",
+                                     "Queue wait of contacts that left the queue",
+                                     labels=[*labels, "outcome"])
+        layout = self.aggregator.layout
+        edges = [f"{edge:g}" for edge in layout.edges] + ["+Inf"]
+        for leaf in self.aggregator.leaves.values():
+            v = leaf.lifetime
+            key = [leaf.queue or "none", leaf.channel]
+            offered.add_metric(key, v[c.OFFERED])
+            answered.add_metric(key, v[c.ANSWERED])
+            abandoned.add_metric([*key, "true"], v[c.ABANDONED_SHORT])
+            abandoned.add_metric([*key, "false"], v[c.ABANDONED] - v[c.ABANDONED_SHORT])
+            handled.add_metric(key, v[c.HANDLED])
+            handle.add_metric(key, v[c.HANDLE_SUM])
+            for kind, index in (("csat", c.CSAT_N), ("nps", c.NPS_N), ("ces", c.CES_N)):
+                surveys.add_metric([key[0], kind], v[index])
+            if leaf.queue == UNASSIGNED:
+                continue
+            for outcome, base, total in (("answered", layout.answered_hist, c.WAIT_ANSWERED_SUM),
+                                         ("abandoned", layout.abandoned_hist,
+                                          c.WAIT_ABANDONED_SUM)):
+                buckets = list(zip(edges, layout.cumulative(v, base), strict=True))
+                hist.add_metric([*key, outcome], buckets, v[total])
+        yield from (offered, answered, abandoned, handled, handle, surveys, hist)
+
+    def _windows(self, tree: dict[str, Any]) -> Iterator[Metric]:
+        for suffix, kpi, text in _WINDOW_GAUGES:
+            extra = ["variant"] if kpi == "service_level" else []
+            family = GaugeMetricFamily(f"wallboard_window_{suffix}", text,
+                                       labels=["queue", "window", *extra])
+            for name, block in tree.get("queues", {}).items():
+                for window in WINDOW_NAMES:
+                    value = block[window][kpi]
+                    if value is not None:  # no data is absent, not zero
+                        family.add_metric([name, window, *([SL_VARIANT] if extra else [])], value)
+            yield family
+
+    def _sources(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("wallboard_source_up", "1 when the source is connected and fresh",
+                               labels=["source"])
+        last = GaugeMetricFamily("wallboard_source_last_event_timestamp_seconds",
+                                 "When the source last delivered an event", labels=["source"])
+        for name, runner in self.runners.items():
+            up.add_metric([name], 1.0 if runner.status.status == UP else 0.0)
+            if runner.status.last_event_ts is not None:
+                last.add_metric([name], runner.status.last_event_ts)
+        yield from (up, last)
+
+    def _pipeline(self) -> Iterator[Metric]:
+        accepted = CounterMetricFamily("wallboard_events_accepted", "Events accepted",
+                                       labels=["source"])
+        for source, count in self.pipeline.accepted.items():
+            accepted.add_metric([source], count)
+        rejected = CounterMetricFamily("wallboard_events_rejected", "Events refused, by reason",
+                                       labels=["reason"])
+        for reason in sorted({"malformed", "missing_field", "bad_value", *self.pipeline.rejected}):
+            rejected.add_metric([reason], self.pipeline.rejected.get(reason, 0))
+        duplicate = CounterMetricFamily("wallboard_events_duplicate", "Events seen before (by id)")
+        duplicate.add_metric([], self.pipeline.duplicates)
+        late = CounterMetricFamily("wallboard_events_late",
+                                   "Events older than every window they belong to")
+        late.add_metric([], self.pipeline.late)
+        clients = GaugeMetricFamily("wallboard_websocket_clients", "Connected websocket clients")
+        clients.add_metric([], self.clients())
+        dropped = CounterMetricFamily("wallboard_websocket_clients_dropped",
+                                      "Websocket clients closed for staying behind")
+        dropped.add_metric([], self.dropped())
+        yield from (accepted, rejected, duplicate, late, clients, dropped)

@@ -1,0 +1,168 @@
+"""The hub: latest snapshot, versioned deltas, and fan-out through per-client outboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+_RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts into dotted keys."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+class Client:
+    """One websocket client: an outbox holding at most one message, and its sender task."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, board: str,
+                 transport: asyncio.BaseTransport | None) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.transport = transport
+        self.board = board
+        self.pending: Any = _RESYNC
+        self.wake = asyncio.Event()
+        self.wake.set()
+        self.coalesced = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, message: str) -> None:
+        """Queue a delta; a client still busy with the previous one gets a snapshot instead."""
+        if self.pending is None:
+            self.pending = message
+        else:
+            self.pending = _RESYNC
+            self.coalesced += 1
+        self.wake.set()
+
+    def resync(self) -> None:
+        """Ask for a full snapshot (after a sequence gap on the client)."""
+        self.pending = _RESYNC
+        self.wake.set()
+
+    async def send_loop(self) -> None:
+        """Send whatever is pending; a send that stalls past the timeout closes the client."""
+        timeout = self.hub.send_timeout_s
+        while not self.ws.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            message, self.pending = self.pending, None
+            if message is None:
+                continue
+            if message is _RESYNC:
+                message = self.hub.snapshot_message()
+            try:
+                await asyncio.wait_for(self.ws.send_str(message), timeout)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                self.hub.dropped += 1
+                log.info("closing websocket client that stayed behind (board %s)", self.board)
+                # Closing politely would wait on the same stalled socket: cut it instead.
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+
+
+class Hub:
+    """Builds snapshots at most once per push interval and fans deltas out to clients."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]], push_interval_s: float = 0.2,
+                 refresh_s: float = 1.0, send_timeout_s: float = 5.0) -> None:
+        self.build = build
+        self.push_interval_s = push_interval_s
+        self.refresh_s = refresh_s
+        self.send_timeout_s = send_timeout_s
+        self.seq = 0
+        self.tree: dict[str, Any] = {}
+        self.flat: dict[str, Any] = {}
+        self.clients: set[Client] = set()
+        self.dropped = 0
+        self._snapshot_cache: tuple[int, str] | None = None
+        self._last_flush = 0.0
+        self._scheduled: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def mark_dirty(self) -> None:
+        """Something changed: flush now, or when the push interval allows."""
+        if self._scheduled is not None or self._loop is None:
+            return
+        delay = max(0.0, self._last_flush + self.push_interval_s - time.monotonic())
+        self._scheduled = self._loop.call_later(delay, self.flush)
+
+    def flush(self) -> None:
+        """Rebuild the snapshot, publish the delta (if any) to every client."""
+        self._scheduled = None
+        self._last_flush = time.monotonic()
+        tree = self.build()
+        flat = flatten(tree)
+        previous = self.flat
+        changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
+        removed = [k for k in previous if k not in flat]
+        self.tree, self.flat = tree, flat
+        if not changes and not removed and self.seq:
+            return
+        self.seq += 1
+        message = orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
+                                "removed": removed}).decode()
+        for client in self.clients:
+            client.offer(message)
+
+    def current(self) -> dict[str, Any]:
+        """The latest snapshot, with any pending change flushed first."""
+        if self._scheduled is not None or not self.seq:
+            self.stop()
+            self.flush()
+        return self.tree
+
+    def snapshot_message(self) -> str:
+        """The full state as one message, encoded once per sequence number."""
+        cached = self._snapshot_cache
+        if cached is None or cached[0] != self.seq:
+            text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": self.flat}).decode()
+            cached = self._snapshot_cache = (self.seq, text)
+        return cached[1]
+
+    async def run(self) -> None:
+        """Refresh once per second so time-based values (longest wait, clock) stay live."""
+        self._loop = asyncio.get_running_loop()
+        self.flush()
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            if self._scheduled is None:
+                self.flush()
+
+    def stop(self) -> None:
+        """Cancel a pending flush."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+
+    def add(self, client: Client) -> None:
+        """Register a client and start its sender."""
+        self.clients.add(client)
+        client.task = asyncio.create_task(client.send_loop())
+
+    async def remove(self, client: Client) -> None:
+        """Unregister a client and stop its sender."""
+        self.clients.discard(client)
+        if client.task is not None:
+            client.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.task

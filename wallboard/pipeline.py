@@ -1,0 +1,66 @@
+"""Ingest: validation, de-duplication and folding, with counts of what was refused and why."""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from wallboard.aggregate import Aggregator, QueueLimitError
+from wallboard.events import Event, EventError, parse_event
+
+ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
+
+
+class Pipeline:
+    """The one entry point for events: sources and webhooks call `ingest`."""
+
+    def __init__(self, aggregator: Aggregator, on_change: Callable[[], None] = lambda: None,
+                 dedupe_size: int = 200_000) -> None:
+        self.aggregator = aggregator
+        self.on_change = on_change
+        self.dedupe_size = dedupe_size
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.accepted: Counter[str] = Counter()  # by source
+        self.rejected: Counter[str] = Counter()  # by reason
+        self.duplicates = 0
+        self.late = 0
+
+    def reject(self, reason: str) -> None:
+        """Count an event refused before it became an Event (bad JSON, bad field)."""
+        self.rejected[reason] += 1
+
+    def parse(self, raw: Any, source: str) -> Event:
+        """Validate a decoded object; a failure is counted under its error code and re-raised."""
+        try:
+            return parse_event(raw, source)
+        except EventError as exc:
+            self.rejected[exc.code] += 1
+            raise
+
+    def ingest(self, event: Event) -> str:
+        """Fold one valid event; returns accepted, duplicate or late."""
+        if event.id is not None:
+            key = f"{event.source}\x1f{event.id}"
+            if key in self._seen:
+                self.duplicates += 1
+                return DUPLICATE
+            self._seen[key] = None
+            if len(self._seen) > self.dedupe_size:
+                self._seen.popitem(last=False)
+        try:
+            counted = self.aggregator.fold(event)
+        except QueueLimitError as exc:
+            self.rejected["queue_limit"] += 1
+            raise EventError("queue", f"queue {exc} would exceed server.max_queues",
+                             "queue_limit") from None
+        self.accepted[event.source or ""] += 1
+        self.on_change()
+        if not counted:
+            self.late += 1
+            return LATE
+        return ACCEPTED
+
+    def ingest_raw(self, raw: Any, source: str) -> str:
+        """Validate and fold one decoded object; raises EventError when invalid."""
+        return self.ingest(self.parse(raw, source))

@@ -1,0 +1,1 @@
+"""Templates and static files of the TV board, shipped inside the wheel."""
