@@ -19,7 +19,15 @@ def make_plugin_manager() -> pluggy.PluginManager:
     """Build a plugin manager with every plugin of the `wallboard` entry-point group."""
     pm = pluggy.PluginManager("wallboard")
     pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if pm.get_plugin(ep.name) is not None:
+            continue  # the same distribution seen twice on sys.path
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise ConfigError([f"plugin {ep.name} ({ep.value}) failed to load: "
+                               f"{type(exc).__name__}: {exc}"]) from exc
+        pm.register(plugin, name=ep.name)
     pm.check_pending()
     return pm
 
@@ -76,20 +84,14 @@ def build_sources(settings: Settings, registry: SourceRegistry,
 
 def plugin_info(pm: pluggy.PluginManager, registry: SourceRegistry) -> list[dict]:
     """Plugins with their distribution version, hooks and source types."""
-    dists = {plugin: dist for plugin, dist in pm.list_plugin_distinfo()}
+    versions = {ep.name: ep.dist.version if ep.dist else None
+                for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
     out = []
     for plugin in pm.get_plugins():
         name = plugin_name(pm, plugin)
-        dist = dists.get(plugin)
-        version = dist.version if dist else None
-        if dist is None:
-            try:
-                version = importlib.metadata.version(name)
-            except importlib.metadata.PackageNotFoundError:
-                version = None
         out.append({
             "name": name,
-            "version": version,
+            "version": versions.get(name),
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or ()),
             "source_types": sorted(t for t, p in registry.providers.items() if p == name),
         })

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+import socket
 from pathlib import Path
 
 import jinja2
@@ -17,6 +18,7 @@ from wallboard import appkeys as keys
 from wallboard.boards import text_direction
 from wallboard.hub import Client
 
+SEND_BUFFER_BYTES = 128 * 1024
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 STATIC_DIR = Path(str(importlib.resources.files("wallboard_web") / "static"))
 
@@ -68,6 +70,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[keys.SETTINGS]
     ws = web.WebSocketResponse(heartbeat=settings.server.heartbeat_s, max_msg_size=65536)
     await ws.prepare(request)
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        # A bounded kernel buffer per TV: a client that stops reading blocks our sender soon,
+        # and is cut after send_timeout_s instead of holding megabytes of stale updates.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = request.app[keys.HUB]
     client = Client(hub, ws, board, request.transport)
     hub.add(client)

@@ -1,0 +1,143 @@
+"""Bad input gets a clear error naming the place, is counted, and nothing else is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import base_config, now
+
+
+def rejected_by_reason(metrics_text: str) -> dict[str, float]:
+    """wallboard_events_rejected_total by reason."""
+    return {s.labels["reason"]: s.value
+            for f in text_string_to_metric_families(metrics_text)
+            for s in f.samples if s.name == "wallboard_events_rejected_total"}
+
+
+async def test_malformed_event_gets_400_with_field_path_and_is_counted(live_server) -> None:
+    live = await live_server(base_config())
+    good = {"type": "contact.queued", "id": "g1", "ts": now(), "queue": "sales",
+            "contact_id": "c1"}
+    bad_state = {"type": "agent.state", "id": "b1", "ts": now(), "agent": "a1",
+                 "state": "sleeping"}
+    bad_ts = {"type": "contact.queued", "id": "b2", "ts": "yesterday", "queue": "sales",
+              "contact_id": "c2"}
+    no_queue = {"type": "contact.answered", "id": "b3", "ts": now(), "contact_id": "c3"}
+    status, body = await live.post([good, bad_state, bad_ts, no_queue])
+    assert status == 400
+    assert body["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+        (1, "state"), (2, "ts"), (3, "queue")]
+    assert "sleeping" not in body["rejected"][0]["error"]
+    assert "available" in body["rejected"][0]["error"]
+    _, text = await live.get_text("/metrics")
+    counts = rejected_by_reason(text)
+    assert counts["bad_value"] == 2 and counts["missing_field"] == 1
+    # The good event in the same batch was kept and the server keeps serving.
+    api = await live.get_json("/api/snapshot")
+    assert api["queues"]["sales"]["live"]["waiting"] == 1
+    assert (await live.get_json("/healthz"))["status"] == "ok"
+
+
+async def test_body_that_is_not_json_is_refused_and_counted(live_server) -> None:
+    live = await live_server(base_config())
+    status, body = await live.post(None, raw=b'{"type": "contact.queued",\n{oops')
+    assert status == 400 and "line 1" in body["error"]
+    _, text = await live.get_text("/metrics")
+    assert rejected_by_reason(text)["malformed"] == 1
+
+
+async def test_ndjson_lines_are_reported_by_line_number(live_server) -> None:
+    live = await live_server(base_config())
+    t = now()
+    lines = (f'{{"type":"contact.queued","id":"n1","ts":{t},"queue":"sales","contact_id":"a"}}\n'
+             f'{{"type":"contact.queued","id":"n2","ts":{t},"queue":"sales"}}\n')
+    status, body = await live.post(None, raw=lines.encode(), content_type="application/x-ndjson")
+    assert status == 400
+    assert body["accepted"] == 1
+    assert body["rejected"] == [{"line": 2, "field": "contact_id",
+                                 "error": "is required for contact.queued"}]
+
+
+async def test_wrong_token_is_401_and_counted(live_server) -> None:
+    live = await live_server(base_config())
+    status, body = await live.post({"type": "contact.queued"}, token="wrong-token-xyz")
+    assert status == 401 and "token" in body["error"]
+    _, text = await live.get_text("/metrics")
+    assert rejected_by_reason(text)["unauthorized"] == 1
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the wallboard CLI as a user would."""
+    return subprocess.run([sys.executable, "-m", "wallboard", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_config_names_file_and_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("site: {timezone: Mars/Olympus}\n"
+                      "queues:\n  sales: {service_level: {threshold_s: -3}}\n"
+                      "server: {port: 99999}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 2
+    err = result.stderr
+    assert f"{config}: site.timezone: unknown time zone 'Mars/Olympus'" in err
+    assert f"{config}: queues.sales.service_level.threshold_s:" in err
+    assert f"{config}: server.port:" in err
+
+
+def test_check_config_reports_unknown_source_type_with_known_ones(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("sources:\n  pbx: {type: asterisk_nope}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 2
+    assert "sources.pbx.type: unknown source type 'asterisk_nope'; known:" in result.stderr
+    assert "simulator" in result.stderr and "webhook" in result.stderr
+
+
+def test_check_config_validates_source_fields_and_env(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("sources:\n  hook: {type: webhook, token: '${WB_TEST_UNSET_TOKEN}'}\n"
+                      "  hook2: {type: webhook, token: abc, colour: red}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 2
+    assert "sources.hook.token: environment variable WB_TEST_UNSET_TOKEN is not set" in \
+        result.stderr
+
+
+def test_check_config_reports_source_model_errors(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("sources:\n  hook2: {type: webhook, token: abc, colour: red}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 2
+    assert "sources.hook2.token: String should have at least 8 characters" in result.stderr
+    assert "sources.hook2.colour: Extra inputs are not permitted" in result.stderr
+
+
+def test_check_config_rejects_invalid_yaml_and_tiles(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("queues: [\n")
+    result = run_cli("check-config", str(broken))
+    assert result.returncode == 2 and "invalid YAML at line" in result.stderr
+    tiles = tmp_path / "tiles.yaml"
+    tiles.write_text("queues: {sales: {}}\nboards:\n  main:\n    tiles:\n"
+                     "      - {kpi: waiting, queue: sales}\n      - {kpi: happiness}\n"
+                     "      - {kpi: waiting, queue: nope}\n")
+    result = run_cli("check-config", str(tiles))
+    assert result.returncode == 2
+    assert "boards.main.tiles[1]: unknown kpi 'happiness'" in result.stderr
+
+
+def test_check_config_accepts_a_valid_file_and_substitutes_env(tmp_path: Path) -> None:
+    config = tmp_path / "site.yaml"
+    config.write_text("sources:\n  hook: {type: webhook, token: '${WB_TEST_TOKEN}'}\n")
+    env_result = subprocess.run(
+        [sys.executable, "-m", "wallboard", "check-config", str(config)], capture_output=True,
+        text=True, timeout=60, env={**os.environ, "WB_TEST_TOKEN": "s3cret-token"})
+    assert env_result.returncode == 0, env_result.stderr
+    assert "OK" in env_result.stdout
