@@ -161,7 +161,7 @@ DEMO_CONFIG: dict[str, Any] = {
             "service_level": {"threshold_s": 3600, "short_abandon_s": 0},
         },
     },
-    "sources": {"demo": {"type": "simulator"}},
+    "sources": {"demo": {"type": "simulator", "warmup_s": 3600}},
 }
 
 

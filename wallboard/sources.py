@@ -130,7 +130,9 @@ class SourceRunner:
         if error is not None or status == UP:
             self.status.last_error = error
         # Log transitions only: a source that stays down does not flood the log.
-        if status == UP and previous in (DOWN, STALE):
+        if status == previous:
+            pass
+        elif status == UP and previous in (DOWN, STALE):
             log.info("source %s recovered", self.name)
         elif status == DOWN:
             log.warning("source %s down: %s", self.name, error)
@@ -176,7 +178,8 @@ class SourceRunner:
             except SourceError as exc:
                 error = str(exc) or type(exc).__name__
             except Exception as exc:  # a plugin bug must not take the others down
-                log.exception("source %s crashed", self.name)
                 error = f"{type(exc).__name__}: {exc}"
+                if self.status.last_error != error:
+                    log.exception("source %s crashed", self.name)
             self._set(DOWN, error)
             await asyncio.sleep(self.backoff.next_delay())

@@ -1,0 +1,17 @@
+"""Bundled simulator source: a seeded contact-center simulation for demos and tests."""
+
+from __future__ import annotations
+
+from wallboard import hookimpl
+from wallboard.sources import Source
+
+from .model import Simulation
+from .source import SimQueueConfig, SimulatorConfig, SimulatorSource
+
+__all__ = ["SimQueueConfig", "Simulation", "SimulatorConfig", "SimulatorSource"]
+
+
+@hookimpl
+def register_source_types() -> list[type[Source]]:
+    """Provide the `simulator` source type."""
+    return [SimulatorSource]

@@ -1,0 +1,83 @@
+"""The README's first command: the demo serves a live board, websocket and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port
+from tests.wsclient import BoardClient
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = {
+    "wallboard_queue_contacts_waiting", "wallboard_queue_oldest_contact_age_seconds",
+    "wallboard_agents", "wallboard_contacts_offered", "wallboard_contacts_answered",
+    "wallboard_contacts_abandoned", "wallboard_queue_wait_seconds",
+    "wallboard_window_service_level_ratio", "wallboard_source_up",
+    "wallboard_source_last_event_timestamp_seconds", "wallboard_websocket_clients",
+    "wallboard_events_rejected",
+}
+
+
+@pytest.fixture
+def demo() -> Iterator[tuple[str, float]]:
+    """`wallboard serve` with no config, as the README starts it, on a free port."""
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "wallboard", "serve", "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield f"127.0.0.1:{port}", started
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0 or proc.returncode == -15, out.decode()[-2000:]
+
+
+def test_readme_gives_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install . && .venv/bin/wallboard serve" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert test_command in readme
+
+
+async def test_demo_board_loads_within_5s_and_its_numbers_change(demo) -> None:
+    address, started = demo
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(f"http://{address}/board/overview") as resp:
+                    if resp.status == 200:
+                        page = await resp.text()
+                        break
+            except aiohttp.ClientConnectorError:
+                pass
+            assert time.monotonic() - started < 5, "demo board did not load within 5 s"
+            await asyncio.sleep(0.05)
+        assert "board-config" in page
+        async with BoardClient(f"ws://{address}/ws?board=overview") as board:
+            first = await board.receive()
+            assert first["type"] == "snapshot"
+            # The simulator warms up with the last 15 minutes: numbers are there at once.
+            ready = await board.wait_for(lambda s: s["sources.demo.status"] == "up"
+                                         and s["total.15m.offered"] > 0, timeout=5)
+            assert ready - started < 5
+            watched = ("total.today.offered", "total.live.waiting", "total.live.oldest_wait_s",
+                       "total.live.agents_available", "total.today.answered")
+            before = {k: board.state[k] for k in watched}
+            await board.wait_for(lambda s: any(s[k] != v for k, v in before.items()), timeout=20)
+        async with session.get(f"http://{address}/metrics") as resp:
+            text = await resp.text()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert names >= FAMILIES, FAMILIES - names
