@@ -141,3 +141,11 @@ def test_check_config_accepts_a_valid_file_and_substitutes_env(tmp_path: Path) -
         text=True, timeout=60, env={**os.environ, "WB_TEST_TOKEN": "s3cret-token"})
     assert env_result.returncode == 0, env_result.stderr
     assert "OK" in env_result.stdout
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "wallboard", "check-config", str(example)], capture_output=True,
+        text=True, timeout=60, env={**os.environ, "WALLBOARD_WEBHOOK_TOKEN": "example-token"})
+    assert result.returncode == 0, result.stderr

@@ -110,3 +110,26 @@ async def test_stalled_client_does_not_delay_the_others_and_is_dropped(live_serv
             await board.__aexit__(None, None, None)
     finally:
         stalled.close()
+
+
+async def test_client_asking_for_resync_gets_a_full_snapshot(live_server) -> None:
+    live = await live_server(base_config())
+    async with BoardClient(f"{live.ws_url}/ws?board=overview") as board:
+        first = await board.receive()
+        assert first["type"] == "snapshot" and "queues.sales.live.waiting" in first["data"]
+        assert board.conn is not None
+        await board.conn.send('{"type": "resync"}')
+        for _ in range(20):
+            if (await board.receive())["type"] == "snapshot":
+                break
+        else:
+            raise AssertionError("no snapshot after resync")
+        assert board.state["queues.sales.label"] == "Sales"
+
+
+async def test_unknown_board_is_404_for_page_and_websocket(live_server) -> None:
+    live = await live_server(base_config())
+    assert (await live.get_text("/board/nope"))[0] == 404
+    assert (await live.get_text("/ws?board=nope"))[0] == 404
+    status, page = await live.get_text("/")
+    assert status == 200 and "/board/overview" in page

@@ -25,8 +25,13 @@ def _serve(args: argparse.Namespace) -> int:
     where = args.config or "the embedded demo configuration"
     print(f"wallboard {__version__}: serving {where} on "
           f"http://{settings.server.host}:{settings.server.port}/", flush=True)
-    web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                access_log=None)
+    try:
+        web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
+                    access_log=None)
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.server.host}:{settings.server.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
     return 0
 
 
