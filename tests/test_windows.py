@@ -11,7 +11,14 @@ import pytest
 from wallboard.aggregate import Aggregator
 from wallboard.config import parse_settings
 from wallboard.events import parse_event
-from wallboard.windows import BUCKET_WIDTH_S, CalendarDay, RollingWindows, local_day_bounds
+from wallboard.snapshot import SnapshotBuilder
+from wallboard.windows import (
+    BUCKET_WIDTH_S,
+    CalendarPeriod,
+    RollingWindows,
+    day_bounds,
+    local_day_bounds,
+)
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 
@@ -67,19 +74,21 @@ def test_local_day_spans_23_and_25_hours_across_dst_in_jerusalem() -> None:
 
 def test_today_resets_at_local_midnight_and_refuses_yesterday() -> None:
     midnight = datetime(2026, 10, 26, 0, 0, tzinfo=JERUSALEM).timestamp()
-    day = CalendarDay(1, JERUSALEM, midnight - 60)
+    day = CalendarPeriod(1, day_bounds(JERUSALEM), midnight - 60)
     assert day.add(midnight - 30, [(0, 1.0)])
     day.advance(midnight + 1)
-    assert day.totals == [0.0]
-    assert not day.add(midnight - 1, [(0, 1.0)])  # just before midnight: yesterday
+    assert day.totals == [0.0] and day.prev_totals == [1.0]
+    assert day.add(midnight - 1, [(0, 1.0)])  # just before midnight: a late one for yesterday
     assert day.add(midnight, [(0, 1.0)])  # exactly midnight: today
-    assert day.totals == [1.0]
+    assert day.totals == [1.0] and day.prev_totals == [2.0]
+    assert not day.add(midnight - 25 * 3600 - 1, [(0, 1.0)])  # the day before yesterday
 
 
 def test_aggregator_today_counts_events_either_side_of_local_midnight() -> None:
     midnight = datetime(2026, 10, 26, 0, 0, tzinfo=JERUSALEM).timestamp()
     clock = [midnight - 120]
     settings = parse_settings({"site": {"timezone": "Asia/Jerusalem"},
+                               "windows": ["15m", "today", "yesterday"],
                                "queues": {"sales": {}}})
     agg = Aggregator(settings, clock=lambda: clock[0])
     for i, ts in enumerate([midnight - 90, midnight - 1]):
@@ -88,10 +97,10 @@ def test_aggregator_today_counts_events_either_side_of_local_midnight() -> None:
     clock[0] = midnight + 5
     agg.fold(parse_event({"type": "contact.queued", "id": "b", "ts": midnight + 2,
                           "queue": "sales", "contact_id": "b"}))
-    snap = agg.snapshot()
+    snap = SnapshotBuilder(agg).build()
     assert snap["queues"]["sales"]["today"]["offered"] == 1
+    assert snap["queues"]["sales"]["yesterday"]["offered"] == 2
     assert snap["queues"]["sales"]["15m"]["offered"] == 3
-    assert snap["meta"]["today_start"] == midnight
 
 
 def test_memory_per_queue_does_not_grow_with_events() -> None:
@@ -108,7 +117,8 @@ def test_memory_per_queue_does_not_grow_with_events() -> None:
             agg.fold(parse_event({"type": "contact.answered", "id": f"a{i}", "ts": clock[0],
                                   "queue": "sales", "contact_id": cid, "wait_s": 3}))
         leaf = next(iter(agg.leaves.values()))
-        return sum(1 for b in leaf.rolling.slots if b is not None) + len(
+        ring = leaf.windows.rings[0]
+        return sum(1 for b in ring.slots if b is not None) + len(
             agg.state.queue("sales").waiting)
 
     small = run(5_000, 0)

@@ -1,22 +1,28 @@
-"""Folding events into live state and windows per queue and channel; building snapshots."""
+"""Folding events into live state and windows per queue, channel and agent."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable
+from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 from wallboard import counters as c
 from wallboard import events as ev
 from wallboard.config import QueueConfig, Settings
-from wallboard.counters import Layout, add_into
+from wallboard.counters import Layout
 from wallboard.events import Event
-from wallboard.kpis import SL_VARIANT, window_kpis
-from wallboard.state import LiveState
-from wallboard.windows import WINDOW_NAMES, CalendarDay, RollingWindows
+from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
+from wallboard.sketch import bin_of
+from wallboard.state import LiveState, StaleTransition, Waiting
+from wallboard.tickets import fold_ticket
+from wallboard.windows import SketchDeltas, WindowSet, WindowSpec, parse_window
 
 Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
+_SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
 
 class QueueLimitError(Exception):
@@ -24,57 +30,38 @@ class QueueLimitError(Exception):
 
 
 class Leaf:
-    """Windows for one (queue, channel) pair."""
+    """Windows for one (queue, channel) pair, with the queue's service-level settings."""
 
-    __slots__ = ("channel", "lifetime", "queue", "rolling", "short_abandon_s", "sl_threshold_s",
-                 "today")
+    __slots__ = ("channel", "legal", "queue", "short_s", "threshold_s", "variant", "windows")
 
-    def __init__(self, queue: str, channel: str, cfg: QueueConfig, layout: Layout,
-                 tz: ZoneInfo, now: float) -> None:
-        self.queue = queue
-        self.channel = channel
-        self.sl_threshold_s = cfg.service_level.threshold_s
-        self.short_abandon_s = cfg.service_level.short_abandon_s
-        self.lifetime = layout.zeros()
-        self.rolling = RollingWindows(layout.size, now)
-        self.today = CalendarDay(layout.size, tz, now)
-
-    def add(self, ts: float, deltas: c.Deltas, now: float) -> bool:
-        """Fold deltas into every window; False when too late for all of them."""
-        if now >= self.today.end:
-            self.today.advance(now)
-        self.rolling.advance(now)
-        for k, d in deltas:
-            self.lifetime[k] += d
-        in_rolling = self.rolling.add(ts, deltas)
-        return self.today.add(ts, deltas) or in_rolling
-
-    def advance(self, now: float) -> None:
-        """Move every window's clock to `now`."""
-        self.rolling.advance(now)
-        self.today.advance(now)
-
-    def window(self, name: str) -> list[float]:
-        """The counter vector of a window by name (or 'lifetime')."""
-        if name == "today":
-            return self.today.totals
-        if name == "lifetime":
-            return self.lifetime
-        return self.rolling.totals[name]
+    def __init__(self, queue: str, channel: str, cfg: QueueConfig, windows: WindowSet) -> None:
+        self.queue, self.channel, self.windows = queue, channel, windows
+        self.threshold_s = cfg.service_level.threshold_s
+        self.short_s = cfg.service_level.short_abandon_s
+        self.variant = cfg.service_level.variant
+        self.legal = [(r.limit_s, r.start == "call") for r in cfg.legal_rules]
 
 
 class Aggregator:
-    """Owns live state and windows; the only writer is `fold`."""
+    """Owns live state and windows; `fold` is the only writer."""
 
     def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
         self.settings = settings
         self.clock = clock
         self.tz = ZoneInfo(settings.site.timezone)
+        self.specs: list[WindowSpec] = [parse_window(w) for w in settings.windows]
+        self.shift_resets = [clock_time.fromisoformat(t) for t in settings.site.shift_resets]
+        self.lateness_s = settings.site.lateness_s
         self.queue_configs = dict(settings.queues)
-        thresholds = [q.service_level.threshold_s for q in settings.queues.values()]
-        self.layout = Layout([*thresholds, QueueConfig().service_level.threshold_s])
+        edges = [QueueConfig().service_level.threshold_s]
+        for q in settings.queues.values():
+            edges += [q.service_level.threshold_s, *(r.limit_s for r in q.legal_rules)]
+        self.layout = Layout(edges)
         self.state = LiveState()
         self.leaves: dict[tuple[str, str], Leaf] = {}
+        self.agent_windows: dict[str, WindowSet] = {}
+        self.timers: list[tuple[float, int, str, str, float, int]] = []
+        self._seq = itertools.count()
         self.late = 0
         now = clock()
         for name, cfg in settings.queues.items():
@@ -85,6 +72,11 @@ class Aggregator:
         """The configured settings of a queue, or defaults for one learnt from events."""
         return self.queue_configs.get(name) or QueueConfig()
 
+    def zone(self, queue: str) -> ZoneInfo:
+        """The time zone of a queue's calendar windows."""
+        tz = self.queue_config(queue).timezone
+        return ZoneInfo(tz) if tz else self.tz
+
     def _leaf(self, queue: str, channel: str, now: float) -> Leaf:
         key = (queue, channel)
         leaf = self.leaves.get(key)
@@ -93,142 +85,198 @@ class Aggregator:
                 if len(self.queue_configs) >= self.settings.server.max_queues:
                     raise QueueLimitError(queue)
                 self.queue_configs[queue] = QueueConfig(channel=channel)
-            leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), self.layout,
-                                           self.tz, now)
+            windows = WindowSet(self.specs, self.layout.size, self.zone(queue), self.shift_resets,
+                                now, c.SKETCH_KINDS)
+            leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
 
+    def _agent(self, agent: str, now: float) -> WindowSet:
+        windows = self.agent_windows.get(agent)
+        if windows is None:
+            windows = self.agent_windows[agent] = WindowSet(
+                self.specs, len(c.FIELDS), self.tz, self.shift_resets, now)
+        windows.advance(now)
+        return windows
+
     def fold(self, event: Event) -> bool:
-        """Apply one validated event; False when it was too late for every window."""
+        """Apply one validated event; False when it is later than the allowed lateness."""
+        now = self.clock()
+        if event.ts < now - self.lateness_s:
+            self.late += 1
+            return False
+        if self.timers and self.timers[0][0] <= now:
+            self.fire_timers(now)
         etype = event.type
         queue = event.queue or UNASSIGNED
         channel = event.channel or (
             self.queue_config(queue).channel if queue else
             ("ticket" if etype.startswith("ticket.") else "other"))
-        now = self.clock()
         leaf = self._leaf(queue, channel, now)
+        leaf.windows.advance(now)
         if event.source and queue:
             self.state.queue(queue).sources.add(event.source)
-        state = self.state
-        deltas: c.Deltas
-        if etype == ev.CONTACT_QUEUED:
-            state.contact_queued(event)
-            deltas = [(c.OFFERED, 1.0)]
-        elif etype == ev.CONTACT_ANSWERED:
-            wait = state.contact_left_queue(event)
-            deltas = [(c.ANSWERED, 1.0), (c.WAIT_ANSWERED_SUM, wait),
-                      (self.layout.answered_hist + self.layout.wait_bin(wait), 1.0)]
-            if wait <= leaf.sl_threshold_s:
-                deltas.append((c.ANSWERED_IN_SL, 1.0))
-        elif etype == ev.CONTACT_ABANDONED:
-            wait = state.contact_left_queue(event)
-            deltas = [(c.ABANDONED, 1.0), (c.WAIT_ABANDONED_SUM, wait),
-                      (self.layout.abandoned_hist + self.layout.wait_bin(wait), 1.0)]
-            if wait < leaf.short_abandon_s:
-                deltas.append((c.ABANDONED_SHORT, 1.0))
-            elif wait <= leaf.sl_threshold_s:
-                deltas.append((c.ABANDONED_IN_SL, 1.0))
-        elif etype == ev.CONTACT_ENDED:
-            handle = (event.talk_s or 0.0) + (event.hold_s or 0.0) + (event.wrap_s or 0.0)
-            deltas = [(c.HANDLED, 1.0), (c.HANDLE_SUM, handle)]
-        elif etype == ev.SURVEY_RESPONSE:
-            deltas = survey_deltas(event)
-        elif etype in (ev.TICKET_CREATED, ev.TICKET_REOPENED):
-            state.ticket_opened(event.contact_id, event.queue)  # type: ignore[arg-type]
-            deltas = [(c.TICKETS_CREATED, 1.0)] if etype == ev.TICKET_CREATED else []
-        elif etype == ev.TICKET_RESOLVED:
-            state.ticket_closed(event.contact_id)  # type: ignore[arg-type]
-            deltas = [(c.TICKETS_RESOLVED, 1.0)]
-        elif etype == ev.AGENT_STATE:
-            state.agent_state(event)
-            return True
+        handler = _HANDLERS.get(etype)
+        if handler is not None:
+            handler(self, event, leaf, now)
         elif etype == ev.QUEUE_SNAPSHOT:
-            state.queue_snapshot(event)
-            return True
+            self.state.queue_snapshot(event)
+        return True
+
+    # -- contacts ---------------------------------------------------------------------------
+
+    def _queued(self, e: Event, leaf: Leaf, now: float) -> None:
+        leaf.windows.add(e.ts, [(c.OFFERED, 1.0)])
+        waiting = self.state.enqueue(leaf.queue, e.contact_id, e.ts, e.entered_ts)  # type: ignore
+        if waiting is None:
+            return
+        key = (leaf.queue, e.contact_id, waiting.enqueued)
+        if expiry_counts(leaf.variant):
+            heapq.heappush(self.timers, (waiting.enqueued + leaf.threshold_s, next(self._seq),
+                                         *key, _SL))  # type: ignore[arg-type]
+        for i, (limit, from_call) in enumerate(leaf.legal):
+            start = waiting.entered if from_call else waiting.enqueued
+            heapq.heappush(self.timers, (start + limit, next(self._seq), *key, i))  # type: ignore
+
+    def fire_timers(self, now: float) -> None:
+        """Count deadlines passed by contacts still waiting: SL misses and legal breaches."""
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            deadline, _, queue, contact_id, enqueued, kind = heapq.heappop(timers)
+            waiting = self.state.queue(queue).waiting.get(contact_id)
+            if waiting is None or waiting.enqueued != enqueued:
+                continue  # it left the queue before its deadline
+            leaf = self._leaf(queue, self.queue_config(queue).channel, now)
+            leaf.windows.advance(now)  # a stale ring clock would misplace the deadline
+            if kind == _SL:
+                waiting.sl_missed = True
+                leaf.windows.add(deadline, [(c.SL_MISSED, 1.0)])
+            else:
+                waiting.legal_breached |= 1 << kind
+                leaf.windows.add(deadline, [(c.LEGAL_BREACH + kind, 1.0)])
+
+    def _left(self, e: Event, leaf: Leaf, how: str, deltas: c.Deltas,
+              sketch: SketchDeltas | None = None) -> float:
+        """A contact leaves the queue: fold its deltas, its SL event and legal outcomes."""
+        waiting = self.state.dequeue(leaf.queue, e.contact_id, e.ts)  # type: ignore[arg-type]
+        if e.wait_s is not None:
+            wait = e.wait_s
         else:
-            return True  # first response and SLA breaches feed KPIs of a later release
-        if not deltas:
-            return True
-        counted = leaf.add(event.ts, deltas, now)
-        if not counted:
-            self.late += 1
-        return counted
+            wait = max(0.0, e.ts - waiting.enqueued) if waiting is not None else 0.0
+        if how == "answered":
+            deltas += [(c.WAIT_ANSWERED_SUM, wait),
+                       (self.layout.answered_hist + self.layout.wait_bin(wait), 1.0)]
+            if wait <= leaf.threshold_s:
+                deltas.append((c.ANSWERED_IN_SL, 1.0))
+            sketch = [(c.SKETCH_WAIT, bin_of(wait), 1)]
+        elif how == "abandoned":
+            deltas += [(c.WAIT_ABANDONED_SUM, wait),
+                       (self.layout.abandoned_hist + self.layout.wait_bin(wait), 1.0)]
+            if wait < leaf.short_s:
+                deltas.append((c.ABANDONED_SHORT, 1.0))
+            elif wait <= leaf.threshold_s:
+                deltas.append((c.ABANDONED_IN_SL, 1.0))
+        self._sl_event(e.ts, wait, leaf, how, waiting, deltas)
+        later = self._legal(e.ts, wait, leaf, how, waiting, deltas)
+        leaf.windows.add(e.ts, deltas, sketch)
+        for ts, delta in later:
+            leaf.windows.add(ts, [delta])
+        return wait
+
+    def _sl_event(self, ts: float, wait: float, leaf: Leaf, how: str, waiting: Waiting | None,
+                  deltas: c.Deltas) -> None:
+        outcome = sl_outcome(leaf.variant, how, wait, leaf.threshold_s, leaf.short_s)
+        deadline = ts - wait + leaf.threshold_s
+        if waiting is not None and waiting.sl_missed:
+            if outcome != MISSED:
+                # The deadline timer fired before this (late) event: take the miss back.
+                leaf.windows.add(waiting.enqueued + leaf.threshold_s, [(c.SL_MISSED, -1.0)])
+            else:
+                return
+        if outcome == MET:
+            deltas.append((c.SL_MET, 1.0))
+        elif outcome == MISSED:
+            at = deadline if expiry_counts(leaf.variant) and wait > leaf.threshold_s else ts
+            leaf.windows.add(at, [(c.SL_MISSED, 1.0)])
+
+    def _legal(self, ts: float, wait: float, leaf: Leaf, how: str, waiting: Waiting | None,
+               deltas: c.Deltas) -> list[tuple[float, tuple[int, float]]]:
+        later: list[tuple[float, tuple[int, float]]] = []
+        for i, (limit, from_call) in enumerate(leaf.legal):
+            start = ts - wait
+            if waiting is not None and from_call:
+                start = waiting.entered
+            deadline = start + limit
+            breached = waiting is not None and bool(waiting.legal_breached >> i & 1)
+            within = ts <= deadline
+            if within and breached:
+                later.append((deadline, (c.LEGAL_BREACH + i, -1.0)))  # late event: undo
+            elif not within and not breached:
+                later.append((deadline, (c.LEGAL_BREACH + i, 1.0)))
+            if within and how == "answered":
+                deltas.append((c.LEGAL_OK + i, 1.0))
+        return later
+
+    def _answered(self, e: Event, leaf: Leaf, now: float) -> None:
+        self._left(e, leaf, "answered", [(c.ANSWERED, 1.0)])
+        if e.agent:
+            self._agent(e.agent, now).add(e.ts, [(c.ANSWERED, 1.0)])
+
+    def _abandoned(self, e: Event, leaf: Leaf, now: float) -> None:
+        self._left(e, leaf, "abandoned", [(c.ABANDONED, 1.0)])
+
+    def _transferred(self, e: Event, leaf: Leaf, now: float) -> None:
+        if e.contact_id in self.state.queue(leaf.queue).waiting:
+            self._left(e, leaf, "transferred", [(c.TRANSFERS, 1.0)])
+        else:  # an agent passing a call on after answering it
+            leaf.windows.add(e.ts, [(c.TRANSFERS, 1.0)])
+        if e.agent:
+            self._agent(e.agent, now).add(e.ts, [(c.TRANSFERS, 1.0)])
+
+    def _callback_requested(self, e: Event, leaf: Leaf, now: float) -> None:
+        self._left(e, leaf, "callback", [(c.CALLBACKS_REQUESTED, 1.0)])
+        promise = e.promise_s or self.queue_config(leaf.queue).callback_promise_s
+        self.state.queue(leaf.queue).callbacks[e.contact_id] = e.ts + promise  # type: ignore
+
+    def _callback_completed(self, e: Event, leaf: Leaf, now: float) -> None:
+        promised = self.state.queue(leaf.queue).callbacks.pop(e.contact_id, None)  # type: ignore
+        deltas = [(c.CALLBACKS_COMPLETED, 1.0)]
+        if promised is not None and e.ts <= promised:
+            deltas.append((c.CALLBACKS_IN_PROMISE, 1.0))
+        leaf.windows.add(e.ts, deltas)
+
+    def _ended(self, e: Event, leaf: Leaf, now: float) -> None:
+        handle = (e.talk_s or 0.0) + (e.hold_s or 0.0) + (e.wrap_s or 0.0)
+        deltas = [(c.HANDLED, 1.0), (c.HANDLE_SUM, handle)]
+        leaf.windows.add(e.ts, deltas, [(c.SKETCH_HANDLE, bin_of(handle), 1)])
+        if e.agent:
+            self._agent(e.agent, now).add(e.ts, deltas)
+
+    def _survey(self, e: Event, leaf: Leaf, now: float) -> None:
+        deltas = survey_deltas(e)
+        leaf.windows.add(e.ts, deltas)
+        if e.agent:
+            self._agent(e.agent, now).add(e.ts, deltas)
+
+    def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
+        fold_ticket(self.state, leaf.windows, e)
+
+    def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
+        try:
+            previous = self.state.agent_state(e)
+        except StaleTransition:
+            return
+        windows = self._agent(e.agent, now)  # type: ignore[arg-type]
+        if previous is not None and previous.state in c.STATE_TIME:
+            windows.add_interval(previous.since, e.ts, c.STATE_TIME[previous.state])
 
     def advance(self, now: float) -> None:
-        """Move every window to `now` and expire forgotten contacts."""
+        """Fire due deadlines, move every window to `now`, expire forgotten state."""
+        self.fire_timers(now)
         for leaf in self.leaves.values():
-            leaf.advance(now)
+            leaf.windows.advance(now)
+        for windows in self.agent_windows.values():
+            windows.advance(now)
         self.state.expire(now)
-
-    def window_totals(self, window: str) -> tuple[dict[str, list[float]], dict[str, list[float]],
-                                                  list[float]]:
-        """One pass over the leaves: a window's vectors per queue, per channel and in total."""
-        zeros = self.layout.zeros
-        by_queue: dict[str, list[float]] = {q: zeros() for q in self.queue_configs}
-        by_channel: dict[str, list[float]] = {}
-        total = zeros()
-        for leaf in self.leaves.values():
-            vector = leaf.window(window)
-            if leaf.queue in by_queue:
-                add_into(by_queue[leaf.queue], vector)
-            channel = by_channel.get(leaf.channel)
-            if channel is None:
-                channel = by_channel[leaf.channel] = zeros()
-            add_into(channel, vector)
-            add_into(total, vector)
-        return by_queue, by_channel, total
-
-    def snapshot(self, now: float | None = None) -> dict:
-        """Every KPI, nested: queues, channels and the site total, live and per window."""
-        now = self.clock() if now is None else now
-        self.advance(now)
-        queues: dict[str, dict] = {}
-        for name in self.queue_configs:
-            cfg = self.queue_config(name)
-            queues[name] = {
-                "label": cfg.label or name,
-                "channel": cfg.channel,
-                "sl_threshold_s": cfg.service_level.threshold_s,
-                "sl_target": cfg.service_level.target,
-                "sources": ",".join(sorted(self.state.queue(name).sources)),
-                "live": self.state.queue_live(name, now),
-            }
-        channel_names = sorted({leaf.channel for leaf in self.leaves.values()})
-        channels: dict[str, dict] = {}
-        for channel in channel_names:
-            names = {q for q, cfg in self.queue_configs.items() if cfg.channel == channel}
-            channels[channel] = {"live": self._sum_live([queues[q]["live"] for q in names], names)}
-        total: dict = {"live": self._sum_live([q["live"] for q in queues.values()], None)}
-        total["live"]["tickets_open"] = len(self.state.open_tickets)
-        for w in WINDOW_NAMES:
-            by_queue, by_channel, site = self.window_totals(w)
-            for name, vector in by_queue.items():
-                queues[name][w] = window_kpis(vector)
-            for name, vector in by_channel.items():
-                channels[name][w] = window_kpis(vector)
-            total[w] = window_kpis(site)
-        return {
-            "meta": {"site": self.settings.site.name, "timezone": self.settings.site.timezone,
-                     "locale": self.settings.site.locale, "ts": round(now, 3),
-                     "sl_variant": SL_VARIANT, "today_start": self._today_start(now)},
-            "queues": queues, "channels": channels, "total": total,
-        }
-
-    def _today_start(self, now: float) -> float:
-        return CalendarDay(0, self.tz, now).start
-
-    def _sum_live(self, blocks: list[dict], names: set[str] | None) -> dict:
-        """Waiting and tickets add up across queues; agents are counted once each."""
-        out = {"waiting": sum(b["waiting"] for b in blocks),
-               "oldest_wait_s": max((b["oldest_wait_s"] for b in blocks), default=0.0),
-               "tickets_open": sum(b["tickets_open"] for b in blocks)}
-        if any(self.state.queue(q).snapshot for q in (names or self.queue_configs)):
-            # Snapshot-fed queues give counts only, so distinct agents cannot be known: sum them.
-            for key in blocks[0] if blocks else ():
-                if key.startswith("agents_"):
-                    out[key] = sum(b[key] for b in blocks)
-        else:
-            out.update(self.state.agents_total(names))
-        return out
 
 
 def survey_deltas(event: Event) -> c.Deltas:
@@ -241,4 +289,20 @@ def survey_deltas(event: Event) -> c.Deltas:
         on_ten = (score - low) * 10.0 / (high - low)
         return [(c.NPS_N, 1.0), (c.NPS_PROMOTERS, 1.0 if on_ten >= 9 else 0.0),
                 (c.NPS_DETRACTORS, 1.0 if on_ten <= 6 else 0.0)]
-    return [(c.CES_N, 1.0), (c.CES_SUM, score)]
+    return [(c.CES_N, 1.0), (c.CES_SUM, score), (c.CES_SQ, score * score)]
+
+
+_HANDLERS: dict[str, Callable[[Aggregator, Event, Leaf, float], None]] = {
+    ev.CONTACT_QUEUED: Aggregator._queued,
+    ev.CONTACT_ANSWERED: Aggregator._answered,
+    ev.CONTACT_ABANDONED: Aggregator._abandoned,
+    ev.CONTACT_TRANSFERRED: Aggregator._transferred,
+    ev.CALLBACK_REQUESTED: Aggregator._callback_requested,
+    ev.CALLBACK_COMPLETED: Aggregator._callback_completed,
+    ev.CONTACT_ENDED: Aggregator._ended,
+    ev.SURVEY_RESPONSE: Aggregator._survey,
+    ev.AGENT_STATE: Aggregator._agent_state,
+    **{t: Aggregator._ticket for t in (ev.TICKET_CREATED, ev.TICKET_FIRST_RESPONSE,
+                                       ev.TICKET_RESOLVED, ev.TICKET_REOPENED,
+                                       ev.TICKET_SLA_BREACHED)},
+}

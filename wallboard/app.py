@@ -23,6 +23,7 @@ from wallboard.hub import Hub
 from wallboard.pipeline import Pipeline
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager
 from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
+from wallboard.snapshot import SnapshotBuilder
 from wallboard.sources import Emit, SourceRunner
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ def _source_emit(pipeline: Pipeline, name: str) -> Emit:
     return emit
 
 
-def _tree(aggregator: Aggregator, runners: dict[str, SourceRunner]) -> dict[str, Any]:
-    tree = aggregator.snapshot()
+def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner]) -> dict[str, Any]:
+    tree = builder.build()
     tree["sources"] = {
         name: {"status": r.status.status, "last_error": r.status.last_error,
                "last_event_ts": r.status.last_event_ts, "events": r.status.events}
@@ -93,7 +94,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     aggregator = Aggregator(settings, clock)
     runners: dict[str, SourceRunner] = {}
-    hub = Hub(lambda: _tree(aggregator, runners),
+    builder = SnapshotBuilder(aggregator)
+    hub = Hub(lambda: _tree(builder, runners),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty)

@@ -32,15 +32,20 @@ def _tile(kpi: str, window: str | None = None, queue: str | None = None,
 
 def default_board(settings: Settings) -> BoardConfig:
     """A sensible board for a config that defines none: the site, then one row per queue."""
+    windows = settings.windows
+
+    def pick(*preferred: str) -> str:
+        return next((w for w in preferred if w in windows), windows[0])
+
     tiles = [
         _tile("waiting", warn=5, crit=10),
         _tile("oldest_wait_s", warn=60, crit=120),
-        _tile("service_level", "today", direction="low_bad", warn=0.8, crit=0.7),
-        _tile("abandon_rate", "today", warn=0.05, crit=0.1),
+        _tile("service_level", pick("today"), direction="low_bad", warn=0.8, crit=0.7),
+        _tile("abandon_rate", pick("today"), warn=0.05, crit=0.1),
         _tile("agents_available", direction="low_bad", warn=1, crit=0),
-        _tile("asa_s", "1h", warn=20, crit=40),
-        _tile("answered", "today"),
-        _tile("csat", "today", direction="low_bad", warn=0.8, crit=0.7),
+        _tile("asa_s", pick("1h", "15m"), warn=20, crit=40),
+        _tile("answered", pick("today")),
+        _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7),
     ]
     for name, queue in settings.queues.items():
         target = queue.service_level.target
@@ -48,7 +53,8 @@ def default_board(settings: Settings) -> BoardConfig:
         tiles += [
             _tile("waiting", queue=name, warn=3, crit=6),
             _tile("oldest_wait_s", queue=name, warn=threshold, crit=threshold * 3),
-            _tile("service_level", "15m", name, "low_bad", target, max(0.0, target - 0.1)),
+            _tile("service_level", pick("15m", "1h"), name, "low_bad", target,
+                  max(0.0, target - 0.1)),
             _tile("agents_available", queue=name, direction="low_bad", warn=1, crit=0),
         ]
     return BoardConfig(title="Overview", columns=4, tiles=tiles)

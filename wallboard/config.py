@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wallboard.events import CHANNELS
 from wallboard.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
-from wallboard.windows import WINDOW_NAMES
+from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -30,12 +30,52 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SL_VARIANTS = ("answered_only", "abandons_negative", "abandons_ignored", "abandons_positive",
+               "removed_within_threshold")
+
+
+def _zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+    return value
+
+
 class ServiceLevelConfig(_Model):
-    """Service-level threshold and target for one queue (abandons negative, short excluded)."""
+    """Service-level threshold, target and formula variant for one queue."""
 
     threshold_s: float = Field(20.0, gt=0)
     target: float = Field(0.8, ge=0, le=1)
     short_abandon_s: float = Field(5.0, ge=0)
+    variant: Literal["answered_only", "abandons_negative", "abandons_ignored",
+                     "abandons_positive", "removed_within_threshold"] = "abandons_negative"
+
+
+class LegalRuleConfig(_Model):
+    """A legal wait limit, e.g. Israel's six minutes from call start."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    limit_s: float = Field(gt=0)
+    warn_s: float | None = Field(None, gt=0)
+    target: float | None = Field(None, ge=0, le=1)
+    start: Literal["call", "queue"] = "call"
+
+    @model_validator(mode="after")
+    def _warn_before_limit(self) -> LegalRuleConfig:
+        if self.warn_s is not None and self.warn_s >= self.limit_s:
+            raise ValueError("warn_s must be less than limit_s")
+        return self
+
+
+class StaffingConfig(_Model):
+    """How the live staffing forecast is computed for a queue."""
+
+    model: Literal["erlang_a", "erlang_c"] = "erlang_a"
+    window: str | None = None  # default: the shortest rolling window configured
+    max_occupancy: float = Field(1.0, gt=0, le=1)
 
 
 class QueueConfig(_Model):
@@ -43,7 +83,24 @@ class QueueConfig(_Model):
 
     label: str | None = None
     channel: str = "voice"
+    timezone: str | None = None
     service_level: ServiceLevelConfig = ServiceLevelConfig()
+    legal_rules: list[LegalRuleConfig] = Field(default_factory=list, max_length=4)
+    callback_promise_s: float = Field(3 * 3600, gt=0)
+    staffing: StaffingConfig = StaffingConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_queue_zone(cls, value: str | None) -> str | None:
+        return _zone(value)
+
+    @field_validator("legal_rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[LegalRuleConfig]) -> list[LegalRuleConfig]:
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ValueError("legal rule names must be unique per queue")
+        return rules
 
     @field_validator("channel")
     @classmethod
@@ -59,15 +116,23 @@ class SiteConfig(_Model):
     name: str = "Contact center"
     timezone: str = "UTC"
     locale: str = "en"
+    lateness_s: float = Field(600.0, ge=0, le=86400)
+    shift_resets: list[str] = ["00:00"]
+    min_survey_sample: int = Field(30, ge=1)
+    ticket_at_risk_s: float = Field(900.0, gt=0)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
-        return value
+        return _zone(value) or "UTC"
+
+    @field_validator("shift_resets")
+    @classmethod
+    def _clock_times(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+                raise ValueError(f"{value!r} is not a HH:MM time")
+        return values
 
 
 class ServerConfig(_Model):
@@ -107,9 +172,8 @@ class TileConfig(_Model):
                 raise ValueError(f"kpi {self.kpi!r} is live; it takes no window")
             self.window = "live"
         elif self.kpi in WINDOW_KPIS:
-            self.window = self.window or "today"
-            if self.window not in WINDOW_NAMES:
-                raise ValueError(f"window must be one of {', '.join(WINDOW_NAMES)}")
+            if self.window == "live":
+                raise ValueError(f"kpi {self.kpi!r} needs a window")
         else:
             known = ", ".join(sorted(KPI_FORMATS))
             raise ValueError(f"unknown kpi {self.kpi!r}; known: {known}")
@@ -131,17 +195,36 @@ class Settings(_Model):
 
     site: SiteConfig = SiteConfig()
     server: ServerConfig = ServerConfig()
+    windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}
     sources: dict[str, dict[str, Any]] = {}
     boards: dict[str, BoardConfig] = {}
+
+    @field_validator("windows")
+    @classmethod
+    def _known_windows(cls, values: list[str]) -> list[str]:
+        for value in values:
+            parse_window(value)
+        if len(set(values)) != len(values):
+            raise ValueError("window names must be unique")
+        return values
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
         for name, raw in self.sources.items():
             if not isinstance(raw.get("type"), str):
                 raise ValueError(f"sources.{name}.type is required")
+        for name, queue in self.queues.items():
+            if queue.staffing.window is not None and queue.staffing.window not in self.windows:
+                raise ValueError(f"queues.{name}.staffing.window: {queue.staffing.window!r} is "
+                                 f"not a configured window ({', '.join(self.windows)})")
         for board_id, board in self.boards.items():
             for i, tile in enumerate(board.tiles):
+                if tile.window is None:
+                    tile.window = "today" if "today" in self.windows else self.windows[0]
+                if tile.window != "live" and tile.window not in self.windows:
+                    raise ValueError(f"boards.{board_id}.tiles[{i}].window: {tile.window!r} is "
+                                     f"not a configured window ({', '.join(self.windows)})")
                 if tile.queue and tile.queue not in self.queues:
                     known = ", ".join(self.queues) or "none"
                     raise ValueError(f"boards.{board_id}.tiles[{i}].queue: unknown queue "

@@ -23,16 +23,22 @@ TICKET_REOPENED = "ticket.reopened"
 TICKET_SLA_BREACHED = "ticket.sla_breached"
 SURVEY_RESPONSE = "survey.response"
 QUEUE_SNAPSHOT = "queue.snapshot"
+CONTACT_TRANSFERRED = "contact.transferred"
+CALLBACK_REQUESTED = "callback.requested"
+CALLBACK_COMPLETED = "callback.completed"
 
 # Per type: extra fields as (name, kind, required). Kinds: str, num (>= 0), score, list, counts.
-_NUM, _STR, _SCORE, _LIST, _COUNTS = "num", "str", "score", "list", "counts"
+_NUM, _STR, _SCORE, _LIST, _COUNTS, _TS = "num", "str", "score", "list", "counts", "ts"
 _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    CONTACT_QUEUED: (),
+    CONTACT_QUEUED: (("entered_ts", _TS, False),),
     CONTACT_ANSWERED: (("wait_s", _NUM, False),),
     CONTACT_ABANDONED: (("wait_s", _NUM, False),),
     CONTACT_ENDED: (("talk_s", _NUM, False), ("hold_s", _NUM, False), ("wrap_s", _NUM, False)),
+    CONTACT_TRANSFERRED: (("to_queue", _STR, False), ("wait_s", _NUM, False)),
+    CALLBACK_REQUESTED: (("wait_s", _NUM, False), ("promise_s", _NUM, False)),
+    CALLBACK_COMPLETED: (),
     AGENT_STATE: (("state", _STR, True), ("reason", _STR, False), ("queues", _LIST, False)),
-    TICKET_CREATED: (("due_ts", _NUM, False),),
+    TICKET_CREATED: (("due_ts", _TS, False),),
     TICKET_FIRST_RESPONSE: (),
     TICKET_RESOLVED: (),
     TICKET_REOPENED: (),
@@ -51,11 +57,11 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
 }
 EVENT_TYPES = frozenset(_TYPE_FIELDS)
 # Events that must say which queue they belong to.
-_NEEDS_QUEUE = frozenset(
-    {CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED, QUEUE_SNAPSHOT}
-)
+_CONTACT_LEG = frozenset({CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED,
+                          CONTACT_TRANSFERRED, CALLBACK_REQUESTED, CALLBACK_COMPLETED})
+_NEEDS_QUEUE = _CONTACT_LEG | {QUEUE_SNAPSHOT}
 _NEEDS_CONTACT = frozenset(
-    {CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED}
+    _CONTACT_LEG
     | {TICKET_CREATED, TICKET_FIRST_RESPONSE, TICKET_RESOLVED, TICKET_REOPENED}
     | {TICKET_SLA_BREACHED}
 )
@@ -104,6 +110,9 @@ class Event:
     score: float | None = None
     scale_min: float | None = None
     scale_max: float | None = None
+    entered_ts: float | None = None
+    to_queue: str | None = None
+    promise_s: float | None = None
     waiting: float | None = None
     oldest_wait_s: float | None = None
     agents: dict[str, int] | None = field(default=None)
@@ -151,6 +160,8 @@ def _text(value: Any, field: str) -> str:
 def _extra(kind: str, value: Any, field: str) -> Any:
     if kind == _NUM:
         return _number(value, field)
+    if kind == _TS:
+        return parse_ts(value, field)
     if kind == _SCORE:
         return _number(value, field, minimum=None)
     if kind == _STR:

@@ -16,10 +16,8 @@ from wallboard import __version__
 from wallboard import counters as c
 from wallboard.aggregate import UNASSIGNED, Aggregator
 from wallboard.events import AGENT_STATES
-from wallboard.kpis import SL_VARIANT
 from wallboard.pipeline import Pipeline
 from wallboard.sources import UP, SourceRunner
-from wallboard.windows import WINDOW_NAMES
 
 # Windowed KPIs exported as gauges: (metric suffix, KPI name, help).
 _WINDOW_GAUGES = (
@@ -56,8 +54,8 @@ class WallboardCollector:
 
     def _info(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("wallboard_build_info", "Build information",
-                                 labels=["version", "sl_variant"])
-        info.add_metric([__version__, SL_VARIANT], 1)
+                                 labels=["version"])
+        info.add_metric([__version__], 1)
         yield info
 
     def _live(self, tree: dict[str, Any]) -> Iterator[Metric]:
@@ -100,7 +98,7 @@ class WallboardCollector:
         layout = self.aggregator.layout
         edges = [f"{edge:g}" for edge in layout.edges] + ["+Inf"]
         for leaf in self.aggregator.leaves.values():
-            v = leaf.lifetime
+            v = leaf.windows.lifetime
             key = [leaf.queue or "none", leaf.channel]
             offered.add_metric(key, v[c.OFFERED])
             answered.add_metric(key, v[c.ANSWERED])
@@ -124,11 +122,13 @@ class WallboardCollector:
             extra = ["variant"] if kpi == "service_level" else []
             family = GaugeMetricFamily(f"wallboard_window_{suffix}", text,
                                        labels=["queue", "window", *extra])
+            windows = self.aggregator.settings.windows
             for name, block in tree.get("queues", {}).items():
-                for window in WINDOW_NAMES:
+                variant = [block["sl_variant"]] if extra else []
+                for window in windows:
                     value = block[window][kpi]
                     if value is not None:  # no data is absent, not zero
-                        family.add_metric([name, window, *([SL_VARIANT] if extra else [])], value)
+                        family.add_metric([name, window, *variant], value)
             yield family
 
     def _sources(self) -> Iterator[Metric]:

@@ -1,14 +1,29 @@
-"""Live state: who is waiting since when, agent states, open tickets, queue snapshots."""
+"""Live state: who is waiting since when, agents, open tickets, callbacks, queue snapshots."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from wallboard.events import AGENT_STATES, Event
 
 # A contact we never hear about again must not pin "longest wait" forever.
 MAX_WAITING_AGE_S = 24 * 3600
+# Contacts that left a queue are remembered this many at most, so that a late contact.queued
+# arriving after its answer does not leave a ghost waiting forever.
+MAX_DEPARTED = 100_000
+# Resolved tickets are kept this long to recognise a reopen (first-contact resolution).
+FCR_HORIZON_S = 7 * 24 * 3600
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A contact waiting in a queue, and which of its deadlines were already counted."""
+
+    enqueued: float
+    entered: float  # call start (IVR included) when the source gives it, else queue entry
+    sl_missed: bool = False
+    legal_breached: int = 0  # bit per legal rule
 
 
 @dataclass(slots=True)
@@ -25,9 +40,9 @@ class QueueSnapshot:
 class QueueLive:
     """Live values of one queue."""
 
-    waiting: dict[str, float] = field(default_factory=dict)  # contact_id -> enqueue ts
+    waiting: dict[str, Waiting] = field(default_factory=dict)
     agents: Counter[str] = field(default_factory=Counter)
-    tickets_open: int = 0
+    callbacks: dict[str, float] = field(default_factory=dict)  # contact_id -> requested at
     snapshot: QueueSnapshot | None = None
     sources: set[str] = field(default_factory=set)
 
@@ -42,13 +57,31 @@ class AgentLive:
     since: float
 
 
+@dataclass(slots=True)
+class Ticket:
+    """A ticket's lifecycle times; `resolved` is None while it is open."""
+
+    queue: str | None
+    created: float | None
+    due: float | None = None
+    first_response: float | None = None
+    resolved: float | None = None
+    resolutions: int = 0
+    reopened: bool = False
+
+
+class StaleTransition(Exception):
+    """An agent transition older than the agent's current state."""
+
+
 class LiveState:
     """Current contact-center state, updated by events, read by KPIs."""
 
     def __init__(self) -> None:
         self.queues: dict[str, QueueLive] = {}
         self.agents: dict[str, AgentLive] = {}
-        self.open_tickets: dict[str, str | None] = {}  # ticket id -> queue
+        self.tickets: dict[str, Ticket] = {}
+        self.departed: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def queue(self, name: str) -> QueueLive:
         """The live record of a queue, created on first use."""
@@ -57,21 +90,30 @@ class LiveState:
             live = self.queues[name] = QueueLive()
         return live
 
-    def contact_queued(self, event: Event) -> None:
-        """A contact starts waiting."""
-        self.queue(event.queue).waiting[event.contact_id] = event.ts  # type: ignore[arg-type,index]
+    def enqueue(self, queue: str, contact_id: str, ts: float, entered: float | None
+                ) -> Waiting | None:
+        """A contact starts waiting; None when it already left (a late queued event)."""
+        if (queue, contact_id) in self.departed:
+            return None
+        waiting = Waiting(ts, entered if entered is not None and entered <= ts else ts)
+        self.queue(queue).waiting[contact_id] = waiting
+        return waiting
 
-    def contact_left_queue(self, event: Event) -> float:
-        """A contact stops waiting (answered or abandoned); returns its wait in seconds."""
-        queued_at = self.queue(event.queue).waiting.pop(event.contact_id, None)  # type: ignore[arg-type]
-        if event.wait_s is not None:
-            return event.wait_s
-        # Without a queued event or a wait from the source, the wait is unknown: count it as 0.
-        return max(0.0, event.ts - queued_at) if queued_at is not None else 0.0
+    def dequeue(self, queue: str, contact_id: str, ts: float) -> Waiting | None:
+        """A contact leaves the queue; returns its waiting record if we had one."""
+        waiting = self.queue(queue).waiting.pop(contact_id, None)
+        key = (queue, contact_id)
+        self.departed[key] = ts
+        self.departed.move_to_end(key)
+        if len(self.departed) > MAX_DEPARTED:
+            self.departed.popitem(last=False)
+        return waiting
 
-    def agent_state(self, event: Event) -> None:
-        """An agent changes state or queue membership."""
+    def agent_state(self, event: Event) -> AgentLive | None:
+        """Apply an agent transition; returns the previous record (None for a new agent)."""
         previous = self.agents.get(event.agent)  # type: ignore[arg-type]
+        if previous is not None and event.ts < previous.since:
+            raise StaleTransition  # an older transition must not undo a newer one
         if event.queues is not None:
             queues = tuple(event.queues)
         elif event.queue is not None:
@@ -79,30 +121,13 @@ class LiveState:
         else:
             queues = previous.queues if previous else ()
         if previous is not None:
-            if event.ts < previous.since:
-                return  # an older transition must not undo a newer one
             for name in previous.queues:
                 self.queue(name).agents[previous.state] -= 1
         for name in queues:
             self.queue(name).agents[event.state] += 1  # type: ignore[index]
         team = event.team if event.team is not None else (previous.team if previous else None)
         self.agents[event.agent] = AgentLive(event.state, queues, team, event.ts)  # type: ignore
-
-    def ticket_opened(self, ticket_id: str, queue: str | None) -> None:
-        """A ticket enters (or re-enters) the backlog."""
-        if ticket_id in self.open_tickets:
-            return
-        self.open_tickets[ticket_id] = queue
-        if queue is not None:
-            self.queue(queue).tickets_open += 1
-
-    def ticket_closed(self, ticket_id: str) -> None:
-        """A ticket leaves the backlog."""
-        if ticket_id not in self.open_tickets:
-            return
-        queue = self.open_tickets.pop(ticket_id)
-        if queue is not None:
-            self.queue(queue).tickets_open -= 1
+        return previous
 
     def queue_snapshot(self, event: Event) -> None:
         """Replace a queue's live counts with what a snapshot-only source reports."""
@@ -111,12 +136,19 @@ class LiveState:
         )
 
     def expire(self, now: float) -> None:
-        """Forget waiting contacts we have not heard about for a day."""
+        """Forget waiting contacts silent for a day and resolved tickets past the FCR horizon."""
         horizon = now - MAX_WAITING_AGE_S
         for live in self.queues.values():
-            stale = [cid for cid, ts in live.waiting.items() if ts < horizon]
+            stale = [cid for cid, w in live.waiting.items() if w.enqueued < horizon]
             for cid in stale:
                 del live.waiting[cid]
+            old = [cid for cid, ts in live.callbacks.items() if ts < horizon]
+            for cid in old:
+                del live.callbacks[cid]
+        done = [tid for tid, t in self.tickets.items()
+                if t.resolved is not None and t.resolved < now - FCR_HORIZON_S]
+        for tid in done:
+            del self.tickets[tid]
 
     def queue_live(self, name: str, now: float) -> dict[str, float | int | None]:
         """Live KPIs of one queue at `now`."""
@@ -129,11 +161,12 @@ class LiveState:
             agents: dict[str, int] = snap.agents
         else:
             waiting = len(live.waiting)
-            oldest = max(0.0, now - min(live.waiting.values())) if waiting else 0.0
+            oldest = (max(0.0, now - min(w.enqueued for w in live.waiting.values()))
+                      if waiting else 0.0)
             agents = live.agents
         out: dict[str, float | int | None] = {"waiting": waiting, "oldest_wait_s": round(oldest, 3)}
         out.update(agent_counts(agents))
-        out["tickets_open"] = live.tickets_open
+        out["callbacks_pending"] = len(live.callbacks)
         return out
 
     def agents_total(self, queues: set[str] | None = None) -> dict[str, int]:
@@ -143,6 +176,25 @@ class LiveState:
             if queues is None or queues.intersection(agent.queues):
                 states[agent.state] += 1
         return agent_counts(states)
+
+    def ticket_live(self, now: float, at_risk_s: float) -> dict[str | None, dict[str, float]]:
+        """Backlog, at-risk, overdue and oldest open ticket, per queue (None: no queue)."""
+        out: dict[str | None, dict[str, float]] = {}
+        for ticket in self.tickets.values():
+            if ticket.resolved is not None:
+                continue
+            block = out.setdefault(ticket.queue, {"tickets_open": 0, "tickets_at_risk": 0,
+                                                  "tickets_overdue": 0, "oldest_ticket_s": 0.0})
+            block["tickets_open"] += 1
+            if ticket.due is not None:
+                if ticket.due <= now:
+                    block["tickets_overdue"] += 1
+                elif ticket.due - now <= at_risk_s:
+                    block["tickets_at_risk"] += 1
+            if ticket.created is not None:
+                block["oldest_ticket_s"] = max(block["oldest_ticket_s"],
+                                               round(now - ticket.created, 3))
+        return out
 
 
 def agent_counts(states: dict[str, int] | Counter[str]) -> dict[str, int]:

@@ -2,35 +2,102 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from wallboard.counters import Deltas
 
-# Rolling windows share one ring of buckets; 'today' is a calendar window in the site zone.
-ROLLING_SPANS: dict[str, int] = {"15m": 900, "1h": 3600}
-WINDOW_NAMES: tuple[str, ...] = (*ROLLING_SPANS, "today")
+# A delta to a sparse sketch: (sketch kind, bin, count).
+SketchDeltas = list[tuple[int, int, int]]
+Sketches = list[dict[int, int]]
+
+DEFAULT_WINDOWS = ("15m", "1h", "today")
 BUCKET_WIDTH_S = 10
+_ROLLING = re.compile(r"^(\d+)(s|m|h)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+CALENDAR_KINDS = ("today", "yesterday", "shift")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window by name: rolling (a span in seconds) or calendar (today, yesterday, shift)."""
+
+    name: str
+    kind: str
+    span_s: int = 0
+
+
+def parse_window(name: str) -> WindowSpec:
+    """Parse '15m', '1h', '90s', 'today', 'yesterday' or 'shift'; ValueError otherwise."""
+    if name in CALENDAR_KINDS:
+        return WindowSpec(name, name)
+    match = _ROLLING.match(name)
+    if not match:
+        raise ValueError(f"unknown window {name!r}: use a span like 15m, 1h, 90s, or one of "
+                         f"{', '.join(CALENDAR_KINDS)}")
+    span = int(match.group(1)) * _UNITS[match.group(2)]
+    if not BUCKET_WIDTH_S <= span <= 24 * 3600:
+        raise ValueError(f"window {name!r}: a rolling span must lie between 10s and 24h")
+    return WindowSpec(name, "rolling", span)
+
+
+def bucket_width(span_s: int) -> int:
+    """10 s buckets up to an hour; longer spans keep about 360 buckets."""
+    if span_s <= 3600:
+        return BUCKET_WIDTH_S
+    return math.ceil(span_s / 360 / BUCKET_WIDTH_S) * BUCKET_WIDTH_S
+
+
+def _add_sketches(total: Sketches, deltas: SketchDeltas) -> None:
+    for kind, bin_, count in deltas:
+        sketch = total[kind]
+        value = sketch.get(bin_, 0) + count
+        if value:
+            sketch[bin_] = value
+        else:
+            sketch.pop(bin_, None)  # no residue keys: memory follows non-empty bins
+
+
+def _sub_sketches(total: Sketches, bucket: Sketches) -> None:
+    for kind, sketch in enumerate(bucket):
+        target = total[kind]
+        for bin_, count in sketch.items():
+            value = target.get(bin_, 0) - count
+            if value:
+                target[bin_] = value
+            else:
+                target.pop(bin_, None)
 
 
 class RollingWindows:
     """A ring of fixed-width buckets; each span keeps a running total of the buckets it covers."""
 
-    def __init__(self, size: int, now: float, spans: dict[str, int] | None = None,
-                 width_s: int = BUCKET_WIDTH_S) -> None:
-        spans = spans or ROLLING_SPANS
+    def __init__(self, size: int, now: float, spans: dict[str, int], width_s: int = BUCKET_WIDTH_S,
+                 sketch_kinds: int = 0) -> None:
         self.width = width_s
         self.size = size
+        self.kinds = sketch_kinds
         # +1 bucket for the partial current one: a span covers between its length and length+width.
         self.span_buckets = {name: seconds // width_s + 1 for name, seconds in spans.items()}
         self.ring_len = max(self.span_buckets.values())
         self.slot_idx: list[int] = [-1] * self.ring_len
         self.slots: list[list[float] | None] = [None] * self.ring_len
+        self.slot_sketches: list[Sketches | None] = [None] * self.ring_len
         self.totals: dict[str, list[float]] = {name: [0.0] * size for name in spans}
-        self._spans = [(self.span_buckets[n], self.totals[n]) for n in spans]
+        self.sketches: dict[str, Sketches] = {name: [{} for _ in range(sketch_kinds)]
+                                              for name in spans}
+        self._spans = [(self.span_buckets[n], self.totals[n], self.sketches[n]) for n in spans]
         self.now_idx = int(now // width_s)
 
-    def add(self, ts: float, deltas: Deltas) -> bool:
+    def covers(self, ts: float) -> bool:
+        """True when an event at `ts` still falls inside the ring."""
+        return int(ts // self.width) > self.now_idx - self.ring_len
+
+    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
         """Fold deltas at event time `ts`; False when the event is older than the ring."""
         i = int(ts // self.width)
         now_idx = self.now_idx
@@ -43,14 +110,35 @@ class RollingWindows:
         if bucket is None or self.slot_idx[slot] != i:
             # Same residue within the ring's span means the old index is already evicted.
             bucket = self.slots[slot] = [0.0] * self.size
+            self.slot_sketches[slot] = None
             self.slot_idx[slot] = i
         for k, d in deltas:
             bucket[k] += d
-        for covered, total in self._spans:
+        if sketch_deltas:
+            sketches = self.slot_sketches[slot]
+            if sketches is None:
+                sketches = self.slot_sketches[slot] = [{} for _ in range(self.kinds)]
+            _add_sketches(sketches, sketch_deltas)
+        for covered, total, total_sketches in self._spans:
             if i > now_idx - covered:
                 for k, d in deltas:
                     total[k] += d
+                if sketch_deltas:
+                    _add_sketches(total_sketches, sketch_deltas)
         return True
+
+    def add_interval(self, start: float, end: float, index: int) -> None:
+        """Spread a duration (time in a state) over the buckets it overlaps."""
+        width = self.width
+        t = max(start, (self.now_idx - self.ring_len + 1) * width)
+        while t < end:
+            edge = (int(t // width) + 1) * width
+            self.add(t, [(index, min(end, edge) - t)])
+            t = edge
+
+    def coverage(self, name: str) -> float:
+        """Start time of the buckets a span covers now."""
+        return (self.now_idx - self.span_buckets[name] + 1) * self.width
 
     def advance(self, now: float) -> None:
         """Move the ring's clock to `now`, subtracting buckets that leave each span."""
@@ -58,16 +146,17 @@ class RollingWindows:
         old_idx = self.now_idx
         if new_idx <= old_idx:
             return
-        for covered, total in self._spans:
-            first = old_idx - covered + 1
-            last = min(old_idx, new_idx - covered)
-            for j in range(first, last + 1):
+        for covered, total, total_sketches in self._spans:
+            for j in range(old_idx - covered + 1, min(old_idx, new_idx - covered) + 1):
                 slot = j % self.ring_len
                 bucket = self.slots[slot]
                 if bucket is not None and self.slot_idx[slot] == j:
                     for k, value in enumerate(bucket):
                         if value:
                             total[k] -= value
+                    sketches = self.slot_sketches[slot]
+                    if sketches is not None:
+                        _sub_sketches(total_sketches, sketches)
             if not self._any_live(new_idx, covered):
                 total[:] = [0.0] * self.size  # drop float residue once a span is empty
         self.now_idx = new_idx
@@ -85,29 +174,161 @@ def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
-class CalendarDay:
-    """Totals since local midnight in a time zone; resets at the next local midnight."""
+def day_bounds(tz: ZoneInfo) -> Callable[[float], tuple[float, float]]:
+    """Bounds of the local day holding a moment."""
+    return lambda now: local_day_bounds(datetime.fromtimestamp(now, tz).date(), tz)
 
-    def __init__(self, size: int, tz: ZoneInfo, now: float) -> None:
-        self.size = size
-        self.tz = tz
+
+def shift_bounds(tz: ZoneInfo, resets: Iterable[time]) -> Callable[[float], tuple[float, float]]:
+    """Bounds of the shift holding a moment: from the latest local reset time to the next."""
+    times = sorted(resets) or [time(0)]
+
+    def bounds(now: float) -> tuple[float, float]:
+        local_day = datetime.fromtimestamp(now, tz).date()
+        # Wall-clock arithmetic in the zone, so shifts follow DST like the day does.
+        edges = [datetime.combine(local_day + timedelta(days=d), t, tzinfo=tz).timestamp()
+                 for d in (-1, 0, 1) for t in times]
+        start = max(e for e in edges if e <= now)
+        return start, min(e for e in edges if e > now)
+
+    return bounds
+
+
+class CalendarPeriod:
+    """Totals of the current calendar period (day or shift) and of the one before it."""
+
+    def __init__(self, size: int, bounds: Callable[[float], tuple[float, float]], now: float,
+                 sketch_kinds: int = 0) -> None:
+        self.size, self.kinds, self.bounds = size, sketch_kinds, bounds
+        self.start, self.end = bounds(now)
         self.totals = [0.0] * size
-        self.start, self.end = self._bounds(now)
+        self.sketches: Sketches = [{} for _ in range(sketch_kinds)]
+        self.prev_start, self.prev_end = bounds(self.start - 1)
+        self.prev_totals = [0.0] * size
+        self.prev_sketches: Sketches = [{} for _ in range(sketch_kinds)]
 
-    def _bounds(self, now: float) -> tuple[float, float]:
-        return local_day_bounds(datetime.fromtimestamp(now, self.tz).date(), self.tz)
-
-    def add(self, ts: float, deltas: Deltas) -> bool:
-        """Fold deltas at `ts`; False when `ts` falls before today's local midnight."""
-        if ts < self.start:
+    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
+        """Fold deltas into the period holding `ts`; False when it is older than both."""
+        if ts >= self.start:
+            total, sketches = self.totals, self.sketches
+        elif ts >= self.prev_start:
+            total, sketches = self.prev_totals, self.prev_sketches  # a late event for yesterday
+        else:
             return False
-        total = self.totals
         for k, d in deltas:
             total[k] += d
+        if sketch_deltas:
+            _add_sketches(sketches, sketch_deltas)
         return True
 
+    def add_interval(self, start: float, end: float, index: int) -> None:
+        """Add a duration, split between this period and the previous one."""
+        if end > self.start:
+            self.totals[index] += end - max(start, self.start)
+        low, high = max(start, self.prev_start), min(end, self.start)
+        if high > low:
+            self.prev_totals[index] += high - low
+
     def advance(self, now: float) -> None:
-        """Start a new day once `now` passes local midnight."""
-        if now >= self.end:
-            self.start, self.end = self._bounds(now)
-            self.totals = [0.0] * self.size
+        """Start a new period once `now` passes the end of the current one."""
+        if now < self.end:
+            return
+        start, end = self.bounds(now)
+        if start == self.end:
+            self.prev_totals, self.prev_sketches = self.totals, self.sketches
+        else:  # the clock jumped over whole periods: the one before `start` saw nothing
+            self.prev_totals = [0.0] * self.size
+            self.prev_sketches = [{} for _ in range(self.kinds)]
+        self.prev_start, self.prev_end = self.bounds(start - 1)
+        self.start, self.end = start, end
+        self.totals = [0.0] * self.size
+        self.sketches = [{} for _ in range(self.kinds)]
+
+
+class WindowSet:
+    """Every configured window over one counter vector, plus lifetime totals."""
+
+    def __init__(self, specs: Iterable[WindowSpec], size: int, tz: ZoneInfo,
+                 shift_resets: Iterable[time], now: float, sketch_kinds: int = 0) -> None:
+        specs = list(specs)
+        self.size = size
+        self.lifetime = [0.0] * size
+        by_width: dict[int, dict[str, int]] = {}
+        for spec in specs:
+            if spec.kind == "rolling":
+                by_width.setdefault(bucket_width(spec.span_s), {})[spec.name] = spec.span_s
+        self.rings = [RollingWindows(size, now, spans, width, sketch_kinds)
+                      for width, spans in sorted(by_width.items())]
+        kinds = {spec.kind for spec in specs}
+        self.day = (CalendarPeriod(size, day_bounds(tz), now, sketch_kinds)
+                    if kinds & {"today", "yesterday"} else None)
+        self.shift = (CalendarPeriod(size, shift_bounds(tz, shift_resets), now, sketch_kinds)
+                      if "shift" in kinds else None)
+        self._periods = [p for p in (self.day, self.shift) if p is not None]
+        self._next_change = min((p.end for p in self._periods), default=math.inf)
+
+    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
+        """Fold deltas at `ts` everywhere it belongs; False when too late for every window."""
+        for k, d in deltas:
+            self.lifetime[k] += d
+        counted = False
+        for ring in self.rings:
+            counted = ring.add(ts, deltas, sketch_deltas) or counted
+        for period in self._periods:
+            counted = period.add(ts, deltas, sketch_deltas) or counted
+        return counted
+
+    def add_interval(self, start: float, end: float, index: int) -> None:
+        """Add time spent in a state over [start, end) to every window it overlaps."""
+        if end <= start:
+            return
+        self.lifetime[index] += end - start
+        for ring in self.rings:
+            ring.add_interval(start, end, index)
+        for period in self._periods:
+            period.add_interval(start, end, index)
+
+    def time_range(self, name: str, now: float) -> tuple[float, float]:
+        """The span of time a window covers at `now`."""
+        if name == "today":
+            return self.day.start, now  # type: ignore[union-attr]
+        if name == "yesterday":
+            return self.day.prev_start, self.day.prev_end  # type: ignore[union-attr]
+        if name == "shift":
+            return self.shift.start, now  # type: ignore[union-attr]
+        for ring in self.rings:
+            if name in ring.totals:
+                return ring.coverage(name), now
+        raise KeyError(name)
+
+    def advance(self, now: float) -> None:
+        """Move every window to `now`."""
+        for ring in self.rings:
+            ring.advance(now)
+        if now >= self._next_change:
+            for period in self._periods:
+                period.advance(now)
+            self._next_change = min(p.end for p in self._periods)
+
+    def vector(self, name: str) -> tuple[list[float], Sketches]:
+        """Counters and sketches of a window by name."""
+        if name == "today":
+            return self.day.totals, self.day.sketches  # type: ignore[union-attr]
+        if name == "yesterday":
+            return self.day.prev_totals, self.day.prev_sketches  # type: ignore[union-attr]
+        if name == "shift":
+            return self.shift.totals, self.shift.sketches  # type: ignore[union-attr]
+        for ring in self.rings:
+            if name in ring.totals:
+                return ring.totals[name], ring.sketches[name]
+        raise KeyError(name)
+
+    def period_start(self, name: str) -> float | None:
+        """Start of a calendar window (None for rolling ones)."""
+        if name == "today":
+            return self.day.start  # type: ignore[union-attr]
+        if name == "yesterday":
+            return self.day.prev_start  # type: ignore[union-attr]
+        if name == "shift":
+            return self.shift.start  # type: ignore[union-attr]
+        return None

@@ -1,0 +1,472 @@
+"""Real-browser smoke test of the TV board: the real server in a subprocess, Debian's chromium.
+
+Skipped when the browser or the playwright package is missing, except when CI == "true",
+where a missing browser is a failure. Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("WALLBOARD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "secret-token"
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+CONFIG = """\
+site: {name: Test site, timezone: UTC, locale: %(locale)s}
+server: {push_interval_ms: 100}
+queues:
+  sales: {label: "<img src=x onerror=alert(1)>", channel: voice}
+sources:
+  hook: {type: webhook, token: secret-token%(stale)s}
+boards:
+  main:
+    title: Main
+    columns: 2
+    tiles:
+      - {kpi: waiting, queue: sales, thresholds: {direction: high_bad, warn: 2, crit: 3}}
+      - kpi: service_level
+        queue: sales
+        window: today
+        thresholds: {direction: low_bad, warn: 0.8, crit: 0.6}
+  dense:
+    title: A rather long board title for a crowded screen
+    columns: 4
+    tiles:
+      - kpi: waiting
+        queue: sales
+        label: "Contacts waiting in the premium support queue right now"
+      - {kpi: oldest_wait_s, queue: sales, thresholds: {warn: 60, crit: 120}}
+      - {kpi: service_level, queue: sales, window: 15m}
+      - {kpi: abandon_rate, queue: sales, window: 1h}
+      - {kpi: answered, channel: voice, window: today}
+      - {kpi: asa_s, window: today}
+      - {kpi: csat, window: today}
+      - {kpi: nps, window: today}
+      - {kpi: agents_available, queue: sales}
+      - {kpi: offered, window: today}
+      - {kpi: aht_s, window: 1h}
+      - {kpi: tickets_open}
+"""
+
+# In-page probes, kept here so the tests read as prose.
+JS_TILE_TEXT = "id => document.querySelector(`[data-tile='${id}'] .tile__num`).textContent"
+JS_LEVEL = "id => document.querySelector(`[data-tile='${id}']`).dataset.level"
+JS_OVERFLOW = """() => {
+  const bad = [];
+  for (const el of document.querySelectorAll('.tile, .tile__value, .tile__label, .tile__foot')) {
+    if (el.scrollWidth > el.clientWidth) {
+      bad.push(`${el.className} "${el.textContent.trim()}" ${el.scrollWidth}>${el.clientWidth}`);
+    }
+  }
+  const d = document.documentElement;
+  const b = document.body;
+  return {
+    bad,
+    docScrolls: d.scrollWidth > d.clientWidth || d.scrollHeight > d.clientHeight
+      || b.scrollWidth > b.clientWidth || b.scrollHeight > b.clientHeight,
+    // Smallest value font relative to its tile height: "huge, fills the tile".
+    valueShare: Math.min(...[...document.querySelectorAll('.tile')].map(t =>
+      parseFloat(getComputedStyle(t.querySelector('.tile__num')).fontSize) / t.clientHeight)),
+  };
+}"""
+INIT_SCRIPT = """
+window.__alerts = [];
+window.addEventListener('wallboard:alert', e => window.__alerts.push(e.detail));
+// Record what the page sends: a resync means the server's seq numbering had a gap.
+window.__sent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  window.__sent.push(String(data));
+  return send.call(this, data);
+};
+"""
+
+
+# ---------- environment ----------
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally, fail on CI: a CI runner is supposed to have the browser."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright python package is not installed (pip install playwright)")
+    if not os.path.exists(CHROMIUM):
+        _unavailable(
+            f"{CHROMIUM} not found (apt-get install chromium); this test never downloads a browser"
+        )
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            _unavailable(f"{CHROMIUM} did not start: {exc}")
+        yield browser
+        browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`python -m wallboard serve` in a subprocess, on a fixed port so it can be restarted."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self.config, self.port, self.log = config, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "wallboard",
+            "serve",
+            "--config",
+            str(self.config),
+            "--port",
+            str(self.port),
+        ]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"server not healthy within {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def post_events(
+        self,
+        events: list[dict[str, Any]] | dict[str, Any],
+        ndjson: bool = False,
+        token: str = TOKEN,
+    ) -> dict[str, Any]:
+        items = events if isinstance(events, list) else [events]
+        body = ("\n".join(json.dumps(e) for e in items) if ndjson else json.dumps(events)).encode()
+        request = urllib.request.Request(
+            f"{self.url}/api/events",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            result = json.load(resp)
+        assert (result["accepted"], result["rejected"]) == (len(items), []), result
+        return result
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(locale: str = "en", stale_after_s: float | None = None) -> Server:
+        config = tmp_path / f"wallboard-{len(servers)}.yaml"
+        stale = f", stale_after_s: {stale_after_s}" if stale_after_s else ""
+        config.write_text(CONFIG % {"locale": locale, "stale": stale}, encoding="utf-8")
+        server = Server(config, _free_port(), tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that records JS errors and dialogs; the test fails on any JS error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.dialogs = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(INIT_SCRIPT)
+    yield page
+    errors = list(page.errors)
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def _open_board(page: Any, server: Server, board: str = "main") -> None:
+    page.goto(f"{server.url}/board/{board}")
+    page.wait_for_function("window.wallboard && window.wallboard.connected", timeout=10_000)
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def _event(kind: str, contact: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "id": f"e{next(_counter)}",
+        "ts": time.time(),
+        "queue": "sales",
+        "channel": "voice",
+        "contact_id": contact,
+        **extra,
+    }
+
+
+# ---------- tests ----------
+
+
+def test_index_lists_boards_and_board_shows_server_values(page: Any, start_server) -> None:
+    server = start_server()
+    page.goto(server.url + "/")
+    hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
+    assert hrefs == ["/board/main", "/board/dense"]
+
+    _open_board(page, server)
+    assert page.evaluate("document.documentElement.dir") == "ltr"
+    assert page.text_content(".bar__site") == "Test site"
+    assert page.text_content(".bar__title") == "Main"
+    assert page.text_content(".bar__clock").strip()
+    assert page.get_attribute("#wb-conn", "data-state") == "connected"
+    assert page.is_hidden("#wb-overlay")
+    # Server-rendered grid: two tiles in two columns, captions per window.
+    assert (
+        page.eval_on_selector(
+            "#wb-grid", "g => getComputedStyle(g).gridTemplateColumns.split(' ').length"
+        )
+        == 2
+    )
+    assert page.eval_on_selector_all(".tile__window", "els => els.map(e => e.textContent)") == [
+        "live",
+        "today",
+    ]
+    # Values are the server's: waiting is 0, service level has nothing to divide yet.
+    state = page.evaluate("window.wallboard.state")
+    assert state["queues.sales.live.waiting"] == 0
+    assert state["queues.sales.today.service_level"] is None
+    assert isinstance(page.evaluate("window.wallboard.seq"), int)
+    assert page.evaluate(JS_TILE_TEXT, "t0") == "0"
+    assert page.evaluate(JS_TILE_TEXT, "t1") == "–"
+    assert page.evaluate(JS_LEVEL, "t0") == "ok"
+    assert page.evaluate(JS_LEVEL, "t1") == "none"
+    # A few seconds of deltas apply cleanly in sequence: no resync requested.
+    page.wait_for_function(f"window.wallboard.seq >= {page.evaluate('window.wallboard.seq') + 2}")
+    assert page.evaluate("window.__sent") == []
+
+
+def test_queued_contact_reaches_the_tile_within_one_second(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server)
+    assert page.evaluate(JS_TILE_TEXT, "t0") == "0"
+    # Stamp the DOM change in the page (same machine clock as time.time()).
+    page.evaluate("""() => {
+      const el = document.querySelector("[data-tile='t0'] .tile__num");
+      new MutationObserver((_, obs) => { window.__changedAt = Date.now(); obs.disconnect(); })
+        .observe(el, {childList: true, characterData: true, subtree: true});
+    }""")
+    posted_at, started = time.time(), time.perf_counter()
+    server.post_events(_event("contact.queued", "c1"))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '1'", timeout=1000)
+    seen = time.perf_counter() - started  # includes the test's own polling round trips
+    latency = page.evaluate("window.__changedAt") / 1000 - posted_at
+    print(
+        f"\nPOST /api/events -> tile text changed in {latency * 1000:.0f} ms "
+        f"(seen by the test after {seen * 1000:.0f} ms)"
+    )
+    assert latency < 1.0
+    assert page.evaluate("window.__sent") == [], "the client had to ask for a resync"
+
+
+def test_three_waiting_turn_the_tile_red_and_fire_the_alert(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server)
+    server.post_events([_event("contact.queued", "c1"), _event("contact.queued", "c2")])
+    page.wait_for_function(f"({JS_LEVEL})('t0') === 'warn'", timeout=2000)
+    assert page.evaluate("window.__alerts") == []
+
+    server.post_events([_event("contact.queued", "c3")], ndjson=True)
+    page.wait_for_function(f"({JS_LEVEL})('t0') === 'crit'", timeout=2000)
+    assert page.evaluate(JS_TILE_TEXT, "t0") == "3"
+    assert "tile--crit" in page.get_attribute("[data-tile='t0']", "class")
+    # Red pulses.
+    assert (
+        page.eval_on_selector(
+            "[data-tile='t0']", "el => getComputedStyle(el, '::after').animationName"
+        )
+        == "wb-pulse"
+    )
+    alerts = page.evaluate("window.__alerts")
+    assert [(a["tile"], a["level"]) for a in alerts] == [("t0", "crit")]
+
+    # Staying red does not re-alert.
+    server.post_events(_event("contact.queued", "c4"))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '4'", timeout=2000)
+    assert len(page.evaluate("window.__alerts")) == 1
+
+
+def test_service_level_is_a_percentage_with_low_bad_thresholds(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server)
+    server.post_events([_event("contact.queued", "c1"), _event("contact.queued", "c2")])
+    server.post_events(_event("contact.answered", "c1", wait_s=3))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t1') === '100%'", timeout=2000)
+    assert page.evaluate(JS_LEVEL, "t1") == "ok"
+    # A long abandon is a miss: 1 of 2 in service level -> 50 %, under crit (0.6) -> red.
+    server.post_events(_event("contact.abandoned", "c2", wait_s=40))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t1') === '50%'", timeout=2000)
+    assert page.evaluate(JS_LEVEL, "t1") == "crit"
+    assert ("t1", "crit") in [(a["tile"], a["level"]) for a in page.evaluate("window.__alerts")]
+
+
+def test_hostile_queue_label_renders_as_literal_text(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server)
+    server.post_events(_event("contact.queued", "c1"))  # the label also arrives over the socket
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '1'", timeout=2000)
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert page.evaluate("window.wallboard.state['queues.sales.label']") == HOSTILE
+    label = page.text_content("[data-tile='t0'] .tile__label")
+    assert "<img" in label and HOSTILE in label
+    assert page.dialogs == []
+
+
+def test_stale_source_marks_its_tiles(page: Any, start_server) -> None:
+    server = start_server(stale_after_s=1)
+    _open_board(page, server)
+    server.post_events(_event("contact.queued", "c1"))  # now queues.sales.sources == "hook"
+    page.wait_for_function(
+        "window.wallboard.state['queues.sales.sources'] === 'hook'", timeout=2000
+    )
+    # Silent for longer than stale_after_s: every tile fed by hook is marked, with a reason.
+    page.wait_for_function(
+        "document.querySelector(\"[data-tile='t0']\").classList.contains('tile--stale')",
+        timeout=5000,
+    )
+    badge = page.locator("[data-tile='t0'] .tile__stale")
+    assert badge.is_visible()
+    assert "hook" in badge.text_content()
+    # The value is dimmed (after its short fade).
+    page.wait_for_function(
+        "parseFloat(getComputedStyle(document.querySelector("
+        "\"[data-tile='t0'] .tile__value\")).opacity) < 0.5",
+        timeout=2000,
+    )
+    # A new event brings the source back up and clears the marker.
+    server.post_events(_event("contact.queued", "c2"))
+    page.wait_for_function(
+        "!document.querySelector(\"[data-tile='t0']\").classList.contains('tile--stale')",
+        timeout=3000,
+    )
+    assert badge.is_hidden()
+
+
+def test_server_restart_shows_overlay_then_resyncs_without_reload(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server)
+    server.post_events([_event("contact.queued", "c1"), _event("contact.queued", "c2")])
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '2'", timeout=2000)
+    page.evaluate("window.__marker = 'same-document'")
+    time_origin = page.evaluate("performance.timeOrigin")
+
+    server.stop()
+    page.wait_for_selector("#wb-overlay", state="visible", timeout=10_000)
+    assert page.evaluate("window.wallboard.connected") is False
+    assert page.get_attribute("#wb-conn", "data-state") == "down"
+    assert page.text_content("#wb-overlay-title") == "Connection lost"
+    detail = page.text_content("#wb-overlay-detail")
+    assert detail.startswith("reconnecting"), detail
+
+    server.start()  # same port, fresh in-memory state
+    page.wait_for_selector("#wb-overlay", state="hidden", timeout=40_000)
+    assert page.evaluate("window.wallboard.connected") is True
+    # The new server's snapshot replaced the old numbers: nobody is waiting any more.
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '0'", timeout=2000)
+    server.post_events(_event("contact.queued", "c9"))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '1'", timeout=2000)
+    # Same document: no reload happened.
+    assert page.evaluate("window.__marker") == "same-document"
+    assert page.evaluate("performance.timeOrigin") == time_origin
+
+
+@pytest.mark.parametrize("board", ["main", "dense"])
+def test_tiles_fit_from_720p_to_4k(page: Any, start_server, board: str) -> None:
+    server = start_server()
+    server.post_events([_event("contact.queued", f"c{i}") for i in range(12)])
+    server.post_events(_event("contact.answered", "c0", wait_s=3725))  # h:mm:ss durations
+    for width, height in [(1280, 720), (1920, 1080), (3840, 2160)]:
+        page.set_viewport_size({"width": width, "height": height})
+        _open_board(page, server, board)
+        page.wait_for_timeout(300)  # let the post-resize fit pass run
+        result = page.evaluate(JS_OVERFLOW)
+        assert result["bad"] == [], f"{width}x{height}: {result['bad']}"
+        assert not result["docScrolls"], f"{width}x{height}: the page scrolls"
+        # Huge numbers: even on the 12-tile board the value is a large share of its tile.
+        assert result["valueShare"] > (0.25 if board == "main" else 0.2), result
+
+
+def test_rtl_locale_mirrors_the_grid(page: Any, start_server) -> None:
+    server = start_server(locale="he")
+    _open_board(page, server)
+    assert page.evaluate("[document.documentElement.dir, document.documentElement.lang]") == [
+        "rtl",
+        "he",
+    ]
+    first = page.eval_on_selector("[data-tile='t0']", "el => el.getBoundingClientRect().left")
+    second = page.eval_on_selector("[data-tile='t1']", "el => el.getBoundingClientRect().left")
+    assert first > second  # the first tile sits on the right
+    assert page.text_content("[data-tile='t0'] .tile__window") != "live"  # localized caption
