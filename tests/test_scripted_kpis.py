@@ -139,3 +139,16 @@ async def test_duplicate_event_ids_are_counted_once(live_server) -> None:
     assert status == 200 and body["accepted"] == 0 and body["duplicates"] == 2
     api = await live.get_json("/api/snapshot")
     assert api["queues"]["sales"]["today"]["offered"] == 1
+
+
+async def test_service_level_tile_names_its_formula(live_server) -> None:
+    config = base_config()
+    config["queues"]["sales"]["service_level"] = {"variant": "abandons_ignored", "target": 0.9,
+                                                  "threshold_s": 30}
+    config["boards"] = {"b": {"tiles": [{"kpi": "service_level", "queue": "sales"}]}}
+    live = await live_server(config)
+    status, page = await live.get_text("/board/b")
+    assert status == 200
+    assert "abandons within T ignored · 90/30s" in page
+    api = await live.get_json("/api/snapshot")
+    assert api["queues"]["sales"]["sl_variant"] == "abandons_ignored"

@@ -20,6 +20,24 @@ KPI_LABELS: dict[str, str] = {
     "tickets_resolved": "Tickets resolved",
 }
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
+VARIANT_LABELS = {
+    "answered_only": "answered only",
+    "abandons_negative": "abandons count as missed",
+    "abandons_ignored": "abandons within T ignored",
+    "abandons_positive": "abandons within T count as met",
+    "removed_within_threshold": "removed within T / all queued",
+}
+
+
+def service_level_note(settings: Settings, queue: str | None) -> str:
+    """How a service-level tile is computed: the variant and the X/Y target."""
+    queues = [settings.queues[queue]] if queue else list(settings.queues.values())
+    variants = {q.service_level.variant for q in queues}
+    if len(variants) != 1:
+        return "per-queue formulas"
+    sl = queues[0].service_level
+    target = f"{round(sl.target * 100):d}/{sl.threshold_s:g}s" if queue else ""
+    return " · ".join(p for p in (VARIANT_LABELS[variants.pop()], target) if p)
 
 
 def _tile(kpi: str, window: str | None = None, queue: str | None = None,
@@ -82,6 +100,8 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings) -> dict[str, 
         "scope": scope,
         "sources_key": sources_key,
         "thresholds": tile.thresholds.model_dump() if tile.thresholds else None,
+        "note": (service_level_note(settings, tile.queue)
+                 if tile.kpi == "service_level" and not tile.channel else ""),
     }
 
 

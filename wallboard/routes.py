@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.resources
 import socket
+from urllib.parse import quote
 from pathlib import Path
 
 import jinja2
@@ -52,7 +53,7 @@ async def board_page(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     config = {
         "board": board["id"],
-        "ws_path": f"/ws?board={board['id']}",
+        "ws_path": f"/ws?board={quote(board['id'])}",
         "push_interval_ms": settings.server.push_interval_ms,
         # The hub refreshes every second; five silent seconds mean the link is dead.
         "stale_after_s": 5,
