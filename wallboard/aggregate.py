@@ -32,7 +32,8 @@ class QueueLimitError(Exception):
 class Leaf:
     """Windows for one (queue, channel) pair, with the queue's service-level settings."""
 
-    __slots__ = ("channel", "legal", "queue", "short_s", "threshold_s", "variant", "windows")
+    __slots__ = ("channel", "legal", "queue", "short_s", "sources", "threshold_s", "variant",
+                 "windows")
 
     def __init__(self, queue: str, channel: str, cfg: QueueConfig, windows: WindowSet) -> None:
         self.queue, self.channel, self.windows = queue, channel, windows
@@ -40,6 +41,7 @@ class Leaf:
         self.short_s = cfg.service_level.short_abandon_s
         self.variant = cfg.service_level.variant
         self.legal = [(r.limit_s, r.start == "call") for r in cfg.legal_rules]
+        self.sources: set[str] = set()
 
 
 class Aggregator:
@@ -60,6 +62,7 @@ class Aggregator:
         self.state = LiveState()
         self.leaves: dict[tuple[str, str], Leaf] = {}
         self.agent_windows: dict[str, WindowSet] = {}
+        self._default_leaf: dict[str, Leaf] = {}
         self.timers: list[tuple[float, int, str, str, float, int]] = []
         self._seq = itertools.count()
         self.late = 0
@@ -108,12 +111,18 @@ class Aggregator:
             self.fire_timers(now)
         etype = event.type
         queue = event.queue or UNASSIGNED
-        channel = event.channel or (
-            self.queue_config(queue).channel if queue else
-            ("ticket" if etype.startswith("ticket.") else "other"))
-        leaf = self._leaf(queue, channel, now)
+        if event.channel is None and queue in self._default_leaf:
+            leaf = self._default_leaf[queue]  # the common case, without recomputing the key
+        else:
+            channel = event.channel or (
+                self.queue_config(queue).channel if queue else
+                ("ticket" if etype.startswith("ticket.") else "other"))
+            leaf = self._leaf(queue, channel, now)
+            if event.channel is None:
+                self._default_leaf[queue] = leaf
         leaf.windows.advance(now)
-        if event.source and queue:
+        if event.source and queue and event.source not in leaf.sources:
+            leaf.sources.add(event.source)
             self.state.queue(queue).sources.add(event.source)
         handler = _HANDLERS.get(etype)
         if handler is not None:

@@ -266,6 +266,8 @@ class WindowSet:
                       if "shift" in kinds else None)
         self._periods = [p for p in (self.day, self.shift) if p is not None]
         self._next_change = min((p.end for p in self._periods), default=math.inf)
+        # Nothing moves before the next bucket edge: advance() is a comparison until then.
+        self._next_edge = -math.inf
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
         """Fold deltas at `ts` everywhere it belongs; False when too late for every window."""
@@ -303,12 +305,16 @@ class WindowSet:
 
     def advance(self, now: float) -> None:
         """Move every window to `now`."""
+        if now < self._next_edge:
+            return
         for ring in self.rings:
             ring.advance(now)
         if now >= self._next_change:
             for period in self._periods:
                 period.advance(now)
             self._next_change = min(p.end for p in self._periods)
+        edges = [(r.now_idx + 1) * r.width for r in self.rings]
+        self._next_edge = min([*edges, self._next_change])
 
     def vector(self, name: str) -> tuple[list[float], Sketches]:
         """Counters and sketches of a window by name."""
