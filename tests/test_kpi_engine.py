@@ -214,3 +214,47 @@ def test_occupancy_from_agent_time_in_state_including_the_current_state() -> Non
     assert snap["teams"]["blue"]["15m"]["occupancy"] == 0.7
     assert snap["total"]["15m"]["occupancy"] == 0.7
     assert snap["agents"]["ann"]["state"] == "available"
+
+
+def _erlang_c_sl(n: int, a: float, aht: float, t: float) -> float:
+    """Textbook Erlang C service level, with factorials (independent of wallboard.erlang)."""
+    top = a ** n / math.factorial(n) * n / (n - a)
+    p_wait = top / (sum(a ** k / math.factorial(k) for k in range(n)) + top)
+    return 1 - p_wait * math.exp(-(n - a) * t / aht)
+
+
+def test_staffing_forecast_uses_window_rate_aht_and_agents_staffed_now() -> None:
+    config = {"windows": ["15m", "today"],
+              "queues": {"q": {"staffing": {"model": "erlang_c"},
+                               "service_level": {"threshold_s": 20, "target": 0.8}}}}
+    engine = Engine(config, T0)
+    for i in range(12):
+        engine.send({"type": "agent.state", "ts": T0, "agent": f"a{i}", "state": "available",
+                     "queues": ["q"]})
+    for i in range(50):  # 50 contacts in the last 15 minutes, 180 s each
+        t = T0 + 10 + i * 17
+        engine.send({"type": "contact.queued", "ts": t, "queue": "q", "contact_id": f"c{i}"})
+        engine.send({"type": "contact.answered", "ts": t + 1, "queue": "q", "contact_id": f"c{i}"})
+        engine.send({"type": "contact.ended", "ts": t + 2, "queue": "q", "contact_id": f"c{i}",
+                     "talk_s": 180})
+    live = engine.snapshot(T0 + 880)["queues"]["q"]["live"]
+    rate = 50 / 900  # offered over the window's length
+    a = rate * 180
+    needed = next(n for n in range(math.ceil(a) + 1, 100) if _erlang_c_sl(n, a, 180, 20) >= 0.8)
+    assert live["agents_needed"] == needed
+    assert live["forecast_sl"] == pytest.approx(_erlang_c_sl(12, a, 180, 20), abs=1e-6)
+    assert live["forecast_abandon"] is None  # Erlang C knows no abandons
+
+
+def test_queue_time_zone_sets_its_own_today() -> None:
+    config = {"site": {"timezone": "UTC", "lateness_s": 20000},
+              "queues": {"ny": {"timezone": "America/New_York"}, "utc": {}}}
+    # 2026-11-18 03:00 UTC is 22:00 the day before in New York.
+    start = 1_795_402_800.0
+    engine = Engine(config, start)
+    for q in ("ny", "utc"):
+        engine.send({"type": "contact.queued", "ts": start - 3 * 3600 - 60, "queue": q,
+                     "contact_id": f"{q}-early"})  # 23:59 UTC / 18:59 New York
+    snap = engine.snapshot(start)
+    assert snap["queues"]["utc"]["today"]["offered"] == 0
+    assert snap["queues"]["ny"]["today"]["offered"] == 1

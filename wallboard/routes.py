@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import importlib.resources
 import socket
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 import orjson

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from wallboard import counters as c
@@ -193,9 +194,12 @@ class SnapshotBuilder:
         if cached is None:
             if len(self._forecast_cache) > 4096:
                 self._forecast_cache.clear()
-            cached = self._forecast_cache[key] = forecast(
-                rate, aht, cfg.service_level.threshold_s, cfg.service_level.target, staffed,
-                patience_s=patience)
+            raw = forecast(rate, aht, cfg.service_level.threshold_s, cfg.service_level.target,
+                           staffed, patience_s=patience,
+                           max_occupancy=cfg.staffing.max_occupancy)
+            cached = self._forecast_cache[key] = {
+                k: round(v, 6) if isinstance(v, float) and math.isfinite(v) else
+                (None if isinstance(v, float) else v) for k, v in raw.items()}
         return {k: cached.get(k) for k in _NO_FORECAST}
 
     def _sum_live(self, blocks: list[dict], names: set[str] | None) -> dict:
