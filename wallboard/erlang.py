@@ -1,22 +1,25 @@
 """Erlang B, C and A staffing maths for live wallboard forecasts (kpis.md §5), pure Python.
 
 Symbols: λ arrivals/s, h AHT (s), μ = 1/h, A = λh Erlangs, N agents, T the service-level
-threshold (s), τ mean patience (s), θ = 1/τ.  Every service level here is "answered within T
-over all arrivals"; Erlang A counts abandoners as failures.
+threshold (s), τ mean patience (s), θ = 1/τ.  Service levels are "answered within T over all
+arrivals"; Erlang A counts abandoners as failures.
 
-Cost (CPython, one core): erlang_b and erlang_c are O(N) float steps, a few µs at N = 200.
-erlang_a_metrics is O(J + M²/2): J queue states until the chain's tail is negligible, and M
-uniformization steps, M ≈ ΛT + 8√(ΛT) with Λ ≈ Nμ + θ·(states a caller can clear within T).
-That is about 0.1 ms at N = 15 and about 1-3 ms at N = 200, AHT 180 s, T = 20 s.
+Cost (CPython 3.11, one core, best of repeats): erlang_b/erlang_c are O(N), ~3 µs at N = 15
+and ~14 µs at N = 200.  erlang_a_metrics is O(J + M·(K + 16)): J queue states summed, then
+uniformization with M Poisson jumps (M ≈ ΛT + 8√(ΛT)) over K <= M states; ~0.1 ms at N = 15
+and ~0.4-0.6 ms at N = 200 (AHT 180 s, T = 20 s).  Beyond _UNIFORMIZATION_BUDGET the same
+sum comes in O(J) from an exact incomplete-gamma identity, and J is capped, so no call
+takes more than about 5 ms.
 
 Erlang A truncation rules:
-- Queue states j = n − N are summed until the ratio q = λ/(Nμ + (j+1)θ) is below 1 (it then
-  keeps falling), and the geometric bounds on the dropped tails Σw and Σj·w are ≤ 1e-15 of
-  the sums so far.  Past _MAX_QUEUE_STATES states (only when λτ is about 10⁵ or more) the
-  θ → 0 limit is returned instead: Erlang C with P(ab) ≈ θ·ASA when λ < Nμ, else the fluid
-  overload limit (every caller waits, P(ab) = 1 − Nμ/λ, SL 0).
-- Uniformization drops Poisson mass beyond M where P(Poisson(ΛT) > M) ≤ 1e-14, and so the
-  states j ≥ M, which cannot reach an agent in M steps.
+- Queue states j = n − N are summed until q = λ/(Nμ + (j+1)θ) < 1 (it keeps falling after)
+  and the geometric bounds on the dropped tails of Σw and Σj·w are <= 1e-15 of the sums.
+  If that needs more than _MAX_QUEUE_STATES states ((λ − Nμ)τ ≳ 10⁴, or λτ ≳ 10⁶ near
+  λ = Nμ), the long-patience limit is returned: Erlang C's P(wait) and SL, and L_q from the
+  Gaussian shape of the queue (P(ab) → 1 − Nμ/λ in overload).  Checked against the full
+  chain there: waits and P(ab) within 2 %, SL and P(wait) within 0.03 (SL is tiny anyway).
+- Uniformization drops the Poisson(ΛT) mass beyond M, bounded by 1e-14, and with it the
+  states j >= M, which cannot reach an agent within M jumps.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ from typing import Literal
 
 _TAIL_EPS = 1e-15  # relative mass dropped from the queue-length distribution
 _LOG_POISSON_TAIL = math.log(1e-14)  # Poisson mass dropped by uniformization
-_MAX_QUEUE_STATES = 50_000  # caps Erlang A work near θ → 0 (about 15 ms at the cap)
-_RESCALE = 1e200  # keeps heavy-overload queue weights finite without logs in the hot loop
-_LOG_RESCALE = math.log(_RESCALE)
+_MAX_QUEUE_STATES = 10_000  # caps the Erlang A chain near θ → 0 (about 4 ms at the cap)
+_UNIFORMIZATION_BUDGET = 12_000  # jumps × (states + 16 for per-jump overhead) ≈ 2.5 ms
 
 Model = Literal["erlang_c", "erlang_a"]
 
@@ -75,11 +77,10 @@ class StaffingResult:
     occupancy: float
 
 
-def _agents_arg(n: int) -> int:
+def _agents_arg(n: int) -> None:
     """Validate an agent count."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"agents must be an int >= 0, got {n!r}")
-    return n
 
 
 def _number(name: str, x: float, *, positive: bool = False, allow_inf: bool = False) -> float:
@@ -97,25 +98,15 @@ def erlang_b(n: int, a: float) -> float:
     a = _number("traffic", a)
     b = 1.0
     for k in range(1, n + 1):
-        ab = a * b
-        b = ab / (k + ab)
+        b = a * b / (k + a * b)  # B_k = A·B_{k−1} / (k + A·B_{k−1}), always in (0, 1]
     return b
-
-
-def _c_from_b(n: int, a: float, b: float) -> float:
-    """Erlang C from Erlang B for a stable queue (n > a): C = nB / (n − a(1 − B))."""
-    return min(1.0, n * b / (n - a * (1.0 - b)))  # the denominator exceeds n − a > 0
 
 
 def erlang_c(n: int, a: float) -> float:
     """Erlang C probability of waiting; 1.0 when n <= a, 0.0 with no traffic; O(n)."""
     _agents_arg(n)
-    a = _number("traffic", a)
-    if a == 0:
-        return 0.0  # nobody arrives, so nobody waits (even with n = 0)
-    if n <= a:
-        return 1.0
-    return _c_from_b(n, a, erlang_b(n, a))
+    a = _number("traffic", a)  # a = 0: nobody arrives, so nobody waits (even with n = 0)
+    return _c_metrics(n, a, 1.0, 0.0, erlang_b(n, a) if 0 < a < n else 0.0).p_wait
 
 
 def _c_metrics(n: int, a: float, aht: float, t: float, b: float) -> ErlangCResult:
@@ -124,7 +115,7 @@ def _c_metrics(n: int, a: float, aht: float, t: float, b: float) -> ErlangCResul
         return ErlangCResult(n, 0.0, 0.0, 1.0, 0.0, 0.0)
     if n <= a:
         return ErlangCResult(n, a, 1.0, 0.0, math.inf, 1.0 if n else 0.0)
-    c = _c_from_b(n, a, b)
+    c = min(1.0, n * b / (n - a * (1.0 - b)))  # C = NB / (N − A(1 − B)); denominator > N − A
     sl = 1.0 - c * math.exp(-(n - a) * t / aht)
     return ErlangCResult(n, a, c, max(0.0, sl), c * aht / (n - a), a / n)
 
@@ -152,27 +143,58 @@ def _poisson_horizon(mean: float) -> int:
         m += 1
 
 
-def _served_within(probs: list[float], nmu: float, theta: float, t: float) -> float:
-    """Σ_j probs[j]·G_j(t): mass of waiting arrivals answered by t, by uniformization."""
-    # A tagged caller with j ahead moves to j−1 (or to an agent from j = 0) at rate Nμ + jθ
-    # and abandons at rate θ.  Propagate the arrival-time distribution over j forwards
-    # through the uniformized chain; the absorbed "answered" mass after m jumps, weighted by
-    # Poisson(Λt) jump counts, is the answered-within-t probability.
-    if t == 0 or not probs:
-        return 0.0
-    k = len(probs) - 1
-    while True:  # only states a caller can clear within the Poisson horizon matter
+def _queue_log_weights(lam: float, nmu: float,
+                       theta: float) -> tuple[list[float], float, float] | None:
+    """log w_j, w_j = π_{N+j}/π_N, up to the truncation point, with log Σw and log Σj·w."""
+    logs = [0.0]
+    lw = ref = 0.0  # the sums are kept in units of e^ref so a deep queue cannot overflow
+    w = q_sum = 1.0
+    l_sum = 0.0
+    j = 0
+    while True:
+        q = lam / (nmu + (j + 1) * theta)  # w_{j+1}/w_j, decreasing in j
+        if q < 1.0:
+            tail = w * q / (1.0 - q)  # ≥ Σ_{i>j} w_i since later ratios are smaller
+            tail_l = w * q * (j * (1.0 - q) + 1.0) / (1.0 - q) ** 2  # ≥ Σ_{i>j} i·w_i
+            if tail + tail_l <= _TAIL_EPS * (q_sum + l_sum):
+                break
+        j += 1
+        if j > _MAX_QUEUE_STATES:
+            return None
+        lw += math.log(q)
+        w *= q
+        if w > 1e200:
+            ref += math.log(w)
+            q_sum, l_sum, w = q_sum / w, l_sum / w, 1.0
+        logs.append(lw)
+        q_sum += w
+        l_sum += j * w
+    return logs, ref + math.log(q_sum), ref + math.log(l_sum) if l_sum > 0 else -math.inf
+
+
+def _uniformization_size(k: int, nmu: float, theta: float, t: float) -> tuple[int, int, float]:
+    """Highest useful state K, Poisson horizon M and rate Λ for answering within t."""
+    while True:  # states j >= M cannot reach an agent within M jumps, so drop them
         lam_u = nmu + (k + 1) * theta  # the fastest exit rate among the states kept
         m_max = _poisson_horizon(lam_u * t)
         if m_max - 1 >= k:
-            break
+            return k, m_max, lam_u
         k = m_max - 1  # fewer states, smaller Λ, shorter horizon: converges in a few rounds
+
+
+def _served_within(probs: list[float], nmu: float, theta: float, t: float, m_max: int,
+                   lam_u: float) -> float:
+    """Σ_j probs[j]·G_j(t): arrivals that wait and are answered by t, by uniformization."""
+    # A tagged caller with j ahead moves to j−1 (or to an agent from j = 0) at rate Nμ + jθ
+    # and abandons at rate θ.  Push the distribution over j through the uniformized jump
+    # chain and weight the answered mass after m jumps by P(Poisson(Λt) = m).
+    k = len(probs) - 1
     mt = lam_u * t
     log_mt = math.log(mt)
     adv = [(nmu + j * theta) / lam_u for j in range(k + 1)]
     stay = [1.0 - (nmu + (j + 1) * theta) / lam_u for j in range(k + 1)]
     adv_up = [*adv[1:], 0.0]  # inflow into j from j+1
-    v = probs[: k + 1]
+    v = probs
     served = acc = 0.0
     for m in range(1, m_max + 1):
         served += adv[0] * v[0]
@@ -188,21 +210,37 @@ def _served_within(probs: list[float], nmu: float, theta: float, t: float) -> fl
     return acc
 
 
+def _served_closed_form(logs: list[float], log_total: float, p_wait: float, lam: float,
+                        nmu: float, theta: float, t: float) -> float:
+    """The same Σ_j π_{N+j}·G_j(t) in O(J) from incomplete-gamma identities (exact)."""
+    # With x = Nμ/θ, y = λ/θ, f = e^{−θt}, the waiting arrivals' sum is
+    # P_w·[γ(x+1, y) − γ(x+1, yf)] / (y·γ(x, y)); expanding both γ series in the chain
+    # weights w_k gives (Nμ/λ)·[Σ_{k≥1} w_k − e^{y(1−f) − xθt}·Σ_{k≥1} w_k f^k] / Σπ.
+    ft = theta * t
+    log_e = -(lam / theta) * math.expm1(-ft) - nmu * t - log_total
+    late = sum(math.exp(lw + log_e - k * ft) for k, lw in enumerate(logs) if k)
+    return max(0.0, nmu / lam * (p_wait - math.exp(-log_total) - late))
+
+
 def _a_theta_limit(n: int, lam: float, aht: float, tau: float, t: float) -> ErlangAResult:
-    """θ → 0 limit used when the queue chain is too long to sum (λτ of order 10⁵ or more)."""
-    a = lam * aht
-    if n > a:  # stable without abandonment: Erlang C, abandonment to first order in θ
-        c = _c_metrics(n, a, aht, t, erlang_b(n, a))
-        p_ab = min(1.0, c.asa_s / tau)
-        return ErlangAResult(n, a, c.p_wait, c.service_level, p_ab, c.asa_s,
-                             a * (1.0 - p_ab) / n)
-    p_ab = 1.0 - n / a  # fluid overload: agents always busy, the excess abandons
-    return ErlangAResult(n, a, 1.0, 0.0, p_ab, p_ab * tau, 1.0)
+    """Long-patience limit for chains too long to sum: Erlang C P(wait) and SL, Gaussian queue."""
+    # Near the mode, w_j ≈ exp(−(j − (y − x))²/(2y)) with y = λτ, x = Nμτ (y, x ≫ 1 here),
+    # so the queue given waiting is that Gaussian restricted to j >= 0.
+    c = erlang_c_metrics(n, lam, aht, t)  # θ → 0: P(wait) and SL (0 when N <= A)
+    m, s = (lam - n / aht) * tau, math.sqrt(lam * tau)
+    kept = 0.5 * math.erfc(-m / s / math.sqrt(2))  # Φ(m/s): the share of the Gaussian at j >= 0
+    if kept > 0:
+        lq = c.p_wait * (m + s * math.exp(-0.5 * (m / s) ** 2) / math.sqrt(2 * math.pi) / kept)
+    else:  # far below the cap in practice; Erlang C's queue is then the right limit
+        lq = c.asa_s * lam
+    p_ab = min(1.0, lq / (lam * tau))  # P(ab) = θ·L_q/λ
+    return ErlangAResult(n, c.traffic_erlangs, c.p_wait, c.service_level, p_ab, lq / lam,
+                         min(1.0, c.traffic_erlangs * (1.0 - p_ab) / n))
 
 
 def erlang_a_metrics(n: int, arrival_rate_per_s: float, aht_s: float, patience_s: float,
                      threshold_s: float) -> ErlangAResult:
-    """SL(T), P(abandon), P(wait), E[W] and occupancy under Erlang A; O(J + M²/2), ≤ ms."""
+    """SL(T), P(abandon), P(wait), E[W], occupancy under Erlang A; 0.1-0.6 ms, ≤ ~5 ms."""
     _agents_arg(n)
     lam = _number("arrival_rate_per_s", arrival_rate_per_s)
     aht = _number("aht_s", aht_s, positive=True)
@@ -216,66 +254,47 @@ def erlang_a_metrics(n: int, arrival_rate_per_s: float, aht_s: float, patience_s
         return ErlangAResult(n, a, c.p_wait, c.service_level, 0.0, c.asa_s, c.occupancy)
     if n == 0:  # everyone waits until their patience runs out
         return ErlangAResult(0, a, 1.0, 0.0, 1.0, tau, 0.0)
-    theta = 1.0 / tau
-    nmu = n / aht
+    theta, nmu = 1.0 / tau, n / aht
     b = erlang_b(n, a)  # π_N / Σ_{k<=N} π_k: the Poisson part below N, without factorials
     if b == 0.0:  # P(all busy) underflowed (< 1e-308): waiting is negligible
         return ErlangAResult(n, a, 0.0, 1.0, 0.0, 0.0, a / n)
-    # Queue weights w_j = π_{N+j}/π_N = Π_{i<=j} λ/(Nμ + iθ), rescaled when they get huge.
-    weights = [1.0]
-    w = q_sum = 1.0
-    l_sum = 0.0
-    shifts = 0
-    j = 0
-    while True:
-        q = lam / (nmu + (j + 1) * theta)  # w_{j+1}/w_j, decreasing in j
-        if q < 1.0:
-            tail = w * q / (1.0 - q)  # ≥ Σ_{i>j} w_i since later ratios are smaller
-            tail_l = w * q * (j * (1.0 - q) + 1.0) / (1.0 - q) ** 2  # ≥ Σ_{i>j} i·w_i
-            if tail + tail_l <= _TAIL_EPS * (q_sum + l_sum):
-                break
-        j += 1
-        if j > _MAX_QUEUE_STATES:
-            return _a_theta_limit(n, lam, aht, tau, t)
-        w *= q
-        if w > _RESCALE:
-            w /= _RESCALE
-            q_sum /= _RESCALE
-            l_sum /= _RESCALE
-            weights = [x / _RESCALE for x in weights]
-            shifts += 1
-        weights.append(w)
-        q_sum += w
-        l_sum += j * w
-    # Mass below N relative to π_N is (1 − B)/B, brought to the same rescaled units.
-    below = math.exp(math.log1p(-b) - math.log(b) - shifts * _LOG_RESCALE) if b < 1 else 0.0
-    total = below + q_sum
-    lq = l_sum / total
+    # when the queue's mode alone is past the cap, do not even start summing
+    deep = (lam - nmu) * tau > _MAX_QUEUE_STATES
+    chain = None if deep else _queue_log_weights(lam, nmu, theta)
+    if chain is None:
+        return _a_theta_limit(n, lam, aht, tau, t)
+    logs, log_q, log_l = chain
+    log_below = math.log1p(-b) - math.log(b) if b < 1 else -math.inf  # Σ_{k<N} π_k / π_N
+    hi = max(log_below, log_q)
+    log_total = hi + math.log(math.exp(log_below - hi) + math.exp(log_q - hi))
+    p_wait = math.exp(log_q - log_total)
+    lq = math.exp(log_l - log_total)
     p_ab = min(1.0, theta * lq / lam)  # abandonment flow θ·L_q over arrivals λ
-    answered_late = _served_within([x / total for x in weights], nmu, theta, t)
-    sl = min(1.0, below / total + answered_late)
-    return ErlangAResult(n, a, q_sum / total, sl, p_ab, lq / lam, a * (1.0 - p_ab) / n)
-
-
-def _unmet(model: Model, a: float, n: int, m: ErlangCResult | ErlangAResult) -> StaffingResult:
-    """A StaffingResult saying the target is out of reach, with the metrics at n."""
-    return _staffing(None, model, a, n, m)
+    late = 0.0
+    if nmu * t > 1e-300:  # else no agent frees up within t (and log(Λt) would fail)
+        k, m_max, lam_u = _uniformization_size(len(logs) - 1, nmu, theta, t)
+        if m_max * (k + 17) <= _UNIFORMIZATION_BUDGET:
+            probs = [math.exp(x - log_total) for x in logs[: k + 1]]
+            late = _served_within(probs, nmu, theta, t, m_max, lam_u)
+        else:
+            late = _served_closed_form(logs, log_total, p_wait, lam, nmu, theta, t)
+    sl = min(1.0, math.exp(log_below - log_total) + late)
+    return ErlangAResult(n, a, p_wait, sl, p_ab, lq / lam, min(1.0, a * (1.0 - p_ab) / n))
 
 
 def _staffing(agents: int | None, model: Model, a: float, n: int,
               m: ErlangCResult | ErlangAResult) -> StaffingResult:
     """Flatten either model's metrics into a StaffingResult."""
-    if isinstance(m, ErlangCResult):
-        return StaffingResult(agents, agents is not None, model, a, n, m.service_level,
-                              m.p_wait, m.asa_s, 0.0, m.occupancy)
+    c = isinstance(m, ErlangCResult)
+    wait, p_ab = (m.asa_s, 0.0) if c else (m.mean_wait_s, m.p_abandon)  # type: ignore[union-attr]
     return StaffingResult(agents, agents is not None, model, a, n, m.service_level, m.p_wait,
-                          m.mean_wait_s, m.p_abandon, m.occupancy)
+                          wait, p_ab, m.occupancy)
 
 
 def agents_needed(arrival_rate_per_s: float, aht_s: float, threshold_s: float,
                   target_sl: float, patience_s: float | None = None,
                   max_occupancy: float = 1.0, max_agents: int = 1000) -> StaffingResult:
-    """Smallest N with SL >= target and occupancy <= max; C: O(N), A: ~log₂N model calls."""
+    """Smallest N meeting SL and occupancy targets; C O(N) ≤ 25 µs, A ~7 evaluations ≤ 3 ms."""
     lam = _number("arrival_rate_per_s", arrival_rate_per_s)
     aht = _number("aht_s", aht_s, positive=True)
     t = _number("threshold_s", threshold_s)
@@ -303,15 +322,15 @@ def _search_c(a: float, aht: float, t: float, target: float, n: int,
               max_agents: int) -> StaffingResult:
     """Linear scan upwards from the first stable N, updating Erlang B in O(1) per step."""
     if n > max_agents:
-        return _unmet("erlang_c", a, max_agents, _c_metrics(max_agents, a, aht, t,
-                                                            erlang_b(max_agents, a)))
+        m = _c_metrics(max_agents, a, aht, t, erlang_b(max_agents, a))
+        return _staffing(None, "erlang_c", a, max_agents, m)
     b = erlang_b(n, a)
     while True:
         m = _c_metrics(n, a, aht, t, b)
         if m.service_level >= target:
             return _staffing(n, "erlang_c", a, n, m)
         if n >= max_agents:
-            return _unmet("erlang_c", a, n, m)
+            return _staffing(None, "erlang_c", a, n, m)
         n += 1
         b = a * b / (n + a * b)
 
@@ -328,45 +347,39 @@ def _search_a(lam: float, aht: float, tau: float, t: float, target: float, occ_c
 
     # SL <= answered share <= Nμ/λ = N/A, so fewer than target·A agents can never do
     lo = max(1, math.ceil(target * a) - 1)
-    if lo > max_agents:
-        return _unmet("erlang_a", a, max_agents, erlang_a_metrics(max_agents, lam, aht, tau, t))
     guess = _search_c(a, aht, t, target, max(math.floor(a) + 1, lo), max_agents)
-    hi = min(max(guess.evaluated_agents, lo), max_agents)  # Erlang C's answer is a good start
-    if ok(hi):
-        bad = lo - 1  # never evaluated: treated as failing
-    else:
-        bad, step = hi, 1
+    good = min(max(guess.evaluated_agents, lo), max_agents)  # Erlang C's answer as a start
+    bad, step = lo - 1, 1  # below lo is known to fail, so it is never evaluated
+    if not ok(good):
         while True:  # gallop upwards
-            hi = min(bad + step, max_agents)
-            if ok(hi):
+            bad, good = good, min(good + step, max_agents)
+            if ok(good):
                 break
-            if hi == max_agents:
-                return _unmet("erlang_a", a, hi, cache[hi])
-            bad, step = hi, step * 2
-    while hi - bad > 1:  # invariant: ok(hi), not ok(bad) (or bad below the floor)
-        mid = (bad + hi) // 2
+            if good == max_agents:
+                return _staffing(None, "erlang_a", a, good, cache[good])
+            step *= 2
+    while good - bad > 1:  # invariant: ok(good) and not ok(bad)
+        mid = (bad + good) // 2
         if ok(mid):
-            hi = mid
+            good = mid
         else:
             bad = mid
-    return _staffing(hi, "erlang_a", a, hi, cache[hi])
+    return _staffing(good, "erlang_a", a, good, cache[good])
 
 
 def _usable(x: float | None) -> float | None:
     """A finite, non-negative float, or None for missing or garbage input."""
-    if x is None or isinstance(x, bool):
-        return None
     try:
-        x = float(x)
+        v = float(x)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return x if math.isfinite(x) and x >= 0 else None
+    return v if math.isfinite(v) and v >= 0 and not isinstance(x, bool) else None
 
 
 def forecast(arrival_rate_per_s: float | None, aht_s: float | None, threshold_s: float | None,
              target_sl: float | None, staffed: int | None, patience_s: float | None = None,
              *, max_occupancy: float = 1.0, max_agents: int = 1000) -> dict[str, float | None]:
-    """The live staffing tile values (kpis.py names); never raises on missing input; ≤ ms."""
+    """Staffing tile values named as in kpis.LIVE_KPIS; None-safe; ≲ 1 ms C, ≲ 5 ms A."""
     # Keys match LIVE_KPIS.  None means not computable (no arrivals or AHT yet, missing
     # inputs) or, for agents_needed, out of reach within max_agents.  forecast_wait_s is
     # inf when the staffed agents cannot keep up under Erlang C (orjson sends null).
@@ -382,14 +395,13 @@ def forecast(arrival_rate_per_s: float | None, aht_s: float | None, threshold_s:
     if target is not None and target <= 1 and occ and occ <= 1:
         s = agents_needed(lam, aht, t, target, tau, occ, max(0, int(max_agents)))
         out["agents_needed"] = s.agents
-    n = _usable(staffed)
-    if n is not None:
-        n = int(n)
+    staff = _usable(staffed)
+    if staff is not None:
         if tau is None:
-            c = erlang_c_metrics(n, lam, aht, t)
+            c = erlang_c_metrics(int(staff), lam, aht, t)
             out.update(forecast_sl=c.service_level, forecast_wait_s=c.asa_s)
         else:
-            m = erlang_a_metrics(n, lam, aht, tau, t)
+            m = erlang_a_metrics(int(staff), lam, aht, tau, t)
             out.update(forecast_sl=m.service_level, forecast_wait_s=m.mean_wait_s,
                        forecast_abandon=m.p_abandon)
     return out
@@ -401,6 +413,4 @@ def estimate_patience(mean_wait_all_s: float | None, p_abandon: float | None) ->
     # with abandoners' waits included).  Real patience is not exponential and a window is not
     # steady state, so treat the result as an order of magnitude; few abandons make it noisy.
     w, p = _usable(mean_wait_all_s), _usable(p_abandon)
-    if not w or not p or p > 1:
-        return None
-    return w / p
+    return w / p if w and p and p <= 1 else None
