@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +171,43 @@ def test_wait_percentiles_within_one_percent_of_exact(waits: list[float]) -> Non
             assert got[key] <= 0.01 + 1e-9
         else:
             assert abs(got[key] - exact) <= 0.01 * exact + 1e-3, (q, got[key], exact)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["available", "busy", "wrapup", "away",
+                                                 "offline"]),
+                                st.floats(1, 1500).map(lambda x: round(x, 1))),
+                      min_size=1, max_size=40),
+       extra_s=st.floats(0, 2000))
+def test_occupancy_equals_brute_force_time_in_state(steps: list[tuple[str, float]],
+                                                    extra_s: float) -> None:
+    engine = Engine({"site": {"timezone": "Asia/Jerusalem"}, "queues": {"q": {}}}, START)
+    t = START
+    intervals: list[tuple[float, float, str]] = []
+    for i, (state, gap) in enumerate(steps):
+        engine.send({"type": "agent.state", "ts": t, "agent": "ann", "state": state,
+                     "queues": ["q"]})
+        end = t + gap if i + 1 < len(steps) else None
+        intervals.append((t, end, state))  # type: ignore[arg-type]
+        t += gap
+    now = t - steps[-1][1] + extra_s
+    snap = engine.snapshot(now)
+    now_idx = int(now // WIDTH)
+    day = datetime.fromtimestamp(now, ZoneInfo("Asia/Jerusalem")).date()
+    midnight = datetime.combine(day, datetime.min.time(), ZoneInfo("Asia/Jerusalem")).timestamp()
+    lows = {"15m": (now_idx - 91 + 1) * WIDTH, "1h": (now_idx - 361 + 1) * WIDTH,
+            "today": midnight}
+    for window, low in lows.items():
+        spent = {"available": 0.0, "busy": 0.0, "wrapup": 0.0}
+        for start, end, state in intervals:
+            end = now if end is None else end
+            overlap = min(end, now) - max(start, low)
+            if state in spent and overlap > 0:
+                spent[state] += overlap
+        handling = spent["busy"] + spent["wrapup"]
+        expected = _ratio(handling, handling + spent["available"])
+        got = snap["agents"]["ann"][window]["occupancy"]
+        if expected is None:
+            assert got is None or handling + spent["available"] < 1e-6
+        else:
+            assert got == pytest.approx(expected, abs=2e-6), window

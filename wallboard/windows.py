@@ -85,13 +85,15 @@ class RollingWindows:
         self.span_buckets = {name: seconds // width_s + 1 for name, seconds in spans.items()}
         self.ring_len = max(self.span_buckets.values())
         self.slot_idx: list[int] = [-1] * self.ring_len
-        self.slots: list[list[float] | None] = [None] * self.ring_len
+        # Buckets hold only the counters they touched: eviction then costs what was added.
+        self.slots: list[dict[int, float] | None] = [None] * self.ring_len
         self.slot_sketches: list[Sketches | None] = [None] * self.ring_len
         self.totals: dict[str, list[float]] = {name: [0.0] * size for name in spans}
         self.sketches: dict[str, Sketches] = {name: [{} for _ in range(sketch_kinds)]
                                               for name in spans}
         self._spans = [(self.span_buckets[n], self.totals[n], self.sketches[n]) for n in spans]
         self.now_idx = int(now // width_s)
+        self.last_idx = -1  # the newest bucket ever written: older spans hold nothing
 
     def covers(self, ts: float) -> bool:
         """True when an event at `ts` still falls inside the ring."""
@@ -109,11 +111,13 @@ class RollingWindows:
         bucket = self.slots[slot]
         if bucket is None or self.slot_idx[slot] != i:
             # Same residue within the ring's span means the old index is already evicted.
-            bucket = self.slots[slot] = [0.0] * self.size
+            bucket = self.slots[slot] = {}
             self.slot_sketches[slot] = None
             self.slot_idx[slot] = i
         for k, d in deltas:
-            bucket[k] += d
+            bucket[k] = bucket.get(k, 0.0) + d
+        if i > self.last_idx:
+            self.last_idx = i
         if sketch_deltas:
             sketches = self.slot_sketches[slot]
             if sketches is None:
@@ -129,12 +133,27 @@ class RollingWindows:
 
     def add_interval(self, start: float, end: float, index: int) -> None:
         """Spread a duration (time in a state) over the buckets it overlaps."""
-        width = self.width
-        t = max(start, (self.now_idx - self.ring_len + 1) * width)
-        while t < end:
-            edge = (int(t // width) + 1) * width
-            self.add(t, [(index, min(end, edge) - t)])
-            t = edge
+        width, now_idx, ring_len = self.width, self.now_idx, self.ring_len
+        first = max(int(start // width), now_idx - ring_len + 1)
+        last = min(int(end // width), now_idx)
+        for i in range(first, last + 1):
+            # The current bucket also takes any part beyond it (clock skew), like add() does.
+            high = end if i == now_idx else min(end, (i + 1) * width)
+            piece = high - max(start, i * width)
+            if piece <= 0:
+                continue
+            slot = i % ring_len
+            bucket = self.slots[slot]
+            if bucket is None or self.slot_idx[slot] != i:
+                bucket = self.slots[slot] = {}
+                self.slot_sketches[slot] = None
+                self.slot_idx[slot] = i
+            bucket[index] = bucket.get(index, 0.0) + piece
+            if i > self.last_idx:
+                self.last_idx = i
+            for covered, total, _ in self._spans:
+                if i > now_idx - covered:
+                    total[index] += piece
 
     def coverage(self, name: str) -> float:
         """Start time of the buckets a span covers now."""
@@ -151,20 +170,14 @@ class RollingWindows:
                 slot = j % self.ring_len
                 bucket = self.slots[slot]
                 if bucket is not None and self.slot_idx[slot] == j:
-                    for k, value in enumerate(bucket):
-                        if value:
-                            total[k] -= value
+                    for k, value in bucket.items():
+                        total[k] -= value
                     sketches = self.slot_sketches[slot]
                     if sketches is not None:
                         _sub_sketches(total_sketches, sketches)
-            if not self._any_live(new_idx, covered):
+            if self.last_idx <= new_idx - covered:
                 total[:] = [0.0] * self.size  # drop float residue once a span is empty
         self.now_idx = new_idx
-
-    def _any_live(self, now_idx: int, covered: int) -> bool:
-        low = now_idx - covered
-        return any(low < j <= now_idx and b is not None
-                   for j, b in zip(self.slot_idx, self.slots, strict=True))
 
 
 def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
