@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, plugins."""
+"""Command line: serve, check-config, plugins, replay."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from wallboard import __version__
+from wallboard import __version__, replay
 from wallboard.config import ConfigError, load_settings
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
     plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
     plugins.set_defaults(func=_plugins)
+    replay.add_parser(sub)
     return parser
 
 

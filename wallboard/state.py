@@ -12,8 +12,11 @@ MAX_WAITING_AGE_S = 24 * 3600
 # Contacts that left a queue are remembered this many at most, so that a late contact.queued
 # arriving after its answer does not leave a ghost waiting forever.
 MAX_DEPARTED = 100_000
-# Resolved tickets are kept this long to recognise a reopen (first-contact resolution).
+# A reopen within this long after a resolution takes back its first-contact resolution.
 FCR_HORIZON_S = 7 * 24 * 3600
+# Resolved tickets are remembered (for reopens and resolution times) up to this many, oldest
+# resolution forgotten first: a count, so the result never depends on when snapshots run.
+MAX_RESOLVED_TICKETS = 200_000
 
 
 @dataclass(slots=True)
@@ -81,6 +84,7 @@ class LiveState:
         self.queues: dict[str, QueueLive] = {}
         self.agents: dict[str, AgentLive] = {}
         self.tickets: dict[str, Ticket] = {}
+        self.resolved_order: OrderedDict[str, None] = OrderedDict()
         self.departed: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def queue(self, name: str) -> QueueLive:
@@ -135,8 +139,20 @@ class LiveState:
             event.ts, int(event.waiting or 0), event.oldest_wait_s, dict(event.agents or {})
         )
 
+    def ticket_resolved(self, ticket_id: str) -> None:
+        """Remember a resolved ticket, forgetting the oldest resolved one beyond the cap."""
+        self.resolved_order[ticket_id] = None
+        self.resolved_order.move_to_end(ticket_id)
+        while len(self.resolved_order) > MAX_RESOLVED_TICKETS:
+            oldest, _ = self.resolved_order.popitem(last=False)
+            self.tickets.pop(oldest, None)
+
+    def ticket_reopened(self, ticket_id: str) -> None:
+        """A reopened ticket is open again: no longer a candidate for forgetting."""
+        self.resolved_order.pop(ticket_id, None)
+
     def expire(self, now: float) -> None:
-        """Forget waiting contacts silent for a day and resolved tickets past the FCR horizon."""
+        """Forget waiting contacts and callbacks silent for a day."""
         horizon = now - MAX_WAITING_AGE_S
         for live in self.queues.values():
             stale = [cid for cid, w in live.waiting.items() if w.enqueued < horizon]
@@ -145,10 +161,6 @@ class LiveState:
             old = [cid for cid, ts in live.callbacks.items() if ts < horizon]
             for cid in old:
                 del live.callbacks[cid]
-        done = [tid for tid, t in self.tickets.items()
-                if t.resolved is not None and t.resolved < now - FCR_HORIZON_S]
-        for tid in done:
-            del self.tickets[tid]
 
     def queue_live(self, name: str, now: float) -> dict[str, float | int | None]:
         """Live KPIs of one queue at `now`."""

@@ -6,7 +6,7 @@ from wallboard import counters as c
 from wallboard import events as ev
 from wallboard.events import Event
 from wallboard.sketch import bin_of
-from wallboard.state import LiveState, Ticket
+from wallboard.state import FCR_HORIZON_S, LiveState, Ticket
 from wallboard.windows import WindowSet
 
 
@@ -37,6 +37,7 @@ def fold_ticket(state: LiveState, windows: WindowSet, e: Event) -> None:
         if ticket.resolved is not None:
             return
         ticket.resolved = ts
+        state.ticket_resolved(ticket_id)
         deltas = [(c.TICKETS_RESOLVED, 1.0)]
         if ticket.resolutions == 0:
             deltas.append((c.FCR_RESOLVED, 1.0))  # first-contact resolution looks at the first
@@ -50,11 +51,13 @@ def fold_ticket(state: LiveState, windows: WindowSet, e: Event) -> None:
     elif etype == ev.TICKET_REOPENED:
         if ticket.resolved is None:
             return
-        if ticket.resolutions == 1 and not ticket.reopened:
+        first_reopen = ticket.resolutions == 1 and not ticket.reopened
+        if first_reopen and ts - ticket.resolved <= FCR_HORIZON_S:
             # Lagged KPI: the first resolution stops counting as first-contact, in its bucket.
             windows.add(ticket.resolved, [(c.FCR_REOPENED, 1.0)])
         ticket.reopened = True
         ticket.resolved = None
+        state.ticket_reopened(ticket_id)
         windows.add(ts, [(c.TICKETS_REOPENED, 1.0)])
     elif etype == ev.TICKET_SLA_BREACHED:
         windows.add(ts, [(c.SLA_BREACHES, 1.0)])
