@@ -20,7 +20,7 @@ class Pipeline:
         self.aggregator = aggregator
         self.on_change = on_change
         self.dedupe_size = dedupe_size
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: OrderedDict[tuple[str | None, str], None] = OrderedDict()
         self.accepted: Counter[str] = Counter()  # by source
         self.rejected: Counter[str] = Counter()  # by reason
         self.duplicates = 0
@@ -41,7 +41,7 @@ class Pipeline:
     def ingest(self, event: Event) -> str:
         """Fold one valid event; returns accepted, duplicate or late."""
         if event.id is not None:
-            key = f"{event.source}\x1f{event.id}"
+            key = (event.source, event.id)
             if key in self._seen:
                 self.duplicates += 1
                 return DUPLICATE
