@@ -70,7 +70,9 @@ class Client:
             if message is _RESYNC:
                 message = self.hub.snapshot_message()
             try:
-                await asyncio.wait_for(self.ws.send_str(message), timeout)
+                # asyncio.timeout, not wait_for: no extra task per message on the fan-out path.
+                async with asyncio.timeout(timeout):
+                    await self.ws.send_str(message)
             except (TimeoutError, ConnectionError, RuntimeError):
                 self.hub.dropped += 1
                 log.info("closing websocket client that stayed behind (board %s)", self.board)

@@ -1,0 +1,23 @@
+"""The benchmark scripts run and write their figures (smoke runs; no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.parametrize("script", ["fold.py", "latency.py", "replay.py"])
+def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "TARGET" in result.stdout
+    figures = json.loads(out.read_text())
+    assert figures  # the figures were written, whatever their values
