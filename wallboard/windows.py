@@ -265,7 +265,6 @@ class WindowSet:
                  shift_resets: Iterable[time], now: float, sketch_kinds: int = 0) -> None:
         specs = list(specs)
         self.size = size
-        self.lifetime = [0.0] * size
         by_width: dict[int, dict[str, int]] = {}
         for spec in specs:
             if spec.kind == "rolling":
@@ -281,11 +280,42 @@ class WindowSet:
         self._next_change = min((p.end for p in self._periods), default=math.inf)
         # Nothing moves before the next bucket edge: advance() is a comparison until then.
         self._next_edge = -math.inf
+        # Events of the current bucket are summed here first and folded into every window in
+        # one go when the bucket ends or a window is read: most events then cost one dict add.
+        self._batch_idx = -1
+        self._batch: dict[int, float] = {}
+        self._batch_sketches: SketchDeltas = []
+        self._lifetime = [0.0] * size
+
+    @property
+    def lifetime(self) -> list[float]:
+        """Totals since start (for Prometheus counters)."""
+        self.flush()
+        return self._lifetime
+
+    def flush(self) -> None:
+        """Fold the batched events of the current bucket into every window."""
+        if not self._batch and not self._batch_sketches:
+            return
+        deltas, sketches = list(self._batch.items()), self._batch_sketches
+        self._batch, self._batch_sketches = {}, []
+        self._add(self._batch_idx * BUCKET_WIDTH_S, deltas, sketches)
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
         """Fold deltas at `ts` everywhere it belongs; False when too late for every window."""
+        idx = int(ts // BUCKET_WIDTH_S)
+        if idx == self._batch_idx:
+            batch = self._batch
+            for k, d in deltas:
+                batch[k] = batch.get(k, 0.0) + d
+            if sketch_deltas:
+                self._batch_sketches.extend(sketch_deltas)
+            return True
+        return self._add(ts, deltas, sketch_deltas)
+
+    def _add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None) -> bool:
         for k, d in deltas:
-            self.lifetime[k] += d
+            self._lifetime[k] += d
         counted = False
         for ring in self.rings:
             counted = ring.add(ts, deltas, sketch_deltas) or counted
@@ -297,7 +327,8 @@ class WindowSet:
         """Add time spent in a state over [start, end) to every window it overlaps."""
         if end <= start:
             return
-        self.lifetime[index] += end - start
+        self.flush()
+        self._lifetime[index] += end - start
         for ring in self.rings:
             ring.add_interval(start, end, index)
         for period in self._periods:
@@ -320,6 +351,7 @@ class WindowSet:
         """Move every window to `now`."""
         if now < self._next_edge:
             return
+        self.flush()
         for ring in self.rings:
             ring.advance(now)
         if now >= self._next_change:
@@ -328,9 +360,16 @@ class WindowSet:
             self._next_change = min(p.end for p in self._periods)
         edges = [(r.now_idx + 1) * r.width for r in self.rings]
         self._next_edge = min([*edges, self._next_change])
+        # Batch only events of the bucket holding `now`, and only when the whole bucket lies
+        # in the current calendar periods (every window then takes them alike).
+        idx = int(now // BUCKET_WIDTH_S)
+        starts = [p.start for p in self._periods]
+        self._batch_idx = idx if all(idx * BUCKET_WIDTH_S >= s for s in starts) and all(
+            (r.now_idx + 1) * r.width >= (idx + 1) * BUCKET_WIDTH_S for r in self.rings) else -1
 
     def vector(self, name: str) -> tuple[list[float], Sketches]:
         """Counters and sketches of a window by name."""
+        self.flush()
         if name == "today":
             return self.day.totals, self.day.sketches  # type: ignore[union-attr]
         if name == "yesterday":
