@@ -192,10 +192,11 @@ def test_occupancy_equals_brute_force_time_in_state(steps: list[tuple[str, float
         t += gap
     now = t - steps[-1][1] + extra_s
     snap = engine.snapshot(now)
-    now_idx = int(now // WIDTH)
+    width = 60  # agent windows use one-minute buckets
+    now_idx = int(now // width)
     day = datetime.fromtimestamp(now, ZoneInfo("Asia/Jerusalem")).date()
     midnight = datetime.combine(day, datetime.min.time(), ZoneInfo("Asia/Jerusalem")).timestamp()
-    lows = {"15m": (now_idx - 91 + 1) * WIDTH, "1h": (now_idx - 361 + 1) * WIDTH,
+    lows = {"15m": (now_idx - 16 + 1) * width, "1h": (now_idx - 61 + 1) * width,
             "today": midnight}
     for window, low in lows.items():
         spent = {"available": 0.0, "busy": 0.0, "wrapup": 0.0}

@@ -22,6 +22,7 @@ from wallboard.windows import SketchDeltas, WindowSet, WindowSpec, parse_window
 
 Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
+AGENT_BUCKET_S = 60
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
 
@@ -96,8 +97,11 @@ class Aggregator:
     def _agent(self, agent: str, now: float) -> WindowSet:
         windows = self.agent_windows.get(agent)
         if windows is None:
+            # One-minute buckets: per-agent numbers need less precision than the queues', and
+            # agents are many, each with few events per bucket.
             windows = self.agent_windows[agent] = WindowSet(
-                self.specs, len(c.FIELDS), self.tz, self.shift_resets, now)
+                self.specs, len(c.FIELDS), self.tz, self.shift_resets, now,
+                finest_s=AGENT_BUCKET_S)
         windows.advance(now)
         return windows
 

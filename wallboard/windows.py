@@ -45,11 +45,11 @@ def parse_window(name: str) -> WindowSpec:
     return WindowSpec(name, "rolling", span)
 
 
-def bucket_width(span_s: int) -> int:
-    """10 s buckets up to an hour; longer spans keep about 360 buckets."""
+def bucket_width(span_s: int, finest_s: int = BUCKET_WIDTH_S) -> int:
+    """`finest_s` buckets up to an hour; longer spans keep about 360 buckets."""
     if span_s <= 3600:
-        return BUCKET_WIDTH_S
-    return math.ceil(span_s / 360 / BUCKET_WIDTH_S) * BUCKET_WIDTH_S
+        return finest_s
+    return max(finest_s, math.ceil(span_s / 360 / BUCKET_WIDTH_S) * BUCKET_WIDTH_S)
 
 
 def _add_sketches(total: Sketches, deltas: SketchDeltas) -> None:
@@ -262,13 +262,15 @@ class WindowSet:
     """Every configured window over one counter vector, plus lifetime totals."""
 
     def __init__(self, specs: Iterable[WindowSpec], size: int, tz: ZoneInfo,
-                 shift_resets: Iterable[time], now: float, sketch_kinds: int = 0) -> None:
+                 shift_resets: Iterable[time], now: float, sketch_kinds: int = 0,
+                 finest_s: int = BUCKET_WIDTH_S) -> None:
         specs = list(specs)
         self.size = size
         by_width: dict[int, dict[str, int]] = {}
         for spec in specs:
             if spec.kind == "rolling":
-                by_width.setdefault(bucket_width(spec.span_s), {})[spec.name] = spec.span_s
+                by_width.setdefault(bucket_width(spec.span_s, finest_s), {})[spec.name] = \
+                    spec.span_s
         self.rings = [RollingWindows(size, now, spans, width, sketch_kinds)
                       for width, spans in sorted(by_width.items())]
         kinds = {spec.kind for spec in specs}
