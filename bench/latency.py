@@ -196,30 +196,7 @@ def _patch_variant(variant: str, sends: dict[int, list[float]]) -> None:
     """What-if experiments on the fan-out, applied by monkeypatching (never in the product)."""
     from wallboard import hub as hub_mod
 
-    if variant == "timeout":
-        # Same behaviour as Client.send_loop, with asyncio.timeout instead of asyncio.wait_for
-        # (which on Python 3.11 wraps every send in a new Task).
-        async def send_loop(self: hub_mod.Client) -> None:
-            timeout = self.hub.send_timeout_s
-            while not self.ws.closed:
-                await self.wake.wait()
-                self.wake.clear()
-                message, self.pending = self.pending, None
-                if message is None:
-                    continue
-                if message is hub_mod._RESYNC:
-                    message = self.hub.snapshot_message()
-                try:
-                    async with asyncio.timeout(timeout):
-                        await self.ws.send_str(message)
-                except (TimeoutError, ConnectionError, RuntimeError):
-                    self.hub.dropped += 1
-                    if self.transport is not None:
-                        self.transport.abort()
-                    return
-
-        hub_mod.Client.send_loop = send_loop  # type: ignore[method-assign]
-    elif variant == "broadcast":
+    if variant == "broadcast":
         # Frame each delta once and write the same bytes to every idle client's transport in
         # the flush itself (uncompressed frames are valid on deflate connections); clients
         # that are busy or backed up go through their outbox as before.
@@ -829,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-server", type=Path, help="run the server under cProfile")
     parser.add_argument("--probe-server", action="store_true",
                         help="time snapshot builds, flushes and fan-out inside the server")
-    parser.add_argument("--server-variant", choices=("stock", "timeout", "broadcast"),
+    parser.add_argument("--server-variant", choices=("stock", "broadcast"),
                         default="stock", help="what-if fan-out patches (implies --probe-server)")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
     parser.add_argument("--out", type=Path)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wallboard.events import CHANNELS
+from wallboard.events import check_channel
 from wallboard.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
@@ -105,9 +105,7 @@ class QueueConfig(_Model):
     @field_validator("channel")
     @classmethod
     def _known_channel(cls, value: str) -> str:
-        if value not in CHANNELS:
-            raise ValueError(f"must be one of {', '.join(sorted(CHANNELS))}")
-        return value
+        return check_channel(value)
 
 
 class SiteConfig(_Model):

@@ -73,6 +73,13 @@ _KNOWN_KEYS = frozenset(
 _DEFAULT_SCALES = {"csat": (1.0, 5.0), "nps": (0.0, 10.0), "ces": (1.0, 7.0)}
 
 
+def check_channel(value: str) -> str:
+    """Return a known channel name, or raise ValueError listing the known ones."""
+    if value not in CHANNELS:
+        raise ValueError(f"must be one of {', '.join(sorted(CHANNELS))}")
+    return value
+
+
 class EventError(ValueError):
     """An event failed validation; `field` is the dotted path of the offending field."""
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wallboard.events import CHANNELS
+from wallboard.events import check_channel
 from wallboard.sources import Emit, Source, SourceConfig
 
 from .model import Simulation
@@ -57,9 +57,7 @@ class SimQueueConfig(_Model):
     @field_validator("channel")
     @classmethod
     def _known_channel(cls, value: str) -> str:
-        if value not in CHANNELS:
-            raise ValueError(f"must be one of {', '.join(sorted(CHANNELS))}")
-        return value
+        return check_channel(value)
 
     @model_validator(mode="after")
     def _wrap_within_aht(self) -> SimQueueConfig:
