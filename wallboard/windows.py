@@ -285,6 +285,7 @@ class WindowSet:
         # Events of the current bucket are summed here first and folded into every window in
         # one go when the bucket ends or a window is read: most events then cost one dict add.
         self._batch_idx = -1
+        self._batch_width = finest_s
         self._batch: dict[int, float] = {}
         self._batch_sketches: SketchDeltas = []
         self._lifetime = [0.0] * size
@@ -301,11 +302,11 @@ class WindowSet:
             return
         deltas, sketches = list(self._batch.items()), self._batch_sketches
         self._batch, self._batch_sketches = {}, []
-        self._add(self._batch_idx * BUCKET_WIDTH_S, deltas, sketches)
+        self._add(self._batch_idx * self._batch_width, deltas, sketches)
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
         """Fold deltas at `ts` everywhere it belongs; False when too late for every window."""
-        idx = int(ts // BUCKET_WIDTH_S)
+        idx = int(ts // self._batch_width)
         if idx == self._batch_idx:
             batch = self._batch
             for k, d in deltas:
@@ -364,10 +365,11 @@ class WindowSet:
         self._next_edge = min([*edges, self._next_change])
         # Batch only events of the bucket holding `now`, and only when the whole bucket lies
         # in the current calendar periods (every window then takes them alike).
-        idx = int(now // BUCKET_WIDTH_S)
+        width = self._batch_width
+        idx = int(now // width)
         starts = [p.start for p in self._periods]
-        self._batch_idx = idx if all(idx * BUCKET_WIDTH_S >= s for s in starts) and all(
-            (r.now_idx + 1) * r.width >= (idx + 1) * BUCKET_WIDTH_S for r in self.rings) else -1
+        self._batch_idx = idx if all(idx * width >= s for s in starts) and all(
+            (r.now_idx + 1) * r.width >= (idx + 1) * width for r in self.rings) else -1
 
     def vector(self, name: str) -> tuple[list[float], Sketches]:
         """Counters and sketches of a window by name."""
