@@ -15,9 +15,8 @@ from wallboard.erlang import (
     erlang_b,
     erlang_c,
     erlang_c_metrics,
-    estimate_patience,
-    forecast,
 )
+from wallboard.staffing import estimate_patience, forecast
 
 try:
     from hypothesis import given, settings

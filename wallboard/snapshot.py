@@ -8,8 +8,8 @@ from typing import Any
 from wallboard import counters as c
 from wallboard.aggregate import Aggregator
 from wallboard.counters import add_into
-from wallboard.erlang import estimate_patience, forecast
 from wallboard.kpis import agent_window_kpis, sl_variants, window_kpis
+from wallboard.staffing import estimate_patience, forecast
 from wallboard.state import agent_counts
 from wallboard.windows import Sketches
 
