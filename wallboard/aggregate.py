@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from wallboard import counters as c
 from wallboard import events as ev
+from wallboard.agentwindows import AgentWindows
 from wallboard.config import QueueConfig, Settings
 from wallboard.counters import Layout
 from wallboard.events import Event
@@ -22,7 +23,6 @@ from wallboard.windows import SketchDeltas, WindowSet, WindowSpec, parse_window
 
 Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
-AGENT_BUCKET_S = 60
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
 
@@ -62,7 +62,7 @@ class Aggregator:
         self.layout = Layout(edges)
         self.state = LiveState()
         self.leaves: dict[tuple[str, str], Leaf] = {}
-        self.agent_windows: dict[str, WindowSet] = {}
+        self.agent_windows: dict[str, AgentWindows] = {}
         self._default_leaf: dict[str, Leaf] = {}
         self.timers: list[tuple[float, int, str, str, float, int]] = []
         self._seq = itertools.count()
@@ -94,14 +94,12 @@ class Aggregator:
             leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
 
-    def _agent(self, agent: str, now: float) -> WindowSet:
+    def _agent(self, agent: str, now: float) -> AgentWindows:
         windows = self.agent_windows.get(agent)
         if windows is None:
-            # One-minute buckets: per-agent numbers need less precision than the queues', and
-            # agents are many, each with few events per bucket.
-            windows = self.agent_windows[agent] = WindowSet(
-                self.specs, len(c.FIELDS), self.tz, self.shift_resets, now,
-                finest_s=AGENT_BUCKET_S)
+            # One-minute buckets: per-agent numbers need less precision than the queues'.
+            windows = self.agent_windows[agent] = AgentWindows(
+                self.specs, self.tz, self.shift_resets, now)
         windows.advance(now)
         return windows
 

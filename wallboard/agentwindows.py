@@ -1,0 +1,151 @@
+"""Per-agent windows: an agent has a few events a minute, so rolling spans sum a log on read."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from datetime import time
+from zoneinfo import ZoneInfo
+
+from wallboard.counters import FIELDS, Deltas
+from wallboard.windows import (
+    CalendarPeriod,
+    SketchDeltas,
+    Sketches,
+    WindowSpec,
+    bucket_width,
+    day_bounds,
+    shift_bounds,
+)
+
+AGENT_BUCKET_S = 60
+
+
+class AgentWindows:
+    """The windows of one agent, read like a WindowSet: same spans, same bucket edges.
+
+    A queue's ring of buckets pays off when many events share a bucket; an agent's events are
+    sparse (one every half-minute or so), and moving a ring on each of them cost more than
+    everything else in the fold. Here an event is one append; a rolling span is summed from
+    the log when read (cached until the agent's next event or the next bucket edge), and
+    covers exactly what the ring would: whole buckets from its first covered edge.
+    """
+
+    __slots__ = ("_cache", "_next_change", "_next_edge", "_periods", "_spans", "_version",
+                 "counts", "day", "horizon_s", "intervals", "now", "shift", "size")
+
+    def __init__(self, specs: Iterable[WindowSpec], tz: ZoneInfo, shift_resets: Iterable[time],
+                 now: float, finest_s: int = AGENT_BUCKET_S) -> None:
+        specs = list(specs)
+        self.size = len(FIELDS)
+        # name -> (bucket width, buckets covered including the partial current one)
+        self._spans: dict[str, tuple[int, int]] = {}
+        for spec in specs:
+            if spec.kind == "rolling":
+                width = bucket_width(spec.span_s, finest_s)
+                self._spans[spec.name] = (width, spec.span_s // width + 1)
+        kinds = {spec.kind for spec in specs}
+        self.day = (CalendarPeriod(self.size, day_bounds(tz), now)
+                    if kinds & {"today", "yesterday"} else None)
+        self.shift = (CalendarPeriod(self.size, shift_bounds(tz, shift_resets), now)
+                      if "shift" in kinds else None)
+        self._periods = [p for p in (self.day, self.shift) if p is not None]
+        self._next_change = min((p.end for p in self._periods), default=math.inf)
+        self.counts: deque[tuple[float, Deltas]] = deque()
+        self.intervals: deque[tuple[float, float, int]] = deque()
+        self.horizon_s = max((w * n for w, n in self._spans.values()), default=0)
+        self.now = now
+        self._next_edge = -math.inf
+        self._version = 0
+        self._cache: dict[str, tuple[float, int, list[float]]] = {}
+        self.advance(now)
+
+    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
+        """Record deltas at event time `ts`; False when too late for every window."""
+        self._version += 1
+        counted = False
+        if self._spans and ts >= self._low(self.horizon_s):
+            # Like the ring, an event ahead of our clock (skew) counts in the current bucket.
+            self.counts.append((ts if ts < self.now else self.now, deltas))
+            counted = True
+        for period in self._periods:
+            counted = period.add(ts, deltas) or counted
+        return counted
+
+    def add_interval(self, start: float, end: float, index: int) -> None:
+        """Record time spent in a state over [start, end)."""
+        if end <= start:
+            return
+        self._version += 1
+        if self._spans and end > self._low(self.horizon_s):
+            self.intervals.append((start, end, index))
+        for period in self._periods:
+            period.add_interval(start, end, index)
+
+    def _low(self, span_s: int) -> float:
+        """Oldest moment any rolling span still covers, for the longest span `span_s`."""
+        # Every span's width divides into whole buckets; the smallest first edge is enough
+        # to decide what may be dropped, exactness comes from _rolling().
+        return self.now - span_s
+
+    def advance(self, now: float) -> None:
+        """Move to `now`: roll calendar periods, forget log entries no span covers."""
+        if now > self.now:
+            self.now = now
+        if now >= self._next_change:
+            for period in self._periods:
+                period.advance(now)
+            self._next_change = min(p.end for p in self._periods)
+        if now < self._next_edge:
+            return
+        self._next_edge = min([*((int(now // w) + 1) * w for w, _ in self._spans.values()),
+                               self._next_change])
+        if not self._spans:
+            return
+        horizon = self._low(self.horizon_s)
+        counts, intervals = self.counts, self.intervals
+        # Entries may be out of order (late events); a stale head only delays forgetting.
+        while counts and counts[0][0] < horizon:
+            counts.popleft()
+        while intervals and intervals[0][1] <= horizon:
+            intervals.popleft()
+
+    def _rolling(self, name: str) -> list[float]:
+        width, buckets = self._spans[name]
+        low = (int(self.now // width) - buckets + 1) * width
+        cached = self._cache.get(name)
+        if cached is not None and cached[0] == low and cached[1] == self._version:
+            return cached[2]
+        vector = [0.0] * self.size
+        for ts, deltas in self.counts:
+            if ts >= low:
+                for k, d in deltas:
+                    vector[k] += d
+        for start, end, k in self.intervals:
+            piece = end - (start if start > low else low)
+            if piece > 0:
+                vector[k] += piece
+        self._cache[name] = (low, self._version, vector)
+        return vector
+
+    def time_range(self, name: str, now: float) -> tuple[float, float]:
+        """The span of time a window covers at `now`."""
+        if name == "today":
+            return self.day.start, now  # type: ignore[union-attr]
+        if name == "yesterday":
+            return self.day.prev_start, self.day.prev_end  # type: ignore[union-attr]
+        if name == "shift":
+            return self.shift.start, now  # type: ignore[union-attr]
+        width, buckets = self._spans[name]
+        return (int(self.now // width) - buckets + 1) * width, now
+
+    def vector(self, name: str) -> tuple[list[float], Sketches]:
+        """Counters of a window by name (agents keep no sketches)."""
+        if name == "today":
+            return self.day.totals, []  # type: ignore[union-attr]
+        if name == "yesterday":
+            return self.day.prev_totals, []  # type: ignore[union-attr]
+        if name == "shift":
+            return self.shift.totals, []  # type: ignore[union-attr]
+        return self._rolling(name), []
