@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,8 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     ),
 }
 EVENT_TYPES = frozenset(_TYPE_FIELDS)
+# The module's own type strings, so handlers can compare with `is` cheaply.
+_TYPE_CANON = {t: t for t in _TYPE_FIELDS}
 # Events that must say which queue they belong to.
 _CONTACT_LEG = frozenset({CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED,
                           CONTACT_TRANSFERRED, CALLBACK_REQUESTED, CALLBACK_COMPLETED})
@@ -90,9 +92,13 @@ class EventError(ValueError):
         self.code = code
 
 
-@dataclass(slots=True)
+@dataclass
 class Event:
     """One canonical event; only the fields of its type are set."""
+
+    # Not slotted: unset fields fall back to the class defaults, so the parser can build an
+    # event by handing it the dict of the fields it validated (a quarter of the cost of
+    # __init__ with 29 keyword arguments). Events are short-lived; memory is not at stake.
 
     type: str
     ts: float
@@ -126,7 +132,11 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict without unset fields."""
-        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in _FIELD_NAMES if getattr(self, k) is not None}
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Event))
+_new_event = object.__new__
 
 
 def parse_ts(value: Any, field: str = "ts") -> float:
@@ -182,8 +192,89 @@ def _extra(kind: str, value: Any, field: str) -> Any:
     return {str(k): int(_number(v, f"{field}.{k}")) for k, v in value.items()}
 
 
+# Per type, every key the fast path may meet and how to read it; None means "ignore the key"
+# (type and source are set apart; fields of other types are tolerated, as in the full check).
+_FAST_TYPES = frozenset(EVENT_TYPES - {SURVEY_RESPONSE, QUEUE_SNAPSHOT})
+_FAST_SPECS: dict[str, dict[str, str | None]] = {
+    etype: {**dict.fromkeys(_KNOWN_KEYS), **dict.fromkeys(_COMMON_STR, _STR),
+            "ts": _TS, "channel": "channel", "priority": "priority",
+            **{name: kind for name, kind, _ in spec}, "type": None, "source": None}
+    for etype, spec in _TYPE_FIELDS.items() if etype in _FAST_TYPES
+}
+_FAST_REQUIRED = {
+    etype: tuple({"ts", *(n for n, _, req in spec if req),
+                  *(("queue",) if etype in _NEEDS_QUEUE else ()),
+                  *(("contact_id",) if etype in _NEEDS_CONTACT else ()),
+                  *(("agent",) if etype == AGENT_STATE else ())})
+    for etype, spec in _TYPE_FIELDS.items() if etype in _FAST_TYPES
+}
+_AGENT_STATE_SET = frozenset(AGENT_STATES)
+_UNKNOWN = "unknown"
+_isfinite = math.isfinite
+
+
+def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
+    """Build the Event of a plainly valid object in one pass; None sends it to the full check.
+
+    Most traffic is valid, so this path only has to be right for valid input: on anything
+    unusual it gives up, and parse_event's full check finds (and names) the problem.
+    """
+    spec = _FAST_SPECS[etype]
+    values: dict[str, Any] = {"type": etype, "source": source}
+    for key, value in raw.items():
+        kind = spec.get(key, _UNKNOWN)
+        if kind is _UNKNOWN:
+            return None
+        if kind is None or value is None:
+            continue
+        if kind is _STR:
+            if value.__class__ is not str or not value:
+                return None
+        elif kind is _NUM or kind is _TS:
+            cls = value.__class__
+            if cls is float or cls is int:
+                if not _isfinite(value) or value < 0:
+                    return None
+                value = float(value)
+            elif kind is _TS and cls is str:
+                try:
+                    parsed = datetime.fromisoformat(value)
+                except ValueError:
+                    return None
+                if parsed.tzinfo is None:
+                    return None
+                value = parsed.timestamp()
+            else:
+                return None
+        elif kind == "channel":
+            if value.__class__ is not str or value not in CHANNELS:
+                return None
+        else:  # priority, lists and counts are rare: the full check handles them
+            return None
+        values[key] = value
+    for name in _FAST_REQUIRED[etype]:
+        if name not in values:
+            return None
+    if etype is AGENT_STATE and values.get("state") not in _AGENT_STATE_SET:
+        return None
+    event = _new_event(Event)
+    event.__dict__ = values
+    return event
+
+
 def parse_event(raw: Any, source: str | None = None) -> Event:
     """Validate a decoded JSON object and build an Event, raising EventError with a field path."""
+    if raw.__class__ is dict:
+        etype = raw.get("type")
+        if etype.__class__ is str and etype in _FAST_TYPES:
+            event = _fast(raw, _TYPE_CANON[etype], source)
+            if event is not None:
+                return event
+    return _full(raw, source)
+
+
+def _full(raw: Any, source: str | None) -> Event:
+    """The complete check: every field in turn, the first problem raised with its path."""
     if not isinstance(raw, dict):
         raise EventError("<event>", "must be a JSON object", "malformed")
     etype = raw.get("type")
@@ -202,7 +293,7 @@ def parse_event(raw: Any, source: str | None = None) -> Event:
             setattr(event, name, _text(value, name))
     channel = raw.get("channel")
     if channel is not None:
-        if channel not in CHANNELS:
+        if not isinstance(channel, str) or channel not in CHANNELS:
             raise EventError("channel", f"must be one of {', '.join(sorted(CHANNELS))}")
         event.channel = channel
     priority = raw.get("priority")
