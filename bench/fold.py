@@ -342,7 +342,6 @@ def bench_memory(settings: Settings, checkpoints: list[int], until: float = math
         per_queue = window_memory(agg)
         state = getattr(agg, "state", None)
         agent_windows = getattr(agg, "agent_windows", None) or {}
-        seen = getattr(pipeline, "_seen", None) or {}
         results.append({
             "events": done,
             "truncated": truncated,
@@ -357,8 +356,9 @@ def bench_memory(settings: Settings, checkpoints: list[int], until: float = math
                                     for q in getattr(state, "queues", {}).values()),
             "agents": len(getattr(state, "agents", ())),
             "timers": len(getattr(agg, "timers", ())),
-            "dedupe_ids": len(seen),
-            "dedupe_bytes": deep_size(seen),
+            "dedupe_ids": getattr(pipeline, "dedupe_ids", 0),
+            "dedupe_bytes": deep_size([getattr(pipeline, "_seen", ()),
+                                       getattr(pipeline, "_older", ())]),
             "elapsed_s": round(time.perf_counter() - started, 2),
         })
         if truncated:

@@ -32,7 +32,7 @@ class AgentWindows:
     covers exactly what the ring would: whole buckets from its first covered edge.
     """
 
-    __slots__ = ("_cache", "_next_change", "_next_edge", "_periods", "_spans", "_version",
+    __slots__ = ("_cache", "_next_change", "_next_trim", "_periods", "_spans", "_version",
                  "counts", "day", "horizon_s", "intervals", "now", "shift", "size")
 
     def __init__(self, specs: Iterable[WindowSpec], tz: ZoneInfo, shift_resets: Iterable[time],
@@ -56,7 +56,7 @@ class AgentWindows:
         self.intervals: deque[tuple[float, float, int]] = deque()
         self.horizon_s = max((w * n for w, n in self._spans.values()), default=0)
         self.now = now
-        self._next_edge = -math.inf
+        self._next_trim = -math.inf
         self._version = 0
         self._cache: dict[str, tuple[float, int, list[float]]] = {}
         self.advance(now)
@@ -90,19 +90,17 @@ class AgentWindows:
         return self.now - span_s
 
     def advance(self, now: float) -> None:
-        """Move to `now`: roll calendar periods, forget log entries no span covers."""
+        """Move to `now`: roll calendar periods, now and then forget what no span covers."""
         if now > self.now:
             self.now = now
         if now >= self._next_change:
             for period in self._periods:
                 period.advance(now)
             self._next_change = min(p.end for p in self._periods)
-        if now < self._next_edge:
+        if now < self._next_trim:
             return
-        self._next_edge = min([*((int(now // w) + 1) * w for w, _ in self._spans.values()),
-                               self._next_change])
-        if not self._spans:
-            return
+        # Forgetting is only about memory, so it runs a few times per longest span.
+        self._next_trim = now + max(self.horizon_s / 8, AGENT_BUCKET_S)
         horizon = self._low(self.horizon_s)
         counts, intervals = self.counts, self.intervals
         # Entries may be out of order (late events); a stale head only delays forgetting.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 CHANNELS = frozenset({"voice", "chat", "email", "messaging", "social", "video", "ticket", "other"})
 AGENT_STATES = ("available", "busy", "wrapup", "away", "offline")
@@ -213,50 +213,84 @@ _UNKNOWN = "unknown"
 _isfinite = math.isfinite
 
 
-def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
-    """Build the Event of a plainly valid object in one pass; None sends it to the full check.
+class _Plan(NamedTuple):
+    """How to read one shape of event (its type and its keys, in order)."""
 
-    Most traffic is valid, so this path only has to be right for valid input: on anything
-    unusual it gives up, and parse_event's full check finds (and names) the problem.
-    """
+    strs: tuple[str, ...]
+    nums: tuple[str, ...]
+    times: tuple[str, ...]
+    channel: bool
+    drop: tuple[str, ...]
+
+
+_PLANS: dict[tuple[str, ...], _Plan | None] = {}
+_MAX_PLANS = 1024  # senders use a handful of shapes; a flood of odd ones is not cached
+
+
+def _plan(etype: str, keys: tuple[str, ...]) -> _Plan | None:
+    """The plan for a shape, or None when events of that shape need the full check."""
     spec = _FAST_SPECS[etype]
-    values: dict[str, Any] = {"type": etype, "source": source}
-    for key, value in raw.items():
-        kind = spec.get(key, _UNKNOWN)
-        if kind is _UNKNOWN:
-            return None
-        if kind is None or value is None:
-            continue
-        if kind is _STR:
-            if value.__class__ is not str or not value:
-                return None
-        elif kind is _NUM or kind is _TS:
-            cls = value.__class__
-            if cls is float or cls is int:
-                if not _isfinite(value) or value < 0:
-                    return None
-                value = float(value)
-            elif kind is _TS and cls is str:
-                try:
-                    parsed = datetime.fromisoformat(value)
-                except ValueError:
-                    return None
-                if parsed.tzinfo is None:
-                    return None
-                value = parsed.timestamp()
-            else:
-                return None
-        elif kind == "channel":
-            if value.__class__ is not str or value not in CHANNELS:
-                return None
-        else:  # priority, lists and counts are rare: the full check handles them
-            return None
-        values[key] = value
-    for name in _FAST_REQUIRED[etype]:
-        if name not in values:
-            return None
-    if etype is AGENT_STATE and values.get("state") not in _AGENT_STATE_SET:
+    if any(key not in spec for key in keys) or any(
+            name not in keys for name in _FAST_REQUIRED[etype]):
         return None
+    kinds = {key: spec[key] for key in keys}
+    if any(kind in ("priority", _LIST, _COUNTS) for kind in kinds.values()):
+        return None  # rare: left to the full check
+    of = lambda wanted: tuple(k for k, kind in kinds.items() if kind == wanted)  # noqa: E731
+    return _Plan(of(_STR), of(_NUM), of(_TS), "channel" in kinds,
+                 tuple(k for k, kind in kinds.items() if kind is None and k != "type"))
+
+
+def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
+    """Build the Event of a plainly valid object; None sends it to the full check.
+
+    Most traffic is valid and comes in a few shapes, so the keys are checked once per shape
+    and the values once per event. This path only has to be right for valid input: on
+    anything unusual it gives up, and the full check finds (and names) the problem.
+    """
+    shape = (etype, *raw)
+    plan = _PLANS.get(shape, _UNKNOWN)
+    if plan is _UNKNOWN:
+        plan = _plan(etype, shape[1:])
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[shape] = plan
+    if plan is None:
+        return None
+    for key in plan.strs:
+        value = raw[key]
+        if value.__class__ is not str or not value:
+            return None  # None, numbers and empty text: the full check decides
+    values = raw.copy()
+    for key in plan.nums:
+        value = values[key]
+        if (value.__class__ is not float and value.__class__ is not int) or not (
+                _isfinite(value) and value >= 0):
+            return None
+        values[key] = float(value)
+    for key in plan.times:
+        value = values[key]
+        cls = value.__class__
+        if cls is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            if parsed.tzinfo is None:
+                return None
+            values[key] = parsed.timestamp()
+        elif (cls is float or cls is int) and _isfinite(value) and value >= 0:
+            values[key] = float(value)
+        else:
+            return None
+    if plan.channel and (values["channel"].__class__ is not str
+                         or values["channel"] not in CHANNELS):
+        return None
+    if etype is AGENT_STATE and values["state"] not in _AGENT_STATE_SET:
+        return None
+    for key in plan.drop:
+        del values[key]
+    values["type"] = etype
+    values["source"] = source
     event = _new_event(Event)
     event.__dict__ = values
     return event

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +19,20 @@ class Pipeline:
                  dedupe_size: int = 200_000) -> None:
         self.aggregator = aggregator
         self.on_change = on_change
-        self.dedupe_size = dedupe_size
-        self._seen: OrderedDict[tuple[str | None, str], None] = OrderedDict()
+        # Two generations of dedupe_size/2 ids: between half and all of the newest dedupe_size
+        # ids are remembered at any time, for a set add per event rather than an LRU update.
+        self._generation = max(dedupe_size // 2, 1)
+        self._seen: set[tuple[str | None, str]] = set()
+        self._older: set[tuple[str | None, str]] = set()
         self.accepted: Counter[str] = Counter()  # by source
         self.rejected: Counter[str] = Counter()  # by reason
         self.duplicates = 0
         self.late = 0
+
+    @property
+    def dedupe_ids(self) -> int:
+        """How many event ids are remembered for de-duplication now."""
+        return len(self._seen) + len(self._older)
 
     def reject(self, reason: str) -> None:
         """Count an event refused before it became an Event (bad JSON, bad field)."""
@@ -42,12 +50,13 @@ class Pipeline:
         """Fold one valid event; returns accepted, duplicate or late."""
         if event.id is not None:
             key = (event.source, event.id)
-            if key in self._seen:
+            seen = self._seen
+            if key in seen or key in self._older:
                 self.duplicates += 1
                 return DUPLICATE
-            self._seen[key] = None
-            if len(self._seen) > self.dedupe_size:
-                self._seen.popitem(last=False)
+            seen.add(key)
+            if len(seen) >= self._generation:
+                self._older, self._seen = seen, set()
         try:
             counted = self.aggregator.fold(event)
         except QueueLimitError as exc:
