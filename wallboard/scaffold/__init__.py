@@ -1,0 +1,1 @@
+"""`wallboard new-plugin`: writes a ready-to-install source plugin package."""
