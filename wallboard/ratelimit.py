@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 # A vendor asking us to wait longer than this is treated as "down for an hour", not obeyed
 # blindly: a typo on their side must not park the source for a week.
 MAX_RETRY_AFTER_S = 3600.0
+_ROUNDING = 1e-9
 
 
 class TokenBucket:
@@ -34,14 +35,15 @@ class TokenBucket:
     def wait_s(self) -> float:
         """How long acquire() would wait now (0 when a token is free)."""
         now = self._refill()
-        missing = max(0.0, 1.0 - self.tokens) / self.rate
+        # Refills summed over many sleeps fall short of 1.0 by rounding: that is a token.
+        missing = max(0.0, 1.0 - self.tokens - _ROUNDING) / self.rate
         return max(missing, self.not_before - now)
 
     async def acquire(self) -> None:
         """Take one token, sleeping on the source's clock until one is free."""
         while (delay := self.wait_s()) > 0:
             await self.clock.sleep(delay)
-        self.tokens -= 1.0
+        self.tokens = max(0.0, self.tokens - 1.0)
 
     def defer(self, seconds: float) -> None:
         """Hand out no token for `seconds` (the vendor said Retry-After)."""

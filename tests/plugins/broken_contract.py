@@ -16,6 +16,7 @@ class TestBrokenSourceContract(SourceContract):
     config: ClassVar[dict] = {"queue": "sales"}
     bad_configs: ClassVar[list] = [({"queue": None}, "queue: Field required")]
     not_applicable: ClassVar[dict] = {PEER_DROP: "no peer", MALFORMED: "no peer"}
+    cancel_timeout_s = 0.5  # it never stops; half a second shows that as well as a minute
 
 
 class TestFragileSourceContract(SourceContract):
