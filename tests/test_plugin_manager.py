@@ -6,15 +6,21 @@ import logging
 import os
 import subprocess
 import sys
+from typing import ClassVar
 
+import aiohttp
 import pluggy
 import pytest
+from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
 from wallboard_plugins import webhook
 
 from tests.conftest import base_config
 from wallboard import hookimpl, hookspecs
-from wallboard.config import ConfigError
+from wallboard.app import create_app
+from wallboard.config import ConfigError, parse_settings
 from wallboard.plugins import build_registry, make_plugin_manager
+from wallboard.sources import Emit, PushSource
 
 
 def test_allow_list_loads_only_the_named_plugins() -> None:
@@ -94,3 +100,38 @@ async def test_api_plugins_shows_only_the_allowed_plugins(live_server, monkeypat
     monkeypatch.setenv("WALLBOARD_PLUGINS", "webhook")
     live = await live_server(base_config())
     assert [p["name"] for p in await live.get_json("/api/plugins")] == ["webhook"]
+
+
+class CrashingSource(PushSource):
+    """A plugin bug: raises something that is not a SourceError."""
+
+    type: ClassVar[str] = "crashing"
+
+    async def run(self, emit: Emit) -> None:
+        raise ZeroDivisionError("plugin bug")
+
+
+class CrashingPlugin:
+    """Provides the crashing source type."""
+
+    @hookimpl
+    def register_source_types(self) -> list:
+        return [CrashingSource]
+
+
+async def test_plugin_bugs_are_counted_per_source_in_metrics() -> None:
+    pm = pluggy.PluginManager("wallboard")
+    pm.add_hookspecs(hookspecs)
+    pm.register(CrashingPlugin(), name="crashing")
+    settings = parse_settings({"sources": {"bad": {"type": "crashing"}}})
+    server = TestServer(create_app(settings, plugin_manager=pm), host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"http://127.0.0.1:{server.port}/metrics") as resp:
+            text = await resp.text()
+    finally:
+        await server.close()
+    crashes = {s.labels["source"]: s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.name == "wallboard_source_crashes_total"}
+    assert crashes["bad"] >= 1
