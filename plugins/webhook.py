@@ -1,4 +1,8 @@
-"""The `webhook` source: POST /api/events with a bearer token; JSON, JSON array or NDJSON."""
+"""The `webhook` source: POST /api/events with a bearer token; JSON, JSON array or NDJSON.
+
+With a `secret`, requests must also be signed: `X-Wallboard-Timestamp: <epoch seconds>` and
+`X-Wallboard-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">`.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +18,21 @@ from wallboard import appkeys as keys
 from wallboard import hookimpl
 from wallboard.events import EventError
 from wallboard.pipeline import DUPLICATE
-from wallboard.sources import Emit, Source, SourceConfig, SourceRunner
+from wallboard.signing import SignatureError, verify
+from wallboard.sources import Emit, PushSource, Source, SourceConfig, SourceRunner
+
+SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Wallboard-Signature", "X-Wallboard-Timestamp"
 
 
 class WebhookConfig(SourceConfig):
     """A webhook source is identified by its bearer token."""
 
     token: str = Field(min_length=8)
+    secret: str | None = Field(None, min_length=16)  # set: requests must be signed
+    tolerance_s: float = Field(300.0, gt=0, le=86_400)  # how old a signed request may be
 
 
-class WebhookSource(Source):
+class WebhookSource(PushSource):
     """Events pushed to us over HTTP; up for as long as the server runs."""
 
     type: ClassVar[str] = "webhook"
@@ -76,8 +85,18 @@ async def post_events(request: web.Request) -> web.Response:
         pipeline.reject("unauthorized")
         return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="wallboard"'})
+    body = await request.read()
+    config = runner.source.config
+    if isinstance(config, WebhookConfig) and config.secret is not None:
+        try:
+            verify(config.secret, body, request.headers.get(SIGNATURE_HEADER),
+                   timestamp=request.headers.get(TIMESTAMP_HEADER),
+                   tolerance_s=config.tolerance_s, prefix="sha256=")
+        except SignatureError as exc:
+            pipeline.reject(exc.reason)
+            return web.json_response({"error": f"signature: {exc}"}, status=401)
     try:
-        position, items = _decode(await request.read())
+        position, items = _decode(body)
     except ValueError as exc:
         pipeline.reject("malformed")
         return web.json_response({"error": f"request body: {exc}"}, status=400)

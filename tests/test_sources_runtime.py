@@ -82,6 +82,7 @@ async def test_failing_source_goes_down_with_error_then_recovers_and_others_keep
     assert flaky.status.last_error is None
     assert crashing.status.status == DOWN
     assert crashing.status.last_error == "ZeroDivisionError: plugin bug"
+    assert crashing.status.crashes >= 1 and flaky.status.crashes == 0  # SourceError: no bug
     downs = [r for r in caplog.records if "pbx down" in r.getMessage()]
     assert len(downs) == 1 and "attempt 1" in downs[0].getMessage()  # a transition, once
     crashes = [r for r in caplog.records if "bad crashed" in r.getMessage()]

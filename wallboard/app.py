@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pluggy
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.aggregate import Aggregator
 from wallboard.boards import resolve_boards
@@ -27,6 +29,8 @@ from wallboard.snapshot import SnapshotBuilder
 from wallboard.sources import Emit, SourceRunner
 
 log = logging.getLogger(__name__)
+# Per request to a vendor; a source may pass its own `timeout=` to fetch().
+SOURCE_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 
 def _source_emit(pipeline: Pipeline, name: str) -> Emit:
@@ -68,6 +72,11 @@ async def _run_hub(app: web.Application) -> AsyncIterator[None]:
 
 async def _run_sources(app: web.Application) -> AsyncIterator[None]:
     runners = app[keys.RUNNERS]
+    # One HTTP connection pool for every source, injected before they start, closed after.
+    http = aiohttp.ClientSession(timeout=SOURCE_HTTP_TIMEOUT,
+                                 headers={"User-Agent": f"wallboard/{__version__}"})
+    for runner in runners.values():
+        runner.source.http = http
     tasks = [asyncio.create_task(r.run(), name=f"source:{n}") for n, r in runners.items()]
 
     async def watch_staleness() -> None:
@@ -82,6 +91,7 @@ async def _run_sources(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await http.close()
 
 
 def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | None = None,

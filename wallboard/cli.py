@@ -1,10 +1,11 @@
-"""Command line: serve, check-config, plugins, replay."""
+"""Command line: serve, check-config, plugins, new-plugin, replay."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -52,6 +53,20 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_plugin(args: argparse.Namespace) -> int:
+    from wallboard.scaffold import ScaffoldError, write_plugin
+
+    taken = build_registry(make_plugin_manager()).types
+    try:
+        root = write_plugin(args.name, args.style, Path(args.dir), taken)
+    except ScaffoldError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {root}/ ({args.style} source type {args.name!r}); next:\n"
+          f"  cd {root} && pip install -e '.[test]' && pytest")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="wallboard", description=__doc__)
@@ -68,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check_config)
     plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
     plugins.set_defaults(func=_plugins)
+    new = sub.add_parser("new-plugin", help="write a ready source plugin package to start from")
+    new.add_argument("name", help="the source type name, e.g. acme_pbx")
+    new.add_argument("--style", choices=("poll", "push"), default="poll",
+                     help="poll: ask an HTTP API every interval; push: hold a connection")
+    new.add_argument("--dir", default=".", help="where to create the NAME/ directory")
+    new.set_defaults(func=_new_plugin)
     replay.add_parser(sub)
     return parser
 

@@ -136,11 +136,15 @@ class WallboardCollector:
                                labels=["source"])
         last = GaugeMetricFamily("wallboard_source_last_event_timestamp_seconds",
                                  "When the source last delivered an event", labels=["source"])
+        crashes = CounterMetricFamily("wallboard_source_crashes",
+                                      "Source failures that were not a SourceError (plugin bugs)",
+                                      labels=["source"])
         for name, runner in self.runners.items():
             up.add_metric([name], 1.0 if runner.status.status == UP else 0.0)
             if runner.status.last_event_ts is not None:
                 last.add_metric([name], runner.status.last_event_ts)
-        yield from (up, last)
+            crashes.add_metric([name], runner.status.crashes)
+        yield from (up, last, crashes)
 
     def _pipeline(self) -> Iterator[Metric]:
         accepted = CounterMetricFamily("wallboard_events_accepted", "Events accepted",

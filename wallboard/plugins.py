@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 from pydantic import ValidationError
@@ -13,15 +18,39 @@ from wallboard.config import ConfigError, Settings, format_validation_error
 from wallboard.sources import Source
 
 ENTRY_POINT_GROUP = "wallboard"
+PLUGINS_ENV = "WALLBOARD_PLUGINS"  # comma-separated allow-list of plugin names
+TRACE_ENV = "WALLBOARD_TRACE_HOOKS"  # 1: log every hook call, its plugins and its result
+trace_log = logging.getLogger("wallboard.hooks")
 
 
-def make_plugin_manager() -> pluggy.PluginManager:
-    """Build a plugin manager with every plugin of the `wallboard` entry-point group."""
+def allowed_plugins(environ: Mapping[str, str]) -> set[str] | None:
+    """The names in WALLBOARD_PLUGINS, or None (every installed plugin) when unset or empty."""
+    names = {n.strip() for n in environ.get(PLUGINS_ENV, "").split(",") if n.strip()}
+    return names or None
+
+
+def make_plugin_manager(environ: Mapping[str, str] | None = None) -> pluggy.PluginManager:
+    """Build a plugin manager with the plugins of the `wallboard` entry-point group.
+
+    `environ` (default: the process environment) may narrow them with WALLBOARD_PLUGINS and
+    turn on hook-call tracing with WALLBOARD_TRACE_HOOKS=1.
+    """
+    environ = os.environ if environ is None else environ
+    allow = allowed_plugins(environ)
     pm = pluggy.PluginManager("wallboard")
     pm.add_hookspecs(hookspecs)
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    if environ.get(TRACE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        trace_hook_calls(pm)
+    points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if allow is not None and (unknown := allow - set(points.names)):
+        raise ConfigError([f"{PLUGINS_ENV}: unknown plugin {name!r}; installed: "
+                           f"{', '.join(sorted(points.names)) or 'none'}"
+                           for name in sorted(unknown)])
+    for ep in points:
         if pm.get_plugin(ep.name) is not None:
             continue  # the same distribution seen twice on sys.path
+        if allow is not None and ep.name not in allow:
+            continue  # not even imported: an excluded plugin cannot break the start
         try:
             plugin = ep.load()
         except Exception as exc:
@@ -30,6 +59,28 @@ def make_plugin_manager() -> pluggy.PluginManager:
         pm.register(plugin, name=ep.name)
     pm.check_pending()
     return pm
+
+
+def trace_hook_calls(pm: pluggy.PluginManager) -> None:
+    """Log each hook call on `wallboard.hooks`: plugins called, results, time taken."""
+    started: list[float] = []
+
+    def before(name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        started.append(time.perf_counter())
+        plugins = ", ".join(pm.get_name(i.plugin) or repr(i.plugin) for i in impls) or "none"
+        trace_log.info("hook %s(%s) calls: %s", name,
+                       ", ".join(f"{k}={v!r}" for k, v in kwargs.items()), plugins)
+
+    def after(outcome: pluggy.Result[Any], name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
+        ms = (time.perf_counter() - started.pop()) * 1000
+        if outcome.exception is not None:
+            trace_log.info("hook %s raised %s: %s (%.1f ms)", name,
+                           type(outcome.exception).__name__, outcome.exception, ms)
+        else:
+            trace_log.info("hook %s returned %r (%.1f ms)", name, outcome.get_result(), ms)
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 @dataclass
@@ -48,14 +99,23 @@ def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
 def build_registry(pm: pluggy.PluginManager) -> SourceRegistry:
     """Collect source types from every plugin; two plugins may not claim one type name."""
     registry = SourceRegistry()
-    for impl in pm.hook.register_source_types.get_hookimpls():
-        provider = plugin_name(pm, impl.plugin)
-        for cls in impl.function() or ():
-            if cls.type in registry.types:
-                raise ConfigError([f"source type {cls.type!r} is provided by both "
-                                   f"{registry.providers[cls.type]} and {provider}"])
-            registry.types[cls.type] = cls
-            registry.providers[cls.type] = provider
+    plugins = [impl.plugin for impl in pm.hook.register_source_types.get_hookimpls()]
+    for plugin in plugins:
+        provider = plugin_name(pm, plugin)
+        # One plugin at a time, through pluggy (so hook tracing sees it), to know who said what.
+        only = pm.subset_hook_caller("register_source_types",
+                                     remove_plugins=[p for p in plugins if p is not plugin])
+        for classes in only():  # pluggy drops a None result: zero or one list here
+            for cls in classes:
+                if not (isinstance(cls, type) and issubclass(cls, Source)
+                        and isinstance(getattr(cls, "type", None), str)):
+                    raise ConfigError([f"plugin {provider}: register_source_types returned "
+                                       f"{cls!r}, not a Source subclass with a `type` name"])
+                if cls.type in registry.types:
+                    raise ConfigError([f"source type {cls.type!r} is provided by both "
+                                       f"{registry.providers[cls.type]} and {provider}"])
+                registry.types[cls.type] = cls
+                registry.providers[cls.type] = provider
     return registry
 
 

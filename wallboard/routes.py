@@ -18,6 +18,7 @@ from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.boards import text_direction
 from wallboard.hub import Client
+from wallboard.plugins import plugin_info
 
 SEND_BUFFER_BYTES = 128 * 1024
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
@@ -102,6 +103,12 @@ async def api_snapshot(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
+async def api_plugins(request: web.Request) -> web.Response:
+    """Loaded plugins: name, version, hooks implemented, source types provided."""
+    app = request.app
+    return web.json_response(plugin_info(app[keys.PLUGIN_MANAGER], app[keys.SOURCE_REGISTRY]))
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = generate_latest(request.app[keys.METRICS_REGISTRY])
@@ -123,6 +130,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/ws", websocket),
         web.get("/healthz", healthz),
         web.get("/api/snapshot", api_snapshot),
+        web.get("/api/plugins", api_plugins),
         web.get("/metrics", metrics),
         web.static("/static", STATIC_DIR),
     ]

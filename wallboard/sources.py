@@ -10,18 +10,50 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import aiohttp
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from wallboard.events import Event
+from wallboard.ratelimit import TokenBucket, parse_retry_after
 
 log = logging.getLogger(__name__)
 
 STARTING, UP, DOWN, STALE = "starting", "up", "down", "stale"
 Emit = Callable[[Event | dict[str, Any]], None]
+# HTTP statuses that mean "slow down", where a Retry-After header is honoured.
+_BACK_OFF_STATUSES = frozenset({429, 503})
 
 
 class SourceError(Exception):
-    """The one failure type for sources: the runtime logs it, marks the source down, retries."""
+    """The one failure type for sources: the runtime logs it, marks the source down, retries.
+
+    `retry_after_s` (e.g. from a vendor's Retry-After header) is the least the runtime waits
+    before the next attempt.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Clock:
+    """Wall-clock time, monotonic time and sleeping; tests swap in a virtual clock."""
+
+    def __call__(self) -> float:
+        return self.time()
+
+    def time(self) -> float:
+        """Seconds since the epoch (event timestamps)."""
+        return time.time()
+
+    def monotonic(self) -> float:
+        """Seconds for measuring intervals."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds`; cancellable like asyncio.sleep."""
+        await asyncio.sleep(seconds)
 
 
 class SourceConfig(BaseModel):
@@ -37,6 +69,9 @@ class PollConfig(SourceConfig):
     """Settings of a poll-style source."""
 
     interval_s: float = Field(5.0, gt=0)
+    # The vendor's API budget: requests per second on average, in bursts of `burst`.
+    max_requests_per_s: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1, le=1000)
 
 
 @dataclass
@@ -48,10 +83,14 @@ class SourceStatus:
     last_event_ts: float | None = None
     events: int = 0
     since: float = 0.0
+    crashes: int = 0  # failures that were not a SourceError: plugin bugs
 
 
 class Source:
-    """Base of all sources: push style overrides `run`, poll style uses PollSource."""
+    """Base of all sources: push style overrides `run`, poll style uses PollSource.
+
+    The runtime injects `http` (the app's shared aiohttp session) and `clock` before `run`.
+    """
 
     type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
@@ -59,7 +98,30 @@ class Source:
     def __init__(self, name: str, config: SourceConfig) -> None:
         self.name = name
         self.config = config
+        self.clock = Clock()
+        self._http: aiohttp.ClientSession | None = None
+        self._limiter: TokenBucket | None = None
         self._connected: Callable[[], None] = lambda: None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The app's shared HTTP client session (one connection pool for all sources)."""
+        if self._http is None:
+            raise RuntimeError(f"source {self.name}: no HTTP session; the runtime injects one "
+                               "when the source starts (tests: wallboard.testing.SourceHarness)")
+        return self._http
+
+    @http.setter
+    def http(self, session: aiohttp.ClientSession) -> None:
+        self._http = session
+
+    @property
+    def limiter(self) -> TokenBucket | None:
+        """The token bucket from `max_requests_per_s`/`burst`, or None when unlimited."""
+        rate = getattr(self.config, "max_requests_per_s", None)
+        if rate is not None and self._limiter is None:
+            self._limiter = TokenBucket(rate, getattr(self.config, "burst", 1), self.clock)
+        return self._limiter
 
     def connected(self) -> None:
         """Tell the runtime the source is live (a push source calls this once connected)."""
@@ -69,9 +131,45 @@ class Source:
         """Produce events until cancelled; raise SourceError on failure."""
         raise NotImplementedError
 
+    async def fetch(self, method: str, url: str, **kwargs: Any) -> bytes:
+        """One rate-limited request on the shared session; any failure is a SourceError."""
+        if self.limiter is not None:
+            await self.limiter.acquire()
+        try:
+            async with self.http.request(method, url, **kwargs) as response:
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SourceError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        if response.status in _BACK_OFF_STATUSES:
+            wait = parse_retry_after(response.headers.get("Retry-After"), self.clock.time())
+            if wait is not None and self.limiter is not None:
+                self.limiter.defer(wait)
+            after = f"; retry after {wait:g}s" if wait is not None else ""
+            raise SourceError(f"{method} {url}: HTTP {response.status}{after}",
+                              retry_after_s=wait)
+        if response.status >= 400:
+            raise SourceError(f"{method} {url}: HTTP {response.status}")
+        return body
+
+    async def get_json(self, url: str, **kwargs: Any) -> Any:
+        """GET `url` and decode JSON; a body that is not JSON is a SourceError."""
+        body = await self.fetch("GET", url, **kwargs)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SourceError(f"GET {url}: response is not JSON: {exc}") from None
+
+
+class PushSource(Source):
+    """A source fed over a connection it opens: override `run(emit)`.
+
+    Call `self.connected()` once the connection is up, emit events as they arrive, and raise
+    SourceError when the connection drops; the runtime reconnects after a back-off.
+    """
+
 
 class PollSource(Source):
-    """A source asked for new events every `interval_s`."""
+    """A source asked for new events every `interval_s`: override `poll()`."""
 
     Config: ClassVar[type[SourceConfig]] = PollConfig
 
@@ -86,7 +184,7 @@ class PollSource(Source):
             for event in await self.poll():
                 emit(event)
             self.connected()
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
 
 
 class Backoff:
@@ -109,15 +207,25 @@ class Backoff:
 
 
 class SourceRunner:
-    """Supervises one source: restarts it with back-off and tracks its status."""
+    """Supervises one source: restarts it with back-off and tracks its status.
+
+    `clock` stamps statuses; when it is a `Clock` it is also the source's clock, and the
+    back-off sleeps on it (the contract suite passes a virtual one). `http` is the shared
+    session given to the source.
+    """
 
     def __init__(self, source: Source, emit: Emit, backoff: Backoff | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 http: aiohttp.ClientSession | None = None) -> None:
         self.source = source
         self.name = source.name
         self.status = SourceStatus(since=clock())
         self._emit = emit
         self._clock = clock
+        if isinstance(clock, Clock):
+            source.clock = clock
+        if http is not None:
+            source.http = http
         self.backoff = backoff or Backoff()
         source._connected = self._on_connected
         self.on_change: Callable[[], None] = lambda: None
@@ -170,6 +278,7 @@ class SourceRunner:
     async def run(self) -> None:
         """Run the source forever, restarting it after failures."""
         while True:
+            retry_after: float | None = None
             try:
                 await self.source.run(self.emit)
                 error = "source stopped"
@@ -177,9 +286,12 @@ class SourceRunner:
                 raise
             except SourceError as exc:
                 error = str(exc) or type(exc).__name__
+                retry_after = exc.retry_after_s
             except Exception as exc:  # a plugin bug must not take the others down
                 error = f"{type(exc).__name__}: {exc}"
+                self.status.crashes += 1
                 if self.status.last_error != error:
                     log.exception("source %s crashed", self.name)
             self._set(DOWN, error)
-            await asyncio.sleep(self.backoff.next_delay())
+            delay = self.backoff.next_delay()
+            await self.source.clock.sleep(max(delay, retry_after or 0.0))

@@ -7,7 +7,6 @@ import collections
 import logging
 import math
 import random
-import time
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +27,8 @@ DEFAULT_PROFILE: tuple[float, ...] = (
 )
 # Emit at most this many events before letting the event loop run (a long warm-up is big).
 EMIT_BATCH = 500
+# Simulated seconds per step of a warm-up (a week of warm-up is ~2k steps).
+WARMUP_SLICE_S = 300.0
 
 
 class _Model(BaseModel):
@@ -119,6 +120,7 @@ class SimulatorSource(Source):
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)
         self.simulation: Simulation | None = None
+        self._simulated_to = 0.0
         self._pending: collections.deque[dict[str, Any]] = collections.deque()
 
     async def run(self, emit: Emit) -> None:
@@ -129,14 +131,24 @@ class SimulatorSource(Source):
             # A restart by the runner resumes this simulation: a second warm-up would count
             # the last minutes twice.
             seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
-            start = time.time() - config.warmup_s
+            start = self.clock.time() - config.warmup_s
             log.info("simulator %s: seed %d, warm-up from %.3f", self.name, seed, start)
             self.simulation = Simulation(config, seed, start, self.name)
+            self._simulated_to = start
         self.connected()
         while True:
-            self._pending.extend(self.simulation.advance(time.time()))
+            now = self.clock.time()
+            # A long warm-up is simulated in slices so the event loop keeps serving meanwhile
+            # (slicing does not change the events).
+            while self._simulated_to + WARMUP_SLICE_S < now:
+                self._simulated_to += WARMUP_SLICE_S
+                self._pending.extend(self.simulation.advance(self._simulated_to))
+                await self._drain(emit)
+                await asyncio.sleep(0)
+            self._simulated_to = now
+            self._pending.extend(self.simulation.advance(now))
             await self._drain(emit)
-            await asyncio.sleep(config.tick_s)
+            await self.clock.sleep(config.tick_s)
 
     async def _drain(self, emit: Emit) -> None:
         # An event leaves the deque only once emitted, so an emit failure loses nothing.

@@ -1,0 +1,51 @@
+"""The bundled sources pass the plugin contract suite, like any third-party source must."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from wallboard_plugins.simulator import SimulatorSource
+from wallboard_plugins.webhook import WebhookSource
+
+from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, SourceContract
+
+NO_PEER = "{} has no peer to lose: {}"
+
+
+class TestSimulatorContract(SourceContract):
+    """The simulator generates events in-process; the checks that need a peer do not apply."""
+
+    source_class = SimulatorSource
+    config: ClassVar[dict] = {"seed": 7, "warmup_s": 3600, "tick_s": 0.05}
+    bad_configs: ClassVar[list] = [
+        ({"tick_s": 0}, "tick_s: Input should be greater than 0"),
+        ({"profile": [1.0] * 23}, "profile: List should have at least 24 items"),
+        ({"queues": {"q": {"arrivals_per_hour": 10, "agents": 1, "aht_s": 60,
+                           "wrap_s": 90}}}, "sources.contract.queues.q: wrap_s must be less"),
+        ({"queues": {"q": {"channel": "fax", "arrivals_per_hour": 10, "agents": 1,
+                           "aht_s": 60}}}, "queues.q.channel: must be one of"),
+    ]
+    not_applicable: ClassVar[dict] = {
+        PEER_DROP: NO_PEER.format("the simulator", "it generates events in-process"),
+        MALFORMED: NO_PEER.format("the simulator", "nothing outside it sends it bytes"),
+    }
+
+
+class TestWebhookContract(SourceContract):
+    """The webhook is fed by requests to the server's route, not by a connection it holds."""
+
+    source_class = WebhookSource
+    config: ClassVar[dict] = {"token": "contract-token-1", "secret": "s" * 16}
+    bad_configs: ClassVar[list] = [
+        ({"token": "short"}, "token: String should have at least 8 characters"),
+        ({"token": None}, "token: Field required"),
+        ({"secret": "tiny"}, "secret: String should have at least 16 characters"),
+        ({"tolerance_s": -5}, "tolerance_s: Input should be greater than 0"),
+    ]
+    # Its events, and malformed bodies, arrive through POST /api/events: tests/test_bad_input.py
+    # and tests/test_webhook_signing.py check those against a real server.
+    not_applicable: ClassVar[dict] = {
+        EVENTS: "the webhook emits nothing itself; POST /api/events validates each event",
+        PEER_DROP: NO_PEER.format("the webhook", "it is up while the server runs"),
+        MALFORMED: "malformed request bodies get a 400 from the route and are counted",
+    }

@@ -1,0 +1,267 @@
+"""Run one source under the real runtime on a virtual clock, and watch the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import linecache
+import logging
+import random
+import re
+import sys
+import sysconfig
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+
+from wallboard.events import Event, EventError, parse_event
+from wallboard.sources import STARTING, Backoff, Source, SourceRunner
+
+from .clock import VirtualClock
+
+T = TypeVar("T")
+
+
+class ContractViolation(AssertionError):
+    """A source broke the contract; the message names the problem and the fix."""
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"]
+_HANDLE = re.compile(r"name='([^']*)'.*?coro=<([\w.]+)\(")
+
+
+@dataclass
+class SlowCallback:
+    """One callback that held the event loop longer than allowed."""
+
+    what: str
+    seconds: float
+
+    def describe(self) -> str:
+        """A short name for the callback: 'task source:x (SourceRunner.run)'."""
+        match = _HANDLE.search(self.what)
+        return f"task {match[1]} ({match[2]})" if match else self.what[:120]
+
+
+class _SlowCallbackHandler(logging.Handler):
+    """Collects asyncio's debug-mode 'Executing <handle> took N seconds' warnings."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.found: list[SlowCallback] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, str) and record.msg.startswith("Executing") \
+                and isinstance(record.args, tuple) and len(record.args) == 2:
+            self.found.append(SlowCallback(str(record.args[0]), float(record.args[1])))
+
+
+class _StallSampler:
+    """A thread that, while the loop is stalled, notes which line of code holds it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit_s: float) -> None:
+        self.loop, self.limit_s = loop, limit_s
+        self.beat = time.monotonic()
+        self.where: Counter[str] = Counter()
+        self._thread_id = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._tick()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _tick(self) -> None:
+        self.beat = time.monotonic()
+        if not self._stop.is_set():
+            self.loop.call_later(0.01, self._tick)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.01):
+            if time.monotonic() - self.beat > self.limit_s:
+                frame = sys._current_frames().get(self._thread_id)
+                # The innermost frame outside the standard library is the code to blame.
+                while frame is not None and frame.f_code.co_filename.startswith(_STDLIB):
+                    frame = frame.f_back
+                if frame is not None:
+                    code = frame.f_code
+                    line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+                    self.where[f"{code.co_filename}:{frame.f_lineno} in {code.co_name}: "
+                               f"{line}"] += 1
+
+
+class LoopWatch:
+    """Turns on asyncio debug mode for the running loop and records slow callbacks."""
+
+    def __init__(self, slow_callback_s: float = 0.05) -> None:
+        self.slow_callback_s = slow_callback_s
+        self._handler = _SlowCallbackHandler()
+        self._logger = logging.getLogger("asyncio")
+        self._sampler: _StallSampler | None = None
+
+    @property
+    def slow(self) -> list[SlowCallback]:
+        """Every callback that ran longer than the limit so far."""
+        return self._handler.found
+
+    @property
+    def blocked_at(self) -> str | None:
+        """The line of code seen most often while the loop was stalled."""
+        common = self._sampler.where.most_common(1) if self._sampler else []
+        return common[0][0] if common else None
+
+    def __enter__(self) -> LoopWatch:
+        loop = asyncio.get_running_loop()
+        self._was = (loop.get_debug(), loop.slow_callback_duration, self._logger.level)
+        loop.set_debug(True)
+        loop.slow_callback_duration = self.slow_callback_s
+        self._logger.addHandler(self._handler)
+        self._logger.setLevel(min(self._logger.getEffectiveLevel(), logging.WARNING))
+        # A full collection of a big test process can take longer than the limit by itself;
+        # objects alive now are frozen out of collection so only the source is measured.
+        gc.collect()
+        gc.freeze()
+        self._sampler = _StallSampler(loop, self.slow_callback_s)
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._sampler is not None
+        self._sampler.stop()
+        gc.unfreeze()
+        loop = asyncio.get_running_loop()
+        debug, duration, level = self._was
+        loop.set_debug(debug)
+        loop.slow_callback_duration = duration
+        self._logger.removeHandler(self._handler)
+        self._logger.setLevel(level)
+
+
+class SourceHarness:
+    """A source under a real SourceRunner: every emitted event checked, every status seen."""
+
+    def __init__(self, source: Source, *, clock: VirtualClock | None = None,
+                 http: aiohttp.ClientSession | None = None, poll_s: float = 0.005) -> None:
+        self.source = source
+        self.clock = clock or VirtualClock()
+        self.events: list[Any] = []
+        self.invalid: list[tuple[Any, str]] = []
+        self.statuses: list[str] = [STARTING]
+        self.crash_errors: list[str] = []  # errors of failures that were not a SourceError
+        self.poll_s = poll_s
+        self._http, self._own_http = http, http is None
+        self.runner: SourceRunner | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._cancelled = False
+
+    async def __aenter__(self) -> SourceHarness:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start the runner task (with a seeded back-off so runs repeat)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self.runner = SourceRunner(self.source, self._emit, Backoff(rng=random.Random(0)),
+                                   clock=self.clock, http=self._http)
+        self.runner.on_change = self._changed
+        self.task = asyncio.create_task(self.runner.run(), name=f"source:{self.source.name}")
+
+    async def stop(self, timeout_s: float = 1.0) -> bool:
+        """Cancel the source; True when it ended within `timeout_s`."""
+        stopped = True
+        if self.task is not None and not self.task.done():
+            if self._cancelled:
+                return False  # it already outlived one cancel; waiting again changes nothing
+            self._cancelled = True
+            self.task.cancel()
+            done, _ = await asyncio.wait({self.task}, timeout=timeout_s)
+            stopped = bool(done)
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+        return stopped
+
+    @property
+    def status(self) -> str:
+        """The runner's current status."""
+        return self.statuses[-1]
+
+    @property
+    def last_error(self) -> str | None:
+        """The runner's last error text."""
+        return self.runner.status.last_error if self.runner else None
+
+    @property
+    def crashes(self) -> int:
+        """Failures that were not a SourceError (plugin bugs)."""
+        return self.runner.status.crashes if self.runner else 0
+
+    def _changed(self) -> None:
+        assert self.runner is not None
+        if self.runner.status.crashes > len(self.crash_errors):
+            self.crash_errors.append(self.runner.status.last_error or "?")
+        if self.runner.status.status != self.statuses[-1]:
+            self.statuses.append(self.runner.status.status)
+
+    def _emit(self, item: Any) -> None:
+        raw = item.to_dict() if isinstance(item, Event) else item
+        self.events.append(raw)
+        try:
+            parse_event(raw, self.source.name)
+        except EventError as exc:
+            self.invalid.append((raw, str(exc)))
+
+    def transitions(self) -> str:
+        """The statuses seen so far, as 'starting → up → down'."""
+        return " → ".join(self.statuses)
+
+    async def settle(self, seconds: float) -> None:
+        """Let `seconds` of real time pass, with virtual time jumping as in wait_for."""
+        end = asyncio.get_running_loop().time() + seconds
+        await self.wait_for(lambda: asyncio.get_running_loop().time() >= end, "settle",
+                            seconds + 5.0)
+
+    async def wait_for(self, condition: Callable[[], bool], what: str,
+                       timeout_s: float = 5.0) -> None:
+        """Let real and virtual time pass until `condition()` holds, or fail saying `what`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not condition():
+            if loop.time() > deadline:
+                error = f"; last error: {self.last_error}" if self.last_error else ""
+                raise ContractViolation(
+                    f"did not {what} within {timeout_s:g}s (statuses: {self.transitions()}; "
+                    f"{len(self.events)} event(s) emitted{error})")
+            await asyncio.sleep(self.poll_s)  # real time: sockets make progress
+            wake = self.clock.next_wake_s()
+            if wake is not None:
+                self.clock.advance(wake)  # virtual time: the next sleep ends now
+
+
+def run_isolated(main: Callable[[], Coroutine[Any, Any, T]], grace_s: float = 1.0) -> T:
+    """Run `main()` on a fresh event loop that is closed even if a task ignores cancellation."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # A task that swallows CancelledError would make asyncio.run() hang forever.
+            loop.run_until_complete(asyncio.wait(tasks, timeout=grace_s))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
