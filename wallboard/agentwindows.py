@@ -32,8 +32,22 @@ class AgentWindows:
     covers exactly what the ring would: whole buckets from its first covered edge.
     """
 
-    __slots__ = ("_cache", "_next_change", "_next_trim", "_periods", "_spans", "_version",
-                 "counts", "day", "horizon_s", "intervals", "now", "shift", "size")
+    __slots__ = (
+        "_cache",
+        "_next_change",
+        "_next_trim",
+        "_periods",
+        "_spans",
+        "_version",
+        "counts",
+        "day",
+        "horizon_s",
+        "intervals",
+        "next_check",
+        "now",
+        "shift",
+        "size",
+    )
 
     def __init__(self, specs: Iterable[WindowSpec], tz: ZoneInfo, shift_resets: Iterable[time],
                  now: float, finest_s: int = AGENT_BUCKET_S) -> None:
@@ -57,6 +71,7 @@ class AgentWindows:
         self.horizon_s = max((w * n for w, n in self._spans.values()), default=0)
         self.now = now
         self._next_trim = -math.inf
+        self.next_check = -math.inf  # advance() has work to do from then on
         self._version = 0
         self._cache: dict[str, tuple[float, int, list[float]]] = {}
         self.advance(now)
@@ -65,7 +80,7 @@ class AgentWindows:
         """Record deltas at event time `ts`; False when too late for every window."""
         self._version += 1
         counted = False
-        if self._spans and ts >= self._low(self.horizon_s):
+        if self._spans and ts >= self.now - self.horizon_s:
             # Like the ring, an event ahead of our clock (skew) counts in the current bucket.
             self.counts.append((ts if ts < self.now else self.now, deltas))
             counted = True
@@ -78,16 +93,10 @@ class AgentWindows:
         if end <= start:
             return
         self._version += 1
-        if self._spans and end > self._low(self.horizon_s):
+        if self._spans and end > self.now - self.horizon_s:
             self.intervals.append((start, end, index))
         for period in self._periods:
             period.add_interval(start, end, index)
-
-    def _low(self, span_s: int) -> float:
-        """Oldest moment any rolling span still covers, for the longest span `span_s`."""
-        # Every span's width divides into whole buckets; the smallest first edge is enough
-        # to decide what may be dropped, exactness comes from _rolling().
-        return self.now - span_s
 
     def advance(self, now: float) -> None:
         """Move to `now`: roll calendar periods, now and then forget what no span covers."""
@@ -98,10 +107,12 @@ class AgentWindows:
                 period.advance(now)
             self._next_change = min(p.end for p in self._periods)
         if now < self._next_trim:
+            self.next_check = min(self._next_change, self._next_trim)
             return
         # Forgetting is only about memory, so it runs a few times per longest span.
         self._next_trim = now + max(self.horizon_s / 8, AGENT_BUCKET_S)
-        horizon = self._low(self.horizon_s)
+        self.next_check = min(self._next_change, self._next_trim)
+        horizon = self.now - self.horizon_s
         counts, intervals = self.counts, self.intervals
         # Entries may be out of order (late events); a stale head only delays forgetting.
         while counts and counts[0][0] < horizon:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
@@ -33,8 +35,8 @@ class QueueLimitError(Exception):
 class Leaf:
     """Windows for one (queue, channel) pair, with the queue's service-level settings."""
 
-    __slots__ = ("channel", "legal", "queue", "short_s", "sources", "threshold_s", "variant",
-                 "windows")
+    __slots__ = ("channel", "expires", "legal", "queue", "short_s", "sources", "threshold_s",
+                 "variant", "windows")
 
     def __init__(self, queue: str, channel: str, cfg: QueueConfig, windows: WindowSet) -> None:
         self.queue, self.channel, self.windows = queue, channel, windows
@@ -42,6 +44,7 @@ class Leaf:
         self.short_s = cfg.service_level.short_abandon_s
         self.variant = cfg.service_level.variant
         self.legal = [(r.limit_s, r.start == "call") for r in cfg.legal_rules]
+        self.expires = expiry_counts(self.variant)
         self.sources: set[str] = set()
 
 
@@ -65,6 +68,7 @@ class Aggregator:
         self.agent_windows: dict[str, AgentWindows] = {}
         self._default_leaf: dict[str, Leaf] = {}
         self.timers: list[tuple[float, int, str, str, float, int]] = []
+        self.next_timer = math.inf  # the earliest deadline in `timers`
         self._seq = itertools.count()
         self.late = 0
         now = clock()
@@ -100,53 +104,64 @@ class Aggregator:
             # One-minute buckets: per-agent numbers need less precision than the queues'.
             windows = self.agent_windows[agent] = AgentWindows(
                 self.specs, self.tz, self.shift_resets, now)
-        windows.advance(now)
+        elif now >= windows.next_check:
+            windows.advance(now)
+        elif now > windows.now:
+            windows.now = now
         return windows
 
     def fold(self, event: Event) -> bool:
         """Apply one validated event; False when it is later than the allowed lateness."""
+        # The per-event path: each line here runs for every event, so lookups are hoisted.
         now = self.clock()
         if event.ts < now - self.lateness_s:
             self.late += 1
             return False
-        if self.timers and self.timers[0][0] <= now:
+        if now >= self.next_timer:
             self.fire_timers(now)
-        etype = event.type
         queue = event.queue or UNASSIGNED
-        if event.channel is None and queue in self._default_leaf:
-            leaf = self._default_leaf[queue]  # the common case, without recomputing the key
+        channel = event.channel
+        if channel is None:
+            leaf = self._default_leaf.get(queue)
+            if leaf is None:
+                etype = event.type
+                channel = (self.queue_config(queue).channel if queue else
+                           ("ticket" if etype.startswith("ticket.") else "other"))
+                leaf = self._default_leaf[queue] = self._leaf(queue, channel, now)
         else:
-            channel = event.channel or (
-                self.queue_config(queue).channel if queue else
-                ("ticket" if etype.startswith("ticket.") else "other"))
-            leaf = self._leaf(queue, channel, now)
-            if event.channel is None:
-                self._default_leaf[queue] = leaf
-        leaf.windows.advance(now)
-        if event.source and queue and event.source not in leaf.sources:
-            leaf.sources.add(event.source)
-            self.state.queue(queue).sources.add(event.source)
-        handler = _HANDLERS.get(etype)
+            leaf = self.leaves.get((queue, channel)) or self._leaf(queue, channel, now)
+        windows = leaf.windows
+        if now >= windows.next_edge:
+            windows.advance(now)
+        source = event.source
+        if source not in leaf.sources and source and queue:
+            leaf.sources.add(source)
+            self.state.queue(queue).sources.add(source)
+        handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event, leaf, now)
-        elif etype == ev.QUEUE_SNAPSHOT:
+        elif event.type == ev.QUEUE_SNAPSHOT:
             self.state.queue_snapshot(event)
         return True
 
     # -- contacts ---------------------------------------------------------------------------
 
     def _queued(self, e: Event, leaf: Leaf, now: float) -> None:
-        leaf.windows.add(e.ts, [(c.OFFERED, 1.0)])
+        leaf.windows.add(e.ts, _OFFERED)
         waiting = self.state.enqueue(leaf.queue, e.contact_id, e.ts, e.entered_ts)  # type: ignore
         if waiting is None:
             return
-        key = (leaf.queue, e.contact_id, waiting.enqueued)
-        if expiry_counts(leaf.variant):
-            heapq.heappush(self.timers, (waiting.enqueued + leaf.threshold_s, next(self._seq),
-                                         *key, _SL))  # type: ignore[arg-type]
+        timers, enqueued = self.timers, waiting.enqueued
+        if leaf.expires:
+            deadline = enqueued + leaf.threshold_s
+            heapq.heappush(timers, (deadline, next(self._seq), leaf.queue, e.contact_id,
+                                    enqueued, _SL))  # type: ignore[arg-type]
         for i, (limit, from_call) in enumerate(leaf.legal):
-            start = waiting.entered if from_call else waiting.enqueued
-            heapq.heappush(self.timers, (start + limit, next(self._seq), *key, i))  # type: ignore
+            start = waiting.entered if from_call else enqueued
+            heapq.heappush(timers, (start + limit, next(self._seq), leaf.queue, e.contact_id,
+                                    enqueued, i))  # type: ignore[arg-type]
+        if timers and timers[0][0] < self.next_timer:
+            self.next_timer = timers[0][0]
 
     def fire_timers(self, now: float) -> None:
         """Count deadlines passed by contacts still waiting: SL misses and legal breaches."""
@@ -164,38 +179,50 @@ class Aggregator:
             else:
                 waiting.legal_breached |= 1 << kind
                 leaf.windows.add(deadline, [(c.LEGAL_BREACH + kind, 1.0)])
+        self.next_timer = timers[0][0] if timers else math.inf
 
     def _left(self, e: Event, leaf: Leaf, how: str, deltas: c.Deltas,
               sketch: SketchDeltas | None = None) -> float:
         """A contact leaves the queue: fold its deltas, its SL event and legal outcomes."""
-        waiting = self.state.dequeue(leaf.queue, e.contact_id, e.ts)  # type: ignore[arg-type]
-        if e.wait_s is not None:
-            wait = e.wait_s
-        else:
-            wait = max(0.0, e.ts - waiting.enqueued) if waiting is not None else 0.0
+        ts = e.ts
+        waiting = self.state.dequeue(leaf.queue, e.contact_id, ts)  # type: ignore[arg-type]
+        wait = e.wait_s
+        if wait is None:
+            wait = ts - waiting.enqueued if waiting is not None else 0.0
+            if wait < 0.0:
+                wait = 0.0
+        threshold = leaf.threshold_s
         if how == "answered":
             deltas += [(c.WAIT_ANSWERED_SUM, wait),
-                       (self.layout.answered_hist + self.layout.wait_bin(wait), 1.0)]
-            if wait <= leaf.threshold_s:
-                deltas.append((c.ANSWERED_IN_SL, 1.0))
+                       (self.layout.answered_hist + bisect_left(self.layout.edges, wait), 1.0)]
+            if wait <= threshold:
+                deltas.append(_ANSWERED_IN_SL)
+                outcome = MET
+            else:
+                outcome = MISSED
             sketch = [(c.SKETCH_WAIT, bin_of(wait), 1)]
-        elif how == "abandoned":
-            deltas += [(c.WAIT_ABANDONED_SUM, wait),
-                       (self.layout.abandoned_hist + self.layout.wait_bin(wait), 1.0)]
-            if wait < leaf.short_s:
-                deltas.append((c.ABANDONED_SHORT, 1.0))
-            elif wait <= leaf.threshold_s:
-                deltas.append((c.ABANDONED_IN_SL, 1.0))
-        self._sl_event(e.ts, wait, leaf, how, waiting, deltas)
-        later = self._legal(e.ts, wait, leaf, how, waiting, deltas)
-        leaf.windows.add(e.ts, deltas, sketch)
+        else:
+            if how == "abandoned":
+                deltas += [(c.WAIT_ABANDONED_SUM, wait),
+                           (self.layout.abandoned_hist + bisect_left(self.layout.edges, wait),
+                            1.0)]
+                if wait < leaf.short_s:
+                    deltas.append((c.ABANDONED_SHORT, 1.0))
+                elif wait <= threshold:
+                    deltas.append((c.ABANDONED_IN_SL, 1.0))
+            outcome = sl_outcome(leaf.variant, how, wait, threshold, leaf.short_s)
+        if outcome == MET and (waiting is None or not waiting.sl_missed):
+            deltas.append(_SL_MET)  # the common case, without the call
+        else:
+            self._sl_event(ts, wait, leaf, outcome, waiting, deltas)
+        later = self._legal(ts, wait, leaf, how, waiting, deltas) if leaf.legal else ()
+        leaf.windows.add(ts, deltas, sketch)
         for ts, delta in later:
             leaf.windows.add(ts, [delta])
         return wait
 
-    def _sl_event(self, ts: float, wait: float, leaf: Leaf, how: str, waiting: Waiting | None,
-                  deltas: c.Deltas) -> None:
-        outcome = sl_outcome(leaf.variant, how, wait, leaf.threshold_s, leaf.short_s)
+    def _sl_event(self, ts: float, wait: float, leaf: Leaf, outcome: int,
+                  waiting: Waiting | None, deltas: c.Deltas) -> None:
         deadline = ts - wait + leaf.threshold_s
         if waiting is not None and waiting.sl_missed:
             if outcome != MISSED:
@@ -206,7 +233,7 @@ class Aggregator:
         if outcome == MET:
             deltas.append((c.SL_MET, 1.0))
         elif outcome == MISSED:
-            at = deadline if expiry_counts(leaf.variant) and wait > leaf.threshold_s else ts
+            at = deadline if leaf.expires and wait > leaf.threshold_s else ts
             leaf.windows.add(at, [(c.SL_MISSED, 1.0)])
 
     def _legal(self, ts: float, wait: float, leaf: Leaf, how: str, waiting: Waiting | None,
@@ -228,9 +255,9 @@ class Aggregator:
         return later
 
     def _answered(self, e: Event, leaf: Leaf, now: float) -> None:
-        self._left(e, leaf, "answered", [(c.ANSWERED, 1.0)])
+        self._left(e, leaf, "answered", [_ANSWERED])
         if e.agent:
-            self._agent(e.agent, now).add(e.ts, [(c.ANSWERED, 1.0)])
+            self._agent(e.agent, now).add(e.ts, _ANSWERED_ONLY)
 
     def _abandoned(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "abandoned", [(c.ABANDONED, 1.0)])
@@ -277,8 +304,10 @@ class Aggregator:
         except StaleTransition:
             return
         windows = self._agent(e.agent, now)  # type: ignore[arg-type]
-        if previous is not None and previous.state in c.STATE_TIME:
-            windows.add_interval(previous.since, e.ts, c.STATE_TIME[previous.state])
+        if previous is not None:
+            index = c.STATE_TIME.get(previous[0])
+            if index is not None:
+                windows.add_interval(previous[1], e.ts, index)
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""
@@ -303,6 +332,12 @@ def survey_deltas(event: Event) -> c.Deltas:
     return [(c.CES_N, 1.0), (c.CES_SUM, score), (c.CES_SQ, score * score)]
 
 
+# Shared delta lists and pairs: windows never modify the deltas they are given.
+_OFFERED: c.Deltas = [(c.OFFERED, 1.0)]
+_ANSWERED = (c.ANSWERED, 1.0)
+_ANSWERED_ONLY: c.Deltas = [_ANSWERED]
+_ANSWERED_IN_SL = (c.ANSWERED_IN_SL, 1.0)
+_SL_MET = (c.SL_MET, 1.0)
 _HANDLERS: dict[str, Callable[[Aggregator, Event, Leaf, float], None]] = {
     ev.CONTACT_QUEUED: Aggregator._queued,
     ev.CONTACT_ANSWERED: Aggregator._answered,

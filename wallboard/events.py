@@ -139,6 +139,13 @@ _FIELD_NAMES = tuple(f.name for f in fields(Event))
 _new_event = object.__new__
 
 
+def event_from_fields(fields: dict[str, Any]) -> Event:
+    """An Event from the fields of one already validated (another process's `vars(event)`)."""
+    event = _new_event(Event)
+    event.__dict__ = fields
+    return event
+
+
 def parse_ts(value: Any, field: str = "ts") -> float:
     """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
     if isinstance(value, bool):
@@ -291,9 +298,7 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
         del values[key]
     values["type"] = etype
     values["source"] = source
-    event = _new_event(Event)
-    event.__dict__ = values
-    return event
+    return event_from_fields(values)
 
 
 def parse_event(raw: Any, source: str | None = None) -> Event:

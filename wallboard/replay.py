@@ -41,7 +41,7 @@ from wallboard.app import create_app
 from wallboard.config import Settings, load_settings, parse_settings
 from wallboard.events import Event, EventError, parse_ts
 from wallboard.pipeline import Pipeline
-from wallboard.replay_input import PROGRESS_INTERVAL_S, SOURCE, Reader, Report
+from wallboard.replay_input import PROGRESS_INTERVAL_S, SOURCE, Reader, Report, use_parallel
 from wallboard.snapshot import SnapshotBuilder
 
 SLACK_S = 0.01  # events due within this much real time are folded as one batch, no sleep
@@ -301,7 +301,7 @@ def run(args: argparse.Namespace, out: IO[bytes] | None = None,
     except OSError as exc:
         print(f"error: {path}: cannot read: {exc.strerror or exc}", file=err)
         return 2
-    reader = Reader(path, Report(str(path), size, err))
+    reader = Reader(path, Report(str(path), size, err), parallel=use_parallel(args, size))
     replay = Replay(args, replay_settings(args), reader, out)
     events = iter(reader)
     first = next(events, None)

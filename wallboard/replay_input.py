@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
-from wallboard.events import Event, EventError, parse_event
+from wallboard.events import Event, EventError, event_from_fields, parse_event
 
 SOURCE = "replay"
 CHUNK_BYTES = 1 << 18
 MAX_REPORTED = 1000
+# Below this size a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 4 << 20
+PARALLEL_ENV = "WALLBOARD_REPLAY_PARALLEL"  # 1: always, 0: never, unset: decide
+
+
+def use_parallel(args: Any, size: int) -> bool:
+    """Whether to read in a child process: --speed max, a big file, and a second CPU."""
+    forced = os.environ.get(PARALLEL_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
+    return (args.speed is None and size >= PARALLEL_MIN_BYTES
+            and len(os.sched_getaffinity(0)) > 1)
 PROGRESS_INTERVAL_S = 0.1
 
 
@@ -63,12 +79,75 @@ class Report:
             self._drawn = False
 
 
-class Reader:
-    """Reads an NDJSON file in large chunks; yields valid events, reports and counts the rest."""
+def _lines(path: Path) -> Iterator[tuple[list[bytes], int]]:
+    """The file's lines in chunks, a leading byte-order mark dropped; each with its end offset."""
+    with path.open("rb") as handle:
+        rest = handle.read(3)
+        if rest == b"\xef\xbb\xbf":
+            rest = b""
+        offset = 0
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if chunk:
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+            else:
+                lines = [rest] if rest else []
+            offset += sum(len(line) + 1 for line in lines)
+            yield lines, offset
+            if not chunk:
+                return
 
-    def __init__(self, path: Path, report: Report) -> None:
+
+def _produce(path: Path, conn: Connection) -> None:
+    """Child process: read, decode and validate; send batches of events and bad lines in order.
+
+    An item is an event's fields (a dict) or a bad line as [field, message, code]; `lines`
+    gives each item's line number. Blank lines are skipped silently, as in `_local`.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent reports the interrupt
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    lineno = 0
+    try:
+        for lines, offset in _lines(path):
+            items: list[Any] = []
+            numbers: list[int] = []
+            for line in lines:
+                lineno += 1
+                try:
+                    raw = loads(line)
+                except decode_error as exc:
+                    if line.strip():
+                        items.append(["<line>", f"not JSON: {exc}", "malformed"])
+                        numbers.append(lineno)
+                    continue
+                try:
+                    items.append(vars(parse_event(raw, SOURCE)))
+                except EventError as exc:
+                    items.append([exc.field, exc.message, exc.code])
+                numbers.append(lineno)
+            conn.send_bytes(orjson.dumps({"items": items, "lines": numbers, "lineno": lineno,
+                                          "offset": offset}))
+        conn.send_bytes(b"null")
+    except BrokenPipeError:
+        pass  # the parent stopped reading (--until, an error, an interrupt)
+    except Exception as exc:
+        conn.send_bytes(orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+    finally:
+        conn.close()
+
+
+class Reader:
+    """Reads an NDJSON file in large chunks; yields valid events, reports and counts the rest.
+
+    With `parallel`, a child process reads, decodes and validates while this one folds: the
+    same code on the same lines, in the same order, so the output is the same either way.
+    """
+
+    def __init__(self, path: Path, report: Report, parallel: bool = False) -> None:
         self.path = path
         self.report = report
+        self.parallel = parallel
         self.rejected: Counter[str] = Counter()  # shared with the pipeline once it exists
         self.lineno = 0
         self.offset = 0
@@ -80,39 +159,61 @@ class Reader:
         self.report.bad(self.lineno, exc)
 
     def __iter__(self) -> Iterator[Event]:
-        loads, parse, decode_error = orjson.loads, parse_event, orjson.JSONDecodeError
-        lineno = offset = 0
-        with self.path.open("rb") as handle:
-            rest = handle.read(3)
-            if rest == b"\xef\xbb\xbf":
-                rest = b""
+        return self._parallel() if self.parallel else self._local()
+
+    def _parallel(self) -> Iterator[Event]:
+        ctx = multiprocessing.get_context("fork")  # no threads run yet: fork is safe and quick
+        receiver, sender = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_produce, args=(self.path, sender), daemon=True,
+                            name="wallboard-replay-reader")
+        child.start()
+        sender.close()
+        loads, make = orjson.loads, event_from_fields
+        try:
             while True:
-                chunk = handle.read(CHUNK_BYTES)
-                if chunk:
-                    lines = (rest + chunk).split(b"\n")
-                    rest = lines.pop()
-                else:
-                    lines = [rest] if rest else []
-                for line in lines:
-                    lineno += 1
-                    offset += len(line) + 1
-                    try:
-                        raw = loads(line)
-                    except decode_error as exc:
-                        if line.strip():
-                            self.lineno = lineno
-                            self.reject(EventError("<line>", f"not JSON: {exc}", "malformed"))
-                        continue
-                    try:
-                        event = parse(raw, SOURCE)
-                    except EventError as exc:
-                        self.lineno = lineno
-                        self.reject(exc)
-                        continue
-                    self.lineno = lineno
-                    self.offset = offset
-                    yield event
-                self.lineno, self.offset = lineno, min(offset, self.report.size)
-                self.report.progress(lineno - self.rejected.total(), self.offset)
-                if not chunk:
+                try:
+                    batch = loads(receiver.recv_bytes())
+                except EOFError:
+                    raise RuntimeError("the reader process ended without finishing") from None
+                if batch is None:
                     return
+                if "error" in batch:
+                    raise RuntimeError(f"the reader process failed: {batch['error']}")
+                for item, lineno in zip(batch["items"], batch["lines"], strict=True):
+                    if item.__class__ is dict:
+                        self.lineno = lineno
+                        yield make(item)
+                    else:
+                        self.lineno = lineno
+                        self.reject(EventError(*item))
+                self.lineno, self.offset = batch["lineno"], min(batch["offset"], self.report.size)
+                self.report.progress(self.lineno - self.rejected.total(), self.offset)
+        finally:
+            receiver.close()
+            if child.is_alive():
+                child.kill()
+            child.join()
+
+    def _local(self) -> Iterator[Event]:
+        loads, parse, decode_error = orjson.loads, parse_event, orjson.JSONDecodeError
+        lineno = 0
+        for lines, offset in _lines(self.path):
+            for line in lines:
+                lineno += 1
+                try:
+                    raw = loads(line)
+                except decode_error as exc:
+                    if line.strip():
+                        self.lineno = lineno
+                        self.reject(EventError("<line>", f"not JSON: {exc}", "malformed"))
+                    continue
+                try:
+                    event = parse(raw, SOURCE)
+                except EventError as exc:
+                    self.lineno = lineno
+                    self.reject(exc)
+                    continue
+                self.lineno = lineno
+                yield event
+            self.lineno, self.offset = lineno, min(offset, self.report.size)
+            self.report.progress(lineno - self.rejected.total(), self.offset)

@@ -85,7 +85,10 @@ class LiveState:
         self.agents: dict[str, AgentLive] = {}
         self.tickets: dict[str, Ticket] = {}
         self.resolved_order: OrderedDict[str, None] = OrderedDict()
-        self.departed: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # Tombstones in two generations of MAX_DEPARTED/2: the newest half to all of the last
+        # MAX_DEPARTED departures are remembered, for a set add per departure.
+        self.departed: set[tuple[str, str]] = set()
+        self._departed_older: set[tuple[str, str]] = set()
 
     def queue(self, name: str) -> QueueLive:
         """The live record of a queue, created on first use."""
@@ -97,40 +100,56 @@ class LiveState:
     def enqueue(self, queue: str, contact_id: str, ts: float, entered: float | None
                 ) -> Waiting | None:
         """A contact starts waiting; None when it already left (a late queued event)."""
-        if (queue, contact_id) in self.departed:
+        key = (queue, contact_id)
+        if key in self.departed or key in self._departed_older:
             return None
         waiting = Waiting(ts, entered if entered is not None and entered <= ts else ts)
-        self.queue(queue).waiting[contact_id] = waiting
+        live = self.queues.get(queue) or self.queue(queue)
+        live.waiting[contact_id] = waiting
         return waiting
 
     def dequeue(self, queue: str, contact_id: str, ts: float) -> Waiting | None:
         """A contact leaves the queue; returns its waiting record if we had one."""
-        waiting = self.queue(queue).waiting.pop(contact_id, None)
-        key = (queue, contact_id)
-        self.departed[key] = ts
-        self.departed.move_to_end(key)
-        if len(self.departed) > MAX_DEPARTED:
-            self.departed.popitem(last=False)
+        live = self.queues.get(queue) or self.queue(queue)
+        waiting = live.waiting.pop(contact_id, None)
+        departed = self.departed
+        departed.add((queue, contact_id))
+        if len(departed) >= MAX_DEPARTED // 2:
+            self._departed_older, self.departed = departed, set()
         return waiting
 
-    def agent_state(self, event: Event) -> AgentLive | None:
-        """Apply an agent transition; returns the previous record (None for a new agent)."""
-        previous = self.agents.get(event.agent)  # type: ignore[arg-type]
-        if previous is not None and event.ts < previous.since:
+    def agent_state(self, event: Event) -> tuple[str, float] | None:
+        """Apply an agent transition; returns the previous state and its start, if any."""
+        state, ts = event.state, event.ts
+        live = self.agents.get(event.agent)  # type: ignore[arg-type]
+        if live is None:
+            queues = (tuple(event.queues) if event.queues is not None else
+                      (event.queue,) if event.queue is not None else ())
+            self.agents[event.agent] = AgentLive(state, queues, event.team, ts)  # type: ignore
+            for name in queues:
+                self.queue(name).agents[state] += 1  # type: ignore[index]
+            return None
+        if ts < live.since:
             raise StaleTransition  # an older transition must not undo a newer one
-        if event.queues is not None:
-            queues = tuple(event.queues)
-        elif event.queue is not None:
-            queues = (event.queue,)
+        previous = (live.state, live.since)
+        queues = (tuple(event.queues) if event.queues is not None else
+                  (event.queue,) if event.queue is not None else live.queues)
+        by_name = self.queues
+        if queues == live.queues:
+            if state != live.state:
+                for name in queues:
+                    counts = by_name[name].agents
+                    counts[live.state] -= 1
+                    counts[state] += 1  # type: ignore[index]
         else:
-            queues = previous.queues if previous else ()
-        if previous is not None:
-            for name in previous.queues:
-                self.queue(name).agents[previous.state] -= 1
-        for name in queues:
-            self.queue(name).agents[event.state] += 1  # type: ignore[index]
-        team = event.team if event.team is not None else (previous.team if previous else None)
-        self.agents[event.agent] = AgentLive(event.state, queues, team, event.ts)  # type: ignore
+            for name in live.queues:
+                by_name[name].agents[live.state] -= 1
+            for name in queues:
+                self.queue(name).agents[state] += 1  # type: ignore[index]
+            live.queues = queues
+        live.state, live.since = state, ts  # type: ignore[assignment]
+        if event.team is not None:
+            live.team = event.team
         return previous
 
     def queue_snapshot(self, event: Event) -> None:

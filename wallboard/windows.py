@@ -281,7 +281,7 @@ class WindowSet:
         self._periods = [p for p in (self.day, self.shift) if p is not None]
         self._next_change = min((p.end for p in self._periods), default=math.inf)
         # Nothing moves before the next bucket edge: advance() is a comparison until then.
-        self._next_edge = -math.inf
+        self.next_edge = -math.inf
         # Events of the current bucket are summed here first and folded into every window in
         # one go when the bucket ends or a window is read: most events then cost one dict add.
         self._batch_idx = -1
@@ -352,7 +352,7 @@ class WindowSet:
 
     def advance(self, now: float) -> None:
         """Move every window to `now`."""
-        if now < self._next_edge:
+        if now < self.next_edge:
             return
         self.flush()
         for ring in self.rings:
@@ -362,7 +362,7 @@ class WindowSet:
                 period.advance(now)
             self._next_change = min(p.end for p in self._periods)
         edges = [(r.now_idx + 1) * r.width for r in self.rings]
-        self._next_edge = min([*edges, self._next_change])
+        self.next_edge = min([*edges, self._next_change])
         # Batch only events of the bucket holding `now`, and only when the whole bucket lies
         # in the current calendar periods (every window then takes them alike).
         width = self._batch_width
