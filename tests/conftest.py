@@ -84,12 +84,18 @@ class Live:
 
 
 @pytest.fixture
-async def live_server() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: start the app for a config dict on a real ephemeral port."""
+async def live_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: start the app for a config dict on a real ephemeral port.
+
+    Without a `journal` section the journal goes to a fresh temporary directory, never the
+    working directory.
+    """
     started: list[tuple[TestServer, ClientSession]] = []
 
     async def start(config: dict[str, Any] | None = None) -> Live:
-        settings = parse_settings(config or base_config(), "<test>")
+        config = dict(config or base_config())
+        config.setdefault("journal", {"data_dir": str(tmp_path / f"journal-{len(started)}")})
+        settings = parse_settings(config, "<test>")
         server = TestServer(create_app(settings), host="127.0.0.1", port=0)
         await server.start_server()
         session = ClientSession()

@@ -1,30 +1,44 @@
-"""Ingest: validation, de-duplication and folding, with counts of what was refused and why."""
+"""Ingest: validation, de-duplication, the journal and folding, with counts of what was refused.
+
+An event is folded once the journal holds it, in the journal's order, so the state a restart
+rebuilds from the journal is the state the board showed. Webhook events are acknowledged only
+after that; events from push and poll sources are folded at once while the journal is down.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from wallboard.aggregate import Aggregator, QueueLimitError
+from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
 from wallboard.events import Event, EventError, parse_event
+from wallboard.journal import Journal, JournalDown
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
+Key = tuple[str | None, str]
 
 
 class Pipeline:
     """The one entry point for events: sources and webhooks call `ingest`."""
 
     def __init__(self, aggregator: Aggregator, on_change: Callable[[], None] = lambda: None,
-                 dedupe_size: int = 200_000) -> None:
+                 dedupe_size: int = 200_000, journal: Journal | None = None) -> None:
         self.aggregator = aggregator
         self.on_change = on_change
         self.dedupe_size = dedupe_size
-        self._seen: OrderedDict[tuple[str | None, str], None] = OrderedDict()
+        self.journal = journal
+        self._seen: OrderedDict[Key, None] = OrderedDict()
+        # Ids written to the journal but not yet durable: a retry waits for the first copy.
+        self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: Counter[str] = Counter()  # by source
         self.rejected: Counter[str] = Counter()  # by reason
         self.duplicates = 0
         self.late = 0
+        self.unstored = 0  # events refused at once because the journal was down
 
     def reject(self, reason: str) -> None:
         """Count an event refused before it became an Event (bad JSON, bad field)."""
@@ -38,16 +52,125 @@ class Pipeline:
             self.rejected[exc.code] += 1
             raise
 
+    def admit(self, event: Event) -> None:
+        """Refuse, before it is stored, an event that would exceed server.max_queues."""
+        queue = event.queue
+        configs = self.aggregator.queue_configs
+        if (queue and queue != UNASSIGNED and queue not in configs
+                and len(configs) >= self.aggregator.settings.server.max_queues):
+            self.rejected["queue_limit"] += 1
+            raise EventError("queue", f"queue {queue} would exceed server.max_queues",
+                             "queue_limit")
+
+    def _is_duplicate(self, key: Key | None) -> bool:
+        return key is not None and (key in self._seen or key in self._pending)
+
+    def _remember(self, key: Key | None) -> None:
+        if key is None:
+            return
+        self._seen[key] = None
+        if len(self._seen) > self.dedupe_size:
+            self._seen.popitem(last=False)
+
     def ingest(self, event: Event) -> str:
-        """Fold one valid event; returns accepted, duplicate or late."""
-        if event.id is not None:
-            key = (event.source, event.id)
-            if key in self._seen:
-                self.duplicates += 1
-                return DUPLICATE
-            self._seen[key] = None
-            if len(self._seen) > self.dedupe_size:
-                self._seen.popitem(last=False)
+        """A source's event: de-duplicate, store, fold once stored; raises EventError."""
+        key = (event.source, event.id) if event.id is not None else None
+        if self._is_duplicate(key):
+            self.duplicates += 1
+            return DUPLICATE
+        journal = self.journal
+        if journal is not None:
+            self.admit(event)
+            try:
+                future = journal.append([event], self.aggregator.clock())
+            except JournalDown:
+                # Nobody waits for an acknowledgement here: show the event now, even though a
+                # restart will not know it (counted in wallboard_journal_events_failed).
+                self.unstored += 1
+            else:
+                if key is not None:
+                    self._pending[key] = future
+                future.add_done_callback(partial(self._stored, [event], [key], False))
+                return ACCEPTED
+        self._remember(key)
+        return self.fold(event)
+
+    async def ingest_acknowledged(self, events: list[Event]) -> tuple[int, int]:
+        """Store events durably and fold them, then return (accepted, duplicates).
+
+        Raises JournalDown when they could not be stored: then nothing was counted and the
+        sender's retry will be. Call `admit` on each event first.
+        """
+        fresh: list[Event] = []
+        keys: list[Key | None] = []
+        waits: list[asyncio.Future[None]] = []
+        duplicates = 0
+        batch: set[Key] = set()
+        for event in events:
+            key = (event.source, event.id) if event.id is not None else None
+            if key is not None:
+                if key in self._seen or key in batch:
+                    duplicates += 1
+                    continue
+                pending = self._pending.get(key)
+                if pending is not None:  # only a duplicate once the first copy is durable
+                    waits.append(pending)
+                    duplicates += 1
+                    continue
+                batch.add(key)
+            fresh.append(event)
+            keys.append(key)
+        if self.journal is None:
+            for event, key in zip(fresh, keys, strict=True):
+                self._remember(key)
+                self._fold_counted(event)
+        elif fresh:
+            try:
+                future = self.journal.append(fresh, self.aggregator.clock())
+            except JournalDown:
+                self.unstored += len(fresh)
+                raise
+            for key in keys:
+                if key is not None:
+                    self._pending[key] = future
+            # Added before anyone awaits it: folding happens before the sender is answered.
+            future.add_done_callback(partial(self._stored, fresh, keys, True))
+            waits.append(future)
+        for wait in waits:
+            # Shielded: a sender hanging up must not cancel the write others depend on.
+            await asyncio.shield(wait)
+        self.duplicates += duplicates
+        return len(fresh), duplicates
+
+    def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
+                future: asyncio.Future[None]) -> None:
+        """Fold events the journal settled; futures settle in append order, so folds do too."""
+        for key in keys:
+            if key is not None:
+                self._pending.pop(key, None)
+        if future.exception() is not None and acknowledged:
+            return  # the sender gets a 503 and retries; forget the ids so the retry counts
+        for event, key in zip(events, keys, strict=True):
+            self._remember(key)
+            self._fold_counted(event)
+
+    def _fold_counted(self, event: Event) -> None:
+        with contextlib.suppress(EventError):  # counted under queue_limit; nobody to tell
+            self.fold(event)
+
+    def replay(self, event: Event) -> None:
+        """Fold an event read back from the journal: remembered for de-duplication, not stored."""
+        key = (event.source, event.id) if event.id is not None else None
+        if self._is_duplicate(key):
+            return
+        self._remember(key)
+        try:
+            self.aggregator.fold(event)
+        except QueueLimitError:
+            self.rejected["queue_limit"] += 1
+
+    def fold(self, event: Event) -> str:
+        """Fold one valid, de-duplicated event; returns accepted or late."""
         try:
             counted = self.aggregator.fold(event)
         except QueueLimitError as exc:
@@ -62,5 +185,5 @@ class Pipeline:
         return ACCEPTED
 
     def ingest_raw(self, raw: Any, source: str) -> str:
-        """Validate and fold one decoded object; raises EventError when invalid."""
+        """Validate and ingest one decoded object; raises EventError when invalid."""
         return self.ingest(self.parse(raw, source))
