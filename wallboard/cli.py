@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, plugins, replay."""
+"""Command line: serve, check-config, plugins, replay, journal."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import sys
 
 from aiohttp import web
 
-from wallboard import __version__, replay
+from wallboard import __version__, journal_cli, replay
 from wallboard.config import ConfigError, load_settings
+from wallboard.journal import JournalError
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
 
 
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
     plugins.set_defaults(func=_plugins)
     replay.add_parser(sub)
+    journal_cli.add_parser(sub)
     return parser
 
 
@@ -82,4 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"error: journal: {exc}", file=sys.stderr)
         return 2
