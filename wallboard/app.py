@@ -129,6 +129,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
+    if journal is not None:
+        journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once
     for source in sources:
         runner = SourceRunner(source, _source_emit(pipeline, source.name), clock=clock)
         runner.on_change = hub.mark_dirty

@@ -97,6 +97,7 @@ class Journal(Protocol):
 
     status: JournalStatus
     location: str
+    on_change: Callable[[], None]  # called on the event loop when the journal goes up or down
 
     def open(self, *, writable: bool = True) -> None:
         """Open (creating if needed) and prove the store writable; raises JournalError.

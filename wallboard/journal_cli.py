@@ -1,9 +1,10 @@
 """`wallboard journal export|stats`: read the event journal of a (possibly running) server.
 
 Times (--since, --until): RFC 3339 (`2026-11-23T08:00:00+02:00`), epoch seconds, `now`,
-`today` or `yesterday` (local midnight in site.timezone), or relative to now: `-90s`, `-15m`,
-`-1h`, `-2d`. Export selects by event time and writes NDJSON in arrival order, which
-`wallboard replay` reads; stats counts events, bytes and sources.
+`today` or `yesterday` (local midnight in site.timezone), or relative to now: `now-90s`,
+`now-15m`, `now-1h`, `now-2d` (or `--since=-1h`). Export selects by event time and writes
+NDJSON in arrival order, which `wallboard replay` reads; stats counts events, bytes and
+sources.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from wallboard.journal import Journal, JournalStats, make_journal, to_line
 from wallboard.replay import parse_until
 from wallboard.windows import day_bounds
 
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smhd])$")
+_RELATIVE = re.compile(r"^(?:now)?-(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -46,7 +47,7 @@ def parse_when(text: str, settings: Settings, now: float) -> float:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"not a time: {text!r} (use RFC 3339, epoch seconds, now, today, yesterday, "
-            f"or -15m, -1h, -2d)") from None
+            f"or now-15m, now-1h, now-2d)") from None
 
 
 def add_parser(sub: Any) -> None:

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,7 @@ class SqliteJournal:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self.on_change: Callable[[], None] = lambda: None  # up or down: runs on the loop
         self._next_probe = 0.0
         self._sized = 0.0
 
@@ -128,6 +129,8 @@ class SqliteJournal:
         """Open (creating if needed) and prove the store writable; raises JournalError."""
         try:
             if writable:
+                if self.dir.exists() and not self.dir.is_dir():
+                    raise JournalError(f"{self.dir}: not a directory (see journal.data_dir)")
                 self.dir.mkdir(parents=True, exist_ok=True)
                 self._take_lock()
             elif not self.path.is_file():
@@ -367,6 +370,12 @@ class SqliteJournal:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
             self._loop.call_soon_threadsafe(_resolve, batch, error)
 
+    def _changed(self) -> None:
+        """Tell the loop the status changed, before any future of the failed batch settles."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.on_change)
+
     def _prune_chunk(self, job: _Job) -> None:
         assert self._con is not None and self._loop is not None and job.future is not None
         try:
@@ -393,6 +402,7 @@ class SqliteJournal:
             log.error("journal down: %s; ingest answers 503 until a write succeeds (tried "
                       "again every %gs)", error, self.config.retry_s)
         self.status.up, self.status.error = False, error
+        self._changed()
         self._next_probe = time.monotonic() + self.config.retry_s
 
     def _recover(self) -> None:
@@ -405,6 +415,7 @@ class SqliteJournal:
             return
         log.warning("journal recovered: %s is writable again", self.path)
         self.status.up, self.status.error = True, None
+        self._changed()
         self._refresh_size(force=True)
 
     def _rollback(self) -> None:
