@@ -529,6 +529,8 @@ def write_config(path: Path, push_interval_ms: int) -> None:
                       "service_level": {"threshold_s": 3600, "short_abandon_s": 0}},
         },
         "sources": {"hook": {"type": "webhook", "token": TOKEN}},
+        # Next to the config, in the run's temporary directory: never the working directory.
+        "journal": {"data_dir": str(path.parent / "journal")},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 

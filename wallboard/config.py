@@ -195,7 +195,7 @@ class JournalConfig(_Model):
     backend: Literal["sqlite"] = "sqlite"
     data_dir: str = Field("./wallboard-data", min_length=1)  # relative to the working directory
     retention_days: int = Field(7, ge=1, le=3650)
-    batch_ms: int = Field(20, ge=0, le=100)  # longest wait for more events before a commit
+    batch_ms: int = Field(10, ge=0, le=100)  # longest wait for more events before a commit
     batch_events: int = Field(1000, ge=1, le=100_000)  # commit at once when a batch holds this
     sync: Literal["full", "normal"] = "full"  # full: fsync each commit (survives power loss)
     retry_s: float = Field(5.0, gt=0, le=300)  # while down: how often a write is tried again

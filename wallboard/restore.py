@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -59,6 +60,11 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
     clock = VirtualClock(since)
     live_clock, agg.clock = agg.clock, clock
     events = 0
+    # The replay allocates millions of objects that mostly live on (windows, state, the dedupe
+    # memory): the cyclic collector would walk the growing heap over and over, 40% of the time
+    # on 10⁶ events. Nothing in a fold needs collecting before the end.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for batch in journal.read(since):
             replay = pipeline.replay
@@ -71,6 +77,9 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
             events += len(batch)
     finally:
         agg.clock = live_clock
+        if collecting:
+            gc.enable()
+    gc.collect()
     agg.advance(live_clock())
     restored.since, restored.events = since, events
     restored.seconds = time.perf_counter() - started
