@@ -6,7 +6,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,17 @@ from wallboard.config import parse_settings
 
 TOKEN = "test-token-123"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_journal_left_in_the_repository() -> Iterator[None]:
+    """Tests keep journals in temporary directories; fail if one appears in the checkout."""
+    places = {REPO / "wallboard-data", Path.cwd() / "wallboard-data"}
+    before = {place for place in places if place.exists()}
+    yield
+    created = sorted(str(p) for p in places - before if p.exists())
+    assert not created, f"a test wrote a journal into {created}"
 
 
 def require_program(path: str, why: str) -> None:

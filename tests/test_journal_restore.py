@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,11 +17,11 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import Live, base_config
 from wallboard import appkeys as keys
-from wallboard import hookimpl
+from wallboard import hookimpl, journal_sqlite
 from wallboard.app import create_app
 from wallboard.config import JournalConfig, parse_settings
 from wallboard.events import parse_event
-from wallboard.journal_sqlite import SqliteJournal
+from wallboard.journal_sqlite import DB_NAME, SqliteJournal
 from wallboard.plugins import make_plugin_manager
 from wallboard.restore import replay_start
 from wallboard.sources import Source, SourceConfig
@@ -236,3 +237,57 @@ def test_journal_settings_are_checked_with_their_key_path(tmp_path: Path) -> Non
         failed.value.problems
     assert f"{path}: journal.retention_days: Input should be greater than or equal to 1" in \
         failed.value.problems
+
+
+# -- push sources while the journal is down ------------------------------------------------
+
+
+class Ticker(Source):
+    """A push source: one queued contact every 20 ms."""
+
+    type: ClassVar[str] = "test_ticker"
+
+    async def run(self, emit: Any) -> None:
+        self.connected()
+        for n in range(100_000):
+            emit({"type": "contact.queued", "id": f"t{n}", "ts": time.time(), "queue": "sales",
+                  "contact_id": f"t{n}"})
+            await asyncio.sleep(0.02)
+
+
+class TickerPlugin:
+    @hookimpl
+    def register_source_types(self) -> list[type[Source]]:
+        return [Ticker]
+
+
+async def test_a_push_source_stays_live_while_the_journal_is_down(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_sqlite, "BUSY_TIMEOUT_MS", 200)
+    config = {"queues": {"sales": {}}, "sources": {"tick": {"type": "test_ticker"}},
+              "journal": {"data_dir": str(tmp_path / "data"), "retry_s": 0.3}}
+
+    def offered(snapshot: dict[str, Any]) -> int:
+        return snapshot["queues"]["sales"]["today"]["offered"]
+
+    async with running(config, plugin=TickerPlugin()) as live:
+        await wait_for(live, lambda s: offered(s) >= 3)
+        holder = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            down = await wait_for(live, lambda s: s["meta"]["journal"] == "down")
+            # Nobody waits for an acknowledgement: the board keeps counting, unstored.
+            await wait_for(live, lambda s: offered(s) >= offered(down) + 5)
+            status = live.app[keys.JOURNAL].status  # type: ignore[union-attr]
+            failed = status.failed + live.app[keys.PIPELINE].unstored
+            assert failed >= 5
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await wait_for(live, lambda s: s["meta"]["journal"] == "up")
+        await wait_for(live, lambda s: offered(s) >= offered(down) + 10)
+    stored = status.appended
+    async with running({**config, "sources": {}}) as live:
+        restored = await live.get_json("/api/snapshot")
+    # What the journal stored comes back; what it could not store does not.
+    assert offered(restored) == stored == live.app[keys.RESTORED].events

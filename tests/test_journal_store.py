@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from wallboard import journal_sqlite
+from wallboard import journal_sqlite, journal_writer
 from wallboard.config import JournalConfig
 from wallboard.events import Event, parse_event
 from wallboard.journal import FIELDS, JournalDown, JournalError, encode
@@ -120,7 +120,7 @@ async def test_prune_deletes_only_older_arrivals_while_appends_go_on(tmp_path) -
     journal = SqliteJournal(config(tmp_path, batch_ms=0))
     journal.open()
     journal.start()
-    old = journal_sqlite.PRUNE_CHUNK * 2 + 123  # more than one delete transaction
+    old = journal_writer.PRUNE_CHUNK * 2 + 123  # more than one delete transaction
     one = events()[3]
     await journal.append([one] * old, T0)
     await journal.append([one] * 10, T0 + 86_400)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -171,8 +171,3 @@ def make_journal(config: JournalConfig) -> Journal:
 def retry_after(status: JournalStatus) -> int:
     """Whole seconds for a Retry-After header."""
     return max(1, math.ceil(status.retry_s))
-
-
-def describe(value: Any) -> str:
-    """A short text for an exception, for logs and status lines."""
-    return str(value) or type(value).__name__

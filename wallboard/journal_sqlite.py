@@ -1,21 +1,16 @@
-"""The embedded journal: SQLite in WAL mode, one writer thread, group commits."""
+"""The embedded journal: SQLite in WAL mode; opening, reading and stats (writes: journal_writer)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fcntl
-import logging
 import os
-import queue
 import resource
 import shutil
 import sqlite3
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -29,21 +24,15 @@ from wallboard.journal import (
     JournalStatus,
     Stored,
     decoder,
-    encode,
     retry_after,
 )
-
-log = logging.getLogger(__name__)
+from wallboard.journal_writer import Writer, probe
 
 DB_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
 FORMAT = "1"
 READ_BATCH = 20_000
-PRUNE_CHUNK = 5_000  # rows per delete transaction: appends queued meanwhile go in between
-PROBE_BYTES = 64 * 1024  # a write this big must succeed before the journal is called up
 BUSY_TIMEOUT_MS = 2_000
-SIZE_EVERY_S = 1.0
-_INSERT = "INSERT INTO events (recv, ts, body) VALUES (?, ?, ?)"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,  -- append order
@@ -87,21 +76,6 @@ def cause(exc: sqlite3.Error, directory: Path) -> str:
     return f"{exc} ({label})" if label else str(exc)
 
 
-class _Append:
-    __slots__ = ("events", "future", "recv")
-
-    def __init__(self, events: list[Event], recv: float, future: asyncio.Future[None]) -> None:
-        self.events, self.recv, self.future = events, recv, future
-
-
-class _Job:
-    __slots__ = ("before", "future", "kind", "removed")
-
-    def __init__(self, kind: str, future: asyncio.Future[Any] | None = None,
-                 before: float = 0.0) -> None:
-        self.kind, self.future, self.before, self.removed = kind, future, before, 0
-
-
 class SqliteJournal:
     """The journal in one SQLite file; a dedicated thread does every write."""
 
@@ -115,13 +89,8 @@ class SqliteJournal:
         self._stored_fields = list(FIELDS)
         self._decode = decoder(self._stored_fields)
         self._lock_fd: int | None = None
-        self._queue: queue.SimpleQueue[_Append | _Job] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing = False
+        self._writer: Writer | None = None
         self.on_change: Callable[[], None] = lambda: None  # up or down: runs on the loop
-        self._next_probe = 0.0
-        self._sized = 0.0
 
     # -- opening -------------------------------------------------------------------------
 
@@ -136,8 +105,8 @@ class SqliteJournal:
             elif not self.path.is_file():
                 raise JournalError(f"{self.path}: no journal here (see journal.data_dir)")
             self._con = con = sqlite3.connect(
-                f"file:{self.path}?mode={'rwc' if writable else 'rw'}", uri=True,
-                isolation_level=None, check_same_thread=False)
+                f"{self.path.absolute().as_uri()}?mode={'rwc' if writable else 'rw'}",
+                uri=True, isolation_level=None, check_same_thread=False)
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if writable:
                 mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -148,8 +117,8 @@ class SqliteJournal:
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
-                self._probe(con)
-                self._refresh_size(force=True)
+                probe(con)
+                self.status.bytes = self._disk_bytes()
         except JournalError:
             self._release()
             raise
@@ -184,18 +153,6 @@ class SqliteJournal:
         con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                         [("format", FORMAT), ("fields", orjson.dumps(FIELDS).decode())])
         return list(FIELDS)
-
-    def _probe(self, con: sqlite3.Connection) -> None:
-        """Write and commit PROBE_BYTES, then free them: the disk, quota and locks allow it."""
-        for sql, args in (("INSERT INTO probe (data) VALUES (zeroblob(?))", (PROBE_BYTES,)),
-                          ("DELETE FROM probe", ())):
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                con.execute(sql, args)
-                con.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
 
     def _release(self) -> None:
         if self._con is not None:
@@ -269,177 +226,28 @@ class SqliteJournal:
 
     def start(self) -> None:
         """Start the writer thread; appends resolve on the running loop."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._write_loop, name="journal-writer",
-                                        daemon=True)
-        self._thread.start()
+        assert self._con is not None
+        self._writer = Writer(self._con, self.config, self.status, self._describe,
+                              self._disk_bytes, lambda: self.on_change())
 
     def append(self, events: list[Event], recv: float) -> asyncio.Future[None]:
         """Queue events for the next commit; the future resolves once they are durable."""
-        if not self.status.up or self._closing:
-            raise JournalDown(self.status.error or "the journal is closed",
+        if not self.status.up or self._writer is None:
+            raise JournalDown(self.status.error or "the journal is not open",
                               retry_after(self.status))
-        assert self._loop is not None
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(_Append(events, recv, future))
-        return future
+        return self._writer.append(events, recv)
 
     async def prune(self, before: float) -> int:
         """Delete events that arrived before `before`, a chunk at a time between commits."""
-        assert self._loop is not None
-        job = _Job("prune", self._loop.create_future(), before)
-        self._queue.put(job)
-        return await job.future  # type: ignore[misc]
+        assert self._writer is not None
+        return await self._writer.prune(before)
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and release the file."""
-        self._closing = True
-        if self._thread is not None:
-            self._queue.put(_Job("stop"))
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
         self._release()
 
-    def _write_loop(self) -> None:
-        carry: _Append | _Job | None = None
-        while True:
-            if carry is not None:
-                item, carry = carry, None
-            else:
-                try:
-                    item = self._queue.get(timeout=None if self.status.up else
-                                           max(0.0, self._next_probe - time.monotonic()))
-                except queue.Empty:
-                    self._recover()
-                    continue
-            if isinstance(item, _Job):
-                if item.kind == "stop":
-                    return
-                self._prune_chunk(item)
-                continue
-            batch, count, carry = self._gather(item)
-            try:
-                self._commit(batch, count)
-            except Exception as exc:  # a bug must not leave appends waiting forever
-                log.exception("journal writer failed")
-                self.status.up, self.status.error = False, f"writer failed: {exc!r}"
-                self._next_probe = time.monotonic() + self.config.retry_s
-                self._settle(batch, JournalDown(self.status.error, retry_after(self.status)))
-
-    def _gather(self, first: _Append) -> tuple[list[_Append], int, _Job | None]:
-        """A batch: wait up to batch_ms for more appends, stop at batch_events or at a job."""
-        batch, count = [first], len(first.events)
-        deadline = time.monotonic() + self.config.batch_ms / 1000
-        while count < self.config.batch_events:
-            left = deadline - time.monotonic()
-            try:  # past the deadline, still take what is already queued
-                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Job):
-                return batch, count, item
-            batch.append(item)
-            count += len(item.events)
-        return batch, count, None
-
-    def _commit(self, batch: list[_Append], count: int) -> None:
-        assert self._con is not None
-        if not self.status.up:  # queued before the failure was seen: do not wait on it again
-            self.status.failed += count
-            self._settle(batch, JournalDown(self.status.error or "", retry_after(self.status)))
-            return
-        rows = [(a.recv, e.ts, encode(e)) for a in batch for e in a.events]
-        started = time.perf_counter()
-        try:
-            self._con.execute("BEGIN IMMEDIATE")
-            self._con.executemany(_INSERT, rows)
-            self._con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            self._down(exc)
-            self.status.failed += count
-            self._settle(batch, JournalDown(self.status.error or "", retry_after(self.status)))
-            return
-        self.status.observe_batch(count, time.perf_counter() - started)
-        self._refresh_size()
-        self._settle(batch, None)
-
-    def _settle(self, batch: list[_Append], error: JournalDown | None) -> None:
-        """Resolve the batch's futures on the loop, in append order."""
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            self._loop.call_soon_threadsafe(_resolve, batch, error)
-
-    def _changed(self) -> None:
-        """Tell the loop the status changed, before any future of the failed batch settles."""
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self.on_change)
-
-    def _prune_chunk(self, job: _Job) -> None:
-        assert self._con is not None and self._loop is not None and job.future is not None
-        try:
-            self._con.execute("BEGIN IMMEDIATE")
-            removed = self._con.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE recv < ? "
-                "ORDER BY recv LIMIT ?)", (job.before, PRUNE_CHUNK)).rowcount
-            self._con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            log.warning("journal: pruning stopped: %s", cause(exc, self.dir))
-            self._loop.call_soon_threadsafe(_finish, job.future, job.removed)
-            return
-        job.removed += removed
-        if removed == PRUNE_CHUNK:
-            self._queue.put(job)  # more to delete: appends queued meanwhile go first
-        else:
-            self._refresh_size(force=True)
-            self._loop.call_soon_threadsafe(_finish, job.future, job.removed)
-
-    def _down(self, exc: sqlite3.Error) -> None:
-        error = f"{self.path}: {cause(exc, self.dir)}"
-        if self.status.up:
-            log.error("journal down: %s; ingest answers 503 until a write succeeds (tried "
-                      "again every %gs)", error, self.config.retry_s)
-        self.status.up, self.status.error = False, error
-        self._changed()
-        self._next_probe = time.monotonic() + self.config.retry_s
-
-    def _recover(self) -> None:
-        assert self._con is not None
-        try:
-            self._probe(self._con)
-        except sqlite3.Error as exc:
-            self.status.error = f"{self.path}: {cause(exc, self.dir)}"
-            self._next_probe = time.monotonic() + self.config.retry_s
-            return
-        log.warning("journal recovered: %s is writable again", self.path)
-        self.status.up, self.status.error = True, None
-        self._changed()
-        self._refresh_size(force=True)
-
-    def _rollback(self) -> None:
-        assert self._con is not None
-        if self._con.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._con.execute("ROLLBACK")
-
-    def _refresh_size(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._sized >= SIZE_EVERY_S:
-            self._sized = now
-            self.status.bytes = self._disk_bytes()
-
-
-def _resolve(batch: list[_Append], error: JournalDown | None) -> None:
-    for item in batch:
-        if not item.future.done():
-            if error is None:
-                item.future.set_result(None)
-            else:
-                item.future.set_exception(error)
-
-
-def _finish(future: asyncio.Future[Any], value: int) -> None:
-    if not future.done():
-        future.set_result(value)
+    def _describe(self, exc: sqlite3.Error) -> str:
+        return f"{self.path}: {cause(exc, self.dir)}"
