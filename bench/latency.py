@@ -433,7 +433,7 @@ class Sender:
                     "Authorization": f"Bearer {TOKEN}",
                     "Content-Type": "application/json"}) as resp:
                 text = await resp.text()
-                if resp.status != 200:
+                if resp.status != 202:  # accepted: stored in the journal
                     self.errors.append(f"{resp.status}: {text[:200]}")
         except aiohttp.ClientError as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
