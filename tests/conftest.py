@@ -119,6 +119,24 @@ async def live_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await server.close()
 
 
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory of `wallboard serve` subprocesses (tests/serverproc.py), all stopped at the end,
+    also when the test fails."""
+    from tests.serverproc import ServerProcess  # it imports this module
+
+    started: list[ServerProcess] = []
+
+    def start(config: dict[str, Any], **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(tmp_path, config, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def now() -> float:
     """Wall-clock now, for event timestamps."""
     return time.time()

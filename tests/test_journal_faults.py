@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import base_config, now
 from tests.journal_traffic import approx_equal, contacts, expected_today, observed_today
-from tests.serverproc import ServerProcess, journal_config
+from tests.serverproc import journal_config
 from tests.wsclient import BoardClient
 from wallboard import journal_sqlite
 from wallboard.journal_sqlite import DB_NAME
@@ -101,8 +101,9 @@ def test_start_refuses_a_database_locked_by_another_process(tmp_path: Path) -> N
     assert "another process holds a lock" in result.stderr
 
 
-async def test_start_refuses_a_journal_another_server_uses(tmp_path: Path) -> None:
-    first = ServerProcess(tmp_path, journal_config(tmp_path / "data"))
+async def test_start_refuses_a_journal_another_server_uses(tmp_path: Path,
+                                                         server_process) -> None:
+    first = server_process(journal_config(tmp_path / "data"))
     await first.start()
     try:
         result = serve_once(tmp_path, {"data_dir": str(tmp_path / "data")})
@@ -122,13 +123,14 @@ def test_start_refuses_when_the_file_size_limit_leaves_no_room(tmp_path: Path) -
     assert "file size limit (ulimit -f) 2,048 bytes" in result.stderr
 
 
-async def test_full_quota_answers_503_keeps_the_board_up_and_recovers(tmp_path: Path) -> None:
+async def test_full_quota_answers_503_keeps_the_board_up_and_recovers(
+        tmp_path: Path, server_process) -> None:
     quota = 400_000
 
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (quota, resource.RLIM_INFINITY))
 
-    server = ServerProcess(tmp_path, journal_config(tmp_path / "data"), preexec=limited)
+    server = server_process(journal_config(tmp_path / "data"), preexec=limited)
     await server.start()
     stream = contacts(random.Random(3), "quota")
     acked = []

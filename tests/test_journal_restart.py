@@ -44,9 +44,9 @@ def exported_ids(server: ServerProcess) -> list[str]:
 
 @pytest.mark.parametrize("seed", [11, 22, 33])
 async def test_sigkill_at_a_random_moment_loses_and_doubles_no_acknowledged_event(
-        tmp_path: Path, seed: int) -> None:
+        tmp_path: Path, seed: int, server_process) -> None:
     rng = random.Random(seed)
-    server = ServerProcess(tmp_path, journal_config(tmp_path / "data"))
+    server = server_process(journal_config(tmp_path / "data"))
     await server.start()
     stream = contacts(rng, f"s{seed}")
     acked: list[Contact] = []
@@ -110,9 +110,10 @@ async def test_sigkill_at_a_random_moment_loses_and_doubles_no_acknowledged_even
                         expected_today(acked + in_flight))
 
 
-async def test_restart_when_idle_shows_the_same_board_in_every_window(tmp_path: Path) -> None:
+async def test_restart_when_idle_shows_the_same_board_in_every_window(
+        tmp_path: Path, server_process) -> None:
     rng = random.Random(5)
-    server = ServerProcess(tmp_path, journal_config(tmp_path / "data"))
+    server = server_process(journal_config(tmp_path / "data"))
     await server.start()
     stream = contacts(rng, "idle")
     sent = [next(stream) for _ in range(120)]
@@ -139,9 +140,10 @@ async def test_restart_when_idle_shows_the_same_board_in_every_window(tmp_path: 
     assert 'wallboard_contacts_offered_total{channel="voice",queue="sales"} 0.0' in metrics
 
 
-async def test_exported_journal_replays_to_the_numbers_the_server_showed(tmp_path: Path) -> None:
+async def test_exported_journal_replays_to_the_numbers_the_server_showed(
+        tmp_path: Path, server_process) -> None:
     rng = random.Random(8)
-    server = ServerProcess(tmp_path, journal_config(tmp_path / "data"))
+    server = server_process(journal_config(tmp_path / "data"))
     await server.start()
     stream = contacts(rng, "export")
     sent = [next(stream) for _ in range(60)]
