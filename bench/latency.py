@@ -433,7 +433,7 @@ class Sender:
                     "Authorization": f"Bearer {TOKEN}",
                     "Content-Type": "application/json"}) as resp:
                 text = await resp.text()
-                if resp.status != 200:
+                if resp.status != 202:  # accepted: stored in the journal
                     self.errors.append(f"{resp.status}: {text[:200]}")
         except aiohttp.ClientError as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
@@ -529,6 +529,8 @@ def write_config(path: Path, push_interval_ms: int) -> None:
                       "service_level": {"threshold_s": 3600, "short_abandon_s": 0}},
         },
         "sources": {"hook": {"type": "webhook", "token": TOKEN}},
+        # Next to the config, in the run's temporary directory: never the working directory.
+        "journal": {"data_dir": str(path.parent / "journal")},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from wallboard import appkeys as keys
 from wallboard import hookimpl
 from wallboard.events import EventError
-from wallboard.pipeline import DUPLICATE
+from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError, verify
 from wallboard.sources import Emit, PushSource, Source, SourceConfig, SourceRunner
 
@@ -78,7 +78,11 @@ def _decode(body: bytes) -> tuple[str, list[tuple[int, Any]]]:
 
 
 async def post_events(request: web.Request) -> web.Response:
-    """Accept one event, a JSON array of events, or NDJSON; say what was refused and why."""
+    """Accept one event, a JSON array of events, or NDJSON; say what was refused and why.
+
+    202 only once the accepted events are durable in the journal; 503 with Retry-After (and
+    nothing counted) when they cannot be stored, so that the sender retries.
+    """
     pipeline = request.app[keys.PIPELINE]
     runner = _find_runner(request)
     if runner is None:
@@ -100,19 +104,25 @@ async def post_events(request: web.Request) -> web.Response:
     except ValueError as exc:
         pipeline.reject("malformed")
         return web.json_response({"error": f"request body: {exc}"}, status=400)
-    accepted = duplicates = 0
+    events = []
     rejected = []
     for where, raw in items:
         try:
             event = pipeline.parse(raw, runner.name)
-            runner.touch()
-            if pipeline.ingest(event) == DUPLICATE:
-                duplicates += 1
-            else:
-                accepted += 1
+            pipeline.admit(event)
         except EventError as exc:
             rejected.append({position: where, "field": exc.field, "error": exc.message})
-    status = 400 if rejected else 200
+            continue
+        runner.touch()
+        events.append(event)
+    try:
+        accepted, duplicates = await pipeline.ingest_acknowledged(events)
+    except JournalDown as exc:
+        return web.json_response(
+            {"error": f"journal down, nothing was accepted; retry later: {exc}",
+             "retry_after_s": exc.retry_after_s},
+            status=503, headers={"Retry-After": str(exc.retry_after_s)})
+    status = 400 if rejected else 202
     return web.json_response({"accepted": accepted, "duplicates": duplicates,
                               "rejected": rejected}, status=status)
 

@@ -6,7 +6,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,17 @@ from wallboard.config import parse_settings
 
 TOKEN = "test-token-123"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_journal_left_in_the_repository() -> Iterator[None]:
+    """Tests keep journals in temporary directories; fail if one appears in the checkout."""
+    places = {REPO / "wallboard-data", Path.cwd() / "wallboard-data"}
+    before = {place for place in places if place.exists()}
+    yield
+    created = sorted(str(p) for p in places - before if p.exists())
+    assert not created, f"a test wrote a journal into {created}"
 
 
 def require_program(path: str, why: str) -> None:
@@ -84,12 +95,18 @@ class Live:
 
 
 @pytest.fixture
-async def live_server() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: start the app for a config dict on a real ephemeral port."""
+async def live_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: start the app for a config dict on a real ephemeral port.
+
+    Without a `journal` section the journal goes to a fresh temporary directory, never the
+    working directory.
+    """
     started: list[tuple[TestServer, ClientSession]] = []
 
     async def start(config: dict[str, Any] | None = None) -> Live:
-        settings = parse_settings(config or base_config(), "<test>")
+        config = dict(config or base_config())
+        config.setdefault("journal", {"data_dir": str(tmp_path / f"journal-{len(started)}")})
+        settings = parse_settings(config, "<test>")
         server = TestServer(create_app(settings), host="127.0.0.1", port=0)
         await server.start_server()
         session = ClientSession()
@@ -100,6 +117,24 @@ async def live_server() -> AsyncIterator[Callable[..., Any]]:
     for server, session in started:
         await session.close()
         await server.close()
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory of `wallboard serve` subprocesses (tests/serverproc.py), all stopped at the end,
+    also when the test fails."""
+    from tests.serverproc import ServerProcess  # it imports this module
+
+    started: list[ServerProcess] = []
+
+    def start(config: dict[str, Any], **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(tmp_path, config, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def now() -> float:

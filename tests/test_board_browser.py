@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ queues:
   sales: {label: "<img src=x onerror=alert(1)>", channel: voice}
 sources:
   hook: {type: webhook, token: secret-token%(stale)s}
+journal: {data_dir: "%(data_dir)s", retry_s: 0.5}
 boards:
   main:
     title: Main
@@ -146,6 +148,7 @@ class Server:
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.config, self.port, self.log = config, port, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.data_dir = Path()  # the journal's directory
 
     @property
     def url(self) -> str:
@@ -221,8 +224,11 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def start(locale: str = "en", stale_after_s: float | None = None) -> Server:
         config = tmp_path / f"wallboard-{len(servers)}.yaml"
         stale = f", stale_after_s: {stale_after_s}" if stale_after_s else ""
-        config.write_text(CONFIG % {"locale": locale, "stale": stale}, encoding="utf-8")
+        data_dir = tmp_path / f"data-{len(servers)}"
+        config.write_text(CONFIG % {"locale": locale, "stale": stale, "data_dir": data_dir},
+                          encoding="utf-8")
         server = Server(config, _free_port(), tmp_path / f"server-{len(servers)}.log")
+        server.data_dir = data_dir
         servers.append(server)
         server.start()
         return server
@@ -431,16 +437,43 @@ def test_server_restart_shows_overlay_then_resyncs_without_reload(page: Any, sta
     detail = page.text_content("#wb-overlay-detail")
     assert detail.startswith("reconnecting"), detail
 
-    server.start()  # same port, fresh in-memory state
+    server.start()  # same port and journal: the new process folds the journal back in
     page.wait_for_selector("#wb-overlay", state="hidden", timeout=40_000)
     assert page.evaluate("window.wallboard.connected") is True
-    # The new server's snapshot replaced the old numbers: nobody is waiting any more.
-    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '0'", timeout=2000)
+    # The new server's snapshot replaced the board's state, with the same two waiting.
+    assert page.evaluate("window.wallboard.state['total.live.waiting']") == 2
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '2'", timeout=2000)
     server.post_events(_event("contact.queued", "c9"))
-    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '1'", timeout=2000)
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '3'", timeout=2000)
     # Same document: no reload happened.
     assert page.evaluate("window.__marker") == "same-document"
     assert page.evaluate("performance.timeOrigin") == time_origin
+
+
+def test_journal_down_shows_in_the_status_line_until_it_recovers(page: Any,
+                                                                 start_server) -> None:
+    server = start_server()
+    server.post_events(_event("contact.queued", "c1"))
+    _open_board(page, server)
+    assert page.locator("#wb-journal").is_hidden()
+    # Another process holds the database's write lock: the server cannot store events.
+    holder = sqlite3.connect(server.data_dir / "journal.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            server.post_events(_event("contact.queued", "c2"))
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "1"
+        page.wait_for_selector("#wb-journal", state="visible", timeout=5000)
+        assert page.text_content("#wb-journal") == "\u26a0 journal down"
+        # The board still shows what it knows, and stays connected.
+        assert page.evaluate(f"({JS_TILE_TEXT})('t0')") == "1"
+        assert page.evaluate("window.wallboard.connected") is True
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    page.wait_for_selector("#wb-journal", state="hidden", timeout=10_000)
+    server.post_events(_event("contact.queued", "c2"))
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '2'", timeout=2000)
 
 
 @pytest.mark.parametrize("board", ["main", "dense"])

@@ -142,7 +142,8 @@ async def test_register_routes_example_serves_its_route(doc_files: Path,
     pm.add_hookspecs(hookspecs)
     pm.register(webhook, name="webhook")
     pm.register(example, name="acme")
-    server = TestServer(create_app(parse_settings(base_config()), plugin_manager=pm),
+    server = TestServer(create_app(parse_settings(base_config(journal={"enabled": False})),
+                                   plugin_manager=pm),
                         host="127.0.0.1", port=0)
     await server.start_server()
     try:

@@ -104,7 +104,8 @@ async def test_config_with_the_new_source_type_serves_its_events_on_the_board(
         config.write_text(
             "queues:\n  sales: {channel: voice}\n  support: {channel: voice}\n"
             "sources:\n  pbx:\n    type: demo_source\n"
-            f"    url: {pbx.url}/api/queues\n    interval_s: 1\n")
+            f"    url: {pbx.url}/api/queues\n    interval_s: 1\n"
+            f"journal:\n  data_dir: {tmp_path / 'journal'}\n")
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "wallboard", "serve", "--config", str(config), "--port",

@@ -123,7 +123,8 @@ async def test_plugin_bugs_are_counted_per_source_in_metrics() -> None:
     pm = pluggy.PluginManager("wallboard")
     pm.add_hookspecs(hookspecs)
     pm.register(CrashingPlugin(), name="crashing")
-    settings = parse_settings({"sources": {"bad": {"type": "crashing"}}})
+    settings = parse_settings({"sources": {"bad": {"type": "crashing"}},
+                               "journal": {"enabled": False}})
     server = TestServer(create_app(settings, plugin_manager=pm), host="127.0.0.1", port=0)
     await server.start_server()
     try:

@@ -74,7 +74,7 @@ async def test_scripted_sequence_same_kpis_in_websocket_api_and_metrics(live_ser
         await board.receive()  # the snapshot on connect
         events = script(t0)
         status, body = await live.post(events)
-        assert status == 200, body
+        assert status == 202, body
         assert body == {"accepted": len(events), "duplicates": 0, "rejected": []}
         exp = expected()
         await board.wait_for(lambda s: s.get("queues.sales.15m.csat_n") == exp["csat_n"])
@@ -136,7 +136,7 @@ async def test_duplicate_event_ids_are_counted_once(live_server) -> None:
              "contact_id": "d1"}
     assert (await live.post(event))[1]["accepted"] == 1
     status, body = await live.post([event, event])
-    assert status == 200 and body["accepted"] == 0 and body["duplicates"] == 2
+    assert status == 202 and body["accepted"] == 0 and body["duplicates"] == 2
     api = await live.get_json("/api/snapshot")
     assert api["queues"]["sales"]["today"]["offered"] == 1
 

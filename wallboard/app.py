@@ -22,8 +22,10 @@ from wallboard.config import Settings
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
 from wallboard.hub import Hub
+from wallboard.journal import Journal, JournalStatus, make_journal
 from wallboard.pipeline import Pipeline
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager
+from wallboard.restore import Restored, prune_forever, restore
 from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
 from wallboard.snapshot import SnapshotBuilder
 from wallboard.sources import Emit, SourceRunner
@@ -50,14 +52,39 @@ def _source_emit(pipeline: Pipeline, name: str) -> Emit:
     return emit
 
 
-def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner]) -> dict[str, Any]:
+def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
+          journal: JournalStatus | None) -> dict[str, Any]:
     tree = builder.build()
+    tree["meta"]["journal"] = journal.state if journal else "off"
+    tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
         name: {"status": r.status.status, "last_error": r.status.last_error,
                "last_event_ts": r.status.last_event_ts, "events": r.status.events}
         for name, r in runners.items()
     }
     return tree
+
+
+async def _run_journal(app: web.Application) -> AsyncIterator[None]:
+    """Open the journal, fold it back, then accept appends; raises JournalError on start."""
+    journal = app[keys.JOURNAL]
+    if journal is None:
+        yield
+        return
+    journal.open()
+    try:
+        pipeline = app[keys.PIPELINE]
+        restore(journal, pipeline, pipeline.aggregator.clock(), app[keys.RESTORED])
+        journal.start()
+        pruning = asyncio.create_task(
+            prune_forever(journal, app[keys.SETTINGS], pipeline.aggregator.clock),
+            name="journal-prune")
+        yield
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
+    finally:
+        await journal.close()
 
 
 async def _run_hub(app: web.Application) -> AsyncIterator[None]:
@@ -105,10 +132,15 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     aggregator = Aggregator(settings, clock)
     runners: dict[str, SourceRunner] = {}
     builder = SnapshotBuilder(aggregator)
-    hub = Hub(lambda: _tree(builder, runners),
+    journal: Journal | None = make_journal(settings.journal) if settings.journal.enabled else None
+    status = journal.status if journal else None
+    restored = Restored()
+    hub = Hub(lambda: _tree(builder, runners, status),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s)
-    pipeline = Pipeline(aggregator, on_change=hub.mark_dirty)
+    pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
+    if journal is not None:
+        journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once
     for source in sources:
         runner = SourceRunner(source, _source_emit(pipeline, source.name), clock=clock)
         runner.on_change = hub.mark_dirty
@@ -117,13 +149,16 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     metrics_registry = CollectorRegistry()
     metrics_registry.register(WallboardCollector(
         aggregator, pipeline, runners, hub.current,
-        clients=lambda: len(hub.clients), dropped=lambda: hub.dropped))
+        clients=lambda: len(hub.clients), dropped=lambda: hub.dropped,
+        journal=status, restored=restored))
 
     app[keys.SETTINGS] = settings
     app[keys.PLUGIN_MANAGER] = pm
     app[keys.SOURCE_REGISTRY] = registry
     app[keys.AGGREGATOR] = aggregator
     app[keys.PIPELINE] = pipeline
+    app[keys.JOURNAL] = journal
+    app[keys.RESTORED] = restored
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
     app[keys.METRICS_REGISTRY] = metrics_registry
@@ -133,6 +168,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app.add_routes(core_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])
+    # The journal is folded back before the hub publishes and before sources resume.
+    app.cleanup_ctx.append(_run_journal)
     app.cleanup_ctx.append(_run_hub)
     app.cleanup_ctx.append(_run_sources)
     app.on_shutdown.append(close_websockets)

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
     from wallboard.aggregate import Aggregator
     from wallboard.config import Settings
     from wallboard.hub import Hub
+    from wallboard.journal import Journal
     from wallboard.pipeline import Pipeline
     from wallboard.plugins import SourceRegistry
+    from wallboard.restore import Restored
     from wallboard.sources import SourceRunner
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -21,6 +23,8 @@ PLUGIN_MANAGER: web.AppKey[pluggy.PluginManager] = web.AppKey("plugin_manager")
 SOURCE_REGISTRY: web.AppKey[SourceRegistry] = web.AppKey("source_registry")
 AGGREGATOR: web.AppKey[Aggregator] = web.AppKey("aggregator")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+JOURNAL: web.AppKey[Journal | None] = web.AppKey("journal")  # None: journal.enabled is false
+RESTORED: web.AppKey[Restored] = web.AppKey("restored")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")

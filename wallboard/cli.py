@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, plugins, new-plugin, replay."""
+"""Command line: serve, check-config, plugins, new-plugin, replay, journal."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from wallboard import __version__, replay
+from wallboard import __version__, journal_cli, replay
 from wallboard.config import ConfigError, load_settings
+from wallboard.journal import JournalError
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
 
 
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", default=".", help="where to create the NAME/ directory")
     new.set_defaults(func=_new_plugin)
     replay.add_parser(sub)
+    journal_cli.add_parser(sub)
     return parser
 
 
@@ -103,4 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for line in exc.problems:
             print(f"error: {line}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"error: journal: {exc}", file=sys.stderr)
         return 2

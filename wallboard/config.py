@@ -188,11 +188,26 @@ class BoardConfig(_Model):
     tiles: list[TileConfig] = Field(min_length=1)
 
 
+class JournalConfig(_Model):
+    """The durable event journal: where accepted events are stored before they are acknowledged."""
+
+    enabled: bool = True
+    backend: Literal["sqlite"] = "sqlite"
+    data_dir: str = Field("./wallboard-data", min_length=1)  # relative to the working directory
+    retention_days: int = Field(7, ge=1, le=3650)
+    batch_ms: int = Field(10, ge=0, le=100)  # longest wait for more events before a commit
+    batch_events: int = Field(1000, ge=1, le=100_000)  # commit at once when a batch holds this
+    sync: Literal["full", "normal"] = "full"  # full: fsync each commit (survives power loss)
+    retry_s: float = Field(5.0, gt=0, le=300)  # while down: how often a write is tried again
+    prune_every_s: float = Field(3600.0, gt=0)
+
+
 class Settings(_Model):
     """The whole validated configuration (sources are validated by their own models later)."""
 
     site: SiteConfig = SiteConfig()
     server: ServerConfig = ServerConfig()
+    journal: JournalConfig = JournalConfig()
     windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}
     sources: dict[str, dict[str, Any]] = {}
@@ -243,6 +258,9 @@ DEMO_CONFIG: dict[str, Any] = {
         },
     },
     "sources": {"demo": {"type": "simulator", "warmup_s": 3600}},
+    # The simulator invents a fresh hour of history at every start: journaling it would count
+    # that hour again after each restart, and the demo should leave no files behind.
+    "journal": {"enabled": False},
 }
 
 

@@ -16,7 +16,9 @@ from wallboard import __version__
 from wallboard import counters as c
 from wallboard.aggregate import UNASSIGNED, Aggregator
 from wallboard.events import AGENT_STATES
+from wallboard.journal import BATCH_BUCKETS, JournalStatus
 from wallboard.pipeline import Pipeline
+from wallboard.restore import Restored
 from wallboard.sources import UP, SourceRunner
 
 # Windowed KPIs exported as gauges: (metric suffix, KPI name, help).
@@ -34,13 +36,16 @@ class WallboardCollector:
 
     def __init__(self, aggregator: Aggregator, pipeline: Pipeline,
                  runners: dict[str, SourceRunner], tree: Callable[[], dict[str, Any]],
-                 clients: Callable[[], int], dropped: Callable[[], int]) -> None:
+                 clients: Callable[[], int], dropped: Callable[[], int],
+                 journal: JournalStatus | None = None, restored: Restored | None = None) -> None:
         self.aggregator = aggregator
         self.pipeline = pipeline
         self.runners = runners
         self.tree = tree
         self.clients = clients
         self.dropped = dropped
+        self.journal = journal
+        self.restored = restored or Restored()
 
     def collect(self) -> Iterator[Metric]:
         """Read memory only: this runs on the event loop."""
@@ -51,6 +56,8 @@ class WallboardCollector:
         yield from self._windows(tree)
         yield from self._sources()
         yield from self._pipeline()
+        if self.journal is not None:
+            yield from self._journal(self.journal)
 
     def _info(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("wallboard_build_info", "Build information",
@@ -97,8 +104,12 @@ class WallboardCollector:
                                      labels=[*labels, "outcome"])
         layout = self.aggregator.layout
         edges = [f"{edge:g}" for edge in layout.edges] + ["+Inf"]
-        for leaf in self.aggregator.leaves.values():
+        baseline = self.restored.baseline
+        for (queue, channel), leaf in self.aggregator.leaves.items():
             v = leaf.windows.lifetime
+            before = baseline.get((queue, channel))
+            if before is not None:  # what the start-up replay folded back is not new
+                v = [now - then for now, then in zip(v, before, strict=True)]
             key = [leaf.queue or "none", leaf.channel]
             offered.add_metric(key, v[c.OFFERED])
             answered.add_metric(key, v[c.ANSWERED])
@@ -166,3 +177,32 @@ class WallboardCollector:
                                       "Websocket clients closed for staying behind")
         dropped.add_metric([], self.dropped())
         yield from (accepted, rejected, duplicate, late, clients, dropped)
+
+    def _journal(self, status: JournalStatus) -> Iterator[Metric]:
+        up = GaugeMetricFamily("wallboard_journal_up",
+                               "1 when accepted events are being stored, 0 when ingest answers 503")
+        up.add_metric([], 1.0 if status.up else 0.0)
+        appended = CounterMetricFamily("wallboard_journal_events_appended",
+                                       "Events made durable in the journal")
+        appended.add_metric([], status.appended)
+        failed = CounterMetricFamily(
+            "wallboard_journal_events_failed",
+            "Events the journal could not store (webhook: answered 503; sources: shown, unstored)")
+        failed.add_metric([], status.failed + self.pipeline.unstored)
+        batch = HistogramMetricFamily("wallboard_journal_batch_seconds",
+                                      "Time to write and commit one batch of events")
+        cumulative, buckets = 0, []
+        for edge, count in zip(BATCH_BUCKETS, status.batch_buckets, strict=True):
+            cumulative += count
+            buckets.append((f"{edge:g}", cumulative))
+        buckets.append(("+Inf", status.batches))
+        batch.add_metric([], buckets, status.batch_seconds_sum)
+        size = GaugeMetricFamily("wallboard_journal_bytes", "Journal size on disk")
+        size.add_metric([], status.bytes)
+        replayed = GaugeMetricFamily("wallboard_journal_replayed_events",
+                                     "Events folded back from the journal at start")
+        replayed.add_metric([], status.replayed)
+        replay_s = GaugeMetricFamily("wallboard_journal_replay_seconds",
+                                     "Time the start-up replay took")
+        replay_s.add_metric([], status.replay_seconds)
+        yield from (up, appended, failed, batch, size, replayed, replay_s)

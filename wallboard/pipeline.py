@@ -1,49 +1,53 @@
-"""Ingest: validation, de-duplication and folding, with counts of what was refused and why."""
+"""Ingest: validation, de-duplication, the journal and folding, with counts of what was refused.
+
+An event is folded once the journal holds it, in the journal's order, so the state a restart
+rebuilds from the journal is the state the board showed. Webhook events are acknowledged only
+after that; events from push and poll sources are folded at once while the journal is down.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from wallboard.aggregate import Aggregator, QueueLimitError
+from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
 from wallboard.events import Event, EventError, parse_event
+from wallboard.journal import Journal, JournalDown
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
-
-
-class _SeenIds:
-    """One source's event ids, in two generations of dedupe_size/2.
-
-    Between half and all of the newest dedupe_size ids are remembered at any time, for a
-    set add per event rather than an LRU update.
-    """
-
-    __slots__ = ("new", "old")
-
-    def __init__(self) -> None:
-        self.new: set[str] = set()
-        self.old: set[str] = set()
+Key = tuple[str | None, str]
 
 
 class Pipeline:
     """The one entry point for events: sources and webhooks call `ingest`."""
 
     def __init__(self, aggregator: Aggregator, on_change: Callable[[], None] | None = None,
-                 dedupe_size: int = 200_000) -> None:
+                 dedupe_size: int = 200_000, journal: Journal | None = None) -> None:
         self.aggregator = aggregator
         self.on_change = on_change
+        self.dedupe_size = dedupe_size
+        self.journal = journal
+        # Two generations of dedupe_size/2 ids: between half and all of the newest dedupe_size
+        # ids are remembered at any time, for a set add per event rather than an LRU update.
         self._generation = max(dedupe_size // 2, 1)
-        self._seen: dict[str | None, _SeenIds] = {}  # by source: ids are unique per source
+        self._seen: set[Key] = set()
+        self._older: set[Key] = set()
+        # Ids written to the journal but not yet durable: a retry waits for the first copy.
+        self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
         self.rejected: Counter[str] = Counter()  # by reason
         self.duplicates = 0
         self.late = 0
+        self.unstored = 0  # events refused at once because the journal was down
 
     @property
     def dedupe_ids(self) -> int:
         """How many event ids are remembered for de-duplication now."""
-        return sum(len(s.new) + len(s.old) for s in self._seen.values())
+        return len(self._seen) + len(self._older)
 
     def reject(self, reason: str) -> None:
         """Count an event refused before it became an Event (bad JSON, bad field)."""
@@ -57,26 +61,144 @@ class Pipeline:
             self.rejected[exc.code] += 1
             raise
 
+    def admit(self, event: Event) -> None:
+        """Refuse, before it is stored, an event that would exceed server.max_queues."""
+        queue = event.queue
+        configs = self.aggregator.queue_configs
+        if (queue and queue != UNASSIGNED and queue not in configs
+                and len(configs) >= self.aggregator.settings.server.max_queues):
+            self.rejected["queue_limit"] += 1
+            raise EventError("queue", f"queue {queue} would exceed server.max_queues",
+                             "queue_limit")
+
+    def _is_duplicate(self, key: Key | None) -> bool:
+        return key is not None and (key in self._seen or key in self._older
+                                    or key in self._pending)
+
+    def _remember(self, key: Key | None) -> None:
+        if key is None:
+            return
+        seen = self._seen
+        seen.add(key)
+        if len(seen) >= self._generation:
+            self._older, self._seen = seen, set()
+
     def ingest(self, event: Event) -> str:
-        """Fold one valid event; returns accepted, duplicate or late."""
-        eid, source = event.id, event.source
-        if eid is not None:
-            seen = self._seen.get(source)
-            if seen is None:
-                seen = self._seen[source] = _SeenIds()
-            if eid in seen.new or eid in seen.old:
-                self.duplicates += 1
-                return DUPLICATE
-            seen.new.add(eid)
-            if len(seen.new) >= self._generation:
-                seen.old, seen.new = seen.new, set()
+        """A source's event: de-duplicate, store, fold once stored; raises EventError."""
+        key = (event.source, event.id) if event.id is not None else None
+        if self.journal is None:  # replays and journal-less servers: the short way
+            if key is not None:
+                seen = self._seen
+                if key in seen or key in self._older:
+                    self.duplicates += 1
+                    return DUPLICATE
+                seen.add(key)
+                if len(seen) >= self._generation:
+                    self._older, self._seen = seen, set()
+            return self.fold(event)
+        if self._is_duplicate(key):
+            self.duplicates += 1
+            return DUPLICATE
+        journal = self.journal
+        if journal is not None:
+            self.admit(event)
+            try:
+                future = journal.append([event], self.aggregator.clock())
+            except JournalDown:
+                # Nobody waits for an acknowledgement here: show the event now, even though a
+                # restart will not know it (counted in wallboard_journal_events_failed).
+                self.unstored += 1
+            else:
+                if key is not None:
+                    self._pending[key] = future
+                future.add_done_callback(partial(self._stored, [event], [key], False))
+                return ACCEPTED
+        self._remember(key)
+        return self.fold(event)
+
+    async def ingest_acknowledged(self, events: list[Event]) -> tuple[int, int]:
+        """Store events durably and fold them, then return (accepted, duplicates).
+
+        Raises JournalDown when they could not be stored: then nothing was counted and the
+        sender's retry will be. Call `admit` on each event first.
+        """
+        fresh: list[Event] = []
+        keys: list[Key | None] = []
+        waits: list[asyncio.Future[None]] = []
+        duplicates = 0
+        batch: set[Key] = set()
+        for event in events:
+            key = (event.source, event.id) if event.id is not None else None
+            if key is not None:
+                if key in self._seen or key in self._older or key in batch:
+                    duplicates += 1
+                    continue
+                pending = self._pending.get(key)
+                if pending is not None:  # only a duplicate once the first copy is durable
+                    waits.append(pending)
+                    duplicates += 1
+                    continue
+                batch.add(key)
+            fresh.append(event)
+            keys.append(key)
+        if self.journal is None:
+            for event, key in zip(fresh, keys, strict=True):
+                self._remember(key)
+                self._fold_counted(event)
+        elif fresh:
+            try:
+                future = self.journal.append(fresh, self.aggregator.clock())
+            except JournalDown:
+                self.unstored += len(fresh)
+                raise
+            for key in keys:
+                if key is not None:
+                    self._pending[key] = future
+            # Added before anyone awaits it: folding happens before the sender is answered.
+            future.add_done_callback(partial(self._stored, fresh, keys, True))
+            waits.append(future)
+        for wait in waits:
+            # Shielded: a sender hanging up must not cancel the write others depend on.
+            await asyncio.shield(wait)
+        self.duplicates += duplicates
+        return len(fresh), duplicates
+
+    def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
+                future: asyncio.Future[None]) -> None:
+        """Fold events the journal settled; futures settle in append order, so folds do too."""
+        for key in keys:
+            if key is not None:
+                self._pending.pop(key, None)
+        if future.exception() is not None and acknowledged:
+            return  # the sender gets a 503 and retries; forget the ids so the retry counts
+        for event, key in zip(events, keys, strict=True):
+            self._remember(key)
+            self._fold_counted(event)
+
+    def _fold_counted(self, event: Event) -> None:
+        with contextlib.suppress(EventError):  # counted under queue_limit; nobody to tell
+            self.fold(event)
+
+    def replay(self, event: Event) -> None:
+        """Fold an event read back from the journal: remembered for de-duplication, not stored."""
+        key = (event.source, event.id) if event.id is not None else None
+        if self._is_duplicate(key):
+            return
+        self._remember(key)
+        try:
+            self.aggregator.fold(event)
+        except QueueLimitError:
+            self.rejected["queue_limit"] += 1
+
+    def fold(self, event: Event) -> str:
+        """Fold one valid, de-duplicated event; returns accepted or late."""
         try:
             counted = self.aggregator.fold(event)
         except QueueLimitError as exc:
             self.rejected["queue_limit"] += 1
             raise EventError("queue", f"queue {exc} would exceed server.max_queues",
                              "queue_limit") from None
-        source = source or ""
+        source = event.source or ""
         # A plain dict: a Counter's += costs more than the rest of this method together.
         if source in self.accepted:
             self.accepted[source] += 1
@@ -90,5 +212,5 @@ class Pipeline:
         return ACCEPTED
 
     def ingest_raw(self, raw: Any, source: str) -> str:
-        """Validate and fold one decoded object; raises EventError when invalid."""
+        """Validate and ingest one decoded object; raises EventError when invalid."""
         return self.ingest(self.parse(raw, source))

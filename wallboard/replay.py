@@ -43,6 +43,7 @@ from wallboard.events import Event, EventError, parse_ts
 from wallboard.pipeline import Pipeline
 from wallboard.replay_input import PROGRESS_INTERVAL_S, SOURCE, Reader, Report, use_parallel
 from wallboard.snapshot import SnapshotBuilder
+from wallboard.vclock import VirtualClock
 
 SLACK_S = 0.01  # events due within this much real time are folded as one batch, no sleep
 YIELD_EVERY_S = 0.05  # when behind schedule, still let the server run this often
@@ -96,31 +97,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--exit-at-end", action="store_true",
                    help="with --speed N: stop serving when the replay ends")
     p.set_defaults(func=run)
-
-
-class VirtualClock:
-    """Event time: the latest event folded or, when paced, flowing towards the next one."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now  # never earlier than the latest event folded
-        self.cap = now  # paced: never later than the next event not yet folded
-        self.speed = 0.0  # 0: does not flow
-        self.real0 = self.virt0 = 0.0
-
-    def __call__(self) -> float:
-        """The current virtual time."""
-        if not self.speed:
-            return self.now
-        flowing = self.virt0 + (time.monotonic() - self.real0) * self.speed
-        return max(self.now, min(self.cap, flowing))
-
-    def start(self, speed: float) -> None:
-        """Let the clock flow at `speed` x real time from now."""
-        self.speed, self.real0, self.virt0 = speed, time.monotonic(), self.now
-
-    def due(self, t: float) -> float:
-        """The monotonic real time at which virtual time `t` is reached."""
-        return self.real0 + (t - self.virt0) / self.speed
 
 
 class Replay:
@@ -281,12 +257,14 @@ class Replay:
 
 
 def replay_settings(args: argparse.Namespace) -> Settings:
-    """The configuration to replay with: sources dropped, server overrides applied."""
+    """The configuration to replay with: sources and journal dropped, server overrides applied."""
     settings = (load_settings(args.config) if args.config
                 else parse_settings({}, "<replay: no configuration>"))
     server = settings.server.model_copy(update={
         k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None})
-    return settings.model_copy(update={"sources": {}, "server": server})
+    # A replay reads a file: it must neither write the live journal nor fold it back in.
+    journal = settings.journal.model_copy(update={"enabled": False})
+    return settings.model_copy(update={"sources": {}, "server": server, "journal": journal})
 
 
 def run(args: argparse.Namespace, out: IO[bytes] | None = None,

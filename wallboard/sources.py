@@ -131,6 +131,15 @@ class Source:
         """Produce events until cancelled; raise SourceError on failure."""
         raise NotImplementedError
 
+    async def current_state(self) -> list[Event | dict[str, Any]]:
+        """Events that describe the present (queue.snapshot, agent.state); none by default.
+
+        The runtime emits them before each `run`: at start that is after the journal replay,
+        so a source that can read its system's current status corrects what the replay
+        rebuilt (contacts it never heard end, agents who changed state while we were down).
+        """
+        return []
+
     async def fetch(self, method: str, url: str, **kwargs: Any) -> bytes:
         """One rate-limited request on the shared session; any failure is a SourceError."""
         if self.limiter is not None:
@@ -280,6 +289,8 @@ class SourceRunner:
         while True:
             retry_after: float | None = None
             try:
+                for event in await self.source.current_state():
+                    self.emit(event)
                 await self.source.run(self.emit)
                 error = "source stopped"
             except asyncio.CancelledError:

@@ -36,7 +36,7 @@
       lost: "Connection lost", connecting: "Connecting…",
       retryIn: "reconnecting in {n} s", retrying: "reconnecting…",
       lastUpdate: "last update {t}", down: "{name} down", stale: "{name} stale",
-      noData: "{name}: no data {age}", more: "+{n}",
+      noData: "{name}: no data {age}", more: "+{n}", journalDown: "journal down",
       unit_s: "{n} s", unit_m: "{n} min", unit_h: "{n} h", unit_d: "{n} d",
     },
     he: {
@@ -44,7 +44,7 @@
       lost: "החיבור אבד", connecting: "מתחבר…",
       retryIn: "מתחבר מחדש בעוד {n} שנ׳", retrying: "מתחבר מחדש…",
       lastUpdate: "עדכון אחרון {t}", down: "{name} מנותק", stale: "{name} לא מעודכן",
-      noData: "{name}: אין נתונים {age}", more: "+{n}",
+      noData: "{name}: אין נתונים {age}", more: "+{n}", journalDown: "יומן האירועים לא זמין",
       unit_s: "{n} שנ׳", unit_m: "{n} דק׳", unit_h: "{n} שע׳", unit_d: "{n} ימים",
     },
     ar: {
@@ -52,7 +52,7 @@
       lost: "انقطع الاتصال", connecting: "جارٍ الاتصال…",
       retryIn: "إعادة الاتصال خلال {n} ث", retrying: "جارٍ إعادة الاتصال…",
       lastUpdate: "آخر تحديث {t}", down: "{name} متوقف", stale: "{name} غير محدث",
-      noData: "{name}: لا بيانات منذ {age}", more: "+{n}",
+      noData: "{name}: لا بيانات منذ {age}", more: "+{n}", journalDown: "سجل الأحداث غير متاح",
       unit_s: "{n} ث", unit_m: "{n} دقيقة", unit_h: "{n} ساعة", unit_d: "{n} يوم",
     },
   };
@@ -403,6 +403,7 @@
       setStale(tile, staleText(tile));
     }
     fitPending();
+    renderJournal();
     var site = state["meta.site"];
     if (typeof site === "string" && site && siteEl && siteEl.textContent !== site) siteEl.textContent = site;
   }
@@ -410,6 +411,15 @@
   // ---------- header, overlay ----------
 
   var siteEl = document.getElementById("wb-site");
+  var journalEl = document.getElementById("wb-journal");
+
+  /** "journal down" in the status line while the server cannot store events. */
+  function renderJournal() {
+    if (!journalEl) return;
+    var down = state["meta.journal"] === "down";
+    if (journalEl.hidden === down) journalEl.hidden = !down;
+    setIfChanged(journalEl, down ? "\u26A0 " + t("journalDown") : "");
+  }
   var clockEl = document.getElementById("wb-clock");
   var dotEl = document.getElementById("wb-conn");
   var overlayEl = document.getElementById("wb-overlay");
