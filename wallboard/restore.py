@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from wallboard.config import Settings
+from wallboard.gcpause import gc_paused
 from wallboard.journal import Journal, JournalDown
 from wallboard.pipeline import Pipeline
 from wallboard.vclock import VirtualClock
@@ -60,26 +60,19 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
     clock = VirtualClock(since)
     live_clock, agg.clock = agg.clock, clock
     events = 0
-    # The replay allocates millions of objects that mostly live on (windows, state, the dedupe
-    # memory): the cyclic collector would walk the growing heap over and over, 40% of the time
-    # on 10⁶ events. Nothing in a fold needs collecting before the end.
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        for batch in journal.read(since):
-            replay = pipeline.replay
-            for recv, event in batch:
-                # The arrival time, not the event time: lateness and rolling windows then
-                # decide exactly as they did when the event first came in.
-                if recv > clock.now:
-                    clock.now = min(recv, now)
-                replay(event)
-            events += len(batch)
+        with gc_paused():
+            for batch in journal.read(since):
+                replay = pipeline.replay
+                for recv, event in batch:
+                    # The arrival time, not the event time: lateness and rolling windows then
+                    # decide exactly as they did when the event first came in.
+                    if recv > clock.now:
+                        clock.now = min(recv, now)
+                    replay(event)
+                events += len(batch)
     finally:
         agg.clock = live_clock
-        if collecting:
-            gc.enable()
-    gc.collect()
     agg.advance(live_clock())
     restored.since, restored.events = since, events
     restored.seconds = time.perf_counter() - started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -286,7 +287,7 @@ class WindowSet:
         # one go when the bucket ends or a window is read: most events then cost one dict add.
         self._batch_idx = -1
         self._batch_width = finest_s
-        self._batch: dict[int, float] = {}
+        self._batch: defaultdict[int, float] = defaultdict(float)
         self._batch_sketches: SketchDeltas = []
         self._lifetime = [0.0] * size
 
@@ -301,7 +302,7 @@ class WindowSet:
         if not self._batch and not self._batch_sketches:
             return
         deltas, sketches = list(self._batch.items()), self._batch_sketches
-        self._batch, self._batch_sketches = {}, []
+        self._batch, self._batch_sketches = defaultdict(float), []
         self._add(self._batch_idx * self._batch_width, deltas, sketches)
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
@@ -310,7 +311,7 @@ class WindowSet:
         if idx == self._batch_idx:
             batch = self._batch
             for k, d in deltas:
-                batch[k] = batch.get(k, 0.0) + d
+                batch[k] += d
             if sketch_deltas:
                 self._batch_sketches.extend(sketch_deltas)
             return True
