@@ -16,7 +16,8 @@ from wallboard.replay_input import CHUNK_BYTES, PARALLEL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1736935200  # 2025-01-15T10:00:00Z
-_RATES = re.compile(r" in [\d.]+s \([\d,]+ events/s; [\d.]+s CPU, [\d,]+ events/CPU s\)")
+_RATES = re.compile(r" in [\d.]+s \([\d,]+ events/s; [\d.]+s CPU, [\d,]+ events/CPU s\)"
+                    r"( with a reader process \([\d.]+s CPU\))?")
 
 
 def run(path: Path, parallel: bool, *args: str) -> tuple[int, str, str]:

@@ -6,6 +6,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from datetime import time
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from wallboard.counters import FIELDS, Deltas
@@ -33,12 +34,12 @@ class AgentWindows:
     """
 
     __slots__ = (
+        "_appended",
         "_cache",
         "_next_change",
         "_next_trim",
         "_periods",
         "_spans",
-        "_version",
         "counts",
         "day",
         "horizon_s",
@@ -72,17 +73,17 @@ class AgentWindows:
         self.now = now
         self._next_trim = -math.inf
         self.next_check = -math.inf  # advance() has work to do from then on
-        self._version = 0
-        self._cache: dict[str, tuple[float, int, list[float]]] = {}
+        self._appended = [0, 0]  # entries ever appended to counts and to intervals
+        self._cache: dict[str, tuple[float, int, int, list[float]]] = {}
         self.advance(now)
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
         """Record deltas at event time `ts`; False when too late for every window."""
-        self._version += 1
         counted = False
         if self._spans and ts >= self.now - self.horizon_s:
             # Like the ring, an event ahead of our clock (skew) counts in the current bucket.
             self.counts.append((ts if ts < self.now else self.now, deltas))
+            self._appended[0] += 1
             counted = True
         for period in self._periods:
             counted = period.add(ts, deltas) or counted
@@ -92,9 +93,9 @@ class AgentWindows:
         """Record time spent in a state over [start, end)."""
         if end <= start:
             return
-        self._version += 1
         if self._spans and end > self.now - self.horizon_s:
             self.intervals.append((start, end, index))
+            self._appended[1] += 1
         for period in self._periods:
             period.add_interval(start, end, index)
 
@@ -123,19 +124,26 @@ class AgentWindows:
     def _rolling(self, name: str) -> list[float]:
         width, buckets = self._spans[name]
         low = (int(self.now // width) - buckets + 1) * width
+        n_counts, n_intervals = self._appended
         cached = self._cache.get(name)
-        if cached is not None and cached[0] == low and cached[1] == self._version:
-            return cached[2]
-        vector = [0.0] * self.size
-        for ts, deltas in self.counts:
+        if cached is not None and cached[0] == low:
+            # Same first bucket: only entries appended since need adding (live boards read
+            # every few hundred ms; a full sum happens when the window moves, once a bucket).
+            _, seen_counts, seen_intervals, vector = cached
+            counts = islice(reversed(self.counts), n_counts - seen_counts)
+            intervals = islice(reversed(self.intervals), n_intervals - seen_intervals)
+        else:
+            vector = [0.0] * self.size
+            counts, intervals = iter(self.counts), iter(self.intervals)
+        for ts, deltas in counts:
             if ts >= low:
                 for k, d in deltas:
                     vector[k] += d
-        for start, end, k in self.intervals:
+        for start, end, k in intervals:
             piece = end - (start if start > low else low)
             if piece > 0:
                 vector[k] += piece
-        self._cache[name] = (low, self._version, vector)
+        self._cache[name] = (low, n_counts, n_intervals, vector)
         return vector
 
     def time_range(self, name: str, now: float) -> tuple[float, float]:

@@ -27,7 +27,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -184,6 +184,8 @@ class Replay:
         with gc_paused():
             for _ in self.steps(first, events, paced=False):
                 pass
+        if isinstance(events, Generator):
+            events.close()  # stopped early (--until): end the reader (and its process) now
         self.summary()
 
     async def run_paced(self, first: Event, events: Iterator[Event], speed: float) -> int:
@@ -254,7 +256,9 @@ class Replay:
         self.report.info(
             f"replay: {accepted:,} events replayed from {reader.lineno:,} lines in "
             f"{elapsed:.2f}s ({accepted / max(elapsed, 1e-9):,.0f} events/s; {cpu:.2f}s CPU, "
-            f"{accepted / max(cpu, 1e-9):,.0f} events/CPU s); "
+            f"{accepted / max(cpu, 1e-9):,.0f} events/CPU s)"
+            + (f" with a reader process ({reader.reader_cpu_s:.2f}s CPU)"
+               if reader.reader_cpu_s is not None else "") + "; "
             f"{reader.rejected.total():,} lines skipped{f' ({reasons})' if reasons else ''}; "
             f"{pipeline.duplicates if pipeline else 0:,} duplicates, "
             f"{pipeline.late if pipeline else 0:,} late"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
 import time
 from collections import Counter
@@ -79,6 +80,12 @@ class Report:
             self._drawn = False
 
 
+def _children_cpu() -> float:
+    """CPU seconds used by this process's ended children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _lines(path: Path) -> Iterator[tuple[list[bytes], int]]:
     """The file's lines in chunks, a leading byte-order mark dropped; each with its end offset."""
     with path.open("rb") as handle:
@@ -152,6 +159,7 @@ class Reader:
         self.path = path
         self.report = report
         self.parallel = parallel
+        self.reader_cpu_s: float | None = None  # CPU time of the child process, once it ended
         self._lineno = 0
         self._run: Iterator[Event] | None = None  # the list events are handed out from
         self._run_lines: list[int] = []
@@ -185,6 +193,7 @@ class Reader:
 
     def _parallel(self) -> Iterator[Event]:
         ctx = multiprocessing.get_context("fork")  # no threads run yet: fork is safe and quick
+        before = _children_cpu()
         receiver, sender = ctx.Pipe(duplex=False)
         child = ctx.Process(target=_produce, args=(self.path, sender), daemon=True,
                             name="wallboard-replay-reader")
@@ -221,6 +230,7 @@ class Reader:
             if child.is_alive():
                 child.kill()
             child.join()
+            self.reader_cpu_s = _children_cpu() - before
 
     def _local(self) -> Iterator[Event]:
         loads, parse, decode_error = orjson.loads, parse_event, orjson.JSONDecodeError
