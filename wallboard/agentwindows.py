@@ -16,6 +16,7 @@ from wallboard.windows import (
     Sketches,
     WindowSpec,
     bucket_width,
+    calendar_range,
     day_bounds,
     shift_bounds,
 )
@@ -148,12 +149,9 @@ class AgentWindows:
 
     def time_range(self, name: str, now: float) -> tuple[float, float]:
         """The span of time a window covers at `now`."""
-        if name == "today":
-            return self.day.start, now  # type: ignore[union-attr]
-        if name == "yesterday":
-            return self.day.prev_start, self.day.prev_end  # type: ignore[union-attr]
-        if name == "shift":
-            return self.shift.start, now  # type: ignore[union-attr]
+        span = calendar_range(self.day, self.shift, name, now)
+        if span is not None:
+            return span
         width, buckets = self._spans[name]
         return (int(self.now // width) - buckets + 1) * width, now
 

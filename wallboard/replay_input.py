@@ -106,6 +106,18 @@ def _lines(path: Path) -> Iterator[tuple[list[bytes], int]]:
                 return
 
 
+def _read(line: bytes) -> Event | EventError | None:
+    """One line: its event, the error that makes it bad, or None when it is blank."""
+    try:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return EventError("<line>", f"not JSON: {exc}", "malformed") if line.strip() else None
+    try:
+        return parse_event(raw, SOURCE)
+    except EventError as exc:
+        return exc
+
+
 def _produce(path: Path, conn: Connection) -> None:
     """Child process: read, decode and validate; send batches of events and bad lines in order.
 
@@ -115,7 +127,6 @@ def _produce(path: Path, conn: Connection) -> None:
     from it in two thirds of the instructions pickle would take.)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent reports the interrupt
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
     lineno = 0
     try:
         for lines, offset in _lines(path):
@@ -124,19 +135,14 @@ def _produce(path: Path, conn: Connection) -> None:
             bad: list[int] = []
             for line in lines:
                 lineno += 1
-                try:
-                    raw = loads(line)
-                except decode_error as exc:
-                    if line.strip():
-                        bad.append(len(items))
-                        items.append(("<line>", f"not JSON: {exc}", "malformed"))
-                        numbers.append(lineno)
+                read = _read(line)
+                if read is None:
                     continue
-                try:
-                    items.append(vars(parse_event(raw, SOURCE)))
-                except EventError as exc:
+                if isinstance(read, EventError):
                     bad.append(len(items))
-                    items.append((exc.field, exc.message, exc.code))
+                    items.append((read.field, read.message, read.code))  # type: ignore[union-attr]
+                else:
+                    items.append(vars(read))
                 numbers.append(lineno)
             conn.send_bytes(orjson.dumps([items, numbers, bad, lineno, offset]))
         conn.send_bytes(b"null")
@@ -233,25 +239,17 @@ class Reader:
             self.reader_cpu_s = _children_cpu() - before
 
     def _local(self) -> Iterator[Event]:
-        loads, parse, decode_error = orjson.loads, parse_event, orjson.JSONDecodeError
         lineno = 0
         for lines, offset in _lines(self.path):
             for line in lines:
                 lineno += 1
-                try:
-                    raw = loads(line)
-                except decode_error as exc:
-                    if line.strip():
-                        self._lineno = lineno
-                        self.reject(EventError("<line>", f"not JSON: {exc}", "malformed"))
-                    continue
-                try:
-                    event = parse(raw, SOURCE)
-                except EventError as exc:
-                    self._lineno = lineno
-                    self.reject(exc)
+                read = _read(line)
+                if read is None:
                     continue
                 self._lineno = lineno
-                yield event
+                if isinstance(read, EventError):
+                    self.reject(read)  # type: ignore[arg-type]
+                else:
+                    yield read  # type: ignore[misc]
             self.lineno, self.offset = lineno, min(offset, self.report.size)
             self.report.progress(lineno - self.rejected.total(), self.offset)

@@ -259,6 +259,18 @@ class CalendarPeriod:
         self.sketches = [{} for _ in range(self.kinds)]
 
 
+def calendar_range(day: CalendarPeriod | None, shift: CalendarPeriod | None, name: str,
+                   now: float) -> tuple[float, float] | None:
+    """The span of time a calendar window covers at `now`; None for a rolling window."""
+    if name == "today":
+        return day.start, now  # type: ignore[union-attr]
+    if name == "yesterday":
+        return day.prev_start, day.prev_end  # type: ignore[union-attr]
+    if name == "shift":
+        return shift.start, now  # type: ignore[union-attr]
+    return None
+
+
 class WindowSet:
     """Every configured window over one counter vector, plus lifetime totals."""
 
@@ -340,12 +352,9 @@ class WindowSet:
 
     def time_range(self, name: str, now: float) -> tuple[float, float]:
         """The span of time a window covers at `now`."""
-        if name == "today":
-            return self.day.start, now  # type: ignore[union-attr]
-        if name == "yesterday":
-            return self.day.prev_start, self.day.prev_end  # type: ignore[union-attr]
-        if name == "shift":
-            return self.shift.start, now  # type: ignore[union-attr]
+        span = calendar_range(self.day, self.shift, name, now)
+        if span is not None:
+            return span
         for ring in self.rings:
             if name in ring.totals:
                 return ring.coverage(name), now
