@@ -1,0 +1,16 @@
+"""The `freeswitch_callcenter` source: FreeSWITCH mod_callcenter over the event socket."""
+
+from __future__ import annotations
+
+from wallboard import hookimpl
+from wallboard.sources import Source
+
+from .source import FreeswitchCallcenterConfig, FreeswitchCallcenterSource
+
+__all__ = ["FreeswitchCallcenterConfig", "FreeswitchCallcenterSource"]
+
+
+@hookimpl
+def register_source_types() -> list[type[Source]]:
+    """The freeswitch_callcenter source type."""
+    return [FreeswitchCallcenterSource]
