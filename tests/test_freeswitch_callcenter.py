@@ -12,6 +12,7 @@ from wallboard_plugins.freeswitch_callcenter import (
     FreeswitchCallcenterConfig,
     FreeswitchCallcenterSource,
 )
+from wallboard_plugins.freeswitch_callcenter.mapping import Mirror, agent_state
 
 from tests.conftest import base_config
 from tests.esl_peer import (
@@ -20,6 +21,7 @@ from tests.esl_peer import (
     EslPeer,
     agent_row,
     event_frame,
+    frame,
     member_row,
     table,
 )
@@ -187,7 +189,10 @@ async def test_events_interleaved_with_api_replies_are_applied_once(live_server)
         peer.tables[members_cmd()] = table(MEMBER_COLUMNS, [member_row(FSQ, "m-x", t0)])
         peer.tables[agents_cmd()] = table(AGENT_COLUMNS, [
             agent_row("alice", "Available", "Waiting")])
-        peer.before_api = [queued("m-x", t0), status("alice", "Available", t0 + 1)]
+        # A log line (a frame type we never asked about) and events arrive before the reply.
+        peer.before_api = [frame({"Content-Type": "log/data", "Log-Level": "7"},
+                                 b"[DEBUG] mod_callcenter.c:1234 queue support\n"),
+                           queued("m-x", t0), status("alice", "Available", t0 + 1)]
         original = peer._answer
 
         async def answer(command: str, writer: asyncio.StreamWriter) -> bool:
@@ -269,3 +274,25 @@ def test_bad_config_names_the_key(change: dict[str, Any], fragment: str) -> None
     with pytest.raises(ConfigError) as info:
         build_sources(settings, build_registry(make_plugin_manager()))
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("status_", "state_", "expected"), [
+    ("Logged Out", "Waiting", "offline"), ("On Break", "In a queue call", "away"),
+    ("Available", "Waiting", "available"), ("Available (On Demand)", "Waiting", "available"),
+    ("Available", "Receiving", "busy"), ("Available", "In a queue call", "busy"),
+    ("Available", "Reserved", "busy"), ("Available", "Idle", "away"),
+])
+def test_agent_status_and_state_map_to_canonical_states(status_: str, state_: str,
+                                                        expected: str) -> None:
+    assert agent_state(status_, state_) == expected
+
+
+def test_events_without_a_member_or_of_other_queues_are_ignored() -> None:
+    mirror = Mirror()
+    mirror.rebuild({FSQ: []}, {FSQ: []}, 1000.0)
+    start = {"CC-Action": "member-queue-start", "CC-Queue": FSQ, "Event-Date-Timestamp": "1"}
+    assert mirror.apply(start, 1000.0) == []  # no CC-Member-UUID
+    other = {**start, "CC-Queue": "other@default", "CC-Member-UUID": "m-1"}
+    assert mirror.apply(other, 1000.0) == []
+    assert mirror.apply({"CC-Action": "members-count", "CC-Queue": FSQ, "CC-Count": "3"},
+                        1000.0) == []
