@@ -44,11 +44,10 @@ class Agent:
 
 @dataclass
 class Mirror:
-    """Who waits in which queue and each agent's status, as the source last knew it.
+    """Who waits in which queue and each agent's status, as the source last knew it."""
 
-    The core takes a queue's live values from its latest queue.snapshot, so the source sends
-    one built from this mirror whenever it changes; a reconnect rebuilds it from the lists.
-    """
+    # The core takes a queue's live values from its latest queue.snapshot, so the source sends
+    # one built from this mirror whenever it changes; a reconnect rebuilds it from the lists.
 
     rename: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, dict[str, float]] = field(default_factory=dict)  # queue -> uuid -> joined
@@ -83,11 +82,9 @@ class Mirror:
 
     def rebuild(self, members: dict[str, list[dict[str, str]]],
                 agents: dict[str, list[dict[str, str]]], now: float) -> Out:
-        """Replace the mirror with the list tables; the events that state it.
-
-        Contact events carry the same ids as the live events they stand for, so a call already
-        reported before the reconnect is counted once (the core drops a repeated id).
-        """
+        """Replace the mirror with the list tables; return the events that state it."""
+        # Contact events carry the same ids as the live events they stand for, so a call
+        # already reported before the reconnect is counted once (the core drops a repeated id).
         self.waiting = {queue: {} for queue in members}
         self.followed = set(members)
         self.agents = {}
