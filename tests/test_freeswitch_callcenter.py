@@ -296,3 +296,22 @@ def test_events_without_a_member_or_of_other_queues_are_ignored() -> None:
     assert mirror.apply(other, 1000.0) == []
     assert mirror.apply({"CC-Action": "members-count", "CC-Queue": FSQ, "CC-Count": "3"},
                         1000.0) == []
+
+
+async def test_without_queues_it_follows_every_queue_freeswitch_lists(source_harness,
+                                                                      esl_peer) -> None:
+    esl_peer.tables["callcenter_config queue list"] = table(
+        "name|strategy|moh_sound|time_base_score|tier_rules_apply|tier_rule_wait_second",
+        [f"{FSQ}|longest-idle-agent|local_stream://moh|system|false|300"])
+    esl_peer.tables[members_cmd()] = table(MEMBER_COLUMNS, [member_row(FSQ, "m-1", 1000.0)])
+    config = fs_source(esl_peer.port)
+    del config["queues"], config["queue_names"]
+    async with source_harness(FreeswitchCallcenterSource(
+            "fs", FreeswitchCallcenterConfig(**config))) as h:
+        await h.wait_for(lambda: h.status == "up", "come up")
+        snapshots = [e for e in h.events if e["type"] == "queue.snapshot"]
+        assert [(e["queue"], e["waiting"]) for e in snapshots] == [(FSQ, 1)]
+        assert snapshots[0]["agents"] == {"available": 1, "away": 1}
+        assert not h.invalid
+    assert esl_peer.commands[2:] == ["api callcenter_config queue list", f"api {members_cmd()}",
+                                     f"api {agents_cmd()}"]
