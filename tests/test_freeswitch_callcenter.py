@@ -315,3 +315,15 @@ async def test_without_queues_it_follows_every_queue_freeswitch_lists(source_har
         assert not h.invalid
     assert esl_peer.commands[2:] == ["api callcenter_config queue list", f"api {members_cmd()}",
                                      f"api {agents_cmd()}"]
+
+
+async def test_disconnect_notice_takes_it_down_and_it_comes_back(source_harness, esl_peer,
+                                                                 caplog) -> None:
+    source = FreeswitchCallcenterSource("fs", FreeswitchCallcenterConfig(
+        **fs_source(esl_peer.port)))
+    async with source_harness(source) as h:
+        await h.wait_for(lambda: h.status == "up", "come up")
+        await esl_peer.push(frame({"Content-Type": "text/disconnect-notice"},
+                                  b"Disconnected, goodbye.\n"))
+        await h.wait_for(lambda: h.statuses[-2:] == ["down", "up"], "go down and up again")
+        assert "disconnect notice" in caplog.text and h.crashes == 0
