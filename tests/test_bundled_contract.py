@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from wallboard_plugins.simulator import SimulatorSource
+from wallboard_plugins.twilio_taskrouter import TwilioTaskRouterSource
 from wallboard_plugins.webhook import WebhookSource
 
 from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, SourceContract
@@ -48,4 +49,27 @@ class TestWebhookContract(SourceContract):
         EVENTS: "the webhook emits nothing itself; POST /api/events validates each event",
         PEER_DROP: NO_PEER.format("the webhook", "it is up while the server runs"),
         MALFORMED: "malformed request bodies get a 400 from the route and are counted",
+    }
+
+
+class TestTwilioTaskRouterContract(SourceContract):
+    """TaskRouter posts callbacks to the server's route; the source holds no connection."""
+
+    source_class = TwilioTaskRouterSource
+    config: ClassVar[dict] = {"auth_token": "0123456789abcdef0123456789abcdef",
+                              "queues": {"WQ1": "sales"}, "activities": {"Lunch": "away"}}
+    bad_configs: ClassVar[list] = [
+        ({"auth_token": "short"}, "auth_token: String should have at least 16 characters"),
+        ({"auth_token": None}, "auth_token: Field required"),
+        ({"activities": {"Lunch": "eating"}}, "activities.Lunch: Input should be"),
+        ({"public_url": "wallboard.example"}, "public_url: String should match pattern"),
+        ({"queued_on": "task.moved"}, "queued_on: Input should be"),
+        ({"auth_tokn": "x"}, "auth_tokn: Extra inputs are not permitted"),
+    ]
+    # Its callbacks, bad signatures and malformed bodies arrive through
+    # POST /api/twilio/{source}/events: tests/test_twilio_live.py checks those on a real server.
+    not_applicable: ClassVar[dict] = {
+        EVENTS: "twilio_taskrouter emits nothing itself; its route validates each callback",
+        PEER_DROP: NO_PEER.format("twilio_taskrouter", "it is up while the server runs"),
+        MALFORMED: "malformed or unsigned callbacks get a 400 or 403 from the route, counted",
     }
