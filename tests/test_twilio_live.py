@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from wallboard_plugins.twilio_taskrouter.signature import compute
 
 from tests.conftest import base_config, now
+from wallboard import journal_sqlite
+from wallboard.journal_sqlite import DB_NAME
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 SHARED_KEY = "shared-key-secret-0123456789"
 
 
-def twilio_config(**source: Any) -> dict[str, Any]:
+def twilio_config(journal: dict[str, Any] | None = None, **source: Any) -> dict[str, Any]:
     """The base config plus a twilio_taskrouter source named `tw`."""
     config = base_config()
     config["sources"]["tw"] = {"type": "twilio_taskrouter", "auth_token": AUTH_TOKEN,
                                "queues": {"WQsales": "sales"}, **source}
+    if journal is not None:
+        config["journal"] = journal
     return config
 
 
@@ -172,3 +181,40 @@ async def test_unknown_source_unmapped_event_and_bad_callback(live_server) -> No
     counts = rejected_by_reason(text)
     assert counts["unauthorized"] == 2 and counts["bad_value"] == 1
     assert counts["missing_field"] == 1
+
+
+async def test_body_that_is_not_a_form_is_400_and_counted(live_server) -> None:
+    live = await live_server(twilio_config())
+    async with live.session.post(f"{live.url}/api/twilio/tw/events", data=b"\xff\xfe=\x00",
+                                 headers={"X-Twilio-Signature": "x"}) as resp:
+        assert resp.status == 400 and "form-encoded" in await resp.text()
+    _, text = await live.get_text("/metrics")
+    assert rejected_by_reason(text)["malformed"] == 1
+
+
+async def test_journal_down_answers_503_and_the_retry_counts_once(
+        live_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(journal_sqlite, "BUSY_TIMEOUT_MS", 200)
+    live = await live_server(twilio_config(journal={"data_dir": str(tmp_path / "data"),
+                                                    "retry_s": 0.2}))
+    first = task_event("task.created", "EV1", "WT1", now(), 0)
+    assert (await callback(live, first))[0] == 204
+    second = task_event("task.created", "EV2", "WT2", now(), 0)
+    holder = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        async with live.session.post(f"{live.url}/api/twilio/tw/events", data=second, headers={
+                "X-Twilio-Signature": compute(AUTH_TOKEN, f"{live.url}/api/twilio/tw/events",
+                                              second.items())}) as resp:
+            assert resp.status == 503 and "Retry-After" in resp.headers
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    deadline = time.monotonic() + 10
+    while (await live.get_json("/api/snapshot"))["meta"]["journal"] != "up":
+        assert time.monotonic() < deadline, "the journal did not recover"
+        await asyncio.sleep(0.05)
+    assert (await callback(live, second))[0] == 204
+    assert (await callback(live, second))[0] == 204
+    api = await live.get_json("/api/snapshot")
+    assert api["queues"]["sales"]["today"]["offered"] == 2
