@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 from wallboard_plugins.twilio_taskrouter.mapping import Mapper, MappingError
 from wallboard_plugins.twilio_taskrouter.signature import (
     choose_key,
@@ -152,3 +155,14 @@ def test_bad_config_names_the_key() -> None:
         with pytest.raises(ConfigError) as info:
             build_sources(parse_settings(config(**source), "<test>"), registry)
         assert fragment in str(info.value), (source, str(info.value))
+
+
+def test_the_documented_config_example_is_valid() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "plugins" / "twilio_taskrouter.md")
+    block = re.search(r"```yaml\n(.*?)```", page.read_text(), re.DOTALL)
+    assert block is not None
+    sources = yaml.safe_load(re.sub(r"\$\{\w+\}", "x" * 32, block.group(1)))["sources"]
+    registry = build_registry(make_plugin_manager({"WALLBOARD_PLUGINS": "twilio_taskrouter"}))
+    settings = parse_settings({"site": {"name": "x"}, "sources": sources}, "<docs>")
+    [source] = build_sources(settings, registry)
+    assert source.name == "twilio" and source.config.queues["Support"] == "support"
