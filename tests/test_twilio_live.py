@@ -197,9 +197,12 @@ async def test_journal_down_answers_503_and_the_retry_counts_once(
     monkeypatch.setattr(journal_sqlite, "BUSY_TIMEOUT_MS", 200)
     live = await live_server(twilio_config(journal={"data_dir": str(tmp_path / "data"),
                                                     "retry_s": 0.2}))
-    first = task_event("task.created", "EV1", "WT1", now(), 0)
-    assert (await callback(live, first))[0] == 204
-    second = task_event("task.created", "EV2", "WT2", now(), 0)
+    t0 = now() - 100
+    for params in (task_event("task.created", "EV1", "WT1", t0, 0),
+                   task_event("reservation.accepted", "EV2", "WT1", t0 + 5, 5,
+                              WorkerName="alice")):
+        assert (await callback(live, params))[0] == 204
+    second = task_event("task.completed", "EV3", "WT1", t0 + 50, 50)
     holder = sqlite3.connect(tmp_path / "data" / DB_NAME, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -216,5 +219,6 @@ async def test_journal_down_answers_503_and_the_retry_counts_once(
         await asyncio.sleep(0.05)
     assert (await callback(live, second))[0] == 204
     assert (await callback(live, second))[0] == 204
-    api = await live.get_json("/api/snapshot")
-    assert api["queues"]["sales"]["today"]["offered"] == 2
+    today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
+    # The refused completion left the task's memory alone: its retry still knows the talk time.
+    assert (today["offered"], today["answered"], today["aht_s"]) == (1, 1, 45.0)

@@ -86,8 +86,17 @@ def cb(etype: str, **fields: str) -> dict[str, str]:
     return {"EventType": etype, "Sid": f"EV{etype}", "Timestamp": "1795420800", **fields}
 
 
+class Stored(Mapper):
+    """A mapper that remembers every callback at once, as the route does once it is stored."""
+
+    def map(self, params):
+        event = super().map(params)
+        self.remember(params)
+        return event
+
+
 def test_mapping_of_a_task_lifecycle() -> None:
-    mapper = Mapper(queues={"WQ1": "sales"})
+    mapper = Stored(queues={"WQ1": "sales"})
     task = {"TaskSid": "WT1", "TaskQueueSid": "WQ1", "TaskQueueName": "Sales"}
     assert mapper.map(cb("task.created", **task, TaskAge="0",
                          TaskChannelUniqueName="voice")) == {
@@ -107,8 +116,21 @@ def test_mapping_of_a_task_lifecycle() -> None:
     assert mapper.tasks == {}
 
 
-def test_canceled_or_deleted_while_pending_is_abandoned() -> None:
+def test_map_has_no_side_effect_until_remembered() -> None:
     mapper = Mapper()
+    task = {"TaskSid": "WT1", "TaskQueueName": "sales"}
+    for etype, age in [("task.created", "0"), ("reservation.accepted", "5")]:
+        mapper.map(cb(etype, **task, TaskAge=age, WorkerName="alice"))
+        mapper.remember(cb(etype, **task, TaskAge=age, WorkerName="alice"))
+    completed = cb("task.completed", **task, TaskAge="65")
+    assert mapper.map(completed) == mapper.map(completed)  # a retry maps the same way
+    assert mapper.map(completed)["talk_s"] == 60.0
+    mapper.remember(completed)
+    assert mapper.tasks == {}
+
+
+def test_canceled_or_deleted_while_pending_is_abandoned() -> None:
+    mapper = Stored()
     task = {"TaskSid": "WT2", "TaskQueueName": "support", "TaskAge": "40"}
     assert mapper.map(cb("task.canceled", **task, TaskCanceledReason="hangup"))["type"] == \
         "contact.abandoned"

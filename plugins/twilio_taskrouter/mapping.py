@@ -56,7 +56,7 @@ def event_time(params: Mapping[str, str]) -> float:
 
 
 class Mapper:
-    """Turns callbacks into events; remembers accepted tasks to tell handle times."""
+    """Turns callbacks into events (`map`, no side effect); `remember` notes open tasks."""
 
     def __init__(self, queues: Mapping[str, str] | None = None,
                  activities: Mapping[str, str] | None = None, unknown_activity: str = "away",
@@ -105,37 +105,45 @@ class Mapper:
                                 "ts": event_time(params), "contact_id": task}
         channel = CHANNELS.get(params.get("TaskChannelUniqueName", "").lower())
         age = _number(params, "TaskAge")
-        if etype == self.queued_on:
-            memo = self._memo(task)
-            memo.queue = self.queue_of(params, memo)
-            event = {**base, "type": "contact.queued", "queue": memo.queue}
-            return {**event, "channel": channel} if channel else event
         memo = self.tasks.get(task)
+        queue = self.queue_of(params, memo)
+        if etype == self.queued_on:
+            event = {**base, "type": "contact.queued", "queue": queue}
+            return {**event, "channel": channel} if channel else event
         if etype == "reservation.accepted":
-            memo = self._memo(task)
-            memo.queue = self.queue_of(params, memo)
-            memo.accepted_age, memo.agent = age, params.get("WorkerName") or None
-            return {**base, "type": "contact.answered", "queue": memo.queue,
-                    "agent": memo.agent, "wait_s": age}
-        if etype == "task.wrapup":
-            if memo is not None:
-                memo.wrapup_age = age
-            return None
+            return {**base, "type": "contact.answered", "queue": queue,
+                    "agent": params.get("WorkerName") or None, "wait_s": age}
         if etype == "task.completed":
-            return self._ended(base, params, memo, age, task)
+            return self._ended(base, queue, memo, age)
         if etype == "task.canceled" or (etype == "task.deleted" and params.get(
                 "TaskAssignmentStatus") in PENDING):
-            self.tasks.pop(task, None)
             if memo is not None and memo.accepted_age is not None:
                 return None  # answered, then canceled: its end is not known
-            return {**base, "type": "contact.abandoned", "queue": self.queue_of(params, memo),
-                    "wait_s": age}
+            return {**base, "type": "contact.abandoned", "queue": queue, "wait_s": age}
         return None
 
-    def _ended(self, base: dict[str, Any], params: Mapping[str, str], memo: TaskMemo | None,
-               age: float | None, task: str) -> dict[str, Any]:
-        self.tasks.pop(task, None)
-        event = {**base, "type": "contact.ended", "queue": self.queue_of(params, memo),
+    def remember(self, params: Mapping[str, str]) -> None:
+        """Note what a callback says of its task; called once its event is stored."""
+        etype, task = params.get("EventType", ""), params.get("TaskSid") or ""
+        if not task:
+            return
+        if etype in (self.queued_on, "reservation.accepted", "task.wrapup"):
+            if etype == "task.wrapup" and task not in self.tasks:
+                return
+            memo = self._memo(task)
+            memo.queue = self.queue_of(params, memo)
+            age = _number(params, "TaskAge")
+            if etype == "reservation.accepted":
+                memo.accepted_age, memo.agent = age, params.get("WorkerName") or None
+            elif etype == "task.wrapup":
+                memo.wrapup_age = age
+        elif etype in ("task.completed", "task.canceled") or (
+                etype == "task.deleted" and params.get("TaskAssignmentStatus") in PENDING):
+            self.tasks.pop(task, None)
+
+    def _ended(self, base: dict[str, Any], queue: str | None, memo: TaskMemo | None,
+               age: float | None) -> dict[str, Any]:
+        event = {**base, "type": "contact.ended", "queue": queue,
                  "agent": memo.agent if memo else None}
         if memo is None or memo.accepted_age is None or age is None:
             return event  # accepted before a restart: the handle time is unknown

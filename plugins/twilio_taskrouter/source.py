@@ -99,11 +99,13 @@ async def post_callback(request: web.Request) -> web.Response:
         pipeline.reject(exc.reason)
         return _json_error(403, f"signature: {exc}")
     try:
-        raw = source.mapper.map(dict(params))
+        params_dict = dict(params)
+        raw = source.mapper.map(params_dict)
     except MappingError as exc:
         pipeline.reject(exc.code)
         return _json_error(400, str(exc))
     if raw is None:  # an event type the board does not count
+        source.mapper.remember(params_dict)
         runner.touch()
         return web.Response(status=204, content_type="application/json")
     try:
@@ -113,9 +115,11 @@ async def post_callback(request: web.Request) -> web.Response:
         return _json_error(400, f"{exc.field}: {exc.message}")
     runner.touch()
     try:
-        await pipeline.ingest_acknowledged([event])
+        accepted, _ = await pipeline.ingest_acknowledged([event])
     except JournalDown as exc:
         return web.json_response(
             {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
             headers={"Retry-After": str(exc.retry_after_s)})
+    if accepted:  # stored: now the task memory may change (a retry maps the same way)
+        source.mapper.remember(params_dict)
     return web.Response(status=204, content_type="application/json")
