@@ -222,3 +222,13 @@ async def test_journal_down_answers_503_and_the_retry_counts_once(
     today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
     # The refused completion left the task's memory alone: its retry still knows the talk time.
     assert (today["offered"], today["answered"], today["aht_s"]) == (1, 1, 45.0)
+
+
+async def test_forwarded_headers_are_used_only_when_trusted(live_server) -> None:
+    public = "https://board.example.org/api/twilio/tw/events"
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "board.example.org"}
+    trusting = await live_server(twilio_config(trust_forwarded=True))
+    params = task_event("task.created", "EV1", "WT1", now(), 0)
+    assert (await callback(trusting, params, signed_url=public, headers=proxy))[0] == 204
+    untrusting = await live_server(twilio_config())
+    assert (await callback(untrusting, params, signed_url=public, headers=proxy))[0] == 403
