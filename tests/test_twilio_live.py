@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from wallboard_plugins.twilio_taskrouter.signature import compute
 from tests.conftest import base_config, now
 from wallboard import journal_sqlite
 from wallboard.journal_sqlite import DB_NAME
+from wallboard.testing import HttpReplay
+
+STATISTICS = Path(__file__).resolve().parent / "data" / "twilio_taskqueue_statistics.json"
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 SHARED_KEY = "shared-key-secret-0123456789"
@@ -232,3 +236,26 @@ async def test_forwarded_headers_are_used_only_when_trusted(live_server) -> None
     assert (await callback(trusting, params, signed_url=public, headers=proxy))[0] == 204
     untrusting = await live_server(twilio_config())
     assert (await callback(untrusting, params, signed_url=public, headers=proxy))[0] == 403
+
+
+async def test_reconciliation_sets_the_queue_from_taskqueue_statistics(
+        live_server, replay_peer) -> None:
+    account, workspace, task_queue = "AC" + "1" * 32, "WS" + "2" * 32, "WQ" + "3" * 32
+    async with replay_peer(HttpReplay(STATISTICS)) as peer:
+        live = await live_server(twilio_config(
+            activities={"On Call": "busy", "Lunch": "away"},
+            reconcile={"account_sid": account, "workspace_sid": workspace,
+                       "task_queues": {task_queue: "sales"}, "api_url": peer.url}))
+        deadline = time.monotonic() + 10
+        while (await live.get_json("/api/snapshot"))["queues"]["sales"]["live"]["waiting"] != 4:
+            assert time.monotonic() < deadline, "no queue.snapshot from the statistics"
+            await asyncio.sleep(0.05)
+        head = peer.requests[0].decode()
+    assert head.startswith(f"GET /v1/Workspaces/{workspace}/TaskQueues/{task_queue}/"
+                           "RealTimeStatistics ")
+    login = base64.b64encode(f"{account}:{AUTH_TOKEN}".encode()).decode()
+    assert f"authorization: basic {login}".lower() in head.lower()
+    live_values = (await live.get_json("/api/snapshot"))["queues"]["sales"]["live"]
+    assert live_values["oldest_wait_s"] >= 47
+    assert (live_values["agents_available"], live_values["agents_busy"],
+            live_values["agents_away"], live_values["agents_offline"]) == (2, 5, 1, 1)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from wallboard_plugins.twilio_taskrouter.mapping import Mapper, MappingError
+from wallboard_plugins.twilio_taskrouter.mapping import DEFAULT_ACTIVITIES, Mapper, MappingError
+from wallboard_plugins.twilio_taskrouter.reconcile import to_snapshot
 from wallboard_plugins.twilio_taskrouter.signature import (
     choose_key,
     compute,
@@ -21,6 +22,9 @@ from wallboard_plugins.twilio_taskrouter.signature import (
 from wallboard.config import ConfigError, parse_settings
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager
 from wallboard.signing import SignatureError
+from wallboard.sources import SourceError
+
+STATISTICS = Path(__file__).resolve().parent / "data" / "twilio_taskqueue_statistics.json"
 
 VECTOR_URL = "https://example.com/taskrouter/events"
 VECTOR_PARAMS = [("EventType", "task.created"), ("TaskSid", "WT0123"),
@@ -188,3 +192,16 @@ def test_the_documented_config_example_is_valid() -> None:
     settings = parse_settings({"site": {"name": "x"}, "sources": sources}, "<docs>")
     [source] = build_sources(settings, registry)
     assert source.name == "twilio" and source.config.queues["Support"] == "support"
+
+
+def test_taskqueue_statistics_become_a_queue_snapshot() -> None:
+    payload = yaml.safe_load(STATISTICS.read_text())
+    activities = {**DEFAULT_ACTIVITIES, "on call": "busy", "lunch": "away"}
+    assert to_snapshot("sales", payload, activities, "away", 1795420800.0) == {
+        "type": "queue.snapshot", "ts": 1795420800.0, "queue": "sales", "waiting": 4,
+        "oldest_wait_s": 47, "agents": {"available": 2, "busy": 5, "away": 1, "offline": 1}}
+    for bad in (None, [], {}, {"tasks_by_status": {"pending": -1}},
+                {"tasks_by_status": {}, "longest_task_waiting_age": "old"},
+                {"tasks_by_status": {}, "activity_statistics": [{"workers": 1}]}):
+        with pytest.raises(SourceError):
+            to_snapshot("sales", bad, activities, "away", 0.0)

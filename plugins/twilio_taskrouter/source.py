@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import ClassVar, Literal
 from urllib.parse import parse_qsl
 
@@ -16,6 +17,7 @@ from wallboard.signing import SignatureError
 from wallboard.sources import Emit, PushSource, SourceConfig
 
 from .mapping import Mapper, MappingError
+from .reconcile import ReconcileConfig, statistics_url, to_snapshot
 from .signature import SETTINGS_HEADER, SIGNATURE_HEADER, choose_key, validate
 
 ROUTE = "/api/twilio/{source}/events"
@@ -33,6 +35,9 @@ class TwilioTaskRouterConfig(SourceConfig):
     activities: dict[str, AgentState] = Field(default_factory=dict)  # activity name -> state
     unknown_activity: AgentState = "away"
     queued_on: Literal["task.created", "task-queue.entered"] = "task.created"
+    reconcile: ReconcileConfig | None = None  # periodic TaskQueue statistics, optional
+    max_requests_per_s: float | None = Field(None, gt=0)  # the reconciliation's API budget
+    burst: int = Field(1, ge=1, le=1000)
 
 
 class TwilioTaskRouterSource(PushSource):
@@ -48,9 +53,32 @@ class TwilioTaskRouterSource(PushSource):
                              config.queued_on)
 
     async def run(self, emit: Emit) -> None:
-        """Nothing to connect to: report up and wait for callbacks."""
-        self.connected()
-        await asyncio.Event().wait()
+        """Report up and wait for callbacks; with `reconcile`, emit queue snapshots meanwhile."""
+        config = self.config
+        assert isinstance(config, TwilioTaskRouterConfig)
+        if config.reconcile is None:
+            self.connected()
+            await asyncio.Event().wait()
+            return
+        while True:
+            for event in await self.reconcile():
+                emit(event)
+            self.connected()
+            await self.clock.sleep(config.reconcile.interval_s)
+
+    async def reconcile(self) -> list[dict]:
+        """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
+        config = self.config
+        assert isinstance(config, TwilioTaskRouterConfig) and config.reconcile is not None
+        login = f"{config.reconcile.account_sid}:{config.auth_token}".encode()
+        headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
+        events = []
+        for task_queue, queue in config.reconcile.task_queues.items():
+            payload = await self.get_json(statistics_url(config.reconcile, task_queue),
+                                          headers=headers)
+            events.append(to_snapshot(queue, payload, self.mapper.activities,
+                                      config.unknown_activity, self.clock.time()))
+        return events
 
 
 def request_urls(request: web.Request, config: TwilioTaskRouterConfig) -> list[str]:
