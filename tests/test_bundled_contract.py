@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from wallboard_plugins.simulator import SimulatorSource
+from wallboard_plugins.twilio_taskrouter import TwilioTaskRouterSource
 from wallboard_plugins.webhook import WebhookSource
 
-from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, SourceContract
+from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
 
 NO_PEER = "{} has no peer to lose: {}"
 
@@ -49,3 +51,45 @@ class TestWebhookContract(SourceContract):
         PEER_DROP: NO_PEER.format("the webhook", "it is up while the server runs"),
         MALFORMED: "malformed request bodies get a 400 from the route and are counted",
     }
+
+
+class TestTwilioTaskRouterContract(SourceContract):
+    """TaskRouter posts callbacks to the server's route; the source holds no connection."""
+
+    source_class = TwilioTaskRouterSource
+    config: ClassVar[dict] = {"auth_token": "0123456789abcdef0123456789abcdef",
+                              "queues": {"WQ1": "sales"}, "activities": {"Lunch": "away"}}
+    bad_configs: ClassVar[list] = [
+        ({"auth_token": "short"}, "auth_token: String should have at least 16 characters"),
+        ({"auth_token": None}, "auth_token: Field required"),
+        ({"activities": {"Lunch": "eating"}}, "activities.Lunch: Input should be"),
+        ({"public_url": "wallboard.example"}, "public_url: String should match pattern"),
+        ({"queued_on": "task.moved"}, "queued_on: Input should be"),
+        ({"auth_tokn": "x"}, "auth_tokn: Extra inputs are not permitted"),
+    ]
+    # Its callbacks, bad signatures and malformed bodies arrive through
+    # POST /api/twilio/{source}/events: tests/test_twilio_live.py checks those on a real server.
+    not_applicable: ClassVar[dict] = {
+        EVENTS: "twilio_taskrouter emits nothing itself; its route validates each callback",
+        PEER_DROP: NO_PEER.format("twilio_taskrouter", "it is up while the server runs"),
+        MALFORMED: "malformed or unsigned callbacks get a 400 or 403 from the route, counted",
+    }
+
+
+class TestTwilioTaskRouterReconcileContract(SourceContract):
+    """With `reconcile`, the source polls TaskQueue statistics: every check applies."""
+
+    source_class = TwilioTaskRouterSource
+    config: ClassVar[dict] = {
+        "auth_token": "0123456789abcdef0123456789abcdef",
+        "reconcile": {"account_sid": "AC" + "0" * 32, "workspace_sid": "WS" + "0" * 32,
+                      "task_queues": {"WQ" + "0" * 32: "sales"}, "api_url": "{peer_url}"}}
+    bad_configs: ClassVar[list] = [
+        ({"reconcile": {"account_sid": "AC1", "workspace_sid": "WS" + "0" * 32,
+                        "task_queues": {"WQ1": "sales"}}},
+         "reconcile.account_sid: String should match pattern"),
+        ({"reconcile": {"account_sid": "AC" + "0" * 32, "workspace_sid": "WS" + "0" * 32,
+                        "task_queues": {}}}, "reconcile.task_queues: Dictionary should have"),
+    ]
+    peer = HttpReplay(Path(__file__).resolve().parent / "data"
+                      / "twilio_taskqueue_statistics.json")

@@ -1,0 +1,153 @@
+"""The twilio_taskrouter source: its config, and the route TaskRouter posts callbacks to."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import ClassVar, Literal
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from pydantic import Field
+
+from wallboard import appkeys as keys
+from wallboard.events import AGENT_STATES, EventError
+from wallboard.journal import JournalDown
+from wallboard.signing import SignatureError
+from wallboard.sources import Emit, PushSource, SourceConfig
+
+from .mapping import Mapper, MappingError
+from .reconcile import ReconcileConfig, statistics_url, to_snapshot
+from .signature import SETTINGS_HEADER, SIGNATURE_HEADER, choose_key, validate
+
+ROUTE = "/api/twilio/{source}/events"
+AgentState = Literal[AGENT_STATES]  # type: ignore[valid-type]
+
+
+class TwilioTaskRouterConfig(SourceConfig):
+    """The Auth Token that signs callbacks, and how TaskRouter names map to the board's."""
+
+    auth_token: str = Field(min_length=16)
+    shared_keys: dict[str, str] = Field(default_factory=dict)  # key id -> HMAC-SHA256 secret
+    public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+/\S*$")
+    trust_forwarded: bool = False  # rebuild the URL from X-Forwarded-Proto / X-Forwarded-Host
+    queues: dict[str, str] = Field(default_factory=dict)  # TaskQueueSid or name -> queue
+    activities: dict[str, AgentState] = Field(default_factory=dict)  # activity name -> state
+    unknown_activity: AgentState = "away"
+    queued_on: Literal["task.created", "task-queue.entered"] = "task.created"
+    reconcile: ReconcileConfig | None = None  # periodic TaskQueue statistics, optional
+    max_requests_per_s: float | None = Field(None, gt=0)  # the reconciliation's API budget
+    burst: int = Field(1, ge=1, le=1000)
+
+
+class TwilioTaskRouterSource(PushSource):
+    """TaskRouter event callbacks posted to the server; up for as long as the server runs."""
+
+    type: ClassVar[str] = "twilio_taskrouter"
+    Config: ClassVar[type[SourceConfig]] = TwilioTaskRouterConfig
+
+    def __init__(self, name: str, config: SourceConfig) -> None:
+        super().__init__(name, config)
+        assert isinstance(config, TwilioTaskRouterConfig)
+        self.mapper = Mapper(config.queues, config.activities, config.unknown_activity,
+                             config.queued_on)
+
+    async def run(self, emit: Emit) -> None:
+        """Report up and wait for callbacks; with `reconcile`, emit queue snapshots meanwhile."""
+        config = self.config
+        assert isinstance(config, TwilioTaskRouterConfig)
+        if config.reconcile is None:
+            self.connected()
+            await asyncio.Event().wait()
+            return
+        while True:
+            for event in await self.reconcile():
+                emit(event)
+            self.connected()
+            await self.clock.sleep(config.reconcile.interval_s)
+
+    async def reconcile(self) -> list[dict]:
+        """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
+        config = self.config
+        assert isinstance(config, TwilioTaskRouterConfig) and config.reconcile is not None
+        login = f"{config.reconcile.account_sid}:{config.auth_token}".encode()
+        headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
+        events = []
+        for task_queue, queue in config.reconcile.task_queues.items():
+            payload = await self.get_json(statistics_url(config.reconcile, task_queue),
+                                          headers=headers)
+            events.append(to_snapshot(queue, payload, self.mapper.activities,
+                                      config.unknown_activity, self.clock.time()))
+        return events
+
+
+def request_urls(request: web.Request, config: TwilioTaskRouterConfig) -> list[str]:
+    """The URLs Twilio may have signed: the configured public one, else the one requested."""
+    if config.public_url is not None:
+        return [config.public_url]
+    url = str(request.url)
+    if config.trust_forwarded:
+        proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+        host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+        url = f"{proto}://{host}{request.path_qs}"
+    return [url]
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def post_callback(request: web.Request) -> web.Response:
+    """Validate, map and store one callback; 204 once it is durable in the journal.
+
+    403 for a bad signature, 400 for a callback that cannot be mapped, 503 with Retry-After
+    when the journal cannot store it (TaskRouter then sees a failure), all counted.
+    """
+    pipeline = request.app[keys.PIPELINE]
+    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
+    if runner is None or not isinstance(runner.source, TwilioTaskRouterSource):
+        pipeline.reject("unauthorized")
+        return _json_error(404, "no twilio_taskrouter source of that name")
+    source = runner.source
+    config = source.config
+    assert isinstance(config, TwilioTaskRouterConfig)
+    body = await request.read()
+    try:
+        params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as exc:
+        pipeline.reject("malformed")
+        return _json_error(400, f"request body is not form-encoded: {exc}")
+    # Twilio signs the query string's parameters as part of the URL, the body's as parameters.
+    try:
+        secret, algorithm = choose_key(config.auth_token, config.shared_keys,
+                                       request.headers.get(SETTINGS_HEADER))
+        validate(secret, request_urls(request, config), params,
+                 request.headers.get(SIGNATURE_HEADER), algorithm)
+    except SignatureError as exc:
+        pipeline.reject(exc.reason)
+        return _json_error(403, f"signature: {exc}")
+    try:
+        params_dict = dict(params)
+        raw = source.mapper.map(params_dict)
+    except MappingError as exc:
+        pipeline.reject(exc.code)
+        return _json_error(400, str(exc))
+    if raw is None:  # an event type the board does not count
+        source.mapper.remember(params_dict)
+        runner.touch()
+        return web.Response(status=204, content_type="application/json")
+    try:
+        event = pipeline.parse(raw, runner.name)
+        pipeline.admit(event)
+    except EventError as exc:
+        return _json_error(400, f"{exc.field}: {exc.message}")
+    runner.touch()
+    try:
+        accepted, _ = await pipeline.ingest_acknowledged([event])
+    except JournalDown as exc:
+        return web.json_response(
+            {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
+            headers={"Retry-After": str(exc.retry_after_s)})
+    if accepted:  # stored: now the task memory may change (a retry maps the same way)
+        source.mapper.remember(params_dict)
+    return web.Response(status=204, content_type="application/json")
