@@ -1,0 +1,298 @@
+"""The asterisk_ami source against a scripted AMI peer on a real socket, and on the board."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from wallboard_plugins.asterisk_ami import AsteriskAmiSource
+from wallboard_plugins.asterisk_ami.mapping import Mapper
+from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
+
+from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
+from tests.conftest import base_config
+from wallboard.sources import DOWN, UP
+from wallboard.testing import SourceContract, SourceHarness, TcpReplay
+
+needs_captures = pytest.mark.skipif(
+    not SHARED_AMI.is_dir(), reason=f"panoramisk AMI captures not found at {SHARED_AMI}")
+
+CALLER = """Channel: PJSIP/trunk-{n:08d}
+ChannelState: 6
+ChannelStateDesc: Up
+CallerIDNum: 41555501{n:02d}
+CallerIDName: <unknown>
+ConnectedLineNum: <unknown>
+ConnectedLineName: <unknown>
+Language: en
+AccountCode:
+Context: from-trunk
+Exten: 700
+Priority: 3
+Uniqueid: 1700000000.{n}
+Linkedid: 1700000000.{n}"""
+
+AGENT = """DestChannel: PJSIP/1001-000000{n:02d}
+DestUniqueid: 1700000003.{n}
+DestLinkedid: 1700000000.{n}
+Queue: support
+Interface: PJSIP/1001
+MemberName: Alice"""
+
+
+def call_event(name: str, n: int, extra: str = "", agent: bool = False) -> str:
+    """One queue event for caller n (Uniqueid 1700000000.n), as Asterisk 18+ writes it."""
+    body = f"Event: {name}\nPrivilege: agent,all\n" + CALLER.format(n=n)
+    body += "\n" + (AGENT.format(n=n) if agent else "Queue: support")
+    return body + (f"\n{extra}" if extra else "")
+
+
+def join(n: int, count: int = 1) -> str:
+    return call_event("QueueCallerJoin", n, f"Position: {count}\nCount: {count}")
+
+
+def leave(n: int, count: int = 0) -> str:
+    return call_event("QueueCallerLeave", n, f"Count: {count}\nPosition: 1")
+
+
+def connect(n: int, hold: int) -> str:
+    return call_event("AgentConnect", n, f"RingTime: 3\nHoldTime: {hold}", agent=True)
+
+
+def complete(n: int, hold: int, talk: int, reason: str = "caller") -> str:
+    return call_event("AgentComplete", n, f"HoldTime: {hold}\nTalkTime: {talk}\n"
+                      f"Reason: {reason}", agent=True)
+
+
+def abandon(n: int, hold: int) -> str:
+    return call_event("QueueCallerAbandon", n,
+                      f"Position: 1\nOriginalPosition: 1\nHoldTime: {hold}")
+
+
+def member(name: str, interface: str, status: int, paused: int = 0, event: str = "",
+           reason: str = "") -> str:
+    """A member: a QueueMember list item (Name/Location) or an event (MemberName/Interface)."""
+    if event:
+        head = (f"Event: {event}\nPrivilege: agent,all\nQueue: support\nMemberName: {name}\n"
+                f"Interface: {interface}\nStateInterface: {interface}")
+    else:
+        head = f"Event: QueueMember\nQueue: support\nName: {name}\nLocation: {interface}\n" \
+               f"StateInterface: {interface}"
+    return (head + f"\nMembership: dynamic\nPenalty: 0\nCallsTaken: 0\nLastCall: 0\n"
+            f"LastPause: 0\nLoginTime: 1700000000\nInCall: 0\nStatus: {status}\n"
+            f"Paused: {paused}\nPausedReason: {reason}\nWrapuptime: 0")
+
+
+def entry(n: int, wait: int, position: int = 1) -> str:
+    return (f"Event: QueueEntry\nQueue: support\nPosition: {position}\n"
+            f"Channel: PJSIP/trunk-{n:08d}\nUniqueid: 1700000000.{n}\nCallerIDNum: 4155550100\n"
+            f"CallerIDName: <unknown>\nConnectedLineNum: <unknown>\n"
+            f"ConnectedLineName: <unknown>\nWait: {wait}\nPriority: 0")
+
+
+PARAMS = ("Event: QueueParams\nQueue: support\nMax: 0\nStrategy: ringall\nCalls: 0\n"
+          "Holdtime: 0\nTalkTime: 0\nCompleted: 0\nAbandoned: 0\nServiceLevel: 60\n"
+          "ServicelevelPerf: 0.0\nServicelevelPerf2: 0.0\nWeight: 0")
+STAFF = [PARAMS, member("Alice", "PJSIP/1001", 1), member("Bob", "PJSIP/1002", 1),
+         member("Carol", "PJSIP/1003", 5)]
+
+
+def ami_config(peer: AmiPeer, **extra: Any) -> dict[str, Any]:
+    """A board config with one voice queue `support` fed by the AMI peer."""
+    source = {"type": "asterisk_ami", "host": "127.0.0.1", "port": peer.port,
+              "username": "wallboard", "secret": "s3cret", **extra}
+    return base_config(queues={"support": {"label": "Support", "channel": "voice"},
+                               "sales": {"label": "Sales", "channel": "voice"}},
+                       sources={"pbx": source})
+
+
+async def until(live: Any, check: Callable[[dict[str, Any]], bool], what: str,
+                timeout_s: float = 10.0) -> dict[str, Any]:
+    """Poll /api/snapshot until `check` holds; fail naming `what` and the last snapshot."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        api = await live.get_json("/api/snapshot")
+        if check(api):
+            return api
+        if time.monotonic() > deadline:
+            pytest.fail(f"board never showed {what}: {api['queues']}")
+        await asyncio.sleep(0.05)
+
+
+def source_status(live: Any) -> Any:
+    from wallboard import appkeys as keys
+    return live.app[keys.RUNNERS]["pbx"].status
+
+
+# -- protocol -----------------------------------------------------------------------------------
+
+
+def test_md5_key_is_md5_of_challenge_and_secret_per_the_test_vector() -> None:
+    assert md5_key("911725589", "password") == "7c6a3462ff7219ebc3c13d236a067739"
+
+
+def test_frames_split_on_the_first_colon_space_keep_repeats_and_match_keys_any_case() -> None:
+    msg = parse_frame(b"Event: VarSet\r\nvalue: a: b\r\nVariable: X=1\r\nVariable: Y=2\r\n"
+                      b"AccountCode:\r\n\r\n")
+    assert msg.event == "VarSet"
+    assert msg.get("Value") == "a: b"
+    assert [v for k, v in msg.pairs if k == "Variable"] == ["X=1", "Y=2"]
+    assert msg.get("AccountCode") == ""
+    assert parse_frame("Response: Success\nActionID: x-1\n").action_id == "x-1"
+
+
+@needs_captures
+def test_the_recorded_queue_status_rebuilds_members_with_the_available_rule() -> None:
+    frames = [parse_frame(b) for b in blocks(capture("queue_status.yaml"))]
+    assert [f.event for f in frames[1:]] == ["QueueParams"] + ["QueueMember"] * 6 + [
+        "QueueStatusComplete"]
+    mapper = Mapper(lambda q: q)
+    events = mapper.apply_snapshot(frames[1:-1], now=1_800_000_000.0)
+    states = {e["agent"]: e["state"] for e in events if e["type"] == "agent.state"}
+    # Status 1 and not paused is available; Status 5 (UNAVAILABLE) is not logged in.
+    assert states == {"Agent/220": "available", "Agent/213": "available",
+                      "Agent/859": "available", "Agent/214": "available",
+                      "Agent/333": "available", "Agent/999": "offline"}
+    snap = [e for e in events if e["type"] == "queue.snapshot"]
+    assert snap == [{"type": "queue.snapshot", "ts": 1_800_000_000.0,
+                     "queue": "xxxxxxxxxxxxxxxx-tous", "waiting": 0,
+                     "agents": {"available": 5, "offline": 1}}]
+
+
+def test_pause_reason_is_read_from_reason_before_18_and_paused_reason_after() -> None:
+    mapper = Mapper(lambda q: q)
+    mapper.apply_snapshot([parse_frame(member("Alice", "PJSIP/1001", 1))], 1.0)
+    old = member("Alice", "PJSIP/1001", 1, 1, event="QueueMemberPause").replace(
+        "PausedReason: ", "Reason: lunch")
+    events = mapper.handle(parse_frame(old), 2.0)
+    assert events[0] == {"type": "agent.state", "ts": 2.0, "agent": "Alice", "state": "away",
+                         "queues": ["support"], "reason": "lunch"}
+    new = member("Alice", "PJSIP/1001", 1, 1, event="QueueMemberPause", reason="training")
+    assert mapper.handle(parse_frame(new), 3.0)[0]["reason"] == "training"
+    # A 13-era status event without Paused/PausedReason keeps the pause it knew.
+    bare = ("Event: QueueMemberStatus\nQueue: support\nMemberName: Alice\n"
+            "Interface: PJSIP/1001\nStatus: 2")
+    assert mapper.handle(parse_frame(bare), 4.0)[0]["state"] == "busy"
+    assert mapper.members[("support", "PJSIP/1001")].paused
+
+
+# -- connection behaviour -----------------------------------------------------------------------
+
+
+def harness_source(peer: AmiPeer, **extra: Any) -> AsteriskAmiSource:
+    config = AsteriskAmiSource.Config.model_validate(
+        {"type": "asterisk_ami", "host": "127.0.0.1", "port": peer.port,
+         "username": "wallboard", "secret": "s3cret", **extra})
+    return AsteriskAmiSource("pbx", config)
+
+
+async def test_md5_login_sends_the_challenge_key_and_comes_up() -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        async with SourceHarness(harness_source(peer, auth="md5")) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+        login = next(a for a in peer.actions if a["action"] == "Login")
+        assert login["authtype"] == "MD5" and "secret" not in login
+        assert login["key"] == md5_key("911725589", "s3cret")
+        assert peer.logins == 1
+    finally:
+        await peer.stop()
+
+
+async def test_wrong_secret_is_a_clear_error_and_retries_only_after_the_back_off() -> None:
+    peer = await AmiPeer(secret="the-real-one").start()
+    try:
+        async with SourceHarness(harness_source(peer, auth_retry_s=45)) as h:
+            await h.wait_for(lambda: peer.refused >= 3, "try three times")
+            assert h.status == DOWN and h.crashes == 0
+            assert h.last_error == (f"AMI 127.0.0.1:{peer.port}: login as 'wallboard' "
+                                    "refused: Authentication failed (check username and "
+                                    "secret)")
+            # Each retry waited at least auth_retry_s (virtual time), never a tight loop.
+            waits = [s for s in h.clock.slept if s > 0]
+            assert len(waits) >= peer.refused - 1 and min(waits) >= 45
+        assert peer.logins == 0 and peer.connections == peer.refused
+    finally:
+        await peer.stop()
+
+
+async def test_peer_closing_mid_frame_takes_it_down_and_it_reconnects() -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        async with SourceHarness(harness_source(peer)) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+            peer.silent = True  # no Pong may complete the cut frame
+            await peer.send_raw(b"Event: QueueCallerJoin\r\nPrivilege: agent,all\r\nQueue: sup")
+            await asyncio.sleep(0.05)
+            peer.hang_up()
+            peer.silent = False
+            await h.wait_for(lambda: h.status == DOWN, "go down")
+            assert "closed the connection in the middle of a frame" in (h.last_error or "")
+            await h.wait_for(lambda: h.status == UP, "come back up")
+            assert h.crashes == 0 and peer.logins == 2
+        # The cut join was never emitted.
+        assert not [e for e in h.events if e["type"] == "contact.queued"]
+    finally:
+        await peer.stop()
+
+
+async def test_events_interleaved_inside_the_list_response_are_applied_after_it() -> None:
+    peer = AmiPeer(snapshot=[PARAMS, member("Alice", "PJSIP/1001", 1), entry(5, 12)])
+    # Caller 5 is in the snapshot and its join arrives inside the list; caller 6 joins and
+    # caller 7 joins and leaves while the list is being sent; Alice goes busy meanwhile.
+    peer.interleaved = [join(5), join(6, 2), join(7, 3), leave(7, 2),
+                        member("Alice", "PJSIP/1001", 2, event="QueueMemberStatus")]
+    await peer.start()
+    try:
+        async with SourceHarness(harness_source(peer)) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+            await h.settle(0.1)
+        assert not h.invalid
+        queued = [e["id"] for e in h.events if e["type"] == "contact.queued"]
+        # The snapshot's caller 5 first, then the buffered joins in order; 5 again is the
+        # same id, which the core counts once.
+        assert queued == ["1700000000.5@support:queued", "1700000000.5@support:queued",
+                          "1700000000.6@support:queued", "1700000000.7@support:queued"]
+        last = [e for e in h.events if e["type"] == "queue.snapshot"][-1]
+        assert last["waiting"] == 2 and last["agents"] == {"busy": 1}
+        states = [e["state"] for e in h.events if e["type"] == "agent.state"]
+        assert states == ["available", "busy"]  # snapshot first, then the buffered change
+    finally:
+        await peer.stop()
+
+
+# -- the plugin kit's contract ------------------------------------------------------------------
+
+# What a PBX says to this client, recorded in order: the client's ActionIDs are deterministic
+# (wallboard-1 for Login, wallboard-2 for QueueStatus), so a plain replay answers them.
+RECORDING = wire([
+    "Response: Success\nActionID: wallboard-1\nMessage: Authentication accepted",
+    "Event: FullyBooted\nPrivilege: system,all\nUptime: 2143\nLastReload: 2143\n"
+    "Status: Fully Booted",
+    "Response: Success\nActionID: wallboard-2\nEventList: start\n"
+    "Message: Queue status will follow",
+    *[with_action_id(f, "wallboard-2") for f in (*STAFF, entry(1, 4))],
+    "Event: QueueStatusComplete\nActionID: wallboard-2\nEventList: Complete\nListItems: 5",
+    connect(1, 9), leave(1), join(2), abandon(2, 30), leave(2),
+])
+BANNER_LINE = b"Asterisk Call Manager/9.0.0\r\n"
+
+
+class TestAsteriskAmiContract(SourceContract):
+    """The AMI source passes the plugin kit's contract against a replayed PBX session."""
+
+    source_class = AsteriskAmiSource
+    config: ClassVar[dict[str, Any]] = {"host": "{peer_host}", "port": "{peer_port}",
+                                        "username": "wallboard", "secret": "s3cret"}
+    bad_configs: ClassVar[list[tuple[dict[str, Any], str]]] = [
+        ({"host": None}, "sources.contract.host: Field required"),
+        ({"port": 70000}, "port: Input should be less than or equal to 65535"),
+        ({"secret": ""}, "secret: String should have at least 1 character"),
+        ({"auth": "sha1"}, "auth: Input should be 'plain' or 'md5'"),
+        ({"entered_from": "ivr"}, "entered_from: Input should be 'none', 'uniqueid' or"),
+        ({"queues": ["support"]}, "queues: Input should be a valid dictionary"),
+    ]
+    peer = TcpReplay(BANNER_LINE + RECORDING)
