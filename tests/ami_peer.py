@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import ssl
 from pathlib import Path
 
 SHARED_AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-panoramisk"
@@ -43,11 +44,12 @@ class AmiPeer:
 
     def __init__(self, *, username: str = "wallboard", secret: str = "s3cret",
                  challenge: str = "911725589", snapshot: list[str] | None = None,
-                 crlf: bool = True) -> None:
+                 crlf: bool = True, ssl_context: ssl.SSLContext | None = None) -> None:
         self.username, self.secret, self.challenge = username, secret, challenge
         self.snapshot = snapshot or []  # list items of QueueStatus (their ActionID is set)
         self.interleaved: list[str] = []  # async events sent inside the list response
         self.crlf = crlf
+        self.ssl_context = ssl_context  # serve AMI over TLS (as on port 5039)
         self.silent = False  # read actions but answer none (e.g. a Ping after a cut frame)
         self.port = 0
         self.connections = 0
@@ -60,7 +62,8 @@ class AmiPeer:
 
     async def start(self) -> AmiPeer:
         """Listen (a free port the first time, the same port after `stop`)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
+                                                  ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -115,7 +118,7 @@ class AmiPeer:
                 if not await self._answer(action, writer):
                     break
                 await writer.drain()
-        except ConnectionError:
+        except (ConnectionError, ssl.SSLError):
             pass
         finally:
             if writer in self.sessions:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -13,7 +16,7 @@ from wallboard_plugins.asterisk_ami.mapping import Mapper
 from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
 
 from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
-from tests.conftest import base_config
+from tests.conftest import base_config, require_program
 from wallboard.sources import DOWN, UP
 from wallboard.testing import SourceContract, SourceHarness, TcpReplay
 
@@ -401,5 +404,72 @@ async def test_recorded_panoramisk_session_drives_agent_states_on_the_board(live
             kpis(api, "general_queue"), {"agents_available": 2, "agents_busy": 0}),
             "general_queue members")
         assert source_status(live).status == UP
+    finally:
+        await peer.stop()
+
+
+# -- TLS, keep-alive, queue names, call start ---------------------------------------------------
+
+
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    require_program("openssl", "the TLS test makes a self-signed certificate with it")
+    cert, key = tmp_path / "pbx.crt", tmp_path / "pbx.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_tls_session_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    peer = await AmiPeer(snapshot=STAFF, ssl_context=self_signed(tmp_path)).start()
+    try:
+        # Verifying against the system's CAs refuses the self-signed certificate, clearly.
+        async with SourceHarness(harness_source(peer, tls=True)) as h:
+            await h.wait_for(lambda: h.status == DOWN, "refuse the certificate")
+            assert "CERTIFICATE_VERIFY_FAILED" in (h.last_error or "") and h.crashes == 0
+        async with SourceHarness(harness_source(peer, tls=True, tls_verify=False)) as h:
+            await h.wait_for(lambda: h.status == UP, "come up over TLS")
+            assert [e["agent"] for e in h.events if e["type"] == "agent.state"] == [
+                "Alice", "Bob", "Carol"]
+        assert peer.logins == 1
+    finally:
+        await peer.stop()
+
+
+async def test_unanswered_ping_drops_the_connection_and_it_reconnects() -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        source = harness_source(peer, ping_interval_s=5, response_timeout_s=0.3)
+        async with SourceHarness(source) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+            peer.silent = True  # the PBX hangs without closing the socket
+            await h.wait_for(lambda: h.status == DOWN, "notice the silent peer")
+            assert h.last_error == "no answer to Ping within 0.3s"
+            peer.silent = False
+            await h.wait_for(lambda: h.status == UP, "come back")
+        assert any(a["action"] == "Ping" for a in peer.actions) and peer.logins == 2
+    finally:
+        await peer.stop()
+
+
+async def test_queue_mapping_drops_unmapped_queues_and_entered_ts_comes_from_uniqueid() -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        source = harness_source(peer, queues={"support": "helpdesk"}, only_mapped_queues=True,
+                                entered_from="uniqueid")
+        async with SourceHarness(source) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+            await peer.send([join(1).replace("Queue: support", "Queue: other"), join(2)])
+            await h.wait_for(lambda: any(e["type"] == "contact.queued" for e in h.events),
+                             "emit the join")
+            await h.settle(0.1)
+        queued = [e for e in h.events if e["type"] == "contact.queued"]
+        assert [(e["queue"], e["contact_id"]) for e in queued] == [("helpdesk", "1700000000.2")]
+        assert queued[0]["entered_ts"] == 1700000000.0  # the channel's creation, in its id
+        assert {e["queue"] for e in h.events if "queue" in e} == {"helpdesk"}
+        assert not h.invalid
     finally:
         await peer.stop()
