@@ -17,6 +17,7 @@ from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
 
 from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
 from tests.conftest import base_config, require_program
+from wallboard.events import parse_event
 from wallboard.sources import DOWN, UP
 from wallboard.testing import SourceContract, SourceHarness, TcpReplay
 
@@ -473,3 +474,15 @@ async def test_queue_mapping_drops_unmapped_queues_and_entered_ts_comes_from_uni
         assert not h.invalid
     finally:
         await peer.stop()
+
+
+def test_a_removed_member_goes_offline_with_no_queues_and_every_event_validates() -> None:
+    mapper = Mapper(lambda q: q)
+    events = mapper.apply_snapshot([parse_frame(f) for f in STAFF], 10.0)
+    removed = member("Bob", "PJSIP/1002", 1, event="QueueMemberRemoved")
+    events += mapper.handle(parse_frame(removed), 11.0)
+    assert events[-2] == {"type": "agent.state", "ts": 11.0, "agent": "Bob",
+                          "state": "offline", "queues": []}
+    assert events[-1]["agents"] == {"available": 1, "offline": 1}
+    for event in events:
+        parse_event(event, "pbx")  # raises on an invalid event
