@@ -18,7 +18,7 @@ from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
 from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
 from tests.conftest import base_config, require_program
 from wallboard.events import parse_event
-from wallboard.sources import DOWN, UP
+from wallboard.sources import DOWN, STARTING, UP
 from wallboard.testing import SourceContract, SourceHarness, TcpReplay
 
 needs_captures = pytest.mark.skipif(
@@ -486,3 +486,36 @@ def test_a_removed_member_goes_offline_with_no_queues_and_every_event_validates(
     assert events[-1]["agents"] == {"available": 1, "offline": 1}
     for event in events:
         parse_event(event, "pbx")  # raises on an invalid event
+
+
+async def test_wrong_secret_on_the_board_shows_the_source_down_without_retry_storm(
+        live_server) -> None:
+    peer = await AmiPeer(secret="not-this-one").start()
+    try:
+        live = await live_server(ami_config(peer))
+        api = await until(live, lambda api: api["sources"]["pbx"]["status"] == "down",
+                          "the source down")
+        assert "refused: Authentication failed (check username and secret)" in \
+            api["sources"]["pbx"]["last_error"]
+        await asyncio.sleep(0.5)
+        # auth_retry_s (60 s by default) holds the next try; the server keeps serving.
+        assert peer.refused == 1 and source_status(live).crashes == 0
+        assert (await live.get_json("/healthz"))["status"] == "ok"
+    finally:
+        await peer.stop()
+
+
+async def test_asterisk_shutdown_event_takes_the_source_down_and_it_comes_back() -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        async with SourceHarness(harness_source(peer)) as h:
+            await h.wait_for(lambda: h.status == UP, "come up")
+            await peer.send(["Event: Shutdown\nPrivilege: system,all\nShutdown: Cleanly\n"
+                             "Restart: True"])
+            await h.wait_for(lambda: h.status == DOWN, "go down")
+            assert h.last_error == (f"AMI 127.0.0.1:{peer.port}: Asterisk is shutting down "
+                                    "(Cleanly, restart: True)")
+            await h.wait_for(lambda: h.status == UP, "come back")
+        assert h.statuses == [STARTING, UP, DOWN, UP] and peer.logins == 2
+    finally:
+        await peer.stop()

@@ -246,6 +246,10 @@ class AsteriskAmiSource(PushSource):
             pinger = asyncio.create_task(self._ping(conn), name="ami-ping")
             while True:
                 msg = await conn.next_event()
+                if msg.event == "Shutdown":  # sent before Asterisk exits; go down at once
+                    raise SourceError(f"AMI {self.cfg.host}:{self.cfg.port}: Asterisk is "
+                                      f"shutting down ({msg.get('Shutdown') or 'no detail'}, "
+                                      f"restart: {msg.get('Restart') or 'unknown'})")
                 self._emit_all(emit, self.mapper.handle(msg, self.clock.time()))
         finally:
             if pinger is not None:
