@@ -50,6 +50,7 @@ class AmiPeer:
         self.interleaved: list[str] = []  # async events sent inside the list response
         self.crlf = crlf
         self.ssl_context = ssl_context  # serve AMI over TLS (as on port 5039)
+        self.login_reply: list[str] | None = None  # recorded frames answering a good Login
         self.silent = False  # read actions but answer none (e.g. a Ping after a cut frame)
         self.port = 0
         self.connections = 0
@@ -145,10 +146,14 @@ class AmiPeer:
                 await writer.drain()
                 return False
             self.logins += 1
-            self._reply(writer, [f"Response: Success\nActionID: {aid}\n"
-                                 "Message: Authentication accepted",
-                                 "Event: FullyBooted\nPrivilege: system,all\nUptime: 2143\n"
-                                 "LastReload: 2143\nStatus: Fully Booted"])
+            if self.login_reply is not None:
+                self._reply(writer, [with_action_id(f, aid) if f.startswith("Response:") else f
+                                     for f in self.login_reply])
+            else:
+                self._reply(writer, [f"Response: Success\nActionID: {aid}\n"
+                                     "Message: Authentication accepted",
+                                     "Event: FullyBooted\nPrivilege: system,all\n"
+                                     "Uptime: 2143\nLastReload: 2143\nStatus: Fully Booted"])
         elif name == "queuestatus":
             frames = [f"Response: Success\nActionID: {aid}\nEventList: start\n"
                       "Message: Queue status will follow"]

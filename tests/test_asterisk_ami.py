@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 import time
@@ -14,6 +15,7 @@ import pytest
 from wallboard_plugins.asterisk_ami import AsteriskAmiSource
 from wallboard_plugins.asterisk_ami.mapping import Mapper
 from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
+from wallboard_plugins.asterisk_ami.source import enable_keepalive
 
 from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
 from tests.conftest import base_config, require_program
@@ -380,7 +382,13 @@ async def test_reconnect_rebuilds_from_the_snapshot_and_counts_nothing_twice(liv
 @needs_captures
 async def test_recorded_panoramisk_session_drives_agent_states_on_the_board(live_server) -> None:
     status = blocks(capture("queue_status.yaml"))
-    peer = await AmiPeer(snapshot=status[1:-1], crlf=False).start()  # LF, as recorded
+    peer = AmiPeer(snapshot=status[1:-1], crlf=False)  # LF, as recorded
+    # The recorded Login answer and FullyBooted (the client's own Action frame is left out).
+    peer.login_reply = [b for b in blocks(capture("login_ok.yaml")) if not b.startswith(
+        ("Asterisk Call Manager", "Action:"))]
+    assert [b.split("\n")[0] for b in peer.login_reply] == ["Response: Success",
+                                                            "Event: FullyBooted"]
+    await peer.start()
     try:
         # The capture masked one queue's name three ways; all are the same queue.
         names = {"xxxxxxxxxxxxxxxx-tous": "sales", "maisonvoyance-tous": "sales",
@@ -517,5 +525,18 @@ async def test_asterisk_shutdown_event_takes_the_source_down_and_it_comes_back()
                                     "(Cleanly, restart: True)")
             await h.wait_for(lambda: h.status == UP, "come back")
         assert h.statuses == [STARTING, UP, DOWN, UP] and peer.logins == 2
+    finally:
+        await peer.stop()
+
+
+async def test_the_connection_has_tcp_keepalive_on() -> None:
+    peer = await AmiPeer().start()
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", peer.port)
+        enable_keepalive(writer)
+        sock = writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        writer.close()
+        await writer.wait_closed()
     finally:
         await peer.stop()
