@@ -51,6 +51,7 @@ class AmiPeer:
         self.crlf = crlf
         self.ssl_context = ssl_context  # serve AMI over TLS (as on port 5039)
         self.login_reply: list[str] | None = None  # recorded frames answering a good Login
+        self.refuse_status: str | None = None  # answer QueueStatus with this Error message
         self.silent = False  # read actions but answer none (e.g. a Ping after a cut frame)
         self.port = 0
         self.connections = 0
@@ -154,6 +155,9 @@ class AmiPeer:
                                      "Message: Authentication accepted",
                                      "Event: FullyBooted\nPrivilege: system,all\n"
                                      "Uptime: 2143\nLastReload: 2143\nStatus: Fully Booted"])
+        elif name == "queuestatus" and self.refuse_status is not None:
+            self._reply(writer, [f"Response: Error\nActionID: {aid}\n"
+                                 f"Message: {self.refuse_status}"])
         elif name == "queuestatus":
             frames = [f"Response: Success\nActionID: {aid}\nEventList: start\n"
                       "Message: Queue status will follow"]

@@ -540,3 +540,35 @@ async def test_the_connection_has_tcp_keepalive_on() -> None:
         await writer.wait_closed()
     finally:
         await peer.stop()
+
+
+async def test_a_refused_queue_status_is_a_clear_error_and_never_reports_up() -> None:
+    peer = AmiPeer(snapshot=STAFF)
+    peer.refuse_status = "Permission denied"
+    await peer.start()
+    try:
+        async with SourceHarness(harness_source(peer)) as h:
+            await h.wait_for(lambda: peer.connections >= 2, "retry")
+            assert h.last_error == "QueueStatus refused: Permission denied"
+            assert UP not in h.statuses and h.crashes == 0 and not h.events
+    finally:
+        await peer.stop()
+
+
+async def test_legal_wait_from_call_start_uses_the_uniqueid_epoch(live_server) -> None:
+    peer = await AmiPeer(snapshot=STAFF).start()
+    try:
+        config = ami_config(peer, entered_from="uniqueid")
+        config["queues"]["support"]["legal_rules"] = [
+            {"name": "six_minutes", "limit_s": 360, "start": "call"}]
+        live = await live_server(config)
+        await until(live, lambda api: kpis(api)["agents_available"] == 2, "the staff snapshot")
+        # The channel was created 100 s ago (IVR), and joins the queue now.
+        created = int(time.time()) - 100
+        await peer.send([join(1).replace("Uniqueid: 1700000000.1", f"Uniqueid: {created}.1")])
+        api = await until(live, lambda api: kpis(api)["waiting"] == 1, "the caller waiting")
+        legal = api["queues"]["support"]["legal"]["six_minutes"]
+        assert 100 <= legal["oldest_s"] < 360 and legal["state"] == "ok"
+        assert kpis(api)["oldest_wait_s"] < 100  # the queue wait itself starts at the join
+    finally:
+        await peer.stop()
