@@ -229,6 +229,7 @@ class Mapper:
                 event["agent"] = agent
             events.append(event)
         elif name == "AgentComplete":
+            # Its HoldTime is the queue wait again, not time on hold: no hold_s is sent.
             event = {"type": "contact.ended", "id": f"{uid}@{queue}:ended", "ts": ts,
                      "queue": queue, "contact_id": uid, "talk_s": _num(msg.get("TalkTime")) or 0.0}
             if agent:
