@@ -1,0 +1,16 @@
+"""Asterisk Manager Interface (AMI) source: queue calls and members as canonical events."""
+
+from __future__ import annotations
+
+from wallboard import hookimpl
+from wallboard.sources import Source
+
+from .source import AsteriskAmiConfig, AsteriskAmiSource
+
+__all__ = ["AsteriskAmiConfig", "AsteriskAmiSource", "register_source_types"]
+
+
+@hookimpl
+def register_source_types() -> list[type[Source]]:
+    """The asterisk_ami source type."""
+    return [AsteriskAmiSource]
