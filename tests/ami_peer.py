@@ -12,6 +12,8 @@ import re
 import ssl
 from pathlib import Path
 
+from wallboard.testing.peer import LoopbackServer
+
 SHARED_AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-panoramisk"
 BANNER = "Asterisk Call Manager/9.0.0"
 
@@ -39,46 +41,29 @@ def capture(name: str) -> str:
     return (SHARED_AMI / name).read_text()
 
 
-class AmiPeer:
+class AmiPeer(LoopbackServer):
     """Listens on 127.0.0.1; each connection is a fresh AMI session with the current script."""
 
     def __init__(self, *, username: str = "wallboard", secret: str = "s3cret",
                  challenge: str = "911725589", snapshot: list[str] | None = None,
                  crlf: bool = True, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(ssl_context)  # serve AMI over TLS (as on port 5039) with a context
         self.username, self.secret, self.challenge = username, secret, challenge
         self.snapshot = snapshot or []  # list items of QueueStatus (their ActionID is set)
         self.interleaved: list[str] = []  # async events sent inside the list response
         self.crlf = crlf
-        self.ssl_context = ssl_context  # serve AMI over TLS (as on port 5039)
         self.login_reply: list[str] | None = None  # recorded frames answering a good Login
         self.refuse_status: str | None = None  # answer QueueStatus with this Error message
         self.silent = False  # read actions but answer none (e.g. a Ping after a cut frame)
-        self.port = 0
         self.connections = 0
         self.logins = 0  # successful ones
         self.refused = 0
         self.actions: list[dict[str, str]] = []
         self.sessions: list[asyncio.StreamWriter] = []  # logged-in, snapshot sent
-        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> AmiPeer:
-        """Listen (a free port the first time, the same port after `stop`)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port,
-                                                  ssl=self.ssl_context)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening and cut every connection."""
-        if self._server is not None:
-            self._server.close()
-            self.hang_up()
-            await self._server.wait_closed()
-            self._server = None
-
     def hang_up(self) -> None:
-        """Cut open connections, keep listening."""
+        """Cut the logged-in sessions, keep listening."""
         for writer in self.sessions:
             writer.transport.abort()
         self.sessions.clear()

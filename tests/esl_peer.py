@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+from wallboard.testing.peer import LoopbackServer
+
 MEMBER_COLUMNS = ("queue|instance_id|uuid|session_uuid|cid_number|cid_name|system_epoch|"
                   "joined_epoch|rejoined_epoch|bridge_epoch|abandoned_epoch|base_score|"
                   "skill_score|serving_agent|serving_system|state")
@@ -47,7 +49,7 @@ def table(columns: str, rows: list[str]) -> bytes:
     return ("\n".join([columns, *rows, "+OK"]) + "\n").encode()
 
 
-class EslPeer:
+class EslPeer(LoopbackServer):
     """Answers auth, `event json`, and `api callcenter_config ...` from `tables`; pushes events.
 
     `before_api` frames are sent just before the next api/response (events interleaved with
@@ -55,37 +57,19 @@ class EslPeer:
     """
 
     def __init__(self, password: str = "ClueCon") -> None:
+        super().__init__()
         self.password = password
         self.tables: dict[str, bytes] = {}
         self.before_api: list[bytes] = []
         self.commands: list[str] = []
         self.connections = 0
         self.auth_failures = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
         self._subscribed: set[asyncio.StreamWriter] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
         self.subscribed = asyncio.Event()
-
-    async def start(self) -> EslPeer:
-        """Listen on 127.0.0.1 (a free port the first time, the same port afterwards)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        """Stop listening and cut every connection."""
-        if self._server is not None:
-            self._server.close()
-            self.hang_up()
-            await self._server.wait_closed()
-            self._server = None
 
     def hang_up(self) -> None:
         """Cut open connections, keep listening."""
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
+        super().hang_up()
         self._subscribed.clear()
         self.subscribed.clear()
 

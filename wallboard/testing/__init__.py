@@ -9,7 +9,7 @@ from __future__ import annotations
 from .clock import VirtualClock
 from .contract import EVENTS, MALFORMED, PEER_DROP, SourceContract, default_malformed
 from .harness import ContractViolation, LoopWatch, SlowCallback, SourceHarness, run_isolated
-from .peer import HttpReplay, ReplayPeer, TcpReplay
+from .peer import HttpReplay, LoopbackServer, ReplayPeer, TcpReplay
 
 __all__ = [
     "EVENTS",
@@ -18,6 +18,7 @@ __all__ = [
     "ContractViolation",
     "HttpReplay",
     "LoopWatch",
+    "LoopbackServer",
     "ReplayPeer",
     "SlowCallback",
     "SourceContract",

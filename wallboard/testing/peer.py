@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 PEER_TASK = "replay-peer"  # name of the peer's own tasks, so leak checks can tell them apart
 
@@ -52,16 +53,16 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class ReplayPeer:
-    """A live peer on 127.0.0.1 for one recording; `drop()` and `restore()` keep the port."""
+class LoopbackServer:
+    """A listening socket on 127.0.0.1 that can stop and come back on the same port.
 
-    def __init__(self, spec: HttpReplay | TcpReplay) -> None:
-        self.spec = spec
-        self.recording = spec.recording()
+    The base of the replaying peer and of hand-written protocol peers: a subclass serves each
+    connection in `_serve` and adds the writers it may cut to `_writers`.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.port = 0
-        self.served = 0  # connections (TCP) or requests (HTTP) answered
-        self.requests: list[bytes] = []  # HTTP request heads, for assertions on auth headers
-        self._next: deque[Reply] = deque()
+        self.ssl_context = ssl_context
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -69,6 +70,42 @@ class ReplayPeer:
     def host(self) -> str:
         """Always the loopback address."""
         return "127.0.0.1"
+
+    async def start(self) -> Self:
+        """Listen (on a free port the first time, on the same port after a stop)."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                  ssl=self.ssl_context)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and cut every connection: the peer is gone."""
+        if self._server is not None:
+            self._server.close()
+            self.hang_up()
+            await self._server.wait_closed()
+            self._server = None
+
+    def hang_up(self) -> None:
+        """Cut the open connections but keep listening (a push source reconnects)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class ReplayPeer(LoopbackServer):
+    """A live peer on 127.0.0.1 for one recording; `drop()` and `restore()` keep the port."""
+
+    def __init__(self, spec: HttpReplay | TcpReplay) -> None:
+        super().__init__()
+        self.spec = spec
+        self.recording = spec.recording()
+        self.served = 0  # connections (TCP) or requests (HTTP) answered
+        self.requests: list[bytes] = []  # HTTP request heads, for assertions on auth headers
+        self._next: deque[Reply] = deque()
 
     @property
     def url(self) -> str:
@@ -83,26 +120,8 @@ class ReplayPeer:
     async def __aexit__(self, *exc: object) -> None:
         await self.drop()
 
-    async def start(self) -> None:
-        """Listen (on a free port the first time, on the same port after a drop)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    restore = start
-
-    async def drop(self) -> None:
-        """Stop listening and cut every connection: the peer is gone."""
-        if self._server is not None:
-            self._server.close()
-            self.hang_up()
-            await self._server.wait_closed()
-            self._server = None
-
-    def hang_up(self) -> None:
-        """Cut the open connections but keep listening (a push source reconnects)."""
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
+    restore = LoopbackServer.start
+    drop = LoopbackServer.stop
 
     def send_next(self, payload: bytes) -> None:
         """Send `payload` instead of the recording on the next connection or request."""
