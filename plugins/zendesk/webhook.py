@@ -1,0 +1,118 @@
+"""Zendesk webhooks: X-Zendesk-Webhook-Signature checked, the ticket mapped and ingested."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+from hashlib import sha256
+
+from aiohttp import web
+
+from wallboard import appkeys as keys
+from wallboard.events import EventError
+from wallboard.journal import JournalDown
+from wallboard.signing import SignatureError
+
+from .mapping import parse_time
+from .source import ZendeskConfig, ZendeskSource
+
+ROUTE = "/api/zendesk/{source}/webhook"
+STATUS_ROUTE = "/api/zendesk/{source}/status"
+SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
+
+
+def compute(secret: str, timestamp: str, body: bytes) -> str:
+    """base64(HMAC-SHA256(secret, timestamp + raw body)), with no separator."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify(secret: str, body: bytes, signature: str | None, timestamp: str | None,
+           tolerance_s: float | None, now: float) -> None:
+    """Raise SignatureError unless the signature matches and the timestamp is recent enough."""
+    if not signature:
+        raise SignatureError("missing_signature", f"the request has no {SIGNATURE_HEADER}")
+    if timestamp is None:
+        raise SignatureError("missing_timestamp", f"the request has no {TIMESTAMP_HEADER}")
+    if tolerance_s is not None:
+        sent = parse_time(timestamp)
+        if sent is None:
+            raise SignatureError("bad_timestamp", f"timestamp {timestamp[:32]!r} is not ISO 8601")
+        if abs(now - sent) > tolerance_s:
+            raise SignatureError("stale_timestamp", f"timestamp is {abs(now - sent):.0f}s away "
+                                                    f"from now (tolerance {tolerance_s:g}s)")
+    expected = compute(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, signature.strip().encode()):
+        raise SignatureError("bad_signature", "the signature does not match the body")
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _source(request: web.Request) -> tuple[object, ZendeskSource] | None:
+    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
+    if runner is None or not isinstance(runner.source, ZendeskSource):
+        return None
+    return runner, runner.source
+
+
+async def post_webhook(request: web.Request) -> web.Response:
+    """One signed `{"ticket": {...}}` body: 204 once stored, 401 for a bad signature (counted)."""
+    pipeline = request.app[keys.PIPELINE]
+    found = _source(request)
+    if found is None:
+        pipeline.reject("unauthorized")
+        return _json_error(404, "no zendesk source of that name")
+    runner, source = found
+    config = source.config
+    assert isinstance(config, ZendeskConfig)
+    if config.webhook_secret is None:
+        pipeline.reject("unauthorized")
+        return _json_error(404, "this zendesk source has no webhook_secret")
+    body = await request.read()
+    try:
+        verify(config.webhook_secret, body, request.headers.get(SIGNATURE_HEADER),
+               request.headers.get(TIMESTAMP_HEADER), config.webhook_tolerance_s, time.time())
+    except SignatureError as exc:
+        pipeline.reject(exc.reason)
+        return _json_error(401, f"signature: {exc}")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        pipeline.reject("malformed")
+        return _json_error(400, "the body is not JSON")
+    ticket = payload.get("ticket") if isinstance(payload, dict) else None
+    raws = source.mapper.ticket(ticket)
+    if not raws:
+        pipeline.reject("malformed")
+        return _json_error(400, "expected {\"ticket\": {\"id\", \"created_at\", ...}}")
+    try:
+        events = [pipeline.parse(raw, source.name) for raw in raws]
+        for event in events:
+            pipeline.admit(event)
+    except EventError as exc:
+        return _json_error(400, f"{exc.field}: {exc.message}")
+    runner.touch()  # type: ignore[attr-defined]
+    try:
+        await pipeline.ingest_acknowledged(events)
+    except JournalDown as exc:
+        return web.json_response(
+            {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
+            headers={"Retry-After": str(exc.retry_after_s)})
+    return web.Response(status=204, content_type="application/json")
+
+
+async def get_status(request: web.Request) -> web.Response:
+    """The export's lag and the saved cursors, for the board's note on the tile."""
+    found = _source(request)
+    if found is None:
+        return _json_error(404, "no zendesk source of that name")
+    _, source = found
+    return web.json_response({
+        "lag_s": source.lag_s,
+        "note": f"Zendesk exports lag by about {source.lag_s / 60:g} minute",
+        "cursors": source.cursors or {}, "state_file": str(source.state_path)})
