@@ -131,6 +131,18 @@ def test_token_bucket_refills_at_its_rate_and_defers_after_retry_after() -> None
     assert bucket.wait_s() == pytest.approx(30)
 
 
+def test_token_bucket_at_a_rate_that_is_not_a_binary_fraction_never_stalls() -> None:
+    clock = VirtualClock()  # epoch-sized readings: a femtosecond sleep does not move them
+    bucket = TokenBucket(rate_per_s=9 / 60, burst=2, clock=clock)
+    for _ in range(50):
+        waits = 0
+        while (delay := bucket.wait_s()) > 0:
+            clock.advance(delay)
+            waits += 1
+            assert waits < 3, f"stalled: asked to wait {delay!r} again"
+        bucket.tokens -= 1
+
+
 def test_retry_after_accepts_seconds_and_http_dates_and_caps_silly_values() -> None:
     now = 1_700_000_000.0
     assert parse_retry_after("120", now) == 120

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 # blindly: a typo on their side must not park the source for a week.
 MAX_RETRY_AFTER_S = 3600.0
 _ROUNDING = 1e-9
+# A shorter wait is none: at epoch-sized clock readings such a sleep does not move the clock.
+_MIN_WAIT_S = 1e-6
 
 
 class TokenBucket:
@@ -37,6 +39,8 @@ class TokenBucket:
         now = self._refill()
         # Refills summed over many sleeps fall short of 1.0 by rounding: that is a token.
         missing = max(0.0, 1.0 - self.tokens - _ROUNDING) / self.rate
+        if missing < _MIN_WAIT_S:
+            missing = 0.0
         return max(missing, self.not_before - now)
 
     async def acquire(self) -> None:
