@@ -134,8 +134,11 @@ class ZendeskSource(PollSource):
             cursors)
         for page in metric_pages:  # deadlines first, so a new ticket's creation carries one
             self.mapper.metric_events(page)
-        events = [e for page in ticket_pages for e in self.mapper.tickets(page)]
-        events += [e for page in metric_pages for e in self.mapper.metric_events(page)]
-        events.sort(key=lambda e: e["ts"])
+        from_tickets = [e for page in ticket_pages for e in self.mapper.tickets(page)]
+        from_metrics = [e for page in metric_pages for e in self.mapper.metric_events(page)]
+        # One event per id (a fulfil's exact first reply wins over the metric_set's minutes),
+        # in time order so a ticket's creation comes before its first reply.
+        unique = {e["id"]: e for e in reversed(from_metrics + from_tickets)}
+        events: list[Event | dict[str, Any]] = sorted(unique.values(), key=lambda e: e["ts"])
         self.save_state(cursors)
-        return list(events)
+        return events
