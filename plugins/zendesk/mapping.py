@@ -78,8 +78,9 @@ class Mapper:
         queue = self.queue_of(ticket)
         self._remember(self.known, tid, queue)
         extra: dict[str, Any] = {}
-        if ticket.get("priority") in PRIORITIES:
-            extra["priority"] = PRIORITIES[ticket["priority"]]
+        priority = str(ticket.get("priority") or "").lower()  # a trigger's placeholder: "High"
+        if priority in PRIORITIES:
+            extra["priority"] = PRIORITIES[priority]
         if tid in self.due:
             extra["due_ts"] = self.due[tid]
         events = [self._event("ticket.created", tid, "created", created, queue, **extra)]
@@ -91,7 +92,7 @@ class Mapper:
                                       min(created + reply * 60.0, max(updated, created)), queue))
         reopens = metrics.get("reopens")
         reopens = reopens if isinstance(reopens, int) and not isinstance(reopens, bool) else 0
-        status = ticket.get("status")
+        status = str(ticket.get("status") or "").lower()
         if status in RESOLVED:
             solved = parse_time(metrics.get("solved_at")) or updated
             events.append(self._event("ticket.resolved", tid, f"resolved:{reopens}",
