@@ -14,6 +14,7 @@ from wallboard import appkeys as keys
 from wallboard.events import EventError
 from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError
+from wallboard.sources import SourceRunner
 
 from .mapping import parse_time
 from .source import ZendeskConfig, ZendeskSource
@@ -53,7 +54,7 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _source(request: web.Request) -> tuple[object, ZendeskSource] | None:
+def _source(request: web.Request) -> tuple[SourceRunner, ZendeskSource] | None:
     runner = request.app[keys.RUNNERS].get(request.match_info["source"])
     if runner is None or not isinstance(runner.source, ZendeskSource):
         return None
@@ -96,7 +97,7 @@ async def post_webhook(request: web.Request) -> web.Response:
             pipeline.admit(event)
     except EventError as exc:
         return _json_error(400, f"{exc.field}: {exc.message}")
-    runner.touch()  # type: ignore[attr-defined]
+    runner.touch()
     try:
         await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
