@@ -165,3 +165,34 @@ async def test_board_follows_rt5_through_bad_login_and_restart(rt: RT, live_serv
     assert kpis(snap) == (1, 3, 3, 2)
     await asyncio.sleep(3 * INTERVAL_S)  # more polls over the same overlap window
     assert kpis(await live.get_json("/api/snapshot")) == (1, 3, 3, 2)
+
+
+# RT's own API makes a token headless (protocols.md §5.1, step 7); it needs the rights to
+# write RT's database, as the package's root does.
+MAKE_TOKEN = """use RT; RT::LoadConfig(); RT::Init();
+my $u = RT::User->new(RT->SystemUser); $u->Load("root");
+my ($ok, $msg, $auth) = RT::AuthToken->new($u)->Create(Owner => $u->id,
+                                                        Description => "wallboard test");
+die "token: $msg\\n" unless $ok; print $auth;"""
+
+
+async def test_token_login(rt: RT, live_server: Any) -> None:
+    perl = await asyncio.create_subprocess_exec(
+        "perl", "-I/usr/share/request-tracker5/lib", "-e", MAKE_TOKEN,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await perl.communicate()
+    assert perl.returncode == 0, f"cannot make an RT token: {err.decode()[-500:]}"
+    token = out.decode().strip()
+    queue = f"wb-{uuid.uuid4().hex[:10]}"
+    await rt.call("POST", "queue", {"Name": queue})
+    ticket = await rt.create(queue, "by token")
+    await rt.reply(ticket)
+    source = {"type": "request_tracker", "url": f"http://127.0.0.1:{rt.port}/rt",
+              "token": token, "queues": {queue: "helpdesk"}, "interval_s": INTERVAL_S}
+    live = await live_server(base_config(
+        queues={"helpdesk": {"label": "Helpdesk", "channel": "email"}},
+        sources={"rt": source, "rt_bad": {**source, "token": "1-14-0000000000000000"}}))
+    await wait_for(live, lambda s: kpis(s) == (1, 1, 1, 0), "the ticket, read by token", 30)
+    snap = await wait_for(live, lambda s: s["sources"]["rt_bad"]["status"] == "down",
+                          "the source with a wrong token is down", 15)
+    assert "RT refused the credentials: check the token" in snap["sources"]["rt_bad"]["last_error"]
