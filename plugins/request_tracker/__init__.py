@@ -1,0 +1,16 @@
+"""The `request_tracker` source: Request Tracker 5 tickets polled over REST2."""
+
+from __future__ import annotations
+
+from wallboard import hookimpl
+from wallboard.sources import Source
+
+from .source import RequestTrackerConfig, RequestTrackerSource
+
+__all__ = ["RequestTrackerConfig", "RequestTrackerSource"]
+
+
+@hookimpl
+def register_source_types() -> list[type[Source]]:
+    """The request_tracker source type."""
+    return [RequestTrackerSource]

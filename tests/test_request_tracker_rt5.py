@@ -1,0 +1,198 @@
+"""request_tracker against a real Request Tracker 5 (Debian's request-tracker5, SQLite).
+
+RT's database is the package's global one (/var/lib/dbconfig-common/sqlite3/request-tracker5/
+rtdb, created by the install, see docs/protocols.md §5.1), so each run works in a queue of its
+own, created here through REST2, and the source follows only that queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import ClientError, ClientSession
+
+from tests.conftest import base_config, free_port, require_program
+
+RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
+# The preseeded root password (protocols.md §5.1).
+AUTH = {"Authorization": "Basic " + base64.b64encode(b"root:password123").decode()}
+INTERVAL_S = 1.0
+pytestmark = pytest.mark.timeout(240)
+
+
+class RT:
+    """One rt-server process on a loopback port, and REST2 calls to it."""
+
+    def __init__(self, port: int, session: ClientSession) -> None:
+        self.port, self.session = port, session
+        self.api = f"http://127.0.0.1:{port}/rt/REST/2.0"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start rt-server and wait for REST2 to answer (about 3 s)."""
+        self.proc = await asyncio.create_subprocess_exec(
+            RT_SERVER, "--host", "127.0.0.1", "--port", str(self.port), "--webpath", "/rt",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True)  # its own process group: the workers stop with it
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                async with self.session.get(f"{self.api}/queues/all", headers=AUTH) as resp:
+                    if resp.status == 200:
+                        return
+            except ClientError:
+                pass
+            assert self.proc.returncode is None, "rt-server exited at start"
+            await asyncio.sleep(0.2)
+        raise AssertionError("rt-server did not answer within 60 s")
+
+    async def stop(self) -> None:
+        """Stop the master and its Starlet workers (the group this process leads)."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 20)
+        except TimeoutError:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    async def call(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        """One REST2 write as root."""
+        async with self.session.request(method, f"{self.api}/{path}", json=body,
+                                        headers=AUTH) as resp:
+            assert resp.status < 300, (method, path, resp.status, await resp.text())
+            return await resp.json()
+
+    async def create(self, queue: str, subject: str) -> str:
+        ticket = await self.call("POST", "ticket", {
+            "Queue": queue, "Subject": subject, "Requestor": "caller@example.com",
+            "Content": "Customer cannot log in", "ContentType": "text/plain"})
+        return str(ticket["id"])
+
+    async def reply(self, ticket: str) -> None:
+        await self.call("POST", f"ticket/{ticket}/correspond",
+                        {"Content": "We are looking into it", "ContentType": "text/plain"})
+
+    async def resolve(self, ticket: str) -> None:
+        await self.call("PUT", f"ticket/{ticket}", {"Status": "resolved"})
+
+
+@pytest.fixture
+async def rt() -> AsyncIterator[RT]:
+    require_program(RT_SERVER, "the Request Tracker test needs Debian's request-tracker5 "
+                    "(see .ci/run and docs/protocols.md §5.1)")
+    async with ClientSession() as session:
+        server = RT(free_port(), session)
+        await server.start()
+        try:
+            yield server
+        finally:
+            await server.stop()
+
+
+async def wait_for(live: Any, check: Callable[[dict[str, Any]], bool], what: str,
+                   timeout_s: float) -> dict[str, Any]:
+    """Poll /api/snapshot until `check` holds; fail with the last snapshot's relevant parts."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        snap = await live.get_json("/api/snapshot")
+        if check(snap):
+            return snap
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}; sources "
+                                 f"{snap['sources']}, queue {snap['queues'].get('helpdesk')}")
+        await asyncio.sleep(0.1)
+
+
+def kpis(snap: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(backlog, created, first responses, resolved) of the helpdesk queue, last hour."""
+    queue = snap["queues"]["helpdesk"]
+    hour = queue["1h"]
+    return (queue["live"]["tickets_open"], hour["tickets_created"], hour["first_responses"],
+            hour["tickets_resolved"])
+
+
+async def test_board_follows_rt5_through_bad_login_and_restart(rt: RT, live_server: Any) -> None:
+    queue = f"wb-{uuid.uuid4().hex[:10]}"
+    await rt.call("POST", "queue", {"Name": queue})
+    t1, t2, t3 = [await rt.create(queue, f"ticket {n}") for n in (1, 2, 3)]
+    await rt.reply(t1)
+    await rt.reply(t2)
+    await rt.resolve(t2)
+
+    source = {"type": "request_tracker", "url": f"http://127.0.0.1:{rt.port}/rt",
+              "username": "root", "password": "password123", "queues": {queue: "helpdesk"},
+              "interval_s": INTERVAL_S, "overlap_s": 5}
+    config = base_config(
+        queues={"helpdesk": {"label": "Helpdesk", "channel": "email"}},
+        sources={"rt": source, "rt_bad": {**source, "password": "wrong-password"}})
+    live = await live_server(config)
+
+    snap = await wait_for(live, lambda s: kpis(s) == (2, 3, 2, 1),
+                          "backlog 2, created 3, first responses 2, resolved 1", 30)
+    assert snap["sources"]["rt"]["status"] == "up"
+    frt = snap["queues"]["helpdesk"]["1h"]["frt_p50_s"]
+    assert frt is not None and 0 <= frt < 120  # answered seconds after creation
+    snap = await wait_for(live, lambda s: s["sources"]["rt_bad"]["status"] == "down",
+                          "the source with a wrong password is down", 15)
+    error = snap["sources"]["rt_bad"]["last_error"]
+    assert "RT refused the credentials: check the username and password" in error, error
+    assert "HTTP 401" in error
+
+    # A change shows within one poll interval (plus RT's and the board's own latency).
+    await rt.resolve(t1)
+    started = time.monotonic()
+    await wait_for(live, lambda s: kpis(s) == (1, 3, 2, 2), "t1 resolved", 10)
+    assert time.monotonic() - started < INTERVAL_S + 2.5
+
+    # RT stops: the source goes down; RT returns: it recovers, re-reads, counts nothing twice.
+    await rt.stop()
+    await wait_for(live, lambda s: s["sources"]["rt"]["status"] == "down", "rt down", 20)
+    await rt.start()
+    await rt.reply(t3)
+    # The back-off after the failure is up to a minute; the re-read is then one poll.
+    snap = await wait_for(live, lambda s: kpis(s)[2] == 3, "t3's first response", 90)
+    assert snap["sources"]["rt"]["status"] == "up"
+    assert kpis(snap) == (1, 3, 3, 2)
+    await asyncio.sleep(3 * INTERVAL_S)  # more polls over the same overlap window
+    assert kpis(await live.get_json("/api/snapshot")) == (1, 3, 3, 2)
+
+
+# RT's own API makes a token headless (protocols.md §5.1, step 7); it needs the rights to
+# write RT's database, as the package's root does.
+MAKE_TOKEN = """use RT; RT::LoadConfig(); RT::Init();
+my $u = RT::User->new(RT->SystemUser); $u->Load("root");
+my ($ok, $msg, $auth) = RT::AuthToken->new($u)->Create(Owner => $u->id,
+                                                        Description => "wallboard test");
+die "token: $msg\\n" unless $ok; print $auth;"""
+
+
+async def test_token_login(rt: RT, live_server: Any) -> None:
+    perl = await asyncio.create_subprocess_exec(
+        "perl", "-I/usr/share/request-tracker5/lib", "-e", MAKE_TOKEN,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await perl.communicate()
+    assert perl.returncode == 0, f"cannot make an RT token: {err.decode()[-500:]}"
+    token = out.decode().strip()
+    queue = f"wb-{uuid.uuid4().hex[:10]}"
+    await rt.call("POST", "queue", {"Name": queue})
+    ticket = await rt.create(queue, "by token")
+    await rt.reply(ticket)
+    source = {"type": "request_tracker", "url": f"http://127.0.0.1:{rt.port}/rt",
+              "token": token, "queues": {queue: "helpdesk"}, "interval_s": INTERVAL_S}
+    live = await live_server(base_config(
+        queues={"helpdesk": {"label": "Helpdesk", "channel": "email"}},
+        sources={"rt": source, "rt_bad": {**source, "token": "1-14-0000000000000000"}}))
+    await wait_for(live, lambda s: kpis(s) == (1, 1, 1, 0), "the ticket, read by token", 30)
+    snap = await wait_for(live, lambda s: s["sources"]["rt_bad"]["status"] == "down",
+                          "the source with a wrong token is down", 15)
+    assert "RT refused the credentials: check the token" in snap["sources"]["rt_bad"]["last_error"]
