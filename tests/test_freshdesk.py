@@ -104,3 +104,27 @@ async def test_restart_resumes_from_the_saved_cursor(tmp_path) -> None:
     overlap = {e["id"] for e in h2.events} & ids1
     # Re-read tickets (104 at the cursor, 102 changed) repeat their earlier ids: deduped.
     assert {i.split("-")[1] for i in overlap} == {"102", "104"}
+
+
+async def test_repeated_429s_put_the_source_down_with_the_wait(tmp_path) -> None:
+    clock = VirtualClock(NOW)
+    async with FreshdeskPeer(REC["first"]) as peer:
+        for n in (1, 2):
+            peer.fail_at[n] = (429, {"Retry-After": "20"})
+        src = source(peer.url, max_retries=1)
+        async with SourceHarness(src, clock=clock) as h:
+            await h.wait_for(lambda: h.status == "up", "recover after the 429s")
+    assert h.statuses[:3] == ["starting", "down", "up"] and h.crashes == 0
+    assert clock.slept.count(20) >= 2  # once in the poll, once by the runtime's Retry-After
+    assert peer.requests[2]["page"] == "1"  # the poll starts again from the same cursor
+
+
+async def test_an_unreadable_state_file_is_a_source_error(tmp_path) -> None:
+    (tmp_path / "freshdesk-fd.json").write_text("{not json")
+    async with (FreshdeskPeer(REC["first"]) as peer,
+                SourceHarness(source(peer.url, state_dir=str(tmp_path))) as h):
+        await h.wait_for(lambda: h.status == "down", "go down")
+        assert "unreadable state file" in (h.last_error or "")
+        await h.wait_for(lambda: h.status == "up", "start again from `since`")
+    assert h.crashes == 0 and peer.requests[0]["updated_since"] == "2026-11-22T00:00:00Z"
+    assert '"updated_since": "2026-11-23T11:30:00Z"' in (tmp_path / "freshdesk-fd.json").read_text()

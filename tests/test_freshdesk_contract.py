@@ -23,5 +23,6 @@ class TestFreshdeskContract(SourceContract):
         ({"per_page": 101}, "per_page: Input should be less than or equal to 100"),
         ({"interval_s": 0}, "interval_s: Input should be greater than 0"),
         ({"api_key": None}, "api_key: Field required"),
+        ({"since": "2026-11-01"}, "since: String should match pattern"),
     ]
     peer = HttpReplay(orjson.dumps(recording()["first"]))

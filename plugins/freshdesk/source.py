@@ -32,7 +32,7 @@ class FreshdeskConfig(PollConfig):
     max_pages: int = Field(50, ge=1)  # per poll; the rest is read on the next poll
     groups: dict[str, str] = Field(default_factory=dict)  # group_id -> queue
     default_queue: str = Field("tickets", min_length=1)
-    since: str | None = None  # first `updated_since` when no cursor is saved
+    since: str | None = Field(None, pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")  # 1st poll
     initial_lookback_s: float = Field(86400.0, gt=0)  # used when `since` is not set
     state_dir: str | None = None  # where the cursor is saved; None keeps it in memory
     min_remaining: int = Field(1, ge=0)  # pause when X-RateLimit-Remaining drops to this
