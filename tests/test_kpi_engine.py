@@ -162,6 +162,25 @@ def test_tickets_backlog_first_response_resolution_reopen_and_at_risk() -> None:
     assert (today["fcr"], today["fcr_n"]) == (0.5, 2)
 
 
+def test_ticket_history_older_than_the_lateness_fills_the_backlog_not_today() -> None:
+    # A helpdesk source's first poll reads tickets opened days ago: they are open now.
+    engine = Engine({"queues": {"billing": {"channel": "email"}}}, T0)
+    old = T0 - 3 * 86400
+    engine.send({"type": "ticket.created", "ts": old, "queue": "billing", "contact_id": "A"})
+    engine.send({"type": "ticket.created", "ts": old, "queue": "billing", "contact_id": "B"})
+    engine.send({"type": "ticket.first_response", "ts": old + 600, "queue": "billing",
+                 "contact_id": "A"})
+    engine.send({"type": "ticket.resolved", "ts": T0 - 30, "queue": "billing",
+                 "contact_id": "B"})
+    engine.send({"type": "contact.queued", "ts": old, "queue": "billing", "contact_id": "c"})
+    snap = engine.snapshot(T0 + 60)
+    live, today = snap["queues"]["billing"]["live"], snap["queues"]["billing"]["today"]
+    assert live["tickets_open"] == 1 and live["oldest_ticket_s"] == 3 * 86400 + 60
+    assert today["tickets_created"] == 0 and today["first_responses"] == 0
+    assert today["tickets_resolved"] == 1  # resolved half a minute ago: today's
+    assert today["offered"] == 0 and snap["meta"]["late_events"] == 1  # contacts: too late
+
+
 def test_callbacks_pending_completed_within_promise_and_sl_removal() -> None:
     config = {"queues": {"q": {"callback_promise_s": 3600,
                                "service_level": {"variant": "removed_within_threshold"}}}}

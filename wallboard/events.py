@@ -56,6 +56,7 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     ),
 }
 EVENT_TYPES = frozenset(_TYPE_FIELDS)
+TICKET_TYPES = frozenset(t for t in _TYPE_FIELDS if t.startswith("ticket."))
 # The module's own type strings, so handlers can compare with `is` cheaply.
 _TYPE_CANON = {t: t for t in _TYPE_FIELDS}
 # Events that must say which queue they belong to.
