@@ -24,8 +24,14 @@ def source(url: str, **extra: Any) -> FreshdeskSource:
 
 
 def kinds(events: list[dict[str, Any]], ticket: str) -> list[str]:
-    """The event types of one ticket, in order."""
-    return [e["type"].removeprefix("ticket.") for e in events if e["contact_id"] == ticket]
+    """The lifecycle event types of one ticket, in order (status events apart)."""
+    return [e["type"].removeprefix("ticket.") for e in events
+            if e["contact_id"] == ticket and e["type"] != "ticket.status"]
+
+
+def statuses(events: list[dict[str, Any]]) -> dict[str, str]:
+    """The working status each unresolved ticket reported."""
+    return {e["contact_id"]: e["status"] for e in events if e["type"] == "ticket.status"}
 
 
 def test_ticket_objects_map_to_lifecycle_events_with_deadlines() -> None:
@@ -43,6 +49,11 @@ def test_ticket_objects_map_to_lifecycle_events_with_deadlines() -> None:
     assert breaches == {("105", "resolution_time"), ("104", "first_response_time"),
                         ("104", "resolution_time")}
     assert set(watch) == {"101", "102"}  # open, deadlines ahead; 104's have both passed
+    # Status 2 is open and 3 pending (the backlog's pending split); resolved ones say nothing.
+    board = {2: "open", 3: "pending"}
+    assert statuses(events) == {str(t["id"]): board[t["status"]]
+                                for t in REC["first"] if t["status"] in board}
+    assert "pending" in statuses(events).values()
     again: list[dict[str, Any]] = []
     for ticket in REC["first"]:
         again += mapper.ticket_events(ticket, NOW, watch)

@@ -88,6 +88,7 @@ async def test_kpis_from_recorded_tickets_and_a_restart_without_double_counting(
         assert (billing["tickets_created"], billing["tickets_resolved"]) == (3, 1)
         assert (billing["tickets_open"], billing["tickets_at_risk"]) == (2, 1)
         assert (billing["tickets_overdue"], billing["sla_breaches"]) == (0, 1)
+        assert billing["tickets_pending"] == 1 and support["tickets_pending"] == 0  # 102
         assert billing["first_responses"] == 3 and billing["frt_avg_s"] == 1200  # 30, 20, 10 min
         assert 1100 <= billing["frt_p50_s"] <= 1300 and billing["frt_p90_s"] >= 1500
         assert 7200 <= billing["oldest_ticket_s"] < 7300  # 101, created two hours ago

@@ -8,6 +8,7 @@ import pytest
 
 from tests.engine import T0, Engine
 from wallboard import counters as c
+from wallboard.events import EventError
 from wallboard.kpis import sl_variants, wilson
 
 VARIANTS = ["answered_only", "abandons_negative", "abandons_ignored", "abandons_positive",
@@ -160,6 +161,36 @@ def test_tickets_backlog_first_response_resolution_reopen_and_at_risk() -> None:
     assert today["resolution_avg_s"] == (1800 + 2400) / 2
     assert (today["tickets_resolved"], today["tickets_reopened"]) == (2, 1)
     assert (today["fcr"], today["fcr_n"]) == (0.5, 2)
+
+
+def test_pending_and_hold_split_the_backlog_and_a_reopen_makes_it_open_again() -> None:
+    engine = Engine({"queues": {"billing": {"channel": "email"}}}, T0)
+    for i in range(3):
+        engine.send({"type": "ticket.created", "ts": T0 + i, "queue": "billing",
+                     "contact_id": f"P{i}"})
+    for i, status in enumerate(("pending", "hold")):
+        engine.send({"type": "ticket.status", "ts": T0 + 60, "queue": "billing",
+                     "contact_id": f"P{i}", "status": status})
+    live = engine.snapshot(T0 + 120)["queues"]["billing"]["live"]
+    assert (live["tickets_open"], live["tickets_pending"]) == (3, 2)
+    engine.send({"type": "ticket.resolved", "ts": T0 + 180, "queue": "billing",
+                 "contact_id": "P0"})
+    engine.send({"type": "ticket.status", "ts": T0 + 200, "queue": "billing",
+                 "contact_id": "P1", "status": "open"})
+    snap = engine.snapshot(T0 + 240)
+    assert (snap["queues"]["billing"]["live"]["tickets_open"],
+            snap["queues"]["billing"]["live"]["tickets_pending"]) == (2, 0)
+    assert snap["total"]["live"]["tickets_pending"] == 0
+    engine.send({"type": "ticket.status", "ts": T0 + 250, "queue": "billing",
+                 "contact_id": "P2", "status": "pending"})
+    engine.send({"type": "ticket.reopened", "ts": T0 + 260, "queue": "billing",
+                 "contact_id": "P0"})
+    live = engine.snapshot(T0 + 300)["queues"]["billing"]["live"]
+    assert (live["tickets_open"], live["tickets_pending"]) == (3, 1)
+    with pytest.raises(EventError) as refused:  # an unknown status is refused, with its field
+        engine.send({"type": "ticket.status", "ts": T0 + 300, "queue": "billing",
+                     "contact_id": "P2", "status": "snoozed"})
+    assert refused.value.field == "status"
 
 
 def test_ticket_history_older_than_the_lateness_fills_the_backlog_not_today() -> None:

@@ -82,6 +82,22 @@ def test_reopen_then_resolve_again() -> None:
                      ("ticket.resolved", "rt-1:resolved:41")]
 
 
+def test_stalled_is_the_pending_split_and_back_to_open_ends_it() -> None:
+    history = copy.deepcopy(HISTORY)
+    history["items"] += [
+        {"type": "transaction", "id": "50", "Type": "Status", "Field": "Status",
+         "OldValue": "open", "NewValue": "stalled", "Created": "2026-11-23T23:40:00Z",
+         "Creator": {"type": "user", "id": "root"}},
+        {"type": "transaction", "id": "51", "Type": "Status", "Field": "Status",
+         "OldValue": "stalled", "NewValue": "open", "Created": "2026-11-23T23:50:00Z",
+         "Creator": {"type": "user", "id": "caller@example.com"}}]
+    statuses = [(e["id"], e["status"]) for e in events_of(TICKET, history)
+                if e["type"] == "ticket.status"]
+    assert statuses == [("rt-1:status:50", "pending"), ("rt-1:status:51", "open")]
+    for event in events_of(TICKET, history):
+        parse_event(event, "rt")  # every mapped event is a valid canonical event
+
+
 def test_sla_due_is_the_deadline_only_when_the_queues_sla_is_on() -> None:
     ticket = {**TICKET, "Due": "2026-11-23T23:10:30Z"}  # before the resolution: breached
     with_sla = events_of(ticket, HISTORY, Queue("General", sla_on=True))

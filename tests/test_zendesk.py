@@ -73,7 +73,9 @@ def test_mapping_of_the_recorded_pages() -> None:
     assert set(events) == {
         "zendesk:101:created", "zendesk:101:first_response", "zendesk:102:created",
         "zendesk:103:created", "zendesk:103:first_response", "zendesk:103:resolved:0",
-        "zendesk:102:breach:4"}
+        "zendesk:102:breach:4",
+        # Unresolved tickets say their working status (the backlog's pending split).
+        "zendesk:101:status:open:1795425000", "zendesk:102:status:new:1795424700"}
     assert events["zendesk:101:created"] == {
         "type": "ticket.created", "id": "zendesk:101:created", "ts": T("2026-11-23T09:00:00Z"),
         "queue": "support", "channel": "ticket", "contact_id": "101", "priority": 2,
@@ -82,6 +84,19 @@ def test_mapping_of_the_recorded_pages() -> None:
     assert events["zendesk:101:first_response"]["ts"] == T("2026-11-23T09:10:00Z")
     assert events["zendesk:103:resolved:0"]["ts"] == T("2026-11-23T09:40:00Z")
     assert events["zendesk:102:breach:4"]["metric"] == "reply_time"
+
+
+def test_pending_and_hold_are_the_backlogs_pending_split() -> None:
+    mapper = Mapper({}, "general", "email")
+    for zendesk, board in (("pending", "pending"), ("hold", "hold"), ("new", "open")):
+        ticket = {"id": 8, "status": zendesk, "created_at": "2026-11-23T09:00:00Z",
+                  "updated_at": "2026-11-23T10:00:00Z",
+                  "metric_set": {"status_updated_at": "2026-11-23T09:45:00Z"}}
+        [status] = [e for e in mapper.ticket(ticket) if e["type"] == "ticket.status"]
+        assert status["status"] == board and status["ts"] == T("2026-11-23T09:45:00Z")
+        assert status["id"] == f"zendesk:8:status:{zendesk}:{int(T('2026-11-23T09:45:00Z'))}"
+    solved = {"id": 9, "status": "solved", "created_at": "2026-11-23T09:00:00Z"}
+    assert not [e for e in mapper.ticket(solved) if e["type"] == "ticket.status"]
 
 
 def test_a_reopened_ticket_and_an_unknown_group() -> None:
@@ -133,7 +148,7 @@ async def test_restart_resumes_from_the_saved_cursor(tmp_path: Path, source_harn
         again = by_id(h2.events)
         assert set(again) == {"zendesk:104:created", "zendesk:101:created",
                               "zendesk:101:first_response", "zendesk:101:resolved:0",
-                              "zendesk:101:breach:7"}
+                              "zendesk:101:breach:7", "zendesk:104:status:open:1795427400"}
         assert not set(again) - set(first) & {"zendesk:102:created", "zendesk:103:created"}
         assert again["zendesk:104:created"]["due_ts"] == T("2026-11-23T10:05:00Z")
 

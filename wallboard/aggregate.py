@@ -353,5 +353,5 @@ _HANDLERS: dict[str, Callable[[Aggregator, Event, Leaf, float], None]] = {
     ev.AGENT_STATE: Aggregator._agent_state,
     **{t: Aggregator._ticket for t in (ev.TICKET_CREATED, ev.TICKET_FIRST_RESPONSE,
                                        ev.TICKET_RESOLVED, ev.TICKET_REOPENED,
-                                       ev.TICKET_SLA_BREACHED)},
+                                       ev.TICKET_SLA_BREACHED, ev.TICKET_STATUS)},
 }

@@ -26,6 +26,9 @@ QUEUE_SNAPSHOT = "queue.snapshot"
 CONTACT_TRANSFERRED = "contact.transferred"
 CALLBACK_REQUESTED = "callback.requested"
 CALLBACK_COMPLETED = "callback.completed"
+TICKET_STATUS = "ticket.status"
+# A ticket's working status while unresolved: pending waits on the requester, hold on a third party.
+TICKET_STATUSES = ("open", "pending", "hold")
 
 # Per type: extra fields as (name, kind, required). Kinds: str, num (>= 0), score, list, counts.
 _NUM, _STR, _SCORE, _LIST, _COUNTS, _TS = "num", "str", "score", "list", "counts", "ts"
@@ -43,6 +46,7 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     TICKET_RESOLVED: (),
     TICKET_REOPENED: (),
     TICKET_SLA_BREACHED: (("metric", _STR, False),),
+    TICKET_STATUS: (("status", _STR, True),),
     SURVEY_RESPONSE: (
         ("kind", _STR, True),
         ("score", _SCORE, True),
@@ -66,7 +70,7 @@ _NEEDS_QUEUE = _CONTACT_LEG | {QUEUE_SNAPSHOT}
 _NEEDS_CONTACT = frozenset(
     _CONTACT_LEG
     | {TICKET_CREATED, TICKET_FIRST_RESPONSE, TICKET_RESOLVED, TICKET_REOPENED}
-    | {TICKET_SLA_BREACHED}
+    | {TICKET_SLA_BREACHED, TICKET_STATUS}
 )
 _COMMON_STR = ("id", "queue", "contact_id", "agent", "team")
 _KNOWN_KEYS = frozenset(
@@ -130,6 +134,7 @@ class Event:
     waiting: float | None = None
     oldest_wait_s: float | None = None
     agents: dict[str, int] | None = field(default=None)
+    status: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict without unset fields."""
@@ -295,6 +300,8 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
         return None
     if etype is AGENT_STATE and values["state"] not in _AGENT_STATE_SET:
         return None
+    if etype is TICKET_STATUS and values["status"] not in TICKET_STATUSES:
+        return None
     for key in plan.drop:
         del values[key]
     values["type"] = etype
@@ -359,6 +366,8 @@ def _full(raw: Any, source: str | None) -> Event:
             raise EventError("state", f"must be one of {', '.join(AGENT_STATES)}")
     elif etype == SURVEY_RESPONSE:
         _check_survey(event)
+    elif etype == TICKET_STATUS and event.status not in TICKET_STATUSES:
+        raise EventError("status", f"must be one of {', '.join(TICKET_STATUSES)}")
     if len(raw) > len(_KNOWN_KEYS) or not _KNOWN_KEYS.issuperset(raw):
         unknown = sorted(set(raw) - _KNOWN_KEYS)
         raise EventError(unknown[0], "unknown field", "unknown_field")

@@ -76,6 +76,9 @@ class WallboardCollector:
                                    labels=["queue", "state"])
         tickets = GaugeMetricFamily("wallboard_tickets_open", "Open tickets (backlog)",
                                     labels=["queue"])
+        pending = GaugeMetricFamily("wallboard_tickets_pending",
+                                    "Open tickets waiting on the requester or a third party",
+                                    labels=["queue"])
         for name, block in tree.get("queues", {}).items():
             live, channel = block["live"], block["channel"]
             waiting.add_metric([name, channel], live["waiting"])
@@ -83,7 +86,8 @@ class WallboardCollector:
             for state in AGENT_STATES:
                 agents.add_metric([name, state], live[f"agents_{state}"])
             tickets.add_metric([name], live["tickets_open"])
-        yield from (waiting, oldest, agents, tickets)
+            pending.add_metric([name], live["tickets_pending"])
+        yield from (waiting, oldest, agents, tickets, pending)
 
     def _counters(self) -> Iterator[Metric]:
         labels = ["queue", "channel"]

@@ -15,6 +15,7 @@ Z95 = 1.959964
 LIVE_KPIS = frozenset({
     "waiting", "oldest_wait_s", "agents_available", "agents_busy", "agents_wrapup",
     "agents_away", "agents_offline", "agents_staffed", "callbacks_pending", "tickets_open",
+    "tickets_pending",
     "tickets_at_risk", "tickets_overdue", "oldest_ticket_s", "agents_needed", "forecast_sl",
     "forecast_wait_s", "forecast_abandon",
 })

@@ -15,7 +15,7 @@ from wallboard.windows import Sketches
 
 _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": None,
                 "forecast_abandon": None}
-_TICKET_LIVE = {"tickets_open": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
+_TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
                 "oldest_ticket_s": 0.0}
 
 

@@ -71,6 +71,7 @@ class Ticket:
     resolved: float | None = None
     resolutions: int = 0
     reopened: bool = False
+    status: str = "open"  # open, pending or hold while unresolved
 
 
 class StaleTransition(Exception):
@@ -214,9 +215,12 @@ class LiveState:
         for ticket in self.tickets.values():
             if ticket.resolved is not None:
                 continue
-            block = out.setdefault(ticket.queue, {"tickets_open": 0, "tickets_at_risk": 0,
+            block = out.setdefault(ticket.queue, {"tickets_open": 0, "tickets_pending": 0,
+                                                  "tickets_at_risk": 0,
                                                   "tickets_overdue": 0, "oldest_ticket_s": 0.0})
             block["tickets_open"] += 1
+            if ticket.status != "open":
+                block["tickets_pending"] += 1
             if ticket.due is not None:
                 if ticket.due <= now:
                     block["tickets_overdue"] += 1

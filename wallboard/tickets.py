@@ -18,6 +18,9 @@ def fold_ticket(state: LiveState, windows: WindowSet, e: Event) -> None:
         # Events can arrive before the creation we never saw (history before our journal).
         ticket = state.tickets[ticket_id] = Ticket(e.queue, None)
     etype, ts = e.type, e.ts
+    if etype == ev.TICKET_STATUS:
+        ticket.status = e.status or "open"  # the live backlog split only: no window counts it
+        return
     if etype == ev.TICKET_CREATED:
         if ticket.created is not None:
             return  # the same ticket created twice under different event ids
@@ -57,6 +60,7 @@ def fold_ticket(state: LiveState, windows: WindowSet, e: Event) -> None:
             windows.add(ticket.resolved, [(c.FCR_REOPENED, 1.0)])
         ticket.reopened = True
         ticket.resolved = None
+        ticket.status = "open"  # reopened by a reply: the team's turn again
         state.ticket_reopened(ticket_id)
         windows.add(ts, [(c.TICKETS_REOPENED, 1.0)])
     elif etype == ev.TICKET_SLA_BREACHED:

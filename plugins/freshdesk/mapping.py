@@ -9,6 +9,9 @@ from wallboard.sources import SourceError
 
 OPEN, PENDING, RESOLVED, CLOSED = 2, 3, 4, 5
 DONE = frozenset({RESOLVED, CLOSED})
+# Unresolved statuses on the board: 6 and 7 are Freshdesk's default "Waiting on Customer" and
+# "Waiting on Third Party"; custom statuses count as open.
+WORKING = {OPEN: "open", PENDING: "pending", 6: "pending", 7: "hold"}
 FIRST_RESPONSE, RESOLUTION = "first_response_time", "resolution_time"
 
 
@@ -124,6 +127,11 @@ class Mapper:
                     events.append(breach(ticket_id, RESOLUTION, due, base))
             watch.pop(ticket_id, None)
         else:
+            # The backlog's pending split, as of the status's last change.
+            since = (parse_time(stats.get("status_updated_at"))
+                     or parse_time(ticket.get("updated_at")) or created)
+            events.append(_event("status", ticket_id, max(since, created), base,
+                                 status=WORKING.get(status, "open")))
             pending_fr = fr_due if responded is None else None
             watch.pop(ticket_id, None)
             one = {ticket_id: Deadline(base, pending_fr, due)}

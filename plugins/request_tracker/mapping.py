@@ -11,6 +11,7 @@ from wallboard.sources import SourceError
 Out = list[dict[str, Any]]
 # RT's default lifecycle: leaving these statuses closes a ticket for the board.
 INACTIVE = frozenset({"resolved", "rejected", "deleted"})
+STALLED = "stalled"
 
 
 def rt_time(value: Any) -> float | None:
@@ -173,6 +174,10 @@ def ticket_events(ticket: Ticket, queue: Queue, txns: list[Txn], board_queue: st
                 closed_at = None
                 out.append({**base, "type": "ticket.reopened",
                             "id": f"{key}:reopened:{txn.id}", "ts": txn.ts})
+            if txn.new == STALLED or (txn.old == STALLED and not now_closed):
+                # RT's "stalled" is the pending split of the backlog: waiting on someone else.
+                out.append({**base, "type": "ticket.status", "id": f"{key}:status:{txn.id}",
+                            "ts": txn.ts, "status": "pending" if txn.new == STALLED else "open"})
     if due is not None and (closed_at if closed_at is not None else now) > due:
         # Still open past the deadline, or closed after it: one breach per deadline.
         out.append(breach(key, board_queue, due))

@@ -10,6 +10,8 @@ from wallboard.sources import SourceError
 
 PRIORITIES = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 RESOLVED = frozenset({"solved", "closed"})
+# Unresolved statuses as the board's backlog split: pending waits on the requester.
+WORKING = {"new": "open", "open": "open", "pending": "pending", "hold": "hold"}
 KNOWN_LIMIT = 50_000  # tickets whose queue and deadline are remembered in memory
 
 
@@ -101,6 +103,12 @@ class Mapper:
             when = parse_time(metrics.get("status_updated_at")) or updated
             events.append(self._event("ticket.reopened", tid, f"reopened:{reopens}",
                                       max(when, created), queue))
+        if status in WORKING:
+            # The backlog's pending split; the id names the status and when it was set, so a
+            # re-read repeats it and a change is a new event.
+            when = max(parse_time(metrics.get("status_updated_at")) or updated, created)
+            events.append(self._event("ticket.status", tid, f"status:{status}:{int(when)}",
+                                      when, queue, status=WORKING[status]))
         return events
 
     def tickets(self, payload: Any) -> list[dict[str, Any]]:
