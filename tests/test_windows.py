@@ -11,14 +11,9 @@ import pytest
 from wallboard.aggregate import Aggregator
 from wallboard.config import parse_settings
 from wallboard.events import parse_event
+from wallboard.periods import CalendarPeriod, day_bounds, local_day_bounds
 from wallboard.snapshot import SnapshotBuilder
-from wallboard.windows import (
-    BUCKET_WIDTH_S,
-    CalendarPeriod,
-    RollingWindows,
-    day_bounds,
-    local_day_bounds,
-)
+from wallboard.windows import BUCKET_WIDTH_S, RollingWindows
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 

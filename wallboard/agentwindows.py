@@ -10,16 +10,9 @@ from itertools import islice
 from zoneinfo import ZoneInfo
 
 from wallboard.counters import FIELDS, Deltas
-from wallboard.windows import (
-    CalendarPeriod,
-    SketchDeltas,
-    Sketches,
-    WindowSpec,
-    bucket_width,
-    calendar_range,
-    day_bounds,
-    shift_bounds,
-)
+from wallboard.periods import CalendarPeriod, calendar_range, day_bounds, shift_bounds
+from wallboard.sketch import SketchDeltas, Sketches
+from wallboard.windows import WindowSpec, bucket_width
 
 AGENT_BUCKET_S = 60
 

@@ -18,10 +18,10 @@ from wallboard.config import QueueConfig, Settings
 from wallboard.counters import Layout
 from wallboard.events import Event
 from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
-from wallboard.sketch import bin_of
+from wallboard.sketch import SketchDeltas, bin_of
 from wallboard.state import LiveState, StaleTransition, Waiting
 from wallboard.tickets import fold_ticket
-from wallboard.windows import SketchDeltas, WindowSet, WindowSpec, parse_window
+from wallboard.windows import WindowSet, WindowSpec, parse_window
 
 Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only

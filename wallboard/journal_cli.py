@@ -23,8 +23,8 @@ import orjson
 
 from wallboard.config import JournalConfig, Settings, load_settings, parse_settings
 from wallboard.journal import Journal, JournalStats, make_journal, to_line
+from wallboard.periods import day_bounds
 from wallboard.replay import parse_until
-from wallboard.windows import day_bounds
 
 _RELATIVE = re.compile(r"^(?:now)?-(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

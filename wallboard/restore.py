@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 from wallboard.config import Settings
 from wallboard.gcpause import gc_paused
 from wallboard.journal import Journal, JournalDown
+from wallboard.periods import day_bounds, shift_bounds
 from wallboard.pipeline import Pipeline
 from wallboard.vclock import VirtualClock
-from wallboard.windows import day_bounds, parse_window, shift_bounds
+from wallboard.windows import parse_window
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400

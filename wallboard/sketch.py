@@ -191,3 +191,31 @@ def quantiles(sketch: dict[int, int], qs: Sequence[float]) -> list[float | None]
         return [None] * len(qs)
     n = cum[-1]
     return [bin_estimate(bins[bisect_left(cum, _rank(q, n))]) for q in qs]
+
+
+# A delta to a sparse sketch: (sketch kind, bin, count).
+SketchDeltas = list[tuple[int, int, int]]
+Sketches = list[dict[int, int]]
+
+
+def add_sketches(total: Sketches, deltas: SketchDeltas) -> None:
+    """Add (kind, bin, count) deltas to sketches, dropping bins that fall to zero."""
+    for kind, bin_, count in deltas:
+        sketch = total[kind]
+        value = sketch.get(bin_, 0) + count
+        if value:
+            sketch[bin_] = value
+        else:
+            sketch.pop(bin_, None)  # no residue keys: memory follows non-empty bins
+
+
+def sub_sketches(total: Sketches, bucket: Sketches) -> None:
+    """Subtract a bucket's sketches from running totals."""
+    for kind, sketch in enumerate(bucket):
+        target = total[kind]
+        for bin_, count in sketch.items():
+            value = target.get(bin_, 0) - count
+            if value:
+                target[bin_] = value
+            else:
+                target.pop(bin_, None)

@@ -9,9 +9,9 @@ from wallboard import counters as c
 from wallboard.aggregate import Aggregator
 from wallboard.counters import add_into
 from wallboard.kpis import agent_window_kpis, sl_variants, window_kpis
+from wallboard.sketch import Sketches
 from wallboard.staffing import estimate_patience, forecast
 from wallboard.state import agent_counts
-from wallboard.windows import Sketches
 
 _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": None,
                 "forecast_abandon": None}

@@ -1,20 +1,18 @@
-"""Rolling and calendar windows: time buckets with running totals, bounded memory."""
+"""Rolling windows (time buckets with running totals, bounded memory) and the WindowSet."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import time
 from zoneinfo import ZoneInfo
 
 from wallboard.counters import Deltas
-
-# A delta to a sparse sketch: (sketch kind, bin, count).
-SketchDeltas = list[tuple[int, int, int]]
-Sketches = list[dict[int, int]]
+from wallboard.periods import CalendarPeriod, calendar_range, day_bounds, shift_bounds
+from wallboard.sketch import SketchDeltas, Sketches, add_sketches, sub_sketches
 
 DEFAULT_WINDOWS = ("15m", "1h", "today")
 BUCKET_WIDTH_S = 10
@@ -51,27 +49,6 @@ def bucket_width(span_s: int, finest_s: int = BUCKET_WIDTH_S) -> int:
     if span_s <= 3600:
         return finest_s
     return max(finest_s, math.ceil(span_s / 360 / BUCKET_WIDTH_S) * BUCKET_WIDTH_S)
-
-
-def _add_sketches(total: Sketches, deltas: SketchDeltas) -> None:
-    for kind, bin_, count in deltas:
-        sketch = total[kind]
-        value = sketch.get(bin_, 0) + count
-        if value:
-            sketch[bin_] = value
-        else:
-            sketch.pop(bin_, None)  # no residue keys: memory follows non-empty bins
-
-
-def _sub_sketches(total: Sketches, bucket: Sketches) -> None:
-    for kind, sketch in enumerate(bucket):
-        target = total[kind]
-        for bin_, count in sketch.items():
-            value = target.get(bin_, 0) - count
-            if value:
-                target[bin_] = value
-            else:
-                target.pop(bin_, None)
 
 
 class RollingWindows:
@@ -123,13 +100,13 @@ class RollingWindows:
             sketches = self.slot_sketches[slot]
             if sketches is None:
                 sketches = self.slot_sketches[slot] = [{} for _ in range(self.kinds)]
-            _add_sketches(sketches, sketch_deltas)
+            add_sketches(sketches, sketch_deltas)
         for covered, total, total_sketches in self._spans:
             if i > now_idx - covered:
                 for k, d in deltas:
                     total[k] += d
                 if sketch_deltas:
-                    _add_sketches(total_sketches, sketch_deltas)
+                    add_sketches(total_sketches, sketch_deltas)
         return True
 
     def add_interval(self, start: float, end: float, index: int) -> None:
@@ -175,100 +152,10 @@ class RollingWindows:
                         total[k] -= value
                     sketches = self.slot_sketches[slot]
                     if sketches is not None:
-                        _sub_sketches(total_sketches, sketches)
+                        sub_sketches(total_sketches, sketches)
             if self.last_idx <= new_idx - covered:
                 total[:] = [0.0] * self.size  # drop float residue once a span is empty
         self.now_idx = new_idx
-
-
-def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
-    """UTC epoch bounds of a local calendar day: 23, 24 or 25 hours long."""
-    start = datetime.combine(day, time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    return start.timestamp(), end.timestamp()
-
-
-def day_bounds(tz: ZoneInfo) -> Callable[[float], tuple[float, float]]:
-    """Bounds of the local day holding a moment."""
-    return lambda now: local_day_bounds(datetime.fromtimestamp(now, tz).date(), tz)
-
-
-def shift_bounds(tz: ZoneInfo, resets: Iterable[time]) -> Callable[[float], tuple[float, float]]:
-    """Bounds of the shift holding a moment: from the latest local reset time to the next."""
-    times = sorted(resets) or [time(0)]
-
-    def bounds(now: float) -> tuple[float, float]:
-        local_day = datetime.fromtimestamp(now, tz).date()
-        # Wall-clock arithmetic in the zone, so shifts follow DST like the day does.
-        edges = [datetime.combine(local_day + timedelta(days=d), t, tzinfo=tz).timestamp()
-                 for d in (-1, 0, 1) for t in times]
-        start = max(e for e in edges if e <= now)
-        return start, min(e for e in edges if e > now)
-
-    return bounds
-
-
-class CalendarPeriod:
-    """Totals of the current calendar period (day or shift) and of the one before it."""
-
-    def __init__(self, size: int, bounds: Callable[[float], tuple[float, float]], now: float,
-                 sketch_kinds: int = 0) -> None:
-        self.size, self.kinds, self.bounds = size, sketch_kinds, bounds
-        self.start, self.end = bounds(now)
-        self.totals = [0.0] * size
-        self.sketches: Sketches = [{} for _ in range(sketch_kinds)]
-        self.prev_start, self.prev_end = bounds(self.start - 1)
-        self.prev_totals = [0.0] * size
-        self.prev_sketches: Sketches = [{} for _ in range(sketch_kinds)]
-
-    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
-        """Fold deltas into the period holding `ts`; False when it is older than both."""
-        if ts >= self.start:
-            total, sketches = self.totals, self.sketches
-        elif ts >= self.prev_start:
-            total, sketches = self.prev_totals, self.prev_sketches  # a late event for yesterday
-        else:
-            return False
-        for k, d in deltas:
-            total[k] += d
-        if sketch_deltas:
-            _add_sketches(sketches, sketch_deltas)
-        return True
-
-    def add_interval(self, start: float, end: float, index: int) -> None:
-        """Add a duration, split between this period and the previous one."""
-        if end > self.start:
-            self.totals[index] += end - max(start, self.start)
-        low, high = max(start, self.prev_start), min(end, self.start)
-        if high > low:
-            self.prev_totals[index] += high - low
-
-    def advance(self, now: float) -> None:
-        """Start a new period once `now` passes the end of the current one."""
-        if now < self.end:
-            return
-        start, end = self.bounds(now)
-        if start == self.end:
-            self.prev_totals, self.prev_sketches = self.totals, self.sketches
-        else:  # the clock jumped over whole periods: the one before `start` saw nothing
-            self.prev_totals = [0.0] * self.size
-            self.prev_sketches = [{} for _ in range(self.kinds)]
-        self.prev_start, self.prev_end = self.bounds(start - 1)
-        self.start, self.end = start, end
-        self.totals = [0.0] * self.size
-        self.sketches = [{} for _ in range(self.kinds)]
-
-
-def calendar_range(day: CalendarPeriod | None, shift: CalendarPeriod | None, name: str,
-                   now: float) -> tuple[float, float] | None:
-    """The span of time a calendar window covers at `now`; None for a rolling window."""
-    if name == "today":
-        return day.start, now  # type: ignore[union-attr]
-    if name == "yesterday":
-        return day.prev_start, day.prev_end  # type: ignore[union-attr]
-    if name == "shift":
-        return shift.start, now  # type: ignore[union-attr]
-    return None
 
 
 class WindowSet:
