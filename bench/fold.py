@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gc
 import heapq
-import json
 import math
 import os
 import platform
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from benchio import write_report
 from pydantic import BaseModel
 
 from wallboard.aggregate import Aggregator
@@ -515,15 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     report.update(phase_parse(settings, events, min(args.repeat, 2), started + 0.4 * budget))
     del events
     report.update(phase_memory(settings, args.memory_events, started + budget))
-    report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    report["load_average_at_end"] = round(os.getloadavg()[0], 2)
-    if report["load_average_at_end"] > 1.5 or report["load_average_at_start"] > 1.5:
-        print(f"note: load average {report['load_average_at_start']} -> "
-              f"{report['load_average_at_end']} on {os.cpu_count()} cpus: other processes shared "
-              f"the CPUs; wall-clock rates suffer most, CPU-time rates less (caches, steal)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} ({report['elapsed_s']}s)")
+    write_report(report, args.out, started)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchio import write_report
 from fold import CONFIG, event_stream, pin_one_core, with_ids
 
 from wallboard.aggregate import Aggregator
@@ -205,15 +205,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{replay['fold_seconds']}s)")
         print(f"replay time for 10^6 events: {per_million:.2f}s{scaled}  TARGET <= "
               f"{TARGET_REPLAY_S:g}s: x{TARGET_REPLAY_S / per_million:.2f}")
-    report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    report["load_average_at_end"] = round(os.getloadavg()[0], 2)
-    if max(report["load_average_at_start"], report["load_average_at_end"]) > 1.5:
-        print(f"note: load average {report['load_average_at_start']} -> "
-              f"{report['load_average_at_end']} on {os.cpu_count()} cpus: other processes "
-              f"shared the CPUs; wall-clock figures suffer")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out} ({report['elapsed_s']}s)")
+    write_report(report, args.out, started)
     return 0
 
 

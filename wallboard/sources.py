@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from wallboard.events import Event
+from wallboard.events import Event, EventError, parse_ts
 from wallboard.ratelimit import TokenBucket, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,19 @@ Emit = Callable[[Event | dict[str, Any]], None]
 # HTTP statuses that mean "slow down", where a Retry-After header is honoured.
 _BACK_OFF_STATUSES = frozenset({429, 503})
 
+
+
+def parse_time(value: Any) -> float | None:
+    """A vendor's RFC 3339 time (`2026-11-23T09:00:00Z`) as epoch seconds; None if absent or bad.
+
+    A time without a UTC offset is refused too, rather than read in the server's zone.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_ts(value)
+    except EventError:
+        return None
 
 class SourceError(Exception):
     """The one failure type for sources: the runtime logs it, marks the source down, retries.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from wallboard.sources import SourceError
+from wallboard.sources import SourceError, parse_time
 
 OPEN, PENDING, RESOLVED, CLOSED = 2, 3, 4, 5
 DONE = frozenset({RESOLVED, CLOSED})
@@ -13,16 +13,6 @@ DONE = frozenset({RESOLVED, CLOSED})
 # "Waiting on Third Party"; custom statuses count as open.
 WORKING = {OPEN: "open", PENDING: "pending", 6: "pending", 7: "hold"}
 FIRST_RESPONSE, RESOLUTION = "first_response_time", "resolution_time"
-
-
-def parse_time(value: Any) -> float | None:
-    """An ISO 8601 Freshdesk time (`2026-11-23T09:00:00Z`) as epoch seconds; None if absent."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def iso(ts: float) -> str:

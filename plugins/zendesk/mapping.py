@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
 from typing import Any
 
-from wallboard.sources import SourceError
+from wallboard.sources import SourceError, parse_time
 
 PRIORITIES = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 RESOLVED = frozenset({"solved", "closed"})
 # Unresolved statuses as the board's backlog split: pending waits on the requester.
 WORKING = {"new": "open", "open": "open", "pending": "pending", "hold": "hold"}
 KNOWN_LIMIT = 50_000  # tickets whose queue and deadline are remembered in memory
-
-
-def parse_time(value: Any) -> float | None:
-    """An ISO 8601 time (Zendesk's `2026-11-23T09:00:00Z`) as epoch seconds; None if absent."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _minutes(value: Any) -> float | None:
