@@ -131,7 +131,7 @@ async def test_pages_then_429_with_retry_after_waits_and_resumes(
         events = by_id(h.events)
         assert "zendesk:103:resolved:0" in events and "zendesk:102:breach:4" in events
         state = json.loads((tmp_path / "zendesk-zd.json").read_text())
-        assert state == {"metric_events": "m1", "tickets": "c2"}
+        assert state == {"metric_events_start": peer.time_of("m1"), "tickets": "c2"}
 
 
 async def test_restart_resumes_from_the_saved_cursor(tmp_path: Path, source_harness: Any) -> None:

@@ -75,8 +75,8 @@ async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(
                 live_kpis["tickets_overdue"]) == (2, 1, 1)
         assert live_kpis["oldest_ticket_s"] == pytest.approx(58 * 60, abs=30)
         status = await live.get_json("/api/zendesk/zd/status")
-        assert status["lag_s"] == 60 and status["cursors"] == {"tickets": "c2",
-                                                               "metric_events": "m1"}
+        assert status["lag_s"] == 60 and status["cursors"] == {
+            "tickets": "c2", "metric_events_start": peer.time_of("m1")}
         await live.session.close()
         await live.server.close()  # the restart: this app stops, a new one reads the state
 
@@ -100,7 +100,7 @@ async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(
                 live_kpis["tickets_overdue"]) == (2, 1, 1)
         assert live_kpis["oldest_ticket_s"] == pytest.approx(53 * 60, abs=30)
         state = json.loads((tmp_path / "state" / "zendesk-zd.json").read_text())
-        assert state == {"tickets": "c3", "metric_events": "m2"}
+        assert state == {"tickets": "c3", "metric_events_start": peer.time_of("m2")}
 
 
 async def post_webhook(live: Any, body: bytes, signature: str | None,

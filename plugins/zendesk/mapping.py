@@ -57,7 +57,8 @@ class Mapper:
         return {"type": etype, "id": f"zendesk:{tid}:{suffix}", "ts": ts, "queue": queue,
                 "channel": self.channel, "contact_id": tid, **extra}
 
-    def ticket(self, ticket: Any) -> list[dict[str, Any]]:
+    def ticket(self, ticket: Any, sideloaded: dict[str, Any] | None = None
+               ) -> list[dict[str, Any]]:
         """Events of one exported ticket: created, first response, resolved or reopened."""
         if not isinstance(ticket, dict) or ticket.get("id") is None:
             return []
@@ -75,7 +76,7 @@ class Mapper:
         if tid in self.due:
             extra["due_ts"] = self.due[tid]
         events = [self._event("ticket.created", tid, "created", created, queue, **extra)]
-        metrics = ticket.get("metric_set")
+        metrics = ticket.get("metric_set") or (sideloaded or {}).get(tid)
         metrics = metrics if isinstance(metrics, dict) else {}
         reply = _minutes(metrics.get("reply_time_in_minutes"))
         if reply is not None:
@@ -102,7 +103,14 @@ class Mapper:
 
     def tickets(self, payload: Any) -> list[dict[str, Any]]:
         """The events of one page of the incremental ticket export."""
-        return [e for t in _items(payload, "tickets", "ticket export") for e in self.ticket(t)]
+        tickets = _items(payload, "tickets", "ticket export")
+        # `include=metric_sets` side-loads one array beside the tickets, joined by ticket_id;
+        # a metric_set inside the ticket (as some accounts return it) is read as well.
+        sets = payload.get("metric_sets")
+        sideloaded = {str(m["ticket_id"]): m for m in sets
+                      if isinstance(m, dict) and m.get("ticket_id") is not None
+                      } if isinstance(sets, list) else {}
+        return [e for t in tickets for e in self.ticket(t, sideloaded)]
 
     def metric_event(self, item: Any) -> list[dict[str, Any]]:
         """A breach, a first-reply fulfil, or (no event) an apply_sla deadline remembered."""
