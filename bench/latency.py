@@ -20,14 +20,9 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
-
-TARGET_P99_MS = 300.0
-TARGET_CLIENTS = 500
-TARGET_RATE = 1000
-
-from latency_clients import client_worker  # noqa: E402
-from latency_probe import run_probed_server, summarize_probe  # noqa: E402
-from latency_stats import (  # noqa: E402
+from latency_clients import client_worker
+from latency_probe import run_probed_server, summarize_probe
+from latency_stats import (
     BOARD,
     QUEUE,
     TOKEN,
@@ -39,6 +34,10 @@ from latency_stats import (  # noqa: E402
     pct,
     weighted_percentiles,
 )
+
+TARGET_P99_MS = 300.0
+TARGET_CLIENTS = 500
+TARGET_RATE = 1000
 
 
 def read_metric(text: str, name: str) -> float | None:
