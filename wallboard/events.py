@@ -52,6 +52,7 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("score", _SCORE, True),
         ("scale_min", _SCORE, False),
         ("scale_max", _SCORE, False),
+        ("response_id", _STR, False),
     ),
     QUEUE_SNAPSHOT: (
         ("waiting", _NUM, True),
@@ -135,6 +136,7 @@ class Event:
     oldest_wait_s: float | None = None
     agents: dict[str, int] | None = field(default=None)
     status: str | None = None
+    response_id: str | None = None  # last: journals written before it decode positionally
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict without unset fields."""
