@@ -14,10 +14,14 @@ from typing import Any
 
 import orjson
 import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TOKEN, base_config
+from tests.conftest import TOKEN, Live, base_config
 from tests.survey_peer import load
+from wallboard.app import create_app
+from wallboard.config import parse_settings
 
 TF_SECRET = "typeform-secret-value"
 DL_KEY = "delighted-api-key-1"
@@ -223,3 +227,34 @@ async def test_unknown_source_and_head_check(live: Any) -> None:
     status, _ = await live.post({"type": "survey.response", "id": "x", "ts": time.time(),
                                  "queue": "sales", "kind": "csat", "score": 5}, token=TOKEN)
     assert status == 202  # the plain webhook route is untouched
+
+
+async def test_a_restart_rebuilds_revised_scores_from_the_journal(tmp_path: Any) -> None:
+    """Folded back at start, the stored revisions give the numbers shown before the restart."""
+    cfg = config(dl=DELIGHTED)
+    cfg["journal"] = {"data_dir": str(tmp_path / "journal")}
+    now = time.time()
+    bodies = [delighted_body(9, now - 30), delighted_body(3, now - 20)]
+    shown = []
+    for run in range(2):
+        server = TestServer(create_app(parse_settings(cfg, "<test>")), host="127.0.0.1",
+                            port=0)
+        await server.start_server()
+        session = ClientSession()
+        live = Live(server, session)
+        try:
+            if run == 0:
+                for body in bodies:
+                    status, _ = await post(live, "/api/surveys/dl", body, {
+                        "X-Delighted-Webhook-Signature": delighted_signature(body)})
+                    assert status == 202
+            else:  # the first revision re-delivered after the restart is still a duplicate
+                status, reply = await post(live, "/api/surveys/dl", bodies[0], {
+                    "X-Delighted-Webhook-Signature": delighted_signature(bodies[0])})
+                assert (status, reply) == (202, {"accepted": 0, "duplicates": 1})
+            today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
+            shown.append((today["nps"], today["nps_n"]))
+        finally:
+            await session.close()
+            await server.close()
+    assert shown == [(-100.0, 1), (-100.0, 1)]
