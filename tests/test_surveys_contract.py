@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -123,3 +125,24 @@ async def test_bad_survey_details_are_a_source_error_naming_the_url() -> None:
                 await source.load_choices("105724755")
             assert "/v3/surveys/105724755/details" in str(caught.value)
         assert h.crashes == 0
+
+
+def test_check_config_names_the_file_and_key_path_of_a_bad_mapping(tmp_path: Path) -> None:
+    config = tmp_path / "board.yaml"
+    config.write_text(
+        "sources:\n"
+        "  csat:\n"
+        "    type: typeform\n"
+        "    secret: typeform-secret\n"
+        "    surveys:\n"
+        "      lT4Z3j:\n"
+        "        questions:\n"
+        "          csat: {kind: stars}\n"
+        "          nps: {kind: nps, scale_min: 10, scale_max: 0}\n")
+    result = subprocess.run([sys.executable, "-m", "wallboard", "check-config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert f"{config}: sources.csat.surveys.lT4Z3j.questions.csat.kind: Input should be" in out
+    assert (f"{config}: sources.csat.surveys.lT4Z3j.questions.nps: scale_max (0) must be "
+            "greater than scale_min (10)") in out
