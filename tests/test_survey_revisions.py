@@ -134,3 +134,37 @@ def test_remembered_responses_are_forgotten_after_every_window_has_passed_them()
     assert len(engine.aggregator.surveys.counted) == 1
     engine.snapshot(T0 + 1 + SURVEY_MEMORY_S + 1)
     assert len(engine.aggregator.surveys.counted) == 0
+
+
+def retracted(rid: str, ts: float) -> dict[str, Any]:
+    return {"type": "survey.retracted", "id": f"{rid}@deleted", "response_id": rid, "ts": ts}
+
+
+def test_a_deleted_response_leaves_every_window_and_a_late_older_revision_stays_out() -> None:
+    engine = engine_with_agent()
+    engine.send(response("r1", 1, 5, T0 + 10))
+    engine.send(response("r2", 1, 1, T0 + 11))
+    engine.send(retracted("r1", T0 + 20))
+    snap = engine.snapshot(T0 + 30)
+    for window in ("15m", "today"):
+        assert csat(snap, window) == (0.0, 1)
+        assert snap["agents"]["ann"][window]["csat_n"] == 1
+    engine.send(response("r1", 0, 4, T0 + 5), at=T0 + 40)  # older than the deletion
+    assert csat(engine.snapshot(T0 + 50), "today") == (0.0, 1)
+    engine.send(retracted("r9", T0 + 60))  # never counted: nothing to take back
+    assert csat(engine.snapshot(T0 + 70), "today") == (0.0, 1)
+    assert engine.aggregator.surveys.retracted == 1
+    # A deletion older than the revision counted (delivered out of order) leaves it counted.
+    engine.send(response("r3", 2, 5, T0 + 100))
+    engine.send(retracted("r3", T0 + 90), at=T0 + 110)
+    assert csat(engine.snapshot(T0 + 120), "today") == (0.5, 2)
+
+
+def test_survey_retracted_needs_a_response_id() -> None:
+    engine = Engine(CONFIG, T0)
+    try:
+        engine.send({"type": "survey.retracted", "id": "x", "ts": T0})
+    except ValueError as exc:
+        assert "response_id" in str(exc)
+    else:
+        raise AssertionError("a survey.retracted without response_id was accepted")

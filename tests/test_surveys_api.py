@@ -134,3 +134,23 @@ async def test_qualtrics_trigger_on_a_secret_path_reads_the_response(live: Any,
     _, metrics = await live.get_text("/metrics")
     counts = rejections(metrics)
     assert (counts[("qx", "missing_signature")], counts[("qx", "bad_signature")]) == (1, 1)
+
+
+async def test_surveymonkey_deleted_response_leaves_the_board(live: Any,
+                                                              peer: SurveyApiPeer) -> None:
+    await wait_up(live, "sm")
+    now = time.time()
+    peer.sm_response("5007154402", "3057839055", iso(now - 60))
+    body = sm_callback("response_completed", "ev-1")
+    assert (await post(live, "/api/surveys/sm", body, sm_headers(body)))[0] == 202
+    support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
+    assert (support["csat"], support["csat_n"]) == (1.0, 1)
+    deleted = load("surveymonkey_callback.json")
+    deleted.update(event_type="response_deleted", event_id="ev-9", event_datetime=iso(now))
+    body = orjson.dumps(deleted)
+    fetched = len(peer.requests)
+    status, reply = await post(live, "/api/surveys/sm", body, sm_headers(body))
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0})  # one mapped question
+    assert len(peer.requests) == fetched  # a deleted response cannot be fetched: not tried
+    support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
+    assert (support["csat"], support["csat_n"]) == (None, 0)

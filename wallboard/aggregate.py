@@ -303,6 +303,9 @@ class Aggregator:
         if e.agent:
             self._agent(e.agent, now).add(at, deltas)
 
+    def _survey_retracted(self, e: Event, leaf: Leaf, now: float) -> None:
+        self.surveys.retract(e, self._retract)
+
     def _retract(self, prior: CountedSurvey) -> None:
         """Take back what an earlier revision of a survey response added, where it was added."""
         now = self.clock()
@@ -353,6 +356,7 @@ _HANDLERS: dict[str, Callable[[Aggregator, Event, Leaf, float], None]] = {
     ev.CALLBACK_COMPLETED: Aggregator._callback_completed,
     ev.CONTACT_ENDED: Aggregator._ended,
     ev.SURVEY_RESPONSE: Aggregator._survey,
+    ev.SURVEY_RETRACTED: Aggregator._survey_retracted,
     ev.AGENT_STATE: Aggregator._agent_state,
     **{t: Aggregator._ticket for t in (ev.TICKET_CREATED, ev.TICKET_FIRST_RESPONSE,
                                        ev.TICKET_RESOLVED, ev.TICKET_REOPENED,

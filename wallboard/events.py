@@ -22,6 +22,7 @@ TICKET_RESOLVED = "ticket.resolved"
 TICKET_REOPENED = "ticket.reopened"
 TICKET_SLA_BREACHED = "ticket.sla_breached"
 SURVEY_RESPONSE = "survey.response"
+SURVEY_RETRACTED = "survey.retracted"
 QUEUE_SNAPSHOT = "queue.snapshot"
 CONTACT_TRANSFERRED = "contact.transferred"
 CALLBACK_REQUESTED = "callback.requested"
@@ -54,6 +55,7 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("scale_max", _SCORE, False),
         ("response_id", _STR, False),
     ),
+    SURVEY_RETRACTED: (("response_id", _STR, True),),
     QUEUE_SNAPSHOT: (
         ("waiting", _NUM, True),
         ("oldest_wait_s", _NUM, False),

@@ -44,6 +44,7 @@ class SurveyMemory:
         self.counted: dict[tuple[str | None, str], CountedSurvey] = {}
         self.replaced = 0  # revisions that replaced an earlier one
         self.superseded = 0  # revisions that arrived after a newer one and were not counted
+        self.retracted = 0  # responses taken back by a survey.retracted
 
     def count(self, event: Event, leaf: Any, at: float,
               retract: Callable[[CountedSurvey], None]) -> c.Deltas | None:
@@ -61,11 +62,29 @@ class SurveyMemory:
                 self.counted[key] = prior
                 self.superseded += 1
                 return None
-            retract(prior)
-            self.replaced += 1
+            if prior.deltas:  # not a tombstone
+                retract(prior)
+                self.replaced += 1
         # Re-inserted at the end: the dict stays (nearly) in time order for forget().
         self.counted[key] = CountedSurvey(event.ts, at, leaf, event.agent, deltas)
         return deltas
+
+    def retract(self, event: Event, retract: Callable[[CountedSurvey], None]) -> None:
+        """A deleted response: take back its counted revision and keep a tombstone in its place.
+
+        The tombstone (no deltas, the deletion's time) makes a revision older than the deletion,
+        delivered late, change nothing.
+        """
+        key = (event.source, event.response_id or "")
+        prior = self.counted.pop(key, None)
+        if prior is not None and event.ts < prior.ts:
+            self.counted[key] = prior  # deleted before its latest revision: that one stands
+            self.superseded += 1
+            return
+        if prior is not None and prior.deltas:
+            retract(prior)
+            self.retracted += 1
+        self.counted[key] = CountedSurvey(event.ts, event.ts, None, None, [])
 
     def forget(self, now: float) -> None:
         """Drop responses older than every window; an out-of-order one only waits longer."""

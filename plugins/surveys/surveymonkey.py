@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
+from wallboard.events import SURVEY_RETRACTED
 from wallboard.sources import Emit, SourceConfig, SourceError, parse_time
 from wallboard.webhooks import Rejection
 
@@ -19,6 +20,7 @@ from .mapping import Question, attribution, number, survey_event
 
 SIGNATURE_HEADER, API_KEY_HEADER = "Sm-Signature", "Sm-Apikey"
 RESPONSE_EVENTS = frozenset({"response_completed", "response_updated"})
+DELETED = "response_deleted"
 Choices = dict[str, dict[str, tuple[int, float | None]]]  # question -> choice -> (pos, weight)
 
 
@@ -135,13 +137,16 @@ class SurveyMonkeySource(SurveySource):
         if not isinstance(payload, dict) or not isinstance(payload.get("resources"), dict):
             raise Rejection("malformed", "expected {\"event_type\", \"object_id\", "
                                          "\"resources\": {\"survey_id\"}}")
-        if payload.get("event_type") not in RESPONSE_EVENTS:
+        event_type = payload.get("event_type")
+        if event_type not in RESPONSE_EVENTS and event_type != DELETED:
             return []  # created, disqualified, collector events: nothing to count
         survey_id, response_id = payload["resources"].get("survey_id"), payload.get("object_id")
         if not isinstance(survey_id, str | int) or not isinstance(response_id, str | int):
             raise Rejection("malformed", "object_id and resources.survey_id are required")
         survey_id, response_id = str(survey_id), str(response_id)
         mapping = self.survey(survey_id)
+        if event_type == DELETED:
+            return self._deleted(payload, response_id, list(mapping.questions))
         url = self._url(f"/v3/surveys/{survey_id}/responses/{response_id}/details")
         details = await self.api_json(url, self._headers())
         if not isinstance(details, dict):
@@ -164,6 +169,15 @@ class SurveyMonkeySource(SurveySource):
                                        revision=str(modified), who=who,
                                        where=f"response {response_id} question {qid}"))
         return events
+
+    def _deleted(self, payload: dict[str, Any], response_id: str,
+                 questions: list[str]) -> list[dict[str, Any]]:
+        """A deleted response leaves every window: one survey.retracted per mapped question."""
+        ts = parse_time(payload.get("event_datetime"))
+        if ts is None:
+            raise Rejection("malformed", "event_datetime is not an RFC 3339 time")
+        return [{"type": SURVEY_RETRACTED, "id": f"{response_id}:{qid}@deleted", "ts": ts,
+                 "response_id": f"{response_id}:{qid}"} for qid in questions]
 
     async def _score(self, survey_id: str, qid: str, question: Question,
                      answer: dict[str, Any]) -> float:
