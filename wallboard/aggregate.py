@@ -296,7 +296,7 @@ class Aggregator:
 
     def _survey(self, e: Event, leaf: Leaf, now: float) -> None:
         at = e.ts if e.ts < now else now
-        deltas = self.surveys.count(e, leaf, at, self._retract)
+        deltas = self.surveys.count(e, (leaf.queue, leaf.channel), at, self._retract)
         if deltas is None:
             return  # an older revision than the one counted: the newer one stands
         leaf.windows.add(at, deltas)
@@ -310,7 +310,8 @@ class Aggregator:
         """Take back what an earlier revision of a survey response added, where it was added."""
         now = self.clock()
         negated = [(k, -d) for k, d in prior.deltas]
-        windows: WindowSet = prior.leaf.windows
+        assert prior.leaf is not None  # tombstones have nothing to take back
+        windows = self.leaves[prior.leaf].windows
         windows.advance(now)
         windows.add(prior.at, negated)
         if prior.agent:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from wallboard import counters as c
 from wallboard.events import Event
@@ -32,9 +32,9 @@ class CountedSurvey(NamedTuple):
 
     ts: float  # the revision's event time: an older revision never replaces a newer one
     at: float  # where its deltas were folded (event time, or the clock when ahead of it)
-    leaf: Any  # the aggregator's Leaf (queue and channel) it was folded into
+    leaf: tuple[str, str] | None  # the (queue, channel) it was folded into; None: deleted
     agent: str | None
-    deltas: c.Deltas
+    deltas: tuple[tuple[int, float], ...]
 
 
 class SurveyMemory:
@@ -46,7 +46,7 @@ class SurveyMemory:
         self.superseded = 0  # revisions that arrived after a newer one and were not counted
         self.retracted = 0  # responses taken back by a survey.retracted
 
-    def count(self, event: Event, leaf: Any, at: float,
+    def count(self, event: Event, leaf: tuple[str, str], at: float,
               retract: Callable[[CountedSurvey], None]) -> c.Deltas | None:
         """The deltas to fold for `event`, after retracting the revision it replaces.
 
@@ -66,7 +66,7 @@ class SurveyMemory:
                 retract(prior)
                 self.replaced += 1
         # Re-inserted at the end: the dict stays (nearly) in time order for forget().
-        self.counted[key] = CountedSurvey(event.ts, at, leaf, event.agent, deltas)
+        self.counted[key] = CountedSurvey(event.ts, at, leaf, event.agent, tuple(deltas))
         return deltas
 
     def retract(self, event: Event, retract: Callable[[CountedSurvey], None]) -> None:
@@ -84,7 +84,7 @@ class SurveyMemory:
         if prior is not None and prior.deltas:
             retract(prior)
             self.retracted += 1
-        self.counted[key] = CountedSurvey(event.ts, event.ts, None, None, [])
+        self.counted[key] = CountedSurvey(event.ts, event.ts, None, None, ())
 
     def forget(self, now: float) -> None:
         """Drop responses older than every window; an out-of-order one only waits longer."""
