@@ -154,12 +154,17 @@ class WallboardCollector:
         crashes = CounterMetricFamily("wallboard_source_crashes",
                                       "Source failures that were not a SourceError (plugin bugs)",
                                       labels=["source"])
+        rejected = CounterMetricFamily("wallboard_source_requests_rejected",
+                                       "Requests refused at a source's webhook route, by reason",
+                                       labels=["source", "reason"])
         for name, runner in self.runners.items():
             up.add_metric([name], 1.0 if runner.status.status == UP else 0.0)
             if runner.status.last_event_ts is not None:
                 last.add_metric([name], runner.status.last_event_ts)
             crashes.add_metric([name], runner.status.crashes)
-        yield from (up, last, crashes)
+            for reason, count in sorted(runner.status.rejected.items()):
+                rejected.add_metric([name, reason], count)
+        yield from (up, last, crashes, rejected)
 
     def _pipeline(self) -> Iterator[Metric]:
         accepted = CounterMetricFamily("wallboard_events_accepted", "Events accepted",

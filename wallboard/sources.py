@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
@@ -97,6 +97,8 @@ class SourceStatus:
     events: int = 0
     since: float = 0.0
     crashes: int = 0  # failures that were not a SourceError: plugin bugs
+    # Requests refused at the source's webhook route, by reason (wallboard.webhooks.REASONS).
+    rejected: dict[str, int] = field(default_factory=dict)
 
 
 class Source:
