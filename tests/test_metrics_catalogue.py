@@ -14,6 +14,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 
 from tests.conftest import free_port, require_program
 from tests.opsmetrics import (
@@ -24,7 +32,9 @@ from tests.opsmetrics import (
     full_config,
     samples,
 )
+from wallboard import appkeys as keys
 from wallboard.config import ConfigError, parse_settings
+from wallboard.exposition import encode
 
 REPO = Path(__file__).resolve().parents[1]
 PROMTOOL = "/usr/bin/promtool"
@@ -209,3 +219,32 @@ async def test_promtool_check_metrics_reports_nothing_with_every_family(live_ser
     # The check is not vacuous: a counter without _total is reported.
     bad = promtool_check("# HELP x_events Events\n# TYPE x_events counter\nx_events 1\n")
     assert "counter metrics should have \"_total\" suffix" in bad.stdout + bad.stderr
+
+
+class _Awkward:
+    """A collector with every family type, special values and label values to escape."""
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("x_gauge", 'Help with a \\ backslash\nand a newline',
+                                  labels=["queue", "b"])
+        for i, value in enumerate((math.nan, math.inf, -math.inf, 1234567.0, 0.1, -0.0, 2e-9)):
+            gauge.add_metric([f'q"{i}\\', "line\nbreak"], value)
+        counter = CounterMetricFamily("x_events", "Events", labels=["z", "a"])
+        counter.add_metric(["1", "2"], 3)
+        hist = HistogramMetricFamily("x_wait_seconds", "Waits", labels=["queue"])
+        hist.add_metric(["sales"], [("5", 1), ("20", 4), ("+Inf", 6)], 77.5)
+        info = InfoMetricFamily("x_build", "Build", value={"version": "1.0"})
+        empty = GaugeMetricFamily("x_nothing", "No samples")
+        yield from (gauge, counter, hist, info, empty)
+
+
+async def test_the_lean_writer_writes_what_prometheus_client_writes(live_server,
+                                                                    tmp_path) -> None:
+    awkward = CollectorRegistry()
+    awkward.register(_Awkward())
+    assert encode(awkward) == generate_latest(awkward)
+    assert b'x_gauge{b="line\\nbreak",queue="q\\"0\\\\"} NaN' in encode(awkward)
+    live = await live_server(full_config(tmp_path / "journal"))
+    await live.post(day_events(time.time()))
+    registry = live.app[keys.METRICS_REGISTRY]
+    assert encode(registry) == generate_latest(registry)

@@ -187,3 +187,17 @@ def test_grafana_dashboard_parses_and_names_only_known_metrics() -> None:
                       "Sources and the server"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_links_in_the_ops_docs_resolve() -> None:
+    root = RULES.parents[2]
+    for doc in (root / "README.md", root / "docs" / "metrics.md", OPERATIONS):
+        text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            where = (doc.parent / path).resolve() if path else doc
+            assert where.exists(), f"{doc.name}: broken link {target}"
+            if anchor:
+                assert anchor in anchors(where.read_text()), f"{doc.name}: no anchor {target}"
