@@ -187,6 +187,10 @@ def test_grafana_dashboard_parses_and_names_only_known_metrics() -> None:
                       "Sources and the server"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert variables == {"datasource", "queue", "window"}
+    sources = {json.dumps(p.get("datasource")) for p in dashboard["panels"] if p["type"] != "row"}
+    assert sources == {json.dumps({"type": "prometheus", "uid": "${datasource}"})}
 
 
 def test_links_in_the_ops_docs_resolve() -> None:
