@@ -74,6 +74,8 @@ async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(
         assert (live_kpis["tickets_open"], live_kpis["tickets_at_risk"],
                 live_kpis["tickets_overdue"]) == (2, 1, 1)
         assert live_kpis["oldest_ticket_s"] == pytest.approx(58 * 60, abs=30)
+        # The export's lag reaches the board beside the numbers it delays.
+        assert (await live.get_json("/api/snapshot"))["sources"]["zd"]["lag_s"] == 60
         status = await live.get_json("/api/zendesk/zd/status")
         assert status["lag_s"] == 60 and status["cursors"] == {
             "tickets": "c2", "metric_events_start": peer.time_of("m1")}

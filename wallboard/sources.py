@@ -107,6 +107,9 @@ class Source:
 
     type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    # How far behind real time the vendor's data is by design (an export that leaves out the
+    # last minute): shown on the tiles the source feeds, so a late number is not a surprise.
+    lag_s: ClassVar[float] = 0.0
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         self.name = name
