@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["fold.py", "latency.py", "replay.py", "journal.py",
-                                    "surveys.py"])
+                                    "surveys.py", "metrics.py"])
 def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out)],
