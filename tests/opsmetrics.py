@@ -49,7 +49,11 @@ def full_config(data_dir: Path, **queues_extra: Any) -> dict[str, Any]:
             "chat": {"channel": "chat", "service_level": {"threshold_s": 60, "target": 0.9}},
             **queues_extra,
         },
-        "sources": {"hook": {"type": "webhook", "token": TOKEN}},
+        # A survey webhook too: one unsigned request to it fills the per-source refusal family.
+        "sources": {"hook": {"type": "webhook", "token": TOKEN},
+                    "csat": {"type": "typeform", "secret": "ops-test-secret",
+                             "surveys": {"form1": {"questions": {"csat": {"kind": "csat"}},
+                                                   "fields": {"queue": "queue"}}}}},
         "metrics": {"agents": ALLOWED_AGENTS},
         "journal": {"data_dir": str(data_dir), "batch_ms": 5},
     }

@@ -46,6 +46,8 @@ async def full_metrics(live_server, tmp_path: Path) -> tuple[str, dict]:
     status, body = await live.post(day_events(time.time()))
     assert status == 202, body
     assert body["rejected"] == []
+    async with live.session.post(f"{live.url}/api/surveys/csat", data=b"{}") as resp:
+        assert resp.status == 401  # unsigned: refused and counted by source and reason
     _, text = await live.get_text("/metrics")
     return text, await live.get_json("/api/snapshot")
 
