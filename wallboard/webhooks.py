@@ -55,11 +55,24 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         chunks.append(chunk)
 
 
+def count(runner: SourceRunner, reason: str) -> bool:
+    """Count one refusal of `reason` (a key of REASONS) for the source; True the first time."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown rejection reason {reason!r}; use one of {list(REASONS)}")
+    counts = runner.status.rejected
+    first = reason not in counts
+    counts[reason] = counts.get(reason, 0) + 1
+    return first
+
+
+def signature_reason(code: str) -> str:
+    """The refusal reason of a `SignatureError` code: missing, or present but not valid."""
+    return "missing_signature" if code.startswith("missing_") else "bad_signature"
+
+
 def refuse(runner: SourceRunner, request: web.Request, rejection: Rejection) -> web.Response:
     """Count and log a refusal, and answer with its status and reason."""
-    counts = runner.status.rejected
-    first = rejection.reason not in counts
-    counts[rejection.reason] = counts.get(rejection.reason, 0) + 1
+    first = count(runner, rejection.reason)
     # The route's pattern, not the path: a path may carry the source's secret token.
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "?"
