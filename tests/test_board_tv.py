@@ -6,6 +6,7 @@ Skipped when the browser or playwright is missing, except when CI == "true" (the
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -279,6 +280,8 @@ def test_a_red_tile_reaches_the_alert_hook_with_the_boards_sound_policy(browser:
 
 def test_playlist_rotates_between_two_boards(page: Any, server) -> None:
     srv = server()
+    page.goto(f"{srv.url}/")
+    assert "/play/p" in page.eval_on_selector_all("a", "links => links.map(a => a.pathname)")
     page.goto(f"{srv.url}/play/p")
     seen = []
     for _ in range(3):
@@ -380,3 +383,24 @@ def test_every_tile_type_fits_at_720p_and_4k(page: Any, server, board: str) -> N
     # The probe does see an overflow: numbers forced too big for their tiles are reported.
     page.add_style_tag(content=".tile__num, .stat__num { font-size: 60vmin !important; }")
     assert page.evaluate(JS_OVERFLOW)["bad"]
+
+
+def test_pixel_shift_walks_the_page_a_few_pixels_without_scrollbars(page: Any, server) -> None:
+    srv = server()
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_board(page, srv, "all")
+    positions = set()
+    for minute in range(1, 10):
+        # The shift steps once a minute; the test hands the page a later clock instead of waiting.
+        page.evaluate(f"window.WB.kiosk.pixelShift(Date.now() + {minute} * 61000)")
+        box = tile(page, 0).bounding_box()
+        positions.add((round(box["x"]), round(box["y"])))
+        scrolls = page.evaluate("document.documentElement.scrollWidth > innerWidth"
+                                " || document.documentElement.scrollHeight > innerHeight")
+        assert not scrolls
+    xs = sorted({x for x, _ in positions})
+    ys = sorted({y for _, y in positions})
+    # Three columns and three rows of positions, 3 px apart (the default pixel_shift_px).
+    assert len(positions) == 9
+    assert [b - a for a, b in itertools.pairwise(xs)] == [3, 3]
+    assert [b - a for a, b in itertools.pairwise(ys)] == [3, 3]

@@ -46,9 +46,11 @@ def _render(request: web.Request, name: str, locale: str | None = None,
 
 
 async def index(request: web.Request) -> web.Response:
-    """List the boards."""
+    """List the boards and playlists."""
     boards = [{"id": b["id"], "title": b["title"]} for b in request.app[keys.BOARDS].values()]
-    return _render(request, "index.html", boards=boards)
+    playlists = [{"id": name, "boards": ", ".join(p.boards)}
+                 for name, p in request.app[keys.SETTINGS].playlists.items()]
+    return _render(request, "index.html", boards=boards, playlists=playlists)
 
 
 async def board_page(request: web.Request) -> web.Response:
