@@ -50,7 +50,11 @@
   function setNum(tile, node, text) {
     if (node.textContent === text) return;
     node.textContent = text;
-    node.style.setProperty("--chars", String(I.textEms(text)));
+    var chars = String(I.textEms(text));
+    // Tabular digits: "3" → "4" keeps the width, so only a new width estimate needs a re-fit
+    // (a fit forces a layout; skipping it keeps updates cheap on a 4K TV).
+    if (node.style.getPropertyValue("--chars") === chars) return;
+    node.style.setProperty("--chars", chars);
     tile.dirty = true;
   }
 
