@@ -94,11 +94,13 @@ def browser() -> Iterator[Any]:
 def server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(site: str = "Test site", sales: str = "Sales", support: str = "Support") -> Server:
+    def start(site: str = "Test site", sales: str = "Sales", support: str = "Support",
+              access: dict[str, Any] | None = None) -> Server:
         now = datetime.now(UTC)
         quiet = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
         path = tmp_path / "wallboard.yaml"
         data = config(tmp_path / "data", site, sales, support, quiet)
+        data["access"].update(access or {})
         path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         srv = Server(path, _free_port(), tmp_path / f"server-{len(started)}.log")
         started.append(srv)
@@ -404,3 +406,23 @@ def test_pixel_shift_walks_the_page_a_few_pixels_without_scrollbars(page: Any, s
     assert len(positions) == 9
     assert [b - a for a, b in itertools.pairwise(xs)] == [3, 3]
     assert [b - a for a, b in itertools.pairwise(ys)] == [3, 3]
+
+
+def test_a_tv_whose_token_is_removed_from_the_config_says_access_was_revoked(
+        page: Any, server) -> None:
+    tv = "tv-token-for-board-a-0001"
+    srv = server(access={"enabled": True, "boards": {"a": [tv]}})
+    page.goto(f"{srv.url}/board/a?token={tv}")
+    page.wait_for_function("window.wallboard && window.wallboard.connected", timeout=10_000)
+    data = yaml.safe_load(srv.config.read_text(encoding="utf-8"))
+    data["access"]["boards"]["a"] = ["another-token-0000001"]
+    srv.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    page.wait_for_selector("#wb-overlay", state="visible", timeout=10_000)
+    assert page.text_content("#wb-overlay-title") == "Access to this board was revoked"
+    # Its reconnect attempts are refused and counted.
+    page.wait_for_timeout(1500)
+    with urllib.request.urlopen(f"{srv.url}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    refused = re.search(r'wallboard_http_rejected_total\{code="403",endpoint="ws"\} (\S+)',
+                        metrics)
+    assert refused and float(refused.group(1)) >= 1

@@ -222,7 +222,8 @@
     var show = !board.connected && (everConnected || now - pageStart > FIRST_CONNECT_GRACE_MS);
     if (overlayEl.hidden === show) overlayEl.hidden = !show;
     if (!show) return;
-    setText(overlayTitleEl, everConnected || retryAt ? t("ui.lost") : t("ui.connecting"));
+    setText(overlayTitleEl, revoked ? t("ui.revoked")
+      : everConnected || retryAt ? t("ui.lost") : t("ui.connecting"));
     setText(overlayDetailEl, retryAt > now
       ? t("ui.retry_in", { n: I.int(Math.max(1, Math.ceil((retryAt - now) / 1000))) })
       : t("ui.retrying"));
@@ -239,6 +240,7 @@
   var lastActivity = 0;
   var resyncSince = 0; // when we asked for a resync after a seq gap (0 = not waiting)
   var everConnected = false;
+  var revoked = false;
   var pageStart = Date.now();
 
   function socketUrl() {
@@ -267,8 +269,11 @@
     sock.onmessage = function (ev) {
       if (gen === generation) onMessage(ev.data);
     };
-    sock.onerror = sock.onclose = function () {
-      if (gen === generation) dropConnection();
+    sock.onerror = sock.onclose = function (ev) {
+      if (gen !== generation) return;
+      // 4403: the server removed this TV's token; keep retrying (it may come back) but say why.
+      if (ev && ev.code === 4403) revoked = true; // until a snapshot comes again
+      dropConnection();
     };
   }
 
@@ -321,6 +326,7 @@
       resyncSince = 0;
       attempt = 0; // a working server resets the back-off
       everConnected = true;
+      revoked = false;
       board.connected = true;
     } else if (msg.type === "delta") {
       if (resyncSince || board.seq === null || msg.seq !== board.seq + 1) {
