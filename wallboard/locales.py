@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from functools import cache
 
 DEFAULT_LOCALE = "en"
 
@@ -14,9 +13,8 @@ def language(locale: str) -> str:
     return locale.replace("_", "-").split("-")[0].lower() or DEFAULT_LOCALE
 
 
-@cache
 def shipped() -> dict[str, dict[str, str]]:
-    """Every shipped catalogue by language, read once from the package."""
+    """Every shipped catalogue by language, read from the package (at start, per board)."""
     folder = importlib.resources.files("wallboard_web") / "locales"
     out: dict[str, dict[str, str]] = {}
     for entry in folder.iterdir():
