@@ -3,7 +3,7 @@
 Runs `wallboard serve` on the simulator with the configuration below and photographs each board
 with Debian's chromium through Playwright (never a downloaded browser):
 
-    .venv/bin/python docs/screenshots/make.py [--size 1920x1080] [--wait 35]
+    .venv/bin/python docs/screenshots/make.py [--size 1920x1080] [--wait 35] [--out DIR]
 """
 
 from __future__ import annotations
@@ -96,8 +96,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--wait", type=float, default=35.0, help="seconds of history to collect")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for the PNGs")
     args = parser.parse_args()
     width, height = (int(n) for n in args.size.split("x"))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,8 +129,8 @@ def main() -> int:
                     page.goto(f"{url}/board/{board}")
                     page.wait_for_function("window.wallboard && window.wallboard.connected")
                     page.wait_for_timeout(1500)
-                    page.screenshot(path=str(HERE / f"{name}.png"))
-                    print(f"wrote {HERE / (name + '.png')}")
+                    page.screenshot(path=str(out / f"{name}.png"))
+                    print(f"wrote {out / (name + '.png')}")
                 browser.close()
         finally:
             server.terminate()
