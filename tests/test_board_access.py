@@ -164,7 +164,7 @@ async def test_announcements_need_the_admin_token_and_expire(board_server,
     admin = {"Authorization": f"Bearer {ADMIN}"}
     status, text = await board.status("POST", "/api/announcements", json=body, headers=admin)
     assert status == 201, text
-    async with board.session.get(f"{board.url}/api/snapshot") as resp:
+    async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
         shown = (await resp.json())["announcements"]
     # Stored as plain text (whitespace folded); the page renders it with textContent.
     assert [(a["text"], a["boards"]) for a in shown] == [("<b>Fire drill</b> at 15:00", "a")]
@@ -180,7 +180,7 @@ async def test_announcements_need_the_admin_token_and_expire(board_server,
     # Gone once expired: the hub rebuilds the snapshot every second, so within ttl + 1 s.
     posted = time.monotonic()
     while True:
-        async with board.session.get(f"{board.url}/api/snapshot") as resp:
+        async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
             if (await resp.json())["announcements"] == []:
                 break
         assert time.monotonic() - posted < 3, "the announcement did not expire"
@@ -222,3 +222,16 @@ def test_board_config_errors_name_the_file_and_key(tmp_path: Path, change: Any,
         load_settings(path)
     assert any(p.startswith(f"{path}: ") and message in p for p in error.value.problems), \
         error.value.problems
+
+
+async def test_with_access_on_the_snapshot_api_needs_a_tv_or_the_admin_token(
+        board_server, tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    assert (await board.status("GET", "/api/snapshot"))[0] == 401
+    assert (await board.status("GET", "/api/snapshot?token=not-a-token-at-all"))[0] == 403
+    assert (await board.status("GET", f"/api/snapshot?token={TV}"))[0] == 200
+    status, body = await board.status("GET", "/api/snapshot",
+                                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert status == 200 and '"total"' in body
+    assert await board.metric('wallboard_http_rejected_total{code="401",endpoint="snapshot"}') == 1
+    assert await board.metric('wallboard_http_rejected_total{code="403",endpoint="snapshot"}') == 1

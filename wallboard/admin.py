@@ -60,6 +60,21 @@ def check_admin(request: web.Request, endpoint: str) -> None:
         raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
 
 
+def check_reader(request: web.Request, endpoint: str) -> None:
+    """With access on, the data API needs the admin token or a TV token of any board."""
+    access = request.app[keys.ACCESS]
+    if not access.config.enabled:
+        return
+    if access.admin_status(request.headers.get("Authorization", "")) is None:
+        return
+    token = request.query.get("token", "")
+    if token and any(access.board_ok(board, token) for board in request.app[keys.BOARDS]):
+        return
+    if not token and not request.headers.get("Authorization"):
+        raise refuse(request, endpoint, 401, "access is enabled: pass ?token= or the admin token")
+    raise refuse(request, endpoint, 403, "the token is not valid for any board")
+
+
 async def post_announcement(request: web.Request) -> web.Response:
     """Post a text announcement with an expiry (ttl_s) to every board or to some."""
     check_admin(request, "announcements")

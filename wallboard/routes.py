@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wallboard import __version__
 from wallboard import appkeys as keys
-from wallboard.admin import check_board_token, refuse
+from wallboard.admin import check_board_token, check_reader, refuse
 from wallboard.boards import text_direction
 from wallboard.hub import Client
 from wallboard.plugins import plugin_info
@@ -135,6 +135,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def api_snapshot(request: web.Request) -> web.Response:
     """Every current KPI as JSON: the numbers the board shows."""
+    check_reader(request, "snapshot")
     return web.Response(body=orjson.dumps(request.app[keys.HUB].current()),
                         content_type="application/json")
 
