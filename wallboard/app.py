@@ -16,11 +16,15 @@ from prometheus_client import CollectorRegistry
 
 from wallboard import __version__
 from wallboard import appkeys as keys
+from wallboard.access import Access, AccessCollector
+from wallboard.admin import admin_routes, build_id
 from wallboard.aggregate import Aggregator
-from wallboard.boards import resolve_boards
+from wallboard.announcements import Announcements
+from wallboard.boards import history_keys, resolve_boards
 from wallboard.config import Settings
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
+from wallboard.history import History
 from wallboard.hub import Hub
 from wallboard.journal import Journal, JournalStatus, make_journal
 from wallboard.pipeline import Pipeline
@@ -53,8 +57,13 @@ def _source_emit(pipeline: Pipeline, name: str) -> Emit:
 
 
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
-          journal: JournalStatus | None) -> dict[str, Any]:
+          journal: JournalStatus | None, history: History,
+          announcements: Announcements, build: str) -> dict[str, Any]:
     tree = builder.build()
+    now = tree["meta"]["ts"]
+    tree["meta"]["build"] = build
+    history.observe(tree, now)
+    tree["announcements"] = announcements.active(now)
     tree["meta"]["journal"] = journal.state if journal else "off"
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
@@ -98,6 +107,27 @@ async def _run_hub(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _watch_access(app: web.Application) -> AsyncIterator[None]:
+    """Re-read the access section when the config file changes; cut TVs that lost access."""
+    access, hub = app[keys.ACCESS], app[keys.HUB]
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not access.refresh():
+                continue
+            for client in list(hub.clients):
+                if not access.board_ok(client.board, client.token):
+                    log.info("access revoked: closing a TV on board %s", client.board)
+                    await client.ws.close(code=4403, message=b"access revoked")
+
+    task = asyncio.create_task(watch(), name="access-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _run_sources(app: web.Application) -> AsyncIterator[None]:
     runners = app[keys.RUNNERS]
     # One HTTP connection pool for every source, injected before they start, closed after.
@@ -123,8 +153,12 @@ async def _run_sources(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | None = None,
-               clock: Callable[[], float] = time.time) -> web.Application:
-    """Build the application; raises ConfigError when sources are misconfigured."""
+               clock: Callable[[], float] = time.time,
+               config_path: str | None = None) -> web.Application:
+    """Build the application; raises ConfigError when sources are misconfigured.
+
+    `config_path` is the file the settings came from: its access section is re-read on change.
+    """
     pm = plugin_manager or make_plugin_manager()
     registry = build_registry(pm)
     sources = build_sources(settings, registry)
@@ -136,7 +170,11 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     journal: Journal | None = make_journal(settings.journal) if settings.journal.enabled else None
     status = journal.status if journal else None
     restored = Restored()
-    hub = Hub(lambda: _tree(builder, runners, status),
+    boards = resolve_boards(settings)
+    history = History(history_keys(boards), settings.windows, settings.server.history_step_s)
+    build = build_id()
+    announcements = Announcements(clock, lambda: hub.mark_dirty())
+    hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
@@ -152,6 +190,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         aggregator, pipeline, runners, hub.current,
         clients=lambda: len(hub.clients), dropped=lambda: hub.dropped,
         journal=status, restored=restored))
+    access = Access(settings.access, config_path, settings.boards, settings.playlists)
+    metrics_registry.register(AccessCollector(access))
 
     app[keys.SETTINGS] = settings
     app[keys.PLUGIN_MANAGER] = pm
@@ -163,15 +203,21 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
     app[keys.METRICS_REGISTRY] = metrics_registry
-    app[keys.BOARDS] = resolve_boards(settings)
+    app[keys.BOARDS] = boards
+    app[keys.ACCESS] = access
+    app[keys.ANNOUNCEMENTS] = announcements
+    app[keys.HISTORY] = history
+    app[keys.BUILD] = build
     app[TEMPLATES] = make_templates()
 
     app.add_routes(core_routes())
+    app.add_routes(admin_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])
     # The journal is folded back before the hub publishes and before sources resume.
     app.cleanup_ctx.append(_run_journal)
     app.cleanup_ctx.append(_run_hub)
     app.cleanup_ctx.append(_run_sources)
+    app.cleanup_ctx.append(_watch_access)
     app.on_shutdown.append(close_websockets)
     return app

@@ -9,8 +9,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
+    from wallboard.access import Access
     from wallboard.aggregate import Aggregator
+    from wallboard.announcements import Announcements
     from wallboard.config import Settings
+    from wallboard.history import History
     from wallboard.hub import Hub
     from wallboard.journal import Journal
     from wallboard.pipeline import Pipeline
@@ -29,3 +32,7 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
 BOARDS: web.AppKey[dict[str, dict]] = web.AppKey("boards")
+ACCESS: web.AppKey[Access] = web.AppKey("access")
+ANNOUNCEMENTS: web.AppKey[Announcements] = web.AppKey("announcements")
+HISTORY: web.AppKey[History] = web.AppKey("history")
+BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's files

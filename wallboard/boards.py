@@ -1,52 +1,34 @@
-"""Boards: the default board, and tiles resolved into the flat keys the page reads."""
+"""Boards: the default board, and tiles resolved into the flat keys and labels the page reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from wallboard.config import BoardConfig, Settings, ThresholdConfig, TileConfig
+from wallboard.boardconfig import BoardConfig, ThresholdConfig, TileConfig
+from wallboard.config import Settings
 from wallboard.kpis import KPI_FORMATS
+from wallboard.locales import language, messages
 
-KPI_LABELS: dict[str, str] = {
-    "waiting": "Waiting", "oldest_wait_s": "Longest wait", "agents_available": "Agents available",
-    "agents_busy": "Agents busy", "agents_wrapup": "Agents in wrap-up",
-    "agents_away": "Agents away",
-    "agents_offline": "Agents offline", "agents_staffed": "Agents staffed",
-    "tickets_open": "Open tickets", "tickets_pending": "Pending tickets",
-    "offered": "Offered", "answered": "Answered",
-    "abandoned": "Abandoned", "abandoned_short": "Short abandons", "service_level": "Service level",
-    "asa_s": "ASA", "aht_s": "AHT", "abandon_rate": "Abandon rate", "csat": "CSAT",
-    "csat_n": "CSAT responses", "nps": "NPS", "nps_n": "NPS responses", "ces": "CES",
-    "ces_n": "CES responses", "tickets_created": "Tickets created",
-    "tickets_resolved": "Tickets resolved",
-}
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
-VARIANT_LABELS = {
-    "answered_only": "answered only",
-    "abandons_negative": "abandons count as missed",
-    "abandons_ignored": "abandons within T ignored",
-    "abandons_positive": "abandons within T count as met",
-    "removed_within_threshold": "removed within T / all queued",
-}
 
 
-def service_level_note(settings: Settings, queue: str | None) -> str:
+def service_level_note(settings: Settings, queue: str | None, msg: dict[str, str]) -> str:
     """How a service-level tile is computed: the variant and the X/Y target."""
     queues = [settings.queues[queue]] if queue else list(settings.queues.values())
     variants = {q.service_level.variant for q in queues}
     if len(variants) != 1:
-        return "per-queue formulas"
+        return msg["variant.mixed"]
     sl = queues[0].service_level
     target = f"{round(sl.target * 100):d}/{sl.threshold_s:g}s" if queue else ""
-    return " · ".join(p for p in (VARIANT_LABELS[variants.pop()], target) if p)
+    return " · ".join(p for p in (msg[f"variant.{variants.pop()}"], target) if p)
 
 
 def _tile(kpi: str, window: str | None = None, queue: str | None = None,
           direction: str = "high_bad", warn: float | None = None,
-          crit: float | None = None) -> TileConfig:
+          crit: float | None = None, **extra: Any) -> TileConfig:
     thresholds = (ThresholdConfig(direction=direction, warn=warn, crit=crit)  # type: ignore[arg-type]
                   if warn is not None or crit is not None else None)
-    return TileConfig(kpi=kpi, window=window, queue=queue, thresholds=thresholds)
+    return TileConfig(kpi=kpi, window=window, queue=queue, thresholds=thresholds, **extra)
 
 
 def default_board(settings: Settings) -> BoardConfig:
@@ -64,7 +46,7 @@ def default_board(settings: Settings) -> BoardConfig:
         _tile("agents_available", direction="low_bad", warn=1, crit=0),
         _tile("asa_s", pick("1h", "15m"), warn=20, crit=40),
         _tile("answered", pick("today")),
-        _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7),
+        _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7, type="survey"),
     ]
     for name, queue in settings.queues.items():
         target = queue.service_level.target
@@ -79,47 +61,98 @@ def default_board(settings: Settings) -> BoardConfig:
     return BoardConfig(title="Overview", columns=4, tiles=tiles)
 
 
-def resolve_tile(index: int, tile: TileConfig, settings: Settings) -> dict[str, Any]:
-    """A tile as the page needs it: its value's flat key, format, scope and thresholds."""
+def _label(tile: TileConfig, scope: str, msg: dict[str, str]) -> str:
+    if tile.label:
+        return tile.label
+    if tile.type == "survey":
+        name = msg[f"type.survey_{tile.kpi}"]
+    elif tile.type in ("number", "ring", "sparkline"):
+        name = msg.get(f"kpi.{tile.kpi}", tile.kpi or "")
+    else:
+        name = msg[f"type.{tile.type}"]
+    if tile.type in ("clock", "announcements", "queue_table"):
+        return name
+    return f"{name} · {scope}"
+
+
+def resolve_tile(index: int, tile: TileConfig, settings: Settings,
+                 msg: dict[str, str] | None = None) -> dict[str, Any]:
+    """A tile as the page needs it: its keys, format, label, span and thresholds."""
+    msg = msg or messages(settings.site.locale)
+    kpi = tile.kpi or ""
     if tile.queue:
-        prefix = f"queues.{tile.queue}"
-        queue = settings.queues.get(tile.queue)
-        scope = (queue.label if queue and queue.label else tile.queue)
+        prefix, path = f"queues.{tile.queue}", ["queues", tile.queue]
+        queue = settings.queues[tile.queue]
+        scope = queue.label or tile.queue
         sources_key: str | None = f"{prefix}.sources"
     elif tile.channel:
         prefix, scope, sources_key = f"channels.{tile.channel}", tile.channel, None
+        path = ["channels", tile.channel]
     else:
         prefix, scope, sources_key = "total", settings.site.name, None
-    label = tile.label or f"{KPI_LABELS.get(tile.kpi, tile.kpi)} · {scope}"
-    return {
-        "id": f"t{index}",
-        "label": label,
-        "kpi": tile.kpi,
-        "format": KPI_FORMATS[tile.kpi],
-        "window": tile.window,
-        "key": f"{prefix}.{tile.window}.{tile.kpi}",
-        "scope": scope,
+        path = ["total"]
+    key = f"{prefix}.{tile.window}.{kpi}"
+    out: dict[str, Any] = {
+        "id": f"t{index}", "type": tile.type, "label": _label(tile, scope, msg),
+        "kpi": kpi, "format": KPI_FORMATS.get(kpi, "count"), "window": tile.window,
+        "key": key, "path": [*path, tile.window, kpi], "prefix": prefix, "scope": scope,
         "sources_key": sources_key,
+        "cols": tile.cols, "rows": tile.rows,
         "thresholds": tile.thresholds.model_dump() if tile.thresholds else None,
-        "note": (service_level_note(settings, tile.queue)
-                 if tile.kpi == "service_level" and not tile.channel else ""),
+        "note": (service_level_note(settings, tile.queue, msg)
+                 if kpi == "service_level" and not tile.channel
+                 and tile.type in ("number", "ring") else ""),
+    }
+    if tile.type == "number" and tile.trend:
+        out["trend_key"] = f"trend.{key}"
+    if tile.type == "sparkline":
+        out["series_key"] = f"series.{key}"
+    if tile.type == "ring":
+        targets = {q.service_level.target for q in settings.queues.values()}
+        out["target"] = (settings.queues[tile.queue].service_level.target if tile.queue
+                         else targets.pop() if len(targets) == 1 else None)
+    if tile.type == "queue_table":
+        sl_window = tile.window if tile.window != "live" else None
+        out["rows_keys"] = [
+            {"queue": q, "label": f"queues.{q}.label", "waiting": f"queues.{q}.live.waiting",
+             "oldest": f"queues.{q}.live.oldest_wait_s",
+             "sl": f"queues.{q}.{sl_window}.service_level" if sl_window else None,
+             "sources": f"queues.{q}.sources"}
+            for q in (tile.queues or list(settings.queues))]
+    if tile.type == "legal":
+        out["legal_key"] = f"{prefix}.legal.{tile.rule}"
+    if tile.type == "survey":
+        out["n_key"] = f"{prefix}.{tile.window}.{kpi}_n"
+        out["min_sample"] = settings.site.min_survey_sample
+    return out
+
+
+def resolve_board(board_id: str, board: BoardConfig, settings: Settings) -> dict[str, Any]:
+    """One board, ready to render in its own language."""
+    locale = board.locale or settings.site.locale
+    msg = messages(locale)
+    return {
+        "id": board_id, "title": board.title or board_id, "columns": board.columns,
+        "rows": board.rows, "locale": locale, "dir": text_direction(locale),
+        "messages": msg, "stale_after_s": board.stale_after_s,
+        "pixel_shift_px": board.pixel_shift_px, "alert": board.alert.model_dump(),
+        "tiles": [resolve_tile(i, t, settings, msg) for i, t in enumerate(board.tiles)],
     }
 
 
 def resolve_boards(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every board by id, ready to render; the default board when the config has none."""
     boards = settings.boards or {"overview": default_board(settings)}
-    return {
-        board_id: {
-            "id": board_id,
-            "title": board.title or board_id,
-            "columns": board.columns,
-            "tiles": [resolve_tile(i, t, settings) for i, t in enumerate(board.tiles)],
-        }
-        for board_id, board in boards.items()
-    }
+    return {board_id: resolve_board(board_id, board, settings)
+            for board_id, board in boards.items()}
+
+
+def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """The flat keys whose past values a board shows (sparklines, trends), with their paths."""
+    return {tile["key"]: tuple(tile["path"]) for board in boards.values()
+            for tile in board["tiles"] if "series_key" in tile or "trend_key" in tile}
 
 
 def text_direction(locale: str) -> str:
     """'rtl' for right-to-left languages, else 'ltr'."""
-    return "rtl" if locale.split("-")[0].lower() in RTL_LOCALES else "ltr"
+    return "rtl" if language(locale) in RTL_LOCALES else "ltr"

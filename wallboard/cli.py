@@ -23,7 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings.server.host = args.host
     if args.port is not None:
         settings.server.port = args.port
-    app = create_app(settings)
+    app = create_app(settings, config_path=args.config)
     where = args.config or "the embedded demo configuration"
     print(f"wallboard {__version__}: serving {where} on "
           f"http://{settings.server.host}:{settings.server.port}/", flush=True)

@@ -11,8 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from wallboard.boardconfig import (
+    AccessConfig,
+    BoardConfig,
+    PlaylistConfig,
+    TileConfig,
+)
 from wallboard.events import check_channel
-from wallboard.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -143,49 +148,8 @@ class ServerConfig(_Model):
     send_timeout_s: float = Field(5.0, gt=0)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_queues: int = Field(200, ge=1)
-
-
-class ThresholdConfig(_Model):
-    """Amber and red levels; `direction` says whether high or low values are bad."""
-
-    direction: Literal["high_bad", "low_bad"] = "high_bad"
-    warn: float | None = None
-    crit: float | None = None
-
-
-class TileConfig(_Model):
-    """One tile: a KPI, for a queue (or a channel, or the site), over a window."""
-
-    kpi: str
-    queue: str | None = None
-    channel: str | None = None
-    window: str | None = None
-    label: str | None = None
-    thresholds: ThresholdConfig | None = None
-
-    @model_validator(mode="after")
-    def _kpi_and_window(self) -> TileConfig:
-        if self.kpi in LIVE_KPIS:
-            if self.window not in (None, "live"):
-                raise ValueError(f"kpi {self.kpi!r} is live; it takes no window")
-            self.window = "live"
-        elif self.kpi in WINDOW_KPIS:
-            if self.window == "live":
-                raise ValueError(f"kpi {self.kpi!r} needs a window")
-        else:
-            known = ", ".join(sorted(KPI_FORMATS))
-            raise ValueError(f"unknown kpi {self.kpi!r}; known: {known}")
-        if self.queue and self.channel:
-            raise ValueError("give either queue or channel, not both")
-        return self
-
-
-class BoardConfig(_Model):
-    """A board: a titled grid of tiles."""
-
-    title: str | None = None
-    columns: int = Field(4, ge=1, le=12)
-    tiles: list[TileConfig] = Field(min_length=1)
+    # Sparklines and trend arrows sample tile values once per step (one minute on a TV).
+    history_step_s: float = Field(60.0, ge=0.05, le=3600)
 
 
 class JournalConfig(_Model):
@@ -227,6 +191,8 @@ class Settings(_Model):
     queues: dict[str, QueueConfig] = {}
     sources: dict[str, dict[str, Any]] = {}
     boards: dict[str, BoardConfig] = {}
+    playlists: dict[str, PlaylistConfig] = {}
+    access: AccessConfig = AccessConfig()
 
     @field_validator("windows")
     @classmethod
@@ -248,16 +214,46 @@ class Settings(_Model):
                                  f"not a configured window ({', '.join(self.windows)})")
         for board_id, board in self.boards.items():
             for i, tile in enumerate(board.tiles):
-                if tile.window is None:
-                    tile.window = "today" if "today" in self.windows else self.windows[0]
-                if tile.window != "live" and tile.window not in self.windows:
-                    raise ValueError(f"boards.{board_id}.tiles[{i}].window: {tile.window!r} is "
-                                     f"not a configured window ({', '.join(self.windows)})")
-                if tile.queue and tile.queue not in self.queues:
-                    known = ", ".join(self.queues) or "none"
-                    raise ValueError(f"boards.{board_id}.tiles[{i}].queue: unknown queue "
-                                     f"{tile.queue!r}; known: {known}")
+                self._check_tile(f"boards.{board_id}.tiles[{i}]", tile)
+        for name, playlist in self.playlists.items():
+            for i, board_id in enumerate(playlist.boards):
+                if board_id not in self.boards:
+                    raise ValueError(f"playlists.{name}.boards[{i}]: unknown board {board_id!r}")
+        check_access_names(self.access, self.boards, self.playlists)
         return self
+
+    def _check_tile(self, where: str, tile: TileConfig) -> None:
+        if tile.window is None:
+            tile.window = "today" if "today" in self.windows else self.windows[0]
+        if tile.window != "live" and tile.window not in self.windows:
+            raise ValueError(f"{where}.window: {tile.window!r} is not a configured window "
+                             f"({', '.join(self.windows)})")
+        known = ", ".join(self.queues) or "none"
+        for i, queue in enumerate(tile.queues or []):
+            if queue not in self.queues:
+                raise ValueError(f"{where}.queues[{i}]: unknown queue {queue!r}; known: {known}")
+        if tile.queue and tile.queue not in self.queues:
+            raise ValueError(f"{where}.queue: unknown queue {tile.queue!r}; known: {known}")
+        if tile.type == "legal":
+            rules = [r.name for r in self.queues[tile.queue or ""].legal_rules]
+            if not rules:
+                raise ValueError(f"{where}.queue: queue {tile.queue!r} has no legal_rules")
+            if tile.rule is None:
+                tile.rule = rules[0]
+            elif tile.rule not in rules:
+                raise ValueError(f"{where}.rule: unknown rule {tile.rule!r}; known: "
+                                 f"{', '.join(rules)}")
+
+
+def check_access_names(access: AccessConfig, boards: dict[str, BoardConfig],
+                       playlists: dict[str, PlaylistConfig]) -> None:
+    """Tokens may only name configured boards and playlists."""
+    for board_id in access.boards:
+        if board_id not in boards:
+            raise ValueError(f"access.boards.{board_id}: unknown board {board_id!r}")
+    for name in access.playlists:
+        if name not in playlists:
+            raise ValueError(f"access.playlists.{name}: unknown playlist {name!r}")
 
 
 DEMO_CONFIG: dict[str, Any] = {
@@ -279,13 +275,13 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 
 
-def _substitute(node: Any, path: str, problems: list[str], where: str) -> Any:
+def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string, collecting unset variables."""
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), problems, where)
+        return {k: substitute_env(v, f"{path}.{k}" if path else str(k), problems, where)
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", problems, where) for i, v in enumerate(node)]
+        return [substitute_env(v, f"{path}[{i}]", problems, where) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
@@ -325,7 +321,7 @@ def parse_settings(raw: Any, where: str = "<config>") -> Settings:
     if not isinstance(raw, dict):
         raise ConfigError([f"{where}: <top>: must be a mapping of sections"])
     problems: list[str] = []
-    raw = _substitute(raw, "", problems, where)
+    raw = substitute_env(raw, "", problems, where)
     if problems:
         raise ConfigError(problems)
     try:

@@ -38,6 +38,7 @@ class Client:
         self.ws = ws
         self.transport = transport
         self.board = board
+        self.token = ""  # the TV token it connected with: a revoked one is disconnected
         self.pending: Any = _RESYNC
         self.wake = asyncio.Event()
         self.wake.set()

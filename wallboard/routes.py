@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from wallboard import __version__
 from wallboard import appkeys as keys
+from wallboard.admin import check_board_token, check_reader, refuse
 from wallboard.boards import text_direction
 from wallboard.exposition import encode
 from wallboard.hub import Client
@@ -24,6 +25,7 @@ from wallboard.plugins import plugin_info
 SEND_BUFFER_BYTES = 128 * 1024
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 STATIC_DIR = Path(str(importlib.resources.files("wallboard_web") / "static"))
+LOCALES_DIR = Path(str(importlib.resources.files("wallboard_web") / "locales"))
 
 
 def make_templates() -> jinja2.Environment:
@@ -32,19 +34,24 @@ def make_templates() -> jinja2.Environment:
                               autoescape=True)
 
 
-def _render(request: web.Request, name: str, **context: object) -> web.Response:
+def _render(request: web.Request, name: str, locale: str | None = None,
+            **context: object) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    locale = settings.site.locale
+    locale = locale or settings.site.locale
     html = request.app[TEMPLATES].get_template(name).render(
-        site=settings.site.name, version=__version__, locale=locale,
+        site=settings.site.name, version=request.app[keys.BUILD], locale=locale,
         dir=text_direction(locale), **context)
-    return web.Response(text=html, content_type="text/html")
+    # A TV page is never cached: after an upgrade the reload must fetch the new page.
+    return web.Response(text=html, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
 
 
 async def index(request: web.Request) -> web.Response:
-    """List the boards."""
+    """List the boards and playlists."""
     boards = [{"id": b["id"], "title": b["title"]} for b in request.app[keys.BOARDS].values()]
-    return _render(request, "index.html", boards=boards)
+    playlists = [{"id": name, "boards": ", ".join(p.boards)}
+                 for name, p in request.app[keys.SETTINGS].playlists.items()]
+    return _render(request, "index.html", boards=boards, playlists=playlists)
 
 
 async def board_page(request: web.Request) -> web.Response:
@@ -52,17 +59,43 @@ async def board_page(request: web.Request) -> web.Response:
     board = request.app[keys.BOARDS].get(request.match_info["board"])
     if board is None:
         raise web.HTTPNotFound(text=f"no board {request.match_info['board']!r}")
+    token = check_board_token(request, "board", board["id"])
     settings = request.app[keys.SETTINGS]
+    ws_path = f"/ws?board={quote(board['id'])}" + (f"&token={quote(token)}" if token else "")
     config = {
         "board": board["id"],
-        "ws_path": f"/ws?board={quote(board['id'])}",
+        "ws_path": ws_path,
+        "build": request.app[keys.BUILD],
         "push_interval_ms": settings.server.push_interval_ms,
         # The hub refreshes every second; five silent seconds mean the link is dead.
         "stale_after_s": 5,
-        "locale": settings.site.locale,
+        "data_stale_after_s": board["stale_after_s"],
+        "locale": board["locale"],
+        "timezone": settings.site.timezone,
+        "messages": board["messages"],
+        "alert": board["alert"],
+        "pixel_shift_px": board["pixel_shift_px"],
+        "embedded": request.query.get("embed") == "1",
         "tiles": board["tiles"],
     }
-    return _render(request, "board.html", board=board, tiles=board["tiles"], config=config)
+    return _render(request, "board.html", locale=board["locale"], board=board,
+                   tiles=board["tiles"], config=config, msg=board["messages"])
+
+
+async def play_page(request: web.Request) -> web.Response:
+    """One URL per TV: the playlist's boards in turn, each kept live in its own frame."""
+    name = request.match_info["playlist"]
+    playlist = request.app[keys.SETTINGS].playlists.get(name)
+    if playlist is None:
+        raise web.HTTPNotFound(text=f"no playlist {name!r}")
+    token = request.query.get("token", "")
+    if not request.app[keys.ACCESS].playlist_ok(name, token):
+        raise refuse(request, "play", 401 if not token else 403,
+                     f"playlist {name!r} needs a valid ?token= (access is enabled)")
+    suffix = f"&token={quote(token)}" if token else ""
+    frames = [{"board": b, "src": f"/board/{quote(b)}?embed=1{suffix}"} for b in playlist.boards]
+    config = {"playlist": name, "interval_s": playlist.interval_s, "frames": frames}
+    return _render(request, "play.html", playlist=name, frames=frames, config=config)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -70,6 +103,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     board = request.query.get("board", "")
     if board not in request.app[keys.BOARDS]:
         raise web.HTTPNotFound(text=f"no board {board!r}")
+    token = check_board_token(request, "ws", board)
     settings = request.app[keys.SETTINGS]
     ws = web.WebSocketResponse(heartbeat=settings.server.heartbeat_s, max_msg_size=65536)
     await ws.prepare(request)
@@ -80,6 +114,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = request.app[keys.HUB]
     client = Client(hub, ws, board, request.transport)
+    client.token = token
     hub.add(client)
     try:
         async for message in ws:
@@ -95,11 +130,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the event loop answers."""
-    return web.json_response({"status": "ok", "version": __version__})
+    return web.json_response({"status": "ok", "version": __version__,
+                              "build": request.app[keys.BUILD]})
 
 
 async def api_snapshot(request: web.Request) -> web.Response:
     """Every current KPI as JSON: the numbers the board shows."""
+    check_reader(request, "snapshot")
     return web.Response(body=orjson.dumps(request.app[keys.HUB].current()),
                         content_type="application/json")
 
@@ -128,10 +165,12 @@ def core_routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/", index),
         web.get("/board/{board}", board_page),
+        web.get("/play/{playlist}", play_page),
         web.get("/ws", websocket),
         web.get("/healthz", healthz),
         web.get("/api/snapshot", api_snapshot),
         web.get("/api/plugins", api_plugins),
         web.get("/metrics", metrics),
         web.static("/static", STATIC_DIR),
+        web.static("/locales", LOCALES_DIR),
     ]

@@ -1,0 +1,237 @@
+"""TV tokens, the admin token, announcements and board config errors, on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+import yaml
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import base_config
+from wallboard.app import create_app
+from wallboard.config import ConfigError, load_settings
+
+TV = "tv-token-for-board-a-0001"
+TV2 = "tv-token-for-board-a-0002"
+ADMIN = "admin-token-0123456789"
+
+
+def config(tmp_path: Path, **access: Any) -> dict[str, Any]:
+    return base_config(
+        journal={"data_dir": str(tmp_path / "journal")},
+        boards={"a": {"tiles": [{"kpi": "waiting"}, {"type": "announcements"}]},
+                "b": {"tiles": [{"kpi": "waiting", "queue": "sales"}]}},
+        playlists={"p": {"boards": ["a", "b"], "interval_s": 5}},
+        access={"enabled": True, "admin_token": ADMIN, "boards": {"a": [TV, TV2]}, **access},
+    )
+
+
+class Board:
+    """A server started from a config file, so that editing the file can be observed."""
+
+    def __init__(self, path: Path, server: TestServer, session: ClientSession) -> None:
+        self.path, self.server, self.session = path, server, session
+        self.url = f"http://127.0.0.1:{server.port}"
+        self.ws_url = f"ws://127.0.0.1:{server.port}"
+
+    def rewrite(self, mutate: Callable[[dict[str, Any]], None]) -> None:
+        data = yaml.safe_load(self.path.read_text())
+        mutate(data)
+        self.path.write_text(yaml.safe_dump(data))
+        stamp = time.time() + 1  # a distinct mtime even on coarse file systems
+        os.utime(self.path, (stamp, stamp))
+
+    async def status(self, method: str, path: str, **kwargs: Any) -> tuple[int, str]:
+        async with self.session.request(method, self.url + path, **kwargs) as resp:
+            return resp.status, await resp.text()
+
+    async def metric(self, line_start: str) -> float:
+        _, text = await self.status("GET", "/metrics")
+        for line in text.splitlines():
+            if line.startswith(line_start):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+@pytest.fixture
+async def board_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[tuple[TestServer, ClientSession]] = []
+
+    async def start(data: dict[str, Any]) -> Board:
+        path = tmp_path / "wallboard.yaml"
+        path.write_text(yaml.safe_dump(data))
+        app = create_app(load_settings(path), config_path=str(path))
+        server = TestServer(app, host="127.0.0.1", port=0)
+        await server.start_server()
+        session = ClientSession()
+        started.append((server, session))
+        return Board(path, server, session)
+
+    yield start
+    for server, session in started:
+        await session.close()
+        await server.close()
+
+
+async def test_board_page_and_socket_need_the_boards_token_and_refusals_are_counted(
+        board_server, tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    assert (await board.status("GET", "/board/a"))[0] == 401
+    assert (await board.status("GET", f"/board/a?token={TV}x"))[0] == 403
+    assert (await board.status("GET", f"/board/b?token={TV}"))[0] == 403  # another board's
+    status, html = await board.status("GET", f"/board/a?token={TV}")
+    assert status == 200 and f"token={TV}" in html  # the page's socket carries it on
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{board.ws_url}/ws?board=a")
+    assert refused.value.response.status_code == 401
+    async with websockets.connect(f"{board.ws_url}/ws?board=a&token={TV}") as ws:
+        assert '"type":"snapshot"' in await ws.recv()
+    assert await board.metric('wallboard_http_rejected_total{code="401",endpoint="board"}') == 1
+    assert await board.metric('wallboard_http_rejected_total{code="403",endpoint="board"}') == 2
+    assert await board.metric('wallboard_http_rejected_total{code="401",endpoint="ws"}') == 1
+
+
+async def test_editing_the_config_revokes_a_token_without_restart(board_server,
+                                                                   tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    async with websockets.connect(f"{board.ws_url}/ws?board=a&token={TV}") as kept, \
+            websockets.connect(f"{board.ws_url}/ws?board=a&token={TV2}") as revoked:
+        await kept.recv()
+        await revoked.recv()
+        board.rewrite(lambda d: d["access"]["boards"].update(a=[TV]))
+        # The TV holding the removed token is cut off within a couple of watcher ticks.
+        async with asyncio.timeout(5):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await revoked.recv()
+        assert closed.value.rcvd.code == 4403
+        assert (await board.status("GET", f"/board/a?token={TV2}"))[0] == 403
+        assert (await board.status("GET", f"/board/a?token={TV}"))[0] == 200
+        await kept.recv()  # the other TV stays connected
+    # Turning access off opens the boards again, still without a restart.
+    board.rewrite(lambda d: d["access"].update(enabled=False))
+    for _ in range(50):
+        if (await board.status("GET", "/board/a"))[0] == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (await board.status("GET", "/board/a"))[0] == 200
+
+
+async def test_a_broken_access_edit_keeps_the_old_tokens_and_names_file_and_key(
+        board_server, tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    board.rewrite(lambda d: d["access"]["boards"].update(a=["short"]))
+    for _ in range(50):
+        if await board.metric('wallboard_access_reloads_total{result="error"}') == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await board.metric('wallboard_access_reloads_total{result="error"}') == 1
+    status, body = await board.status("GET", "/api/admin/access",
+                                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert status == 200
+    assert f"{board.path}: access.boards: " in body and "16 characters" in body
+    assert (await board.status("GET", f"/board/a?token={TV}"))[0] == 200  # still in force
+    assert (await board.status("GET", "/board/a?token=short"))[0] == 403
+
+
+async def test_playlist_needs_its_token_or_one_valid_for_every_board(board_server,
+                                                                     tmp_path: Path) -> None:
+    play = "playlist-token-000001"
+    board = await board_server(config(tmp_path, playlists={"p": [play]}))
+    assert (await board.status("GET", "/play/p"))[0] == 401
+    assert (await board.status("GET", f"/play/p?token={TV}"))[0] == 403  # opens only board a
+    status, html = await board.status("GET", f"/play/p?token={play}")
+    assert status == 200
+    assert html.count("<iframe") == 2 and f"/board/b?embed=1&amp;token={play}" in html
+    assert (await board.status("GET", f"/board/b?token={play}"))[0] == 200
+
+
+async def test_announcements_need_the_admin_token_and_expire(board_server,
+                                                             tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    body = {"text": "<b>Fire drill</b>  at 15:00", "ttl_s": 1.0, "boards": ["a"]}
+    assert (await board.status("POST", "/api/announcements", json=body))[0] == 401
+    assert (await board.status("POST", "/api/announcements", json=body,
+                               headers={"Authorization": f"Bearer {TV}"}))[0] == 401
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    status, text = await board.status("POST", "/api/announcements", json=body, headers=admin)
+    assert status == 201, text
+    async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
+        shown = (await resp.json())["announcements"]
+    # Stored as plain text (whitespace folded); the page renders it with textContent.
+    assert [(a["text"], a["boards"]) for a in shown] == [("<b>Fire drill</b> at 15:00", "a")]
+    for bad, field in [({"text": "", "ttl_s": 5}, "text:"), ({"text": "x"}, "ttl_s:"),
+                       ({"text": "x", "ttl_s": 5, "boards": ["zz"]}, "boards:")]:
+        status, text = await board.status("POST", "/api/announcements", json=bad, headers=admin)
+        assert status == 400 and text.startswith(field), text
+    assert (await board.status("POST", "/api/announcements", data=b"{", headers=admin))[0] == 400
+    assert await board.metric(
+        'wallboard_http_rejected_total{code="400",endpoint="announcements"}') == 4
+    assert await board.metric(
+        'wallboard_http_rejected_total{code="401",endpoint="announcements"}') == 2
+    # Gone once expired: the hub rebuilds the snapshot every second, so within ttl + 1 s.
+    posted = time.monotonic()
+    while True:
+        async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
+            if (await resp.json())["announcements"] == []:
+                break
+        assert time.monotonic() - posted < 3, "the announcement did not expire"
+        await asyncio.sleep(0.1)
+
+
+async def test_admin_api_is_off_without_an_admin_token(board_server, tmp_path: Path) -> None:
+    data = config(tmp_path)
+    del data["access"]["admin_token"]
+    board = await board_server(data)
+    status, text = await board.status("GET", "/api/admin/boards",
+                                      headers={"Authorization": "Bearer anything"})
+    assert status == 403 and "access.admin_token" in text
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["playlists"]["p"]["boards"].append("zz"),
+     "playlists.p.boards[2]: unknown board 'zz'"),
+    (lambda d: d["access"]["boards"].update(zz=["x" * 16]), "access.boards.zz: unknown board"),
+    (lambda d: d["boards"]["a"]["tiles"].append({"type": "legal", "queue": "sales"}),
+     "boards.a.tiles[2].queue: queue 'sales' has no legal_rules"),
+    (lambda d: d["boards"]["a"]["tiles"].append({"type": "survey", "kpi": "waiting"}),
+     "boards.a.tiles[2]: a survey tile shows csat, nps or ces"),
+    (lambda d: d["boards"]["a"]["tiles"].append({"kpi": "waiting", "cols": 13}),
+     "boards.a.tiles[2].cols: Input should be less than or equal to 12"),
+    (lambda d: d["boards"]["a"].update(alert={"quiet_hours": "22-7"}),
+     "boards.a.alert.quiet_hours: '22-7' is not a HH:MM-HH:MM range"),
+    (lambda d: d["boards"]["a"]["tiles"].append(
+        {"kpi": "waiting", "thresholds": {"direction": "low_bad", "warn": 1, "crit": 3}}),
+     "boards.a.tiles[2].thresholds: low_bad: crit must be at most warn"),
+])
+def test_board_config_errors_name_the_file_and_key(tmp_path: Path, change: Any,
+                                                   message: str) -> None:
+    data = config(tmp_path)
+    change(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as error:
+        load_settings(path)
+    assert any(p.startswith(f"{path}: ") and message in p for p in error.value.problems), \
+        error.value.problems
+
+
+async def test_with_access_on_the_snapshot_api_needs_a_tv_or_the_admin_token(
+        board_server, tmp_path: Path) -> None:
+    board = await board_server(config(tmp_path))
+    assert (await board.status("GET", "/api/snapshot"))[0] == 401
+    assert (await board.status("GET", "/api/snapshot?token=not-a-token-at-all"))[0] == 403
+    assert (await board.status("GET", f"/api/snapshot?token={TV}"))[0] == 200
+    status, body = await board.status("GET", "/api/snapshot",
+                                      headers={"Authorization": f"Bearer {ADMIN}"})
+    assert status == 200 and '"total"' in body
+    assert await board.metric('wallboard_http_rejected_total{code="401",endpoint="snapshot"}') == 1
+    assert await board.metric('wallboard_http_rejected_total{code="403",endpoint="snapshot"}') == 1
