@@ -48,6 +48,8 @@ async def full_metrics(live_server, tmp_path: Path) -> tuple[str, dict]:
     assert body["rejected"] == []
     async with live.session.post(f"{live.url}/api/surveys/csat", data=b"{}") as resp:
         assert resp.status == 401  # unsigned: refused and counted by source and reason
+    async with live.session.post(f"{live.url}/api/announcements", json={"text": "x"}) as resp:
+        assert resp.status == 403  # no admin token configured: the admin API is off, counted
     _, text = await live.get_text("/metrics")
     return text, await live.get_json("/api/snapshot")
 
@@ -102,7 +104,8 @@ async def test_labels_are_bounded_agents_only_from_the_allow_list(live_server, t
     assert states[("alice", "busy")] == 1 and states[("bob", "available")] == 1
     assert sum(states.values()) == 2  # one state each
     allowed_keys = {"queue", "channel", "team", "source", "window", "variant", "state",
-                    "outcome", "short", "kind", "reason", "rule", "agent", "version", "le"}
+                    "outcome", "short", "kind", "reason", "rule", "agent", "version", "le",
+                    "endpoint", "code", "result"}
     assert {key for key, _ in values} <= allowed_keys
 
 
