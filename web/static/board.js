@@ -89,10 +89,12 @@
       var type = WB.tiles.types[def.type] || WB.tiles.types.number;
       if (!el) continue;
       var win = el.querySelector(".tile__window");
-      if (win) win.textContent = I.windowCaption(String(def.window || "live"));
+      var caption = I.windowCaption(String(def.window || "live"));
+      if (win) win.textContent = caption;
       var tile = {
         def: def, el: el, type: type, bodyEl: el.querySelector(".tile__value"),
         badgeEl: el.querySelector(".tile__stale"), level: "none", staleText: "",
+        winEl: win, caption: caption, lag: 0,
         sourcesRaw: undefined, sourcesList: [], fit: 1, dirty: true,
       };
       type.build(tile);
@@ -153,6 +155,26 @@
     return count > 1 ? first + " " + t("ui.more", { n: I.int(count - 1) }) : first;
   }
 
+  /** The longest designed delay (lag_s) of the sources feeding the tile's queue, 0 if none. */
+  function lagOf(tile) {
+    var lag = 0;
+    for (var i = 0; i < tile.sourcesList.length; i++) {
+      var entry = sources.get(tile.sourcesList[i]);
+      var value = entry ? Number(entry.lag_s) : 0;
+      if (value > lag) lag = value;
+    }
+    return lag;
+  }
+
+  /** Note a source's designed delay next to the window ("15 min · ≈1 min behind"). */
+  function setLag(tile, lag) {
+    if (lag === tile.lag || !tile.winEl) return;
+    tile.lag = lag;
+    var minutes = I.windowCaption(Math.max(1, Math.round(lag / 60)) + "m");
+    tile.winEl.textContent = lag > 0 ? tile.caption + " \u00B7 " + t("ui.lag", { age: minutes })
+      : tile.caption;
+  }
+
   function setStale(tile, text) {
     if (text === tile.staleText) return;
     tile.staleText = text;
@@ -169,6 +191,7 @@
       var tile = tiles[i];
       setLevel(tile, tile.type.paint(tile, state, now));
       setStale(tile, staleText(tile));
+      setLag(tile, lagOf(tile));
       if (tile.dirty) {
         tile.dirty = false;
         fitList.push(tile);
