@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from wallboard.aggregate import Aggregator
+    from wallboard.cluster import Cluster
     from wallboard.config import Settings
     from wallboard.hub import Hub
     from wallboard.journal import Journal
@@ -29,3 +30,4 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
 BOARDS: web.AppKey[dict[str, dict]] = web.AppKey("boards")
+CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)

@@ -20,6 +20,7 @@ from wallboard.ratelimit import TokenBucket, parse_retry_after
 log = logging.getLogger(__name__)
 
 STARTING, UP, DOWN, STALE = "starting", "up", "down", "stale"
+STANDBY = "standby"  # another node holds the source's lease and runs it
 Emit = Callable[[Event | dict[str, Any]], None]
 # HTTP statuses that mean "slow down", where a Retry-After header is honoured.
 _BACK_OFF_STATUSES = frozenset({429, 503})
@@ -107,6 +108,9 @@ class Source:
 
     type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    # False: with several nodes, one runs the source at a time (a lease); True: it only
+    # receives requests, which any node behind the load balancer may get (webhooks).
+    every_node: ClassVar[bool] = False
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         self.name = name
@@ -270,6 +274,10 @@ class SourceRunner:
             log.warning("source %s stale: no event for %ss", self.name,
                         self.source.config.stale_after_s)
         self.on_change()
+
+    def set_standby(self) -> None:
+        """Another node runs this source (or none yet): not down, just not here."""
+        self._set(STANDBY)
 
     def _on_connected(self) -> None:
         self.backoff.reset()
