@@ -282,3 +282,60 @@ def _ami_logged_in(peer: Any, logins: int) -> Any:
     async def check() -> Any:
         return (peer.logins >= logins and bool(peer.sessions)) or peer.logins
     return check
+
+
+async def test_redis_restart_503_meanwhile_the_board_serves_then_both_nodes_catch_up(
+        nodes: list[ServerProcess], redis_server: RedisServer) -> None:
+    a, b = nodes
+    await a.start()
+    await b.start()
+    stream = contacts(random.Random(5), "rr")
+    acked: list[Contact] = []
+    async with aiohttp.ClientSession() as http:
+        batch = [next(stream) for _ in range(5)]
+        status, body, _ = await a.post(http, [e for c in batch for e in c.events])
+        assert status == 202, body
+        acked += batch
+        want = expected_today(acked)
+
+        async def both_show(want: dict[str, Any]) -> Any:
+            shots = [await s.snapshot(http) for s in (a, b)]
+            return all(approx_equal(observed_today(x["total"]["today"]), want)
+                       for x in shots) or [observed_today(x["total"]["today"]) for x in shots]
+
+        await until(lambda: both_show(want), 5, "the first batch on both nodes")
+        redis_server.stop()
+        refused = [next(stream) for _ in range(2)]
+        for server in (a, b):
+            status, body, headers = await server.post(http, [e for c in refused for e in c.events])
+            assert status == 503, body
+            assert int(headers["Retry-After"]) >= 1 and "journal down" in body["error"]
+
+        async def down_everywhere() -> Any:
+            states = [(await s.snapshot(http))["meta"]["journal"] for s in (a, b)]
+            states += [(await health(http, s))["journal"] for s in (a, b)]
+            return states == ["down"] * 4 or states
+
+        await until(down_everywhere, 5, "both nodes say the journal is down")
+        # The boards keep serving what they had; nothing refused was counted.
+        for server in (a, b):
+            shot = await server.snapshot(http)
+            assert approx_equal(observed_today(shot["total"]["today"]), want)
+
+        redis_server.start()
+
+        for server, size in ((b, 4), (a, 3)):
+            batch = [next(stream) for _ in range(size)]
+
+            async def accepted_again(server: ServerProcess = server,
+                                     batch: list[Contact] = batch) -> Any:
+                # A sender retrying on 503 (after Retry-After, shortened here).
+                status, body, _ = await server.post(http, [e for c in batch for e in c.events])
+                return status == 202 or (status, body)
+
+            await until(accepted_again, 10, "accepted again")
+            acked += batch
+        want = expected_today(acked)
+        await until(lambda: both_show(want), 10, "both nodes caught up")
+        info = [await health(http, s) for s in (a, b)]
+        assert all(i["journal"] == "up" and i["stream_lag_events"] == 0 for i in info), info

@@ -118,6 +118,7 @@ class RedisJournal:
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._down_by = "write"
         self._values: Callable[[list[Any]], Event] = lambda values: Event(*values)
 
     # -- opening and reading (before start, or from the CLI) -----------------------------
@@ -297,6 +298,8 @@ class RedisJournal:
             try:
                 answer = await self._reader.xread({self.stream: self.last_id},
                                                   count=READ_COUNT, block=BLOCK_MS)
+                if not self.status.up and self._down_by == "tail":
+                    self._set_up("the stream can be read again")
                 if answer:
                     self._fold(answer[0][1])
                 if time.monotonic() >= next_head:
@@ -306,8 +309,10 @@ class RedisJournal:
                 raise
             except _FAILURES as exc:
                 self._set_down(f"{self.location}: cannot read the stream: "
-                               f"{type(exc).__name__}: {exc}")
+                               f"{type(exc).__name__}: {exc}", by="tail")
                 await asyncio.sleep(self.config.retry_s)
+                with contextlib.suppress(*_FAILURES):
+                    await self._reader.connection_pool.disconnect()
 
     def _fold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         batch: list[Stored] = []
@@ -336,16 +341,22 @@ class RedisJournal:
             if self.status.up:
                 continue
             try:
+                # Connections from before the outage are dead: start afresh, not one per error.
+                await self.redis.connection_pool.disconnect()
                 async with asyncio.timeout(self.config.timeout_s):
                     await self.redis.ping()
             except _FAILURES as exc:
                 self.status.error = f"{self.location}: {type(exc).__name__}: {exc}"
                 continue
-            log.warning("journal recovered: %s answers again", self.location)
-            self.status.up, self.status.error = True, None
-            self.on_change()
+            self._set_up("Redis answers again")
 
-    def _set_down(self, error: str) -> None:
+    def _set_up(self, why: str) -> None:
+        log.warning("journal recovered: %s: %s", self.location, why)
+        self.status.up, self.status.error = True, None
+        self.on_change()
+
+    def _set_down(self, error: str, by: str = "write") -> None:
+        self._down_by = by  # a failed read is cleared by the next good read, a write by a PING
         if self.status.up:
             log.error("journal down: %s; ingest answers 503 until Redis answers (tried again "
                       "every %gs)", error, self.config.retry_s)
@@ -363,8 +374,9 @@ class RedisJournal:
         if self.redis is None:
             return 0
         try:
+            # Exact: it runs once per prune_every_s, and a trimmed entry must be a dead one.
             removed = int(await self.redis.xtrim(self.stream, minid=f"{int(before * 1000)}-0",
-                                                 approximate=True))
+                                                 approximate=False))
             if self.config.maxlen is not None:
                 removed += int(await self.redis.xtrim(self.stream, maxlen=self.config.maxlen,
                                                       approximate=True))
