@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from tests.journal_traffic import Contact, approx_equal, contacts, expected_today, observed_today
@@ -134,6 +135,11 @@ async def test_events_posted_to_one_node_show_identical_kpis_on_the_other_within
         assert [i["node"] for i in info] == ["a", "b"]
         assert all(i["journal"] == "up" and i["stream_lag_events"] == 0 for i in info), info
         assert all(i["role"] == "standby" and i["sources_held"] == [] for i in info), info
+    # The stream, read by `wallboard journal export` (not by a server): each event once.
+    result = b.cli("journal", "export", "--since", "now-1d")
+    assert result.returncode == 0, result.stderr
+    ids = [orjson.loads(line)["id"] for line in result.stdout.splitlines()]
+    assert sorted(ids) == sorted(e["id"] for c in sent for e in c.events)
 
 
 def failover_config(workdir: Path, url: str, name: str, ami_port: int, zendesk_url: str
