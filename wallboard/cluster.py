@@ -21,29 +21,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wallboard.journal_redis import RedisJournal
+from wallboard.redis_scripts import ACQUIRE_LUA, RELEASE_LUA, RENEW_LUA
 from wallboard.sources import SourceRunner
 
 log = logging.getLogger(__name__)
 TTL_SHARE = 0.7  # lease time to live, as a share of lease_s
 STEP_SHARE = 0.1  # renewals and attempts to take a free lease, as a share of lease_s
-
-# Take the lease if nobody holds it: the value is "<node>:<fencing token>", the token one
-# more than the last one given for this source.
-ACQUIRE_LUA = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local token = redis.call('INCR', KEYS[2])
-local value = ARGV[1] .. ':' .. token
-redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
-return value
-"""
-RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def default_node() -> str:

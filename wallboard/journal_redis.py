@@ -1,9 +1,10 @@
 """The Redis Streams journal: one stream shared by every node, appended with a Lua script.
 
 Each append is one stream entry holding a JSON array of events; its id (the Redis clock in
-milliseconds) is their arrival time. The script refuses a fenced source's stale holder and
-drops events whose id another node already stored, then XADDs the rest. Every node, the one
-that accepted the events included, folds the stream in stream order (`deliver`).
+milliseconds) is their arrival time. The script (`redis_scripts.py`) refuses a fenced
+source's stale holder and drops events whose id another node already stored, then XADDs the
+rest. Every node, the one that accepted the events included, folds the stream in stream order
+(`deliver`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from wallboard.journal import (
     encode,
     retry_after,
 )
+from wallboard.redis_scripts import APPEND_LUA
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
     import redis
@@ -46,34 +48,9 @@ READ_COUNT = 500  # stream entries per XRANGE/XREAD call
 BLOCK_MS = 1000  # an idle XREAD returns this often (lag refresh, shutdown)
 DELAYS_KEPT = 10_000  # apply delays kept for the p50/p99 in /healthz
 MAX_APPENDS_PER_ROUND = 2000
+FOLD_CHUNK = 5000  # events folded between two yields to the event loop
+SIZE_EVERY_S = 10.0  # how often the stream's memory is read for /metrics
 _FAILURES = (RedisError, OSError, TimeoutError)
-
-# KEYS: stream, event counter, lease (the counter again when unfenced).
-# ARGV: id ttl ms, lease holder ('' = unfenced), a JSON array of id keys ('' = no id), and the
-# events' JSON joined by newlines (JSON text never holds a raw newline). Three arguments,
-# not two per event: packing thousands of arguments cost the client more than the script.
-# Returns {kept, duplicates, entry id}; kept = -1: the lease is no longer this holder's.
-APPEND_LUA = """
-if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then
-  return {-1, 0, ''}
-end
-local ids = cjson.decode(ARGV[3])
-local kept, dup, i = {}, 0, 0
-for body in string.gmatch(ARGV[4], '[^\\n]+') do
-  i = i + 1
-  local key = ids[i]
-  if key == '' or redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) then
-    kept[#kept + 1] = body
-  else
-    dup = dup + 1
-  end
-end
-if #kept == 0 then return {0, dup, ''} end
-local n = redis.call('INCRBY', KEYS[2], #kept)
-local id = redis.call('XADD', KEYS[1], '*', 'e', '[' .. table.concat(kept, ',') .. ']',
-                      'n', n, 'h', ARGV[2])
-return {#kept, dup, id}
-"""
 
 
 class _Append:
@@ -306,7 +283,7 @@ class RedisJournal:
                 if not self.status.up and self._down_by == "tail":
                     self._set_up("the stream can be read again")
                 if answer:
-                    self._fold(answer[0][1])
+                    await self._fold(answer[0][1])
                 if time.monotonic() >= next_head:
                     next_head = time.monotonic() + 0.5
                     self.head_n = int(await self._reader.get(self.counter) or 0)
@@ -319,7 +296,8 @@ class RedisJournal:
                 with contextlib.suppress(*_FAILURES):
                     await self._reader.connection_pool.disconnect()
 
-    def _fold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _fold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Deliver entries in order, yielding to the loop between chunks (catch-up is long)."""
         batch: list[Stored] = []
         now = time.time()
         for entry_id, fields in entries:
@@ -333,17 +311,30 @@ class RedisJournal:
             self.delays.append(max(now - recv, 0.0))
             self.folded_n = int(fields.get(b"n", self.folded_n))
             self.last_id = entry_id
-        self.entries += len(entries)
+            self.entries += 1
+            if len(batch) >= FOLD_CHUNK:
+                self._deliver(batch)
+                batch = []
+                await asyncio.sleep(0)  # boards and webhooks are served between chunks
         self.head_n = max(self.head_n, self.folded_n)
-        if self.last_id == b"$" and entries:
-            self.last_id = entries[-1][0]
-        self.deliver(batch)
+        self._deliver(batch)
+
+    def _deliver(self, batch: list[Stored]) -> None:
+        try:
+            self.deliver(batch)
+        except Exception:  # a bug in a fold must not stop this node from following the stream
+            log.exception("journal: folding %s events from the stream failed", len(batch))
 
     async def _probe(self) -> None:
         """While down, PING every retry_s; a success brings the journal up again."""
+        sized = 0.0
         while True:
             await asyncio.sleep(self.config.retry_s)
             if self.status.up:
+                if time.monotonic() - sized >= SIZE_EVERY_S:
+                    sized = time.monotonic()
+                    with contextlib.suppress(*_FAILURES):  # sampled: cheap on a long stream
+                        self.status.bytes = int(await self.redis.memory_usage(self.stream) or 0)
                 continue
             try:
                 # Connections from before the outage are dead: start afresh, not one per error.
