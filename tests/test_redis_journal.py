@@ -15,11 +15,13 @@ import yaml
 
 from tests.conftest import free_port
 from tests.redisproc import RedisServer
+from wallboard.aggregate import Aggregator
 from wallboard.cluster import Cluster
 from wallboard.config import JournalConfig, parse_settings
 from wallboard.events import Event
 from wallboard.journal import JournalFenced
 from wallboard.journal_redis import RedisJournal
+from wallboard.pipeline import Pipeline
 from wallboard.sources import STANDBY, UP, PushSource, SourceConfig, SourceRunner
 
 
@@ -181,3 +183,35 @@ def test_config_errors_name_the_key_and_a_missing_package_or_server_is_clear(
     assert result.returncode == 2, result.stderr
     assert f"error: journal: redis://127.0.0.1:{port}/0 stream {{wallboard}}:events: " \
            f"cannot connect" in result.stderr
+
+
+async def test_the_pipeline_folds_only_what_the_stream_delivers_and_counts_fenced_events(
+        redis_server: RedisServer) -> None:
+    settings = parse_settings({"queues": {"sales": {"channel": "voice"}},
+                               "journal": {"backend": "redis", "url": redis_server.url}})
+    journal = RedisJournal(settings.journal)
+    journal.open()
+    journal.last_id = b"0-0"
+    pipeline = Pipeline(Aggregator(settings, time.time), journal=journal)
+    delivered: list[int] = []
+
+    def deliver(batch: list[tuple[float, Event]]) -> None:
+        delivered.append(len(batch))
+        pipeline.apply(batch)
+
+    journal.deliver = deliver
+    journal.start()
+    try:
+        lease = f"{journal.prefix}:lease:pbx"
+        await journal.redis.set(lease, "other:7")
+        pipeline.ingest(call(1, "pbx"), fence=(lease, "me:3"))  # a stale holder
+        pipeline.ingest(call(2, "pbx"), fence=(lease, "other:7"))
+        assert pipeline.accepted == {}  # nothing folded when appended: only from the stream
+        await eventually(lambda: pipeline.accepted.get("pbx") == 1)
+        await asyncio.sleep(0.2)
+        assert pipeline.rejected["fenced"] == 1 and pipeline.accepted == {"pbx": 1}
+        assert sum(delivered) == 1 and pipeline.unstored == 0
+        # Appended here but already in the stream from elsewhere: a duplicate, folded once.
+        assert pipeline.ingest(call(2, "pbx"), fence=(lease, "other:7")) == "duplicate"
+    finally:
+        await journal.close()
