@@ -211,6 +211,13 @@ async def test_sigkill_of_the_node_holding_the_sources_moves_them_within_ten_sec
             assert ami.connections == 1 and ami.logins == 1  # b never logged in
             assert (await health(http, b))["sources_held"] == []
 
+            async def b_shows_their_status() -> Any:
+                sources = (await b.snapshot(http))["sources"]
+                return all(sources[n]["status"] == "up" for n in ("pbx", "zd")) or sources
+
+            # b runs neither, but its boards show how they are doing on a.
+            await until(b_shows_their_status, 5, "a's source statuses on b")
+
             a.kill()
             killed = time.monotonic()
             assert a.wait() == -9

@@ -118,6 +118,8 @@ async def _run_sources(app: web.Application) -> AsyncIterator[None]:
                                              name=f"lease:{name}"))
         else:
             tasks.append(asyncio.create_task(runner.run(), name=f"source:{name}"))
+    if cluster is not None:
+        tasks.append(asyncio.create_task(cluster.share(runners), name="source-status"))
 
     async def watch_staleness() -> None:
         while True:

@@ -17,12 +17,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wallboard.journal_redis import RedisJournal
 from wallboard.redis_scripts import ACQUIRE_LUA, RELEASE_LUA, RENEW_LUA
-from wallboard.sources import SourceRunner
+from wallboard.sources import DOWN, SourceRunner
 
 log = logging.getLogger(__name__)
 TTL_SHARE = 0.7  # lease time to live, as a share of lease_s
@@ -117,6 +118,41 @@ class Cluster:
                             self.node, name, exc)
             self.lost += 1
             return
+
+    async def share(self, runners: dict[str, SourceRunner]) -> None:
+        """Publish the status of the sources run here; show the others' as their node reports.
+
+        Every node's boards then badge a source that is down wherever it runs.
+        """
+        key = f"{self.journal.prefix}:sources"
+        stale_s = self.ttl_ms / 1000 + 2 * self.step_s
+        while True:
+            await asyncio.sleep(self.step_s)
+            now = time.time()
+            mine = {name: orjson.dumps({
+                "status": r.status.status, "last_error": r.status.last_error,
+                "last_event_ts": r.status.last_event_ts, "events": r.status.events,
+                "node": self.node, "at": now})
+                for name, r in runners.items() if name in self.held}
+            try:
+                async with asyncio.timeout(self.journal.config.timeout_s):
+                    if mine:
+                        await self.journal.redis.hset(key, mapping=mine)
+                    theirs = await self.journal.redis.hgetall(key)
+            except Exception as exc:  # Redis down: the journal reports it; keep what we show
+                log.debug("source status: %s", exc)
+                continue
+            for name in self.sources:
+                raw = theirs.get(name.encode())
+                if name in self.held or name not in runners or raw is None:
+                    continue
+                info = orjson.loads(raw)
+                if now - info["at"] > stale_s:  # its node died and nobody took it over yet
+                    runners[name].mirror(DOWN, f"no node runs it (last: {info['node']})",
+                                         info["last_event_ts"], info["events"])
+                else:
+                    runners[name].mirror(info["status"], info["last_error"],
+                                         info["last_event_ts"], info["events"])
 
     def health(self) -> dict[str, Any]:
         """What /healthz adds for this node."""

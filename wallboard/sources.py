@@ -279,6 +279,17 @@ class SourceRunner:
         """Another node runs this source (or none yet): not down, just not here."""
         self._set(STANDBY)
 
+    def mirror(self, status: str, last_error: str | None, last_event_ts: float | None,
+               events: int) -> None:
+        """Show what the node running this source reports (another node among several)."""
+        s = self.status
+        changed = (status, last_error) != (s.status, s.last_error)
+        s.status, s.last_error, s.last_event_ts, s.events = (status, last_error, last_event_ts,
+                                                             events)
+        if changed:
+            s.since = self._clock()
+            self.on_change()
+
     def _on_connected(self) -> None:
         self.backoff.reset()
         if self.status.status != UP:
