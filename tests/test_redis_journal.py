@@ -215,3 +215,34 @@ async def test_the_pipeline_folds_only_what_the_stream_delivers_and_counts_fence
         assert pipeline.ingest(call(2, "pbx"), fence=(lease, "other:7")) == "duplicate"
     finally:
         await journal.close()
+
+
+async def test_while_redis_is_down_the_holder_stops_its_source_and_takes_it_again_after(
+        journals: list[RedisJournal], redis_server: RedisServer) -> None:
+    n1 = journals[0]
+    cluster = Cluster(n1)
+
+    class Poller(PushSource):
+        type = "poller"
+
+        async def run(self, emit: Any) -> None:
+            self.connected()
+            await asyncio.Event().wait()
+
+    runner = SourceRunner(Poller("rt", SourceConfig(type="poller")), lambda e: None)
+    hold = asyncio.create_task(cluster.hold(runner, runner.run))
+    try:
+        await eventually(lambda: runner.status.status == UP)
+        first = cluster.held["rt"]
+        redis_server.stop()
+        # It cannot renew: it stops the source (0.6 s after its last renewal, before the 0.7 s
+        # lease could expire in Redis and another node take it).
+        await eventually(lambda: runner.status.status == STANDBY, timeout=3)
+        assert not cluster.held
+        redis_server.start()
+        await eventually(lambda: runner.status.status == UP, timeout=10)
+        assert int(cluster.held["rt"].rsplit(":", 1)[1]) > int(first.rsplit(":", 1)[1])
+        assert cluster.lost == 1 and cluster.takeovers == 2
+    finally:
+        hold.cancel()
+        await asyncio.gather(hold, return_exceptions=True)
