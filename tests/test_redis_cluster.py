@@ -279,6 +279,13 @@ async def test_sigkill_of_the_node_holding_the_sources_moves_them_within_ten_sec
                 assert (value is None) == (occupancy[1][key] is None), key
             assert (await health(http, a))["sources_held"] == []  # b keeps them
             assert ami.logins == 2
+            # A planned stop (SIGTERM) hands the leases back: a takes them at its next try,
+            # well before they would have expired (7 s).
+            b.stop()
+            stopped = time.monotonic()
+            await until(lambda: _holds(http, a, ["pbx", "zd"]), 10, "a holds both again")
+            assert time.monotonic() - stopped < 5, "the leases were not released"
+            await until(_ami_logged_in(ami, 3), 10, "a's second AMI login")
     finally:
         for server in servers:
             server.stop()

@@ -96,8 +96,10 @@ class Cluster:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 runner.set_standby()
-            with contextlib.suppress(Exception):
-                await self._call(RELEASE_LUA, [key], [value])
+                # Also on shutdown: another node takes the source at its next try, not
+                # after the lease expired.
+                with contextlib.suppress(Exception):
+                    await self._call(RELEASE_LUA, [key], [value])
 
     async def _keep(self, name: str, key: str, value: str, task: asyncio.Task[None]) -> None:
         """Renew until the lease is lost, or could not be renewed before it expires."""
