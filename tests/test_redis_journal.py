@@ -43,7 +43,7 @@ async def journals(redis_server: RedisServer) -> AsyncIterator[list[RedisJournal
     """Two started journals on the same stream: two nodes in one process."""
     made = []
     for name in ("n1", "n2"):
-        journal = RedisJournal(config(redis_server.url, node=name, lease_s=1))
+        journal = RedisJournal(config(redis_server.url, node=name, lease_s=2))
         journal.open()
         journal.last_id = b"0-0"
         delivered: list[tuple[float, Event]] = []
@@ -89,7 +89,7 @@ async def test_a_stale_lease_holder_is_refused_and_stops_its_source(
         journals: list[RedisJournal]) -> None:
     n1, n2 = journals
     c1, c2 = Cluster(n1), Cluster(n2)
-    assert c1.ttl_ms == 700  # lease_s 1: 0.7 s to live, renewed every 0.1 s
+    assert c1.ttl_ms == 1400  # lease_s 2: 1.4 s to live, renewed every 0.2 s
 
     class Pbx(PushSource):
         type = "pbx"
@@ -235,7 +235,7 @@ async def test_while_redis_is_down_the_holder_stops_its_source_and_takes_it_agai
         await eventually(lambda: runner.status.status == UP)
         first = cluster.held["rt"]
         redis_server.stop()
-        # It cannot renew: it stops the source (0.6 s after its last renewal, before the 0.7 s
+        # It cannot renew: it stops the source (1.2 s after its last renewal, before the 1.4 s
         # lease could expire in Redis and another node take it).
         await eventually(lambda: runner.status.status == STANDBY, timeout=3)
         assert not cluster.held
