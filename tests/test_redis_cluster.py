@@ -135,6 +135,11 @@ async def test_events_posted_to_one_node_show_identical_kpis_on_the_other_within
         assert [i["node"] for i in info] == ["a", "b"]
         assert all(i["journal"] == "up" and i["stream_lag_events"] == 0 for i in info), info
         assert all(i["role"] == "standby" and i["sources_held"] == [] for i in info), info
+        async with http.get(f"{b.url}/metrics") as resp:
+            metrics = await resp.text()
+        assert 'wallboard_node_info{node="b",role="standby"} 1.0' in metrics
+        assert "wallboard_stream_lag_events 0.0" in metrics
+        assert 'wallboard_stream_apply_delay_seconds{quantile="0.99"}' in metrics
     # The stream, read by `wallboard journal export` (not by a server): each event once.
     result = b.cli("journal", "export", "--since", "now-1d")
     assert result.returncode == 0, result.stderr

@@ -198,4 +198,12 @@ class ClusterCollector(Collector):
         entries = CounterMetricFamily("wallboard_stream_entries_folded",
                                       "Stream entries folded since start")
         entries.add_metric([], c.journal.entries)
-        yield from (node, lag, held, taken, entries)
+        delay = GaugeMetricFamily("wallboard_stream_apply_delay_seconds",
+                                  "From Redis storing an entry to this node folding it, over "
+                                  "the last 10,000 entries", labels=["quantile"])
+        delays = list(c.journal.delays)
+        for q in (0.5, 0.99):
+            value = _quantile(delays, q)
+            if value is not None:
+                delay.add_metric([str(q)], value)
+        yield from (node, lag, held, taken, entries, delay)
