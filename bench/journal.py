@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchio import write_report
-from fold import CONFIG, event_stream, pin_one_core, with_ids
+from workload import CONFIG, event_stream, pin_one_core, with_ids
 
 from wallboard.aggregate import Aggregator
 from wallboard.config import JournalConfig, parse_settings

@@ -6,134 +6,30 @@ import asyncio
 import socket
 import ssl
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
 from wallboard_plugins.asterisk_ami import AsteriskAmiSource
 from wallboard_plugins.asterisk_ami.mapping import Mapper
 from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
 from wallboard_plugins.asterisk_ami.source import enable_keepalive
 
-from tests.ami_peer import SHARED_AMI, AmiPeer, blocks, capture, wire, with_action_id
-from tests.conftest import base_config, require_program
+from tests.ami_frames import (
+    PARAMS,
+    STAFF,
+    abandon,
+    connect,
+    entry,
+    join,
+    leave,
+    member,
+    needs_captures,
+)
+from tests.ami_peer import AmiPeer, blocks, capture, wire, with_action_id
+from tests.conftest import require_program
 from wallboard.events import parse_event
 from wallboard.sources import DOWN, STARTING, UP
 from wallboard.testing import SourceContract, SourceHarness, TcpReplay
-
-needs_captures = pytest.mark.skipif(
-    not SHARED_AMI.is_dir(), reason=f"panoramisk AMI captures not found at {SHARED_AMI}")
-
-CALLER = """Channel: PJSIP/trunk-{n:08d}
-ChannelState: 6
-ChannelStateDesc: Up
-CallerIDNum: 41555501{n:02d}
-CallerIDName: <unknown>
-ConnectedLineNum: <unknown>
-ConnectedLineName: <unknown>
-Language: en
-AccountCode:
-Context: from-trunk
-Exten: 700
-Priority: 3
-Uniqueid: 1700000000.{n}
-Linkedid: 1700000000.{n}"""
-
-AGENT = """DestChannel: PJSIP/1001-000000{n:02d}
-DestUniqueid: 1700000003.{n}
-DestLinkedid: 1700000000.{n}
-Queue: support
-Interface: PJSIP/1001
-MemberName: Alice"""
-
-
-def call_event(name: str, n: int, extra: str = "", agent: bool = False) -> str:
-    """One queue event for caller n (Uniqueid 1700000000.n), as Asterisk 18+ writes it."""
-    body = f"Event: {name}\nPrivilege: agent,all\n" + CALLER.format(n=n)
-    body += "\n" + (AGENT.format(n=n) if agent else "Queue: support")
-    return body + (f"\n{extra}" if extra else "")
-
-
-def join(n: int, count: int = 1) -> str:
-    return call_event("QueueCallerJoin", n, f"Position: {count}\nCount: {count}")
-
-
-def leave(n: int, count: int = 0) -> str:
-    return call_event("QueueCallerLeave", n, f"Count: {count}\nPosition: 1")
-
-
-def connect(n: int, hold: int) -> str:
-    return call_event("AgentConnect", n, f"RingTime: 3\nHoldTime: {hold}", agent=True)
-
-
-def complete(n: int, hold: int, talk: int, reason: str = "caller") -> str:
-    return call_event("AgentComplete", n, f"HoldTime: {hold}\nTalkTime: {talk}\n"
-                      f"Reason: {reason}", agent=True)
-
-
-def abandon(n: int, hold: int) -> str:
-    return call_event("QueueCallerAbandon", n,
-                      f"Position: 1\nOriginalPosition: 1\nHoldTime: {hold}")
-
-
-def member(name: str, interface: str, status: int, paused: int = 0, event: str = "",
-           reason: str = "") -> str:
-    """A member: a QueueMember list item (Name/Location) or an event (MemberName/Interface)."""
-    if event:
-        head = (f"Event: {event}\nPrivilege: agent,all\nQueue: support\nMemberName: {name}\n"
-                f"Interface: {interface}\nStateInterface: {interface}")
-    else:
-        head = f"Event: QueueMember\nQueue: support\nName: {name}\nLocation: {interface}\n" \
-               f"StateInterface: {interface}"
-    return (head + f"\nMembership: dynamic\nPenalty: 0\nCallsTaken: 0\nLastCall: 0\n"
-            f"LastPause: 0\nLoginTime: 1700000000\nInCall: 0\nStatus: {status}\n"
-            f"Paused: {paused}\nPausedReason: {reason}\nWrapuptime: 0")
-
-
-def entry(n: int, wait: int, position: int = 1) -> str:
-    return (f"Event: QueueEntry\nQueue: support\nPosition: {position}\n"
-            f"Channel: PJSIP/trunk-{n:08d}\nUniqueid: 1700000000.{n}\nCallerIDNum: 4155550100\n"
-            f"CallerIDName: <unknown>\nConnectedLineNum: <unknown>\n"
-            f"ConnectedLineName: <unknown>\nWait: {wait}\nPriority: 0")
-
-
-PARAMS = ("Event: QueueParams\nQueue: support\nMax: 0\nStrategy: ringall\nCalls: 0\n"
-          "Holdtime: 0\nTalkTime: 0\nCompleted: 0\nAbandoned: 0\nServiceLevel: 60\n"
-          "ServicelevelPerf: 0.0\nServicelevelPerf2: 0.0\nWeight: 0")
-STAFF = [PARAMS, member("Alice", "PJSIP/1001", 1), member("Bob", "PJSIP/1002", 1),
-         member("Carol", "PJSIP/1003", 5)]
-
-
-def ami_config(peer: AmiPeer, **extra: Any) -> dict[str, Any]:
-    """A board config with one voice queue `support` fed by the AMI peer."""
-    source = {"type": "asterisk_ami", "host": "127.0.0.1", "port": peer.port,
-              "username": "wallboard", "secret": "s3cret", **extra}
-    return base_config(queues={"support": {"label": "Support", "channel": "voice"},
-                               "sales": {"label": "Sales", "channel": "voice"}},
-                       sources={"pbx": source})
-
-
-async def until(live: Any, check: Callable[[dict[str, Any]], bool], what: str,
-                timeout_s: float = 10.0) -> dict[str, Any]:
-    """Poll /api/snapshot until `check` holds; fail naming `what` and the last snapshot."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        api = await live.get_json("/api/snapshot")
-        if check(api):
-            return api
-        if time.monotonic() > deadline:
-            pytest.fail(f"board never showed {what}: {api['queues']}")
-        await asyncio.sleep(0.05)
-
-
-def source_status(live: Any) -> Any:
-    from wallboard import appkeys as keys
-    return live.app[keys.RUNNERS]["pbx"].status
-
-
-# -- protocol -----------------------------------------------------------------------------------
 
 
 def test_md5_key_is_md5_of_challenge_and_secret_per_the_test_vector() -> None:
@@ -307,121 +203,6 @@ class TestAsteriskAmiContract(SourceContract):
 # -- on the board: KPIs against hand-computed values ------------------------------------------
 
 
-def kpis(api: dict[str, Any], queue: str = "support") -> dict[str, Any]:
-    """The queue's live values and today's KPIs in one dict."""
-    return {**api["queues"][queue]["live"], **api["queues"][queue]["today"]}
-
-
-def subset(values: dict[str, Any], expected: dict[str, Any]) -> bool:
-    return all(values.get(k) == v for k, v in expected.items())
-
-
-async def test_full_call_abandon_and_transfer_give_the_hand_computed_kpis(live_server) -> None:
-    peer = await AmiPeer(snapshot=STAFF).start()
-    try:
-        live = await live_server(ami_config(peer))
-        await until(live, lambda api: kpis(api)["agents_available"] == 2, "the staff snapshot")
-        alice, bob = ("Alice", "PJSIP/1001"), ("Bob", "PJSIP/1002")
-        await peer.send([
-            join(1), join(2, 2),
-            member(*alice, 2, event="QueueMemberStatus"), connect(1, hold=12), leave(1, 1),
-            abandon(2, hold=40), leave(2, 0),                      # caller 2 gives up
-            complete(1, hold=12, talk=180), member(*alice, 1, event="QueueMemberStatus"),
-            join(3), member(*bob, 2, event="QueueMemberStatus"), leave(3), connect(3, hold=20),
-            complete(3, hold=20, talk=95, reason="transfer"),      # Bob passes it on
-            member(*bob, 1, event="QueueMemberStatus"),
-            join(4),                                               # still waiting
-        ])
-        # By hand: 4 offered; 1 and 3 answered after 12 s and 20 s (ASA 16 s); 2 abandoned
-        # after 40 s; handled 1 (180 s) and 3 (95 s), AHT 137.5 s; 3 transferred after
-        # answer; 4 waiting; Alice and Bob available again, Carol (Status 5) offline.
-        expected = {"offered": 4, "answered": 2, "abandoned": 1, "asa_s": 16.0,
-                    "aht_s": 137.5, "transfers": 1, "waiting": 1, "agents_available": 2,
-                    "agents_busy": 0, "agents_offline": 1, "agents_staffed": 2}
-        api = await until(live, lambda api: subset(kpis(api), expected), f"{expected}")
-        assert subset(kpis(api), expected)
-        assert source_status(live).status == UP
-        states = {name: (a["state"], a["queues"]) for name, a in api["agents"].items()}
-        assert states == {"Alice": ("available", "support"), "Bob": ("available", "support"),
-                          "Carol": ("offline", "support")}
-    finally:
-        await peer.stop()
-
-
-async def test_reconnect_rebuilds_from_the_snapshot_and_counts_nothing_twice(live_server) -> None:
-    peer = await AmiPeer(snapshot=STAFF).start()
-    try:
-        live = await live_server(ami_config(peer))
-        await until(live, lambda api: kpis(api)["agents_available"] == 2, "the staff snapshot")
-        await peer.send([join(1), join(2, 2)])
-        await until(live, lambda api: subset(kpis(api), {"offered": 2, "waiting": 2}),
-                    "two callers waiting")
-        # While the link is down: caller 1 is answered by Alice (still talking), caller 9
-        # joins and leaves (never seen: AMI replays nothing), caller 3 joins and waits.
-        peer.snapshot = [PARAMS, member("Alice", "PJSIP/1001", 2),
-                         member("Bob", "PJSIP/1002", 1), member("Carol", "PJSIP/1003", 5),
-                         entry(2, 30, 1), entry(3, 5, 2)]
-        logins = peer.logins
-        peer.hang_up()
-        # By hand, from the snapshot: offered 3 (1 and 2 before, 3 new; the snapshot's 2 has
-        # the id of its counted join); waiting 2 and 3 (1 is gone); Alice busy.
-        rebuilt = {"offered": 3, "answered": 0, "abandoned": 0, "waiting": 2,
-                   "agents_available": 1, "agents_busy": 1, "agents_offline": 1}
-        await until(live, lambda api: peer.logins > logins and subset(kpis(api), rebuilt),
-                    f"the rebuilt state {rebuilt}")
-        # A join repeated around the reconnect, then caller 1's call ends.
-        await peer.send([join(2, 2), complete(1, hold=8, talk=60)])
-        # Nothing counted twice; caller 1's end is handled (AHT 60 s).
-        expected = {**rebuilt, "aht_s": 60.0}
-        api = await until(live, lambda api: subset(kpis(api), expected), f"{expected}")
-        assert kpis(api)["oldest_wait_s"] >= 30  # caller 2 waited 30 s when the snapshot ran
-        assert peer.logins == 2 and source_status(live).events > 0
-        assert source_status(live).status == UP
-    finally:
-        await peer.stop()
-
-
-@needs_captures
-async def test_recorded_panoramisk_session_drives_agent_states_on_the_board(live_server) -> None:
-    status = blocks(capture("queue_status.yaml"))
-    peer = AmiPeer(snapshot=status[1:-1], crlf=False)  # LF, as recorded
-    # The recorded Login answer and FullyBooted (the client's own Action frame is left out).
-    peer.login_reply = [b for b in blocks(capture("login_ok.yaml")) if not b.startswith(
-        ("Asterisk Call Manager", "Action:"))]
-    assert [b.split("\n")[0] for b in peer.login_reply] == ["Response: Success",
-                                                            "Event: FullyBooted"]
-    await peer.start()
-    try:
-        # The capture masked one queue's name three ways; all are the same queue.
-        names = {"xxxxxxxxxxxxxxxx-tous": "sales", "maisonvoyance-tous": "sales",
-                 "xxxxxxxxxxxx-tous": "sales"}
-        live = await live_server(ami_config(peer, queues=names))
-        # QueueStatus: five members Status 1 unpaused, Agent/999 Status 5 (not logged in).
-        await until(live, lambda api: subset(kpis(api, "sales"), {
-            "agents_available": 5, "agents_offline": 1, "agents_staffed": 5}), "the snapshot")
-        text = capture("agent_not_in_pause.yaml")
-        cut = text.index("Event: QueueMemberPaused")
-        await peer.send_raw(text[:cut].encode())
-        # Agent/999 logs in on a call (Status 2, paused): busy.
-        await until(live, lambda api: subset(kpis(api, "sales"), {
-            "agents_available": 5, "agents_busy": 1, "agents_offline": 0}), "Agent/999 busy")
-        await peer.send_raw(text[cut:].encode())
-        # Unpaused (an Asterisk 11 QueueMemberPaused without Status), then Status 1: idle.
-        await until(live, lambda api: subset(kpis(api, "sales"), {
-            "agents_available": 6, "agents_busy": 0, "agents_away": 0}), "Agent/999 free")
-        await peer.send_raw(capture("agent_loggued_in.yaml").encode())
-        # general_queue: Agent/401 reported idle; Agent/402 added in use, then idle.
-        await until(live, lambda api: "general_queue" in api["queues"] and subset(
-            kpis(api, "general_queue"), {"agents_available": 2, "agents_busy": 0}),
-            "general_queue members")
-        assert source_status(live).status == UP
-    finally:
-        await peer.stop()
-
-
-# -- TLS, keep-alive, queue names, call start ---------------------------------------------------
-
-
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate for 127.0.0.1."""
     require_program("openssl", "the TLS test makes a self-signed certificate with it")
@@ -498,23 +279,6 @@ def test_a_removed_member_goes_offline_with_no_queues_and_every_event_validates(
         parse_event(event, "pbx")  # raises on an invalid event
 
 
-async def test_wrong_secret_on_the_board_shows_the_source_down_without_retry_storm(
-        live_server) -> None:
-    peer = await AmiPeer(secret="not-this-one").start()
-    try:
-        live = await live_server(ami_config(peer))
-        api = await until(live, lambda api: api["sources"]["pbx"]["status"] == "down",
-                          "the source down")
-        assert "refused: Authentication failed (check username and secret)" in \
-            api["sources"]["pbx"]["last_error"]
-        await asyncio.sleep(0.5)
-        # auth_retry_s (60 s by default) holds the next try; the server keeps serving.
-        assert peer.refused == 1 and source_status(live).crashes == 0
-        assert (await live.get_json("/healthz"))["status"] == "ok"
-    finally:
-        await peer.stop()
-
-
 async def test_asterisk_shutdown_event_takes_the_source_down_and_it_comes_back() -> None:
     peer = await AmiPeer(snapshot=STAFF).start()
     try:
@@ -553,24 +317,5 @@ async def test_a_refused_queue_status_is_a_clear_error_and_never_reports_up() ->
             await h.wait_for(lambda: peer.connections >= 2, "retry")
             assert h.last_error == "QueueStatus refused: Permission denied"
             assert UP not in h.statuses and h.crashes == 0 and not h.events
-    finally:
-        await peer.stop()
-
-
-async def test_legal_wait_from_call_start_uses_the_uniqueid_epoch(live_server) -> None:
-    peer = await AmiPeer(snapshot=STAFF).start()
-    try:
-        config = ami_config(peer, entered_from="uniqueid")
-        config["queues"]["support"]["legal_rules"] = [
-            {"name": "six_minutes", "limit_s": 360, "start": "call"}]
-        live = await live_server(config)
-        await until(live, lambda api: kpis(api)["agents_available"] == 2, "the staff snapshot")
-        # The channel was created 100 s ago (IVR), and joins the queue now.
-        created = int(time.time()) - 100
-        await peer.send([join(1).replace("Uniqueid: 1700000000.1", f"Uniqueid: {created}.1")])
-        api = await until(live, lambda api: kpis(api)["waiting"] == 1, "the caller waiting")
-        legal = api["queues"]["support"]["legal"]["six_minutes"]
-        assert 100 <= legal["oldest_s"] < 360 and legal["state"] == "ok"
-        assert kpis(api)["oldest_wait_s"] < 100  # the queue wait itself starts at the join
     finally:
         await peer.stop()

@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["fold.py", "latency.py", "replay.py", "journal.py",
-                                    "redis.py"])
+                                    "surveys.py", "metrics.py", "redis.py"])
 def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
     if script == "redis.py":
         require_program("/usr/bin/redis-server", "bench/redis.py runs two nodes on a Redis")

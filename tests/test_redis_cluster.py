@@ -222,6 +222,10 @@ async def test_sigkill_of_the_node_holding_the_sources_moves_them_within_ten_sec
 
             # b runs neither, but its boards show how they are doing on a.
             await until(b_shows_their_status, 5, "a's source statuses on b")
+            async with http.get(f"{b.url}/metrics") as resp:
+                metrics = await resp.text()
+            assert 'wallboard_source_held{source="pbx"} 0.0' in metrics
+            check_cluster_families(metrics)
 
             a.kill()
             killed = time.monotonic()
@@ -364,3 +368,30 @@ async def test_redis_restart_503_meanwhile_the_board_serves_then_both_nodes_catc
         await until(lambda: both_show(want), 10, "both nodes caught up")
         info = [await health(http, s) for s in (a, b)]
         assert all(i["journal"] == "up" and i["stream_lag_events"] == 0 for i in info), info
+
+
+def check_cluster_families(metrics: str) -> None:
+    """A node's families beyond docs/metrics.md's table are those its list names, typed and
+    labelled as written; and `promtool check metrics` has nothing to say."""
+    import re
+    import subprocess
+
+    from tests.conftest import REPO, require_program
+    from tests.opsmetrics import catalogue, exposition
+
+    live = exposition(metrics)
+    extra = {name: value for name, value in live.items() if name not in catalogue()}
+    section = (REPO / "docs" / "metrics.md").read_text().split("## Several nodes", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    listed = {}
+    for name, kind, labels in re.findall(r"^- `(wallboard_[a-z0-9_]+)` \((\w+)(?:; ([^)]*))?\)",
+                                         section, re.MULTILINE):
+        listed[name] = (kind, frozenset(re.findall(r"labels? ((?:`[a-z_]+`(?:, )?)+)",
+                                                   labels)[0].replace("`", "").split(", "))
+                        if labels else frozenset())
+    assert extra == listed
+    require_program("/usr/bin/promtool", "promtool lints the exposition")
+    result = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=metrics,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+

@@ -2,7 +2,8 @@
 
 RT's database is the package's global one (/var/lib/dbconfig-common/sqlite3/request-tracker5/
 rtdb, created by the install, see docs/protocols.md §5.1), so each run works in a queue of its
-own, created here through REST2, and the source follows only that queue.
+own, created here through REST2, and the source follows only that queue. RT reads a site
+config of the test's (RT_SITE_CONFIG) that defines service levels, for the SLA test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,14 +28,25 @@ RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
 # The preseeded root password (protocols.md §5.1).
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"root:password123").decode()}
 INTERVAL_S = 1.0
+# RT's own SLA: a Resolve deadline counted from creation. `StartImmediately` so that the clock
+# does not wait for business hours; 0.05 minutes is a 3 s deadline, to see a breach at once.
+SITE_CONFIG = """Set(%ServiceAgreements, (
+    Default => 'wb-10m',
+    Levels  => {
+        'wb-10m' => { StartImmediately => 1, Resolve => { RealMinutes => 10 } },
+        'wb-3s'  => { StartImmediately => 1, Resolve => { RealMinutes => 0.05 } },
+    },
+));
+1;
+"""
 pytestmark = pytest.mark.timeout(240)
 
 
 class RT:
     """One rt-server process on a loopback port, and REST2 calls to it."""
 
-    def __init__(self, port: int, session: ClientSession) -> None:
-        self.port, self.session = port, session
+    def __init__(self, port: int, session: ClientSession, site_config: Path) -> None:
+        self.port, self.session, self.site_config = port, session, site_config
         self.api = f"http://127.0.0.1:{port}/rt/REST/2.0"
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -41,6 +55,7 @@ class RT:
         self.proc = await asyncio.create_subprocess_exec(
             RT_SERVER, "--host", "127.0.0.1", "--port", str(self.port), "--webpath", "/rt",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "RT_SITE_CONFIG": str(self.site_config)},
             start_new_session=True)  # its own process group: the workers stop with it
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -72,10 +87,16 @@ class RT:
             assert resp.status < 300, (method, path, resp.status, await resp.text())
             return await resp.json()
 
-    async def create(self, queue: str, subject: str) -> str:
+    async def get(self, path: str) -> Any:
+        """One REST2 read as root."""
+        async with self.session.get(f"{self.api}/{path}", headers=AUTH) as resp:
+            assert resp.status == 200, (path, resp.status, await resp.text())
+            return await resp.json()
+
+    async def create(self, queue: str, subject: str, **fields: Any) -> str:
         ticket = await self.call("POST", "ticket", {
             "Queue": queue, "Subject": subject, "Requestor": "caller@example.com",
-            "Content": "Customer cannot log in", "ContentType": "text/plain"})
+            "Content": "Customer cannot log in", "ContentType": "text/plain", **fields})
         return str(ticket["id"])
 
     async def reply(self, ticket: str) -> None:
@@ -87,11 +108,15 @@ class RT:
 
 
 @pytest.fixture
-async def rt() -> AsyncIterator[RT]:
+async def rt(tmp_path: Path) -> AsyncIterator[RT]:
     require_program(RT_SERVER, "the Request Tracker test needs Debian's request-tracker5 "
                     "(see .ci/run and docs/protocols.md §5.1)")
+    # RT_SiteConfig.pm of the package holds only comments; RT_SiteConfig.d (the database and
+    # the answers of the install) is still read.
+    site_config = tmp_path / "RT_SiteConfig.pm"
+    site_config.write_text(SITE_CONFIG)
     async with ClientSession() as session:
-        server = RT(free_port(), session)
+        server = RT(free_port(), session, site_config)
         await server.start()
         try:
             yield server
@@ -196,3 +221,46 @@ async def test_token_login(rt: RT, live_server: Any) -> None:
     snap = await wait_for(live, lambda s: s["sources"]["rt_bad"]["status"] == "down",
                           "the source with a wrong token is down", 15)
     assert "RT refused the credentials: check the token" in snap["sources"]["rt_bad"]["last_error"]
+
+
+def rt_time(text: str) -> float:
+    """An RT REST2 date as epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def ticket_kpis(snap: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(backlog, at risk, overdue, SLA breaches in the last hour) of the helpdesk queue."""
+    queue = snap["queues"]["helpdesk"]
+    live = queue["live"]
+    return (live["tickets_open"], live["tickets_at_risk"], live["tickets_overdue"],
+            queue["1h"]["sla_breaches"])
+
+
+async def test_rt_sla_due_feeds_at_risk_overdue_and_breaches(rt: RT, live_server: Any) -> None:
+    sla_queue, free_queue = (f"wb-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("sla", "free"))
+    await rt.call("POST", "queue", {"Name": sla_queue, "SLADisabled": 0})
+    await rt.call("POST", "queue", {"Name": free_queue})  # SLA off: Due is a free date field
+    soon = await rt.create(sla_queue, "due in ten minutes", SLA="wb-10m")
+    late = await rt.create(sla_queue, "due in three seconds", SLA="wb-3s")
+    await rt.create(free_queue, "a free Due in the past", Due="2020-01-01T00:00:00Z")
+    # RT computed the deadlines from its SLA, not we.
+    deadlines = {}
+    for ticket in (soon, late):
+        body = await rt.get(f"ticket/{ticket}")
+        deadlines[ticket] = rt_time(body["Due"]) - rt_time(body["Created"])
+    assert deadlines == {soon: 600.0, late: 3.0}
+
+    source = {"type": "request_tracker", "url": f"http://127.0.0.1:{rt.port}/rt",
+              "username": "root", "password": "password123", "interval_s": INTERVAL_S,
+              "queues": {sla_queue: "helpdesk", free_queue: "helpdesk"}}
+    live = await live_server(base_config(
+        queues={"helpdesk": {"label": "Helpdesk", "channel": "email"}}, sources={"rt": source}))
+    # Three open; the 10-minute one at risk (due within 15 min); the 3-second one overdue and
+    # breached once; the free Due of the SLA-off queue counts for nothing.
+    await wait_for(live, lambda s: ticket_kpis(s) == (3, 1, 1, 1),
+                   "open 3, at risk 1, overdue 1, breaches 1", 30)
+    await rt.resolve(late)
+    await wait_for(live, lambda s: ticket_kpis(s) == (2, 1, 0, 1),
+                   "the late ticket resolved: no longer overdue, its breach counted once", 15)
+    await asyncio.sleep(3 * INTERVAL_S)  # more polls re-read the same tickets
+    assert ticket_kpis(await live.get_json("/api/snapshot")) == (2, 1, 0, 1)

@@ -34,6 +34,14 @@ def twilio_config(journal: dict[str, Any] | None = None, **source: Any) -> dict[
     return config
 
 
+def refused_by_source(metrics_text: str, source: str) -> dict[str, float]:
+    """wallboard_source_requests_rejected_total of one source, by reason."""
+    return {s.labels["reason"]: s.value
+            for f in text_string_to_metric_families(metrics_text) for s in f.samples
+            if s.name == "wallboard_source_requests_rejected_total"
+            and s.labels["source"] == source}
+
+
 def rejected_by_reason(metrics_text: str) -> dict[str, float]:
     """wallboard_events_rejected_total by reason."""
     return {s.labels["reason"]: s.value
@@ -86,6 +94,7 @@ async def test_bad_signature_gets_403_is_counted_and_changes_nothing(live_server
     _, text = await live.get_text("/metrics")
     counts = rejected_by_reason(text)
     assert counts["bad_signature"] == 2 and counts["missing_signature"] == 1
+    assert refused_by_source(text, "tw") == {"bad_signature": 2, "missing_signature": 1}
     api = await live.get_json("/api/snapshot")
     assert api["queues"]["sales"]["today"]["offered"] == 0
 

@@ -45,6 +45,14 @@ async def wait_for_snapshot(live: Any, ready: Any, what: str) -> dict[str, Any]:
         await asyncio.sleep(0.05)
 
 
+def refused_by_source(metrics_text: str, source: str) -> dict[str, float]:
+    """wallboard_source_requests_rejected_total of one source, by reason."""
+    return {s.labels["reason"]: s.value
+            for f in text_string_to_metric_families(metrics_text) for s in f.samples
+            if s.name == "wallboard_source_requests_rejected_total"
+            and s.labels["source"] == source}
+
+
 def rejected_by_reason(metrics_text: str) -> dict[str, float]:
     """wallboard_events_rejected_total by reason."""
     return {s.labels["reason"]: s.value
@@ -74,6 +82,8 @@ async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(
         assert (live_kpis["tickets_open"], live_kpis["tickets_at_risk"],
                 live_kpis["tickets_overdue"]) == (2, 1, 1)
         assert live_kpis["oldest_ticket_s"] == pytest.approx(58 * 60, abs=30)
+        # The export's lag reaches the board beside the numbers it delays.
+        assert (await live.get_json("/api/snapshot"))["sources"]["zd"]["lag_s"] == 60
         status = await live.get_json("/api/zendesk/zd/status")
         assert status["lag_s"] == 60 and status["cursors"] == {
             "tickets": "c2", "metric_events_start": peer.time_of("m1")}
@@ -137,6 +147,7 @@ async def test_signed_webhook_is_ingested_and_a_bad_signature_is_refused_and_cou
         _, text = await live.get_text("/metrics")
         counts = rejected_by_reason(text)
         assert counts["bad_signature"] == 1 and counts["missing_signature"] == 1
+        assert refused_by_source(text, "zd") == {"bad_signature": 1, "missing_signature": 1}
         support = (await live.get_json("/api/snapshot"))["queues"]["support"]
         assert support["today"]["tickets_created"] == 1
         assert support["live"]["tickets_open"] == 1

@@ -20,6 +20,7 @@ from wallboard.events import Event
 from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
 from wallboard.sketch import SketchDeltas, bin_of
 from wallboard.state import LiveState, StaleTransition, Waiting
+from wallboard.surveys import CountedSurvey, SurveyMemory
 from wallboard.tickets import fold_ticket
 from wallboard.windows import WindowSet, WindowSpec, parse_window
 
@@ -71,6 +72,7 @@ class Aggregator:
         self.next_timer = math.inf  # the earliest deadline in `timers`
         self._seq = itertools.count()
         self.late = 0
+        self.surveys = SurveyMemory()  # counted responses, for revisions to replace
         now = clock()
         for name, cfg in settings.queues.items():
             self.state.queue(name)
@@ -293,10 +295,27 @@ class Aggregator:
             self._agent(e.agent, now).add(e.ts, deltas)
 
     def _survey(self, e: Event, leaf: Leaf, now: float) -> None:
-        deltas = survey_deltas(e)
-        leaf.windows.add(e.ts, deltas)
+        at = e.ts if e.ts < now else now
+        deltas = self.surveys.count(e, (leaf.queue, leaf.channel), at, self._retract)
+        if deltas is None:
+            return  # an older revision than the one counted: the newer one stands
+        leaf.windows.add(at, deltas)
         if e.agent:
-            self._agent(e.agent, now).add(e.ts, deltas)
+            self._agent(e.agent, now).add(at, deltas)
+
+    def _survey_retracted(self, e: Event, leaf: Leaf, now: float) -> None:
+        self.surveys.retract(e, self._retract)
+
+    def _retract(self, prior: CountedSurvey) -> None:
+        """Take back what an earlier revision of a survey response added, where it was added."""
+        now = self.clock()
+        negated = [(k, -d) for k, d in prior.deltas]
+        assert prior.leaf is not None  # tombstones have nothing to take back
+        windows = self.leaves[prior.leaf].windows
+        windows.advance(now)
+        windows.add(prior.at, negated)
+        if prior.agent:
+            self._agent(prior.agent, now).add(prior.at, negated)
 
     def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
         fold_ticket(self.state, leaf.windows, e)
@@ -320,19 +339,7 @@ class Aggregator:
         for windows in self.agent_windows.values():
             windows.advance(now)
         self.state.expire(now)
-
-
-def survey_deltas(event: Event) -> c.Deltas:
-    """Counter deltas for one survey response, on its declared scale."""
-    low, high, score = event.scale_min or 0.0, event.scale_max or 0.0, event.score or 0.0
-    if event.kind == "csat":
-        # Top-2-box: the two highest points of the scale (4–5 on 1–5).
-        return [(c.CSAT_N, 1.0), (c.CSAT_GOOD, 1.0 if score >= high - 1 else 0.0)]
-    if event.kind == "nps":
-        on_ten = (score - low) * 10.0 / (high - low)
-        return [(c.NPS_N, 1.0), (c.NPS_PROMOTERS, 1.0 if on_ten >= 9 else 0.0),
-                (c.NPS_DETRACTORS, 1.0 if on_ten <= 6 else 0.0)]
-    return [(c.CES_N, 1.0), (c.CES_SUM, score), (c.CES_SQ, score * score)]
+        self.surveys.forget(now)
 
 
 # Shared delta lists and pairs: windows never modify the deltas they are given.
@@ -350,6 +357,7 @@ _HANDLERS: dict[str, Callable[[Aggregator, Event, Leaf, float], None]] = {
     ev.CALLBACK_COMPLETED: Aggregator._callback_completed,
     ev.CONTACT_ENDED: Aggregator._ended,
     ev.SURVEY_RESPONSE: Aggregator._survey,
+    ev.SURVEY_RETRACTED: Aggregator._survey_retracted,
     ev.AGENT_STATE: Aggregator._agent_state,
     **{t: Aggregator._ticket for t in (ev.TICKET_CREATED, ev.TICKET_FIRST_RESPONSE,
                                        ev.TICKET_RESOLVED, ev.TICKET_REOPENED,

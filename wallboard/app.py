@@ -64,7 +64,8 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
         name: {"status": r.status.status, "last_error": r.status.last_error,
-               "last_event_ts": r.status.last_event_ts, "events": r.status.events}
+               "last_event_ts": r.status.last_event_ts, "events": r.status.events,
+               "lag_s": r.source.lag_s}
         for name, r in runners.items()
     }
     return tree

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from wallboard.journal_redis import RedisJournal
@@ -198,12 +198,15 @@ class ClusterCollector(Collector):
         entries = CounterMetricFamily("wallboard_stream_entries_folded",
                                       "Stream entries folded since start")
         entries.add_metric([], c.journal.entries)
-        delay = GaugeMetricFamily("wallboard_stream_apply_delay_seconds",
-                                  "From Redis storing an entry to this node folding it, over "
-                                  "the last 10,000 entries", labels=["quantile"])
-        delays = list(c.journal.delays)
+        journal = c.journal
+        delay = SummaryMetricFamily("wallboard_stream_apply_delay_seconds",
+                                    "From Redis storing an entry to this node folding it "
+                                    "(quantiles over the last 10,000 entries)",
+                                    count_value=journal.entries, sum_value=journal.delay_sum)
+        delays = list(journal.delays)
         for q in (0.5, 0.99):
             value = _quantile(delays, q)
             if value is not None:
-                delay.add_metric([str(q)], value)
+                delay.add_sample("wallboard_stream_apply_delay_seconds", {"quantile": str(q)},
+                                 value)
         yield from (node, lag, held, taken, entries, delay)

@@ -230,12 +230,27 @@ class JournalConfig(_Model):
         return value
 
 
+class MetricsConfig(_Model):
+    """What /metrics may label: per-agent series only for the agents named here."""
+
+    # An explicit allow-list keeps the label set bounded (wallboard agents, never contact ids).
+    agents: list[str] = Field(default_factory=list, max_length=500)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("agent names must be unique")
+        return values
+
+
 class Settings(_Model):
     """The whole validated configuration (sources are validated by their own models later)."""
 
     site: SiteConfig = SiteConfig()
     server: ServerConfig = ServerConfig()
     journal: JournalConfig = JournalConfig()
+    metrics: MetricsConfig = MetricsConfig()
     windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}
     sources: dict[str, dict[str, Any]] = {}

@@ -22,6 +22,7 @@ TICKET_RESOLVED = "ticket.resolved"
 TICKET_REOPENED = "ticket.reopened"
 TICKET_SLA_BREACHED = "ticket.sla_breached"
 SURVEY_RESPONSE = "survey.response"
+SURVEY_RETRACTED = "survey.retracted"
 QUEUE_SNAPSHOT = "queue.snapshot"
 CONTACT_TRANSFERRED = "contact.transferred"
 CALLBACK_REQUESTED = "callback.requested"
@@ -52,7 +53,9 @@ _TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("score", _SCORE, True),
         ("scale_min", _SCORE, False),
         ("scale_max", _SCORE, False),
+        ("response_id", _STR, False),
     ),
+    SURVEY_RETRACTED: (("response_id", _STR, True),),
     QUEUE_SNAPSHOT: (
         ("waiting", _NUM, True),
         ("oldest_wait_s", _NUM, False),
@@ -135,6 +138,7 @@ class Event:
     oldest_wait_s: float | None = None
     agents: dict[str, int] | None = field(default=None)
     status: str | None = None
+    response_id: str | None = None  # last: journals written before it decode positionally
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict without unset fields."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -51,7 +52,9 @@ class WallboardCollector:
         """Read memory only: this runs on the event loop."""
         yield from self._info()
         tree = self.tree()
+        yield from self._queue_settings(tree)
         yield from self._live(tree)
+        yield from self._people(tree)
         yield from self._counters()
         yield from self._windows(tree)
         yield from self._sources()
@@ -64,6 +67,47 @@ class WallboardCollector:
                                  labels=["version"])
         info.add_metric([__version__], 1)
         yield info
+
+    def _queue_settings(self, tree: dict[str, Any]) -> Iterator[Metric]:
+        info = GaugeMetricFamily("wallboard_queue_info", "A known queue: its channel and "
+                                 "service-level variant (value 1)",
+                                 labels=["queue", "channel", "variant"])
+        target = GaugeMetricFamily("wallboard_queue_service_level_target_ratio",
+                                   "Configured service-level target (0-1)", labels=["queue"])
+        threshold = GaugeMetricFamily("wallboard_queue_service_level_threshold_seconds",
+                                      "Configured service-level answer threshold",
+                                      labels=["queue"])
+        limit = GaugeMetricFamily("wallboard_queue_legal_limit_seconds",
+                                  "Configured legal wait limit", labels=["queue", "rule"])
+        legal_oldest = GaugeMetricFamily(
+            "wallboard_queue_legal_oldest_contact_age_seconds",
+            "Wait now of the oldest contact as the legal rule measures it (0 when empty)",
+            labels=["queue", "rule"])
+        for name, block in tree.get("queues", {}).items():
+            info.add_metric([name, block["channel"], block["sl_variant"]], 1)
+            target.add_metric([name], block["sl_target"])
+            threshold.add_metric([name], block["sl_threshold_s"])
+            for rule, state in block.get("legal", {}).items():
+                limit.add_metric([name, rule], state["limit_s"])
+                legal_oldest.add_metric([name, rule], state["oldest_s"])
+        yield from (info, target, threshold, limit, legal_oldest)
+
+    def _people(self, tree: dict[str, Any]) -> Iterator[Metric]:
+        teams = GaugeMetricFamily("wallboard_team_agents", "Agents of the team, by state",
+                                  labels=["team", "state"])
+        for team, block in tree.get("teams", {}).items():
+            for state in AGENT_STATES:
+                teams.add_metric([team, state], block["live"][f"agents_{state}"])
+        # Only allow-listed agents get series (metrics.agents): labels stay bounded.
+        agent = GaugeMetricFamily("wallboard_agent_state",
+                                  "1 for the allow-listed agent's current state, else 0",
+                                  labels=["agent", "state"])
+        agents = tree.get("agents", {})
+        for name in self.aggregator.settings.metrics.agents:
+            current = agents.get(name, {}).get("state")
+            for state in AGENT_STATES:
+                agent.add_metric([name, state], 1.0 if state == current else 0.0)
+        yield from (teams, agent)
 
     def _live(self, tree: dict[str, Any]) -> Iterator[Metric]:
         waiting = GaugeMetricFamily("wallboard_queue_contacts_waiting",
@@ -79,6 +123,16 @@ class WallboardCollector:
         pending = GaugeMetricFamily("wallboard_tickets_pending",
                                     "Open tickets waiting on the requester or a third party",
                                     labels=["queue"])
+        at_risk = GaugeMetricFamily("wallboard_tickets_at_risk",
+                                    "Open tickets due within site.ticket_at_risk_s",
+                                    labels=["queue"])
+        overdue = GaugeMetricFamily("wallboard_tickets_overdue", "Open tickets past their due time",
+                                    labels=["queue"])
+        oldest_ticket = GaugeMetricFamily("wallboard_tickets_oldest_age_seconds",
+                                          "Age of the oldest open ticket (0 when none)",
+                                          labels=["queue"])
+        callbacks = GaugeMetricFamily("wallboard_queue_callbacks_pending",
+                                      "Callbacks requested and not yet made", labels=["queue"])
         for name, block in tree.get("queues", {}).items():
             live, channel = block["live"], block["channel"]
             waiting.add_metric([name, channel], live["waiting"])
@@ -87,7 +141,12 @@ class WallboardCollector:
                 agents.add_metric([name, state], live[f"agents_{state}"])
             tickets.add_metric([name], live["tickets_open"])
             pending.add_metric([name], live["tickets_pending"])
-        yield from (waiting, oldest, agents, tickets, pending)
+            at_risk.add_metric([name], live["tickets_at_risk"])
+            overdue.add_metric([name], live["tickets_overdue"])
+            oldest_ticket.add_metric([name], live["oldest_ticket_s"])
+            callbacks.add_metric([name], live["callbacks_pending"])
+        yield from (waiting, oldest, agents, tickets, pending, at_risk, overdue, oldest_ticket,
+                    callbacks)
 
     def _counters(self) -> Iterator[Metric]:
         labels = ["queue", "channel"]
@@ -103,6 +162,18 @@ class WallboardCollector:
                                      labels=labels)
         surveys = CounterMetricFamily("wallboard_survey_responses", "Survey responses",
                                       labels=["queue", "kind"])
+        sl = CounterMetricFamily("wallboard_service_level_contacts",
+                                 "Contacts counted for the service level under the queue's "
+                                 "variant, met or missed", labels=[*labels, "outcome"])
+        created = CounterMetricFamily("wallboard_tickets_created", "Tickets created",
+                                      labels=labels)
+        resolved = CounterMetricFamily("wallboard_tickets_resolved", "Tickets resolved",
+                                       labels=labels)
+        breaches = CounterMetricFamily("wallboard_tickets_sla_breaches",
+                                       "Ticket SLA targets breached", labels=labels)
+        legal = CounterMetricFamily("wallboard_legal_breaches",
+                                    "Contacts that waited past a legal limit",
+                                    labels=[*labels, "rule"])
         hist = HistogramMetricFamily("wallboard_queue_wait_seconds",
                                      "Queue wait of contacts that left the queue",
                                      labels=[*labels, "outcome"])
@@ -123,14 +194,23 @@ class WallboardCollector:
             handle.add_metric(key, v[c.HANDLE_SUM])
             for kind, index in (("csat", c.CSAT_N), ("nps", c.NPS_N), ("ces", c.CES_N)):
                 surveys.add_metric([key[0], kind], v[index])
+            created.add_metric(key, v[c.TICKETS_CREATED])
+            resolved.add_metric(key, v[c.TICKETS_RESOLVED])
+            breaches.add_metric(key, v[c.SLA_BREACHES])
             if leaf.queue == UNASSIGNED:
                 continue
+            sl.add_metric([*key, "met"], v[c.SL_MET])
+            sl.add_metric([*key, "missed"], v[c.SL_MISSED])
+            rules = self.aggregator.queue_config(leaf.queue).legal_rules
+            for i, rule in enumerate(rules):
+                legal.add_metric([*key, rule.name], v[c.LEGAL_BREACH + i])
             for outcome, base, total in (("answered", layout.answered_hist, c.WAIT_ANSWERED_SUM),
                                          ("abandoned", layout.abandoned_hist,
                                           c.WAIT_ABANDONED_SUM)):
                 buckets = list(zip(edges, layout.cumulative(v, base), strict=True))
                 hist.add_metric([*key, outcome], buckets, v[total])
-        yield from (offered, answered, abandoned, handled, handle, surveys, hist)
+        yield from (offered, answered, abandoned, handled, handle, surveys, hist, sl, created,
+                    resolved, breaches, legal)
 
     def _windows(self, tree: dict[str, Any]) -> Iterator[Metric]:
         for suffix, kpi, text in _WINDOW_GAUGES:
@@ -142,8 +222,10 @@ class WallboardCollector:
                 variant = [block["sl_variant"]] if extra else []
                 for window in windows:
                     value = block[window][kpi]
-                    if value is not None:  # no data is absent, not zero
-                        family.add_metric([name, window, *variant], value)
+                    # Every queue has its series from start; 0/0 is NaN, not zero (no alert
+                    # fires on it, and a zero would read as a miss).
+                    family.add_metric([name, window, *variant],
+                                      math.nan if value is None else value)
             yield family
 
     def _sources(self) -> Iterator[Metric]:
@@ -154,12 +236,17 @@ class WallboardCollector:
         crashes = CounterMetricFamily("wallboard_source_crashes",
                                       "Source failures that were not a SourceError (plugin bugs)",
                                       labels=["source"])
+        rejected = CounterMetricFamily("wallboard_source_requests_rejected",
+                                       "Requests refused at a source's webhook route, by reason",
+                                       labels=["source", "reason"])
         for name, runner in self.runners.items():
             up.add_metric([name], 1.0 if runner.status.status == UP else 0.0)
             if runner.status.last_event_ts is not None:
                 last.add_metric([name], runner.status.last_event_ts)
             crashes.add_metric([name], runner.status.crashes)
-        yield from (up, last, crashes)
+            for reason, count in sorted(runner.status.rejected.items()):
+                rejected.add_metric([name, reason], count)
+        yield from (up, last, crashes, rejected)
 
     def _pipeline(self) -> Iterator[Metric]:
         accepted = CounterMetricFamily("wallboard_events_accepted", "Events accepted",

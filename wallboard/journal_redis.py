@@ -93,6 +93,7 @@ class RedisJournal:
         self.head_n = 0  # the counter value last read from Redis
         self.entries = 0  # stream entries folded since start (replay excluded)
         self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)  # entry time to fold, seconds
+        self.delay_sum = 0.0  # of every entry's delay since start (the summary's _sum)
         self._sync: Any = None
         self.redis: Any = None  # the asyncio client (leases use it too)
         self._reader: Any = None
@@ -308,7 +309,9 @@ class RedisJournal:
                 log.error("journal: skipping entry %s: %s", entry_id, exc)
                 events = []
             batch.extend((recv, event) for event in events)
-            self.delays.append(max(now - recv, 0.0))
+            delay = max(now - recv, 0.0)
+            self.delays.append(delay)
+            self.delay_sum += delay
             self.folded_n = int(fields.get(b"n", self.folded_n))
             self.last_id = entry_id
             self.entries += 1

@@ -190,15 +190,16 @@ def window_kpis(v: Sequence[float], sketches: Sequence[dict[int, int]], min_samp
     return out
 
 
-def agent_window_kpis(v: Sequence[float]) -> dict[str, object]:
-    """The KPIs shown per agent or team."""
+def agent_window_kpis(v: Sequence[float], min_sample: int) -> dict[str, object]:
+    """The KPIs shown per agent or team: handling, occupancy, and surveys as for a queue."""
     handling = v[c.BUSY_S] + v[c.WRAPUP_S]
-    return {
+    out: dict[str, object] = {
         "answered": int(v[c.ANSWERED]),
         "handled": int(v[c.HANDLED]),
         "aht_s": _ratio(v[c.HANDLE_SUM], v[c.HANDLED]),
         "transfers": int(v[c.TRANSFERS]),
-        "csat": _ratio(v[c.CSAT_GOOD], v[c.CSAT_N]),
-        "csat_n": int(v[c.CSAT_N]),
         "occupancy": _ratio(handling, handling + v[c.AVAILABLE_S]),
     }
+    # The same sample floor as queues: an agent judged on three answers is judged on noise.
+    out.update(_survey(v, min_sample))
+    return out

@@ -12,11 +12,12 @@ from urllib.parse import quote
 import jinja2
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.boards import text_direction
+from wallboard.exposition import encode
 from wallboard.hub import Client
 from wallboard.plugins import plugin_info
 
@@ -115,7 +116,7 @@ async def api_plugins(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    body = generate_latest(request.app[keys.METRICS_REGISTRY])
+    body = encode(request.app[keys.METRICS_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -153,7 +153,7 @@ class SnapshotBuilder:
                 for k, value in times:
                     target[k] += value
             if name in agents:
-                agents[name][window] = agent_window_kpis(vector)
+                agents[name][window] = agent_window_kpis(vector, min_sample)
             team = live.team if live else None
             if team:
                 team_vec = teams[team].setdefault("_vec", [0.0] * len(c.FIELDS))
@@ -168,7 +168,8 @@ class SnapshotBuilder:
             channels[name][window] = window_kpis(vector, sketches, min_sample)
         total[window] = window_kpis(site[0], site[1], min_sample)
         for block in teams.values():
-            block[window] = agent_window_kpis(block.pop("_vec", [0.0] * len(c.FIELDS)))
+            block[window] = agent_window_kpis(block.pop("_vec", [0.0] * len(c.FIELDS)),
+                                             min_sample)
 
     def _forecast_window(self, name: str) -> str | None:
         window = self.agg.queue_config(name).staffing.window or self.shortest_rolling

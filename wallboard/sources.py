@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
@@ -98,6 +98,8 @@ class SourceStatus:
     events: int = 0
     since: float = 0.0
     crashes: int = 0  # failures that were not a SourceError: plugin bugs
+    # Requests refused at the source's webhook route, by reason (wallboard.webhooks.REASONS).
+    rejected: dict[str, int] = field(default_factory=dict)
 
 
 class Source:
@@ -111,6 +113,9 @@ class Source:
     # False: with several nodes, one runs the source at a time (a lease); True: it only
     # receives requests, which any node behind the load balancer may get (webhooks).
     every_node: ClassVar[bool] = False
+    # How far behind real time the vendor's data is by design (an export that leaves out the
+    # last minute): shown on the tiles the source feeds, so a late number is not a surprise.
+    lag_s: ClassVar[float] = 0.0
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         self.name = name

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import Field
 
 from wallboard import appkeys as keys
+from wallboard import webhooks
 from wallboard.events import AGENT_STATES, EventError
 from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError
@@ -125,6 +126,7 @@ async def post_callback(request: web.Request) -> web.Response:
                  request.headers.get(SIGNATURE_HEADER), algorithm)
     except SignatureError as exc:
         pipeline.reject(exc.reason)
+        webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
         return _json_error(403, f"signature: {exc}")
     try:
         params_dict = dict(params)

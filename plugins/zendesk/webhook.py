@@ -11,6 +11,7 @@ from hashlib import sha256
 from aiohttp import web
 
 from wallboard import appkeys as keys
+from wallboard import webhooks
 from wallboard.events import EventError
 from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError
@@ -80,6 +81,7 @@ async def post_webhook(request: web.Request) -> web.Response:
                request.headers.get(TIMESTAMP_HEADER), config.webhook_tolerance_s, time.time())
     except SignatureError as exc:
         pipeline.reject(exc.reason)
+        webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
         return _json_error(401, f"signature: {exc}")
     try:
         payload = json.loads(body)

@@ -1,0 +1,83 @@
+"""Kit for sources fed by HTTP requests: a body-size limit and refusals counted by reason.
+
+A refusal answers with its status and a reason, is counted per source and reason in
+`wallboard_source_requests_rejected_total`, and is logged once (one line per request, at
+WARNING the first time a source sees that reason, DEBUG after that, so a flood of bad
+requests cannot flood the log). Messages never include a secret or a signature.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from wallboard.sources import SourceRunner
+
+log = logging.getLogger(__name__)
+
+# Every reason a route may give, with its status: the metric's labels stay bounded.
+REASONS: dict[str, int] = {
+    "too_large": 413,  # the body is longer than the source's limit
+    "missing_signature": 401,  # no signature (or token) header, or no path token
+    "bad_signature": 403,  # the signature (or token) does not match
+    "malformed": 422,  # authentic but not the vendor's documented shape
+    "unmapped": 422,  # authentic, but no configured survey/question maps it, or a bad score
+    "upstream": 502,  # the vendor's API did not give the details the callback points to
+}
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+
+
+class Rejection(Exception):
+    """A request refused for `reason` (a key of REASONS); the message says what was wrong."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}; use one of {list(REASONS)}")
+        super().__init__(message)
+        self.reason = reason
+        self.status = REASONS[reason]
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing (413) one longer than `limit` bytes without reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Rejection("too_large", f"body of {request.content_length} bytes exceeds the "
+                                     f"limit of {limit} bytes")
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:  # chunked or lying Content-Length: stop reading at once
+            raise Rejection("too_large", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+
+
+def count(runner: SourceRunner, reason: str) -> bool:
+    """Count one refusal of `reason` (a key of REASONS) for the source; True the first time."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown rejection reason {reason!r}; use one of {list(REASONS)}")
+    counts = runner.status.rejected
+    first = reason not in counts
+    counts[reason] = counts.get(reason, 0) + 1
+    return first
+
+
+def signature_reason(code: str) -> str:
+    """The refusal reason of a `SignatureError` code: missing, or present but not valid."""
+    return "missing_signature" if code.startswith("missing_") else "bad_signature"
+
+
+def refuse(runner: SourceRunner, request: web.Request, rejection: Rejection) -> web.Response:
+    """Count and log a refusal, and answer with its status and reason."""
+    first = count(runner, rejection.reason)
+    # The route's pattern, not the path: a path may carry the source's secret token.
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "?"
+    log.log(logging.WARNING if first else logging.DEBUG,
+            "source %s: refused %s %s from %s: %s (%s)", runner.name, request.method,
+            route, request.remote, rejection.reason, rejection)
+    return web.json_response({"error": str(rejection), "reason": rejection.reason},
+                             status=rejection.status)
