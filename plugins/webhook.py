@@ -37,6 +37,7 @@ class WebhookSource(PushSource):
 
     type: ClassVar[str] = "webhook"
     Config: ClassVar[type[SourceConfig]] = WebhookConfig
+    every_node: ClassVar[bool] = True  # requests reach any node behind the load balancer
 
     async def run(self, emit: Emit) -> None:
         """Nothing to connect to: report up and wait for requests."""

@@ -21,12 +21,14 @@ from wallboard.admin import admin_routes, build_id
 from wallboard.aggregate import Aggregator
 from wallboard.announcements import Announcements
 from wallboard.boards import history_keys, resolve_boards
+from wallboard.cluster import Cluster, ClusterCollector
 from wallboard.config import Settings
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
 from wallboard.history import History
 from wallboard.hub import Hub
 from wallboard.journal import Journal, JournalStatus, make_journal
+from wallboard.journal_redis import RedisJournal
 from wallboard.pipeline import Pipeline
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager
 from wallboard.restore import Restored, prune_forever, restore
@@ -39,16 +41,19 @@ log = logging.getLogger(__name__)
 SOURCE_HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 
-def _source_emit(pipeline: Pipeline, name: str) -> Emit:
-    """The emit function a source's runner forwards to: validate, stamp the source, fold."""
+def _source_emit(pipeline: Pipeline, name: str,
+                 fence: Callable[[], tuple[str, str] | None] = lambda: None) -> Emit:
+    """The emit function a source's runner forwards to: validate, stamp the source, fold.
+
+    `fence` gives the source's lease (key, holder) on a node among several.
+    """
 
     def emit(item: Event | dict[str, Any]) -> None:
         try:
-            if isinstance(item, Event):
-                item.source = name
-                pipeline.ingest(item)
-            else:
-                pipeline.ingest_raw(item, name)
+            if not isinstance(item, Event):
+                item = pipeline.parse(item, name)
+            item.source = name
+            pipeline.ingest(item, fence())
         except EventError as exc:
             # Counted by the pipeline; one bad event never stops the source.
             log.debug("source %s: rejected event: %s", name, exc)
@@ -135,7 +140,17 @@ async def _run_sources(app: web.Application) -> AsyncIterator[None]:
                                  headers={"User-Agent": f"wallboard/{__version__}"})
     for runner in runners.values():
         runner.source.http = http
-    tasks = [asyncio.create_task(r.run(), name=f"source:{n}") for n, r in runners.items()]
+    cluster = app[keys.CLUSTER]
+    tasks = []
+    for name, runner in runners.items():
+        if cluster is not None and not runner.source.every_node:
+            # One node at a time runs it: the one holding its lease.
+            tasks.append(asyncio.create_task(cluster.hold(runner, runner.run),
+                                             name=f"lease:{name}"))
+        else:
+            tasks.append(asyncio.create_task(runner.run(), name=f"source:{name}"))
+    if cluster is not None:
+        tasks.append(asyncio.create_task(cluster.share(runners), name="source-status"))
 
     async def watch_staleness() -> None:
         while True:
@@ -178,10 +193,16 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
+    cluster: Cluster | None = None
     if journal is not None:
         journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once
+        if isinstance(journal, RedisJournal):
+            journal.deliver = pipeline.apply  # every node folds the stream, in its order
+            cluster = Cluster(journal)
     for source in sources:
-        runner = SourceRunner(source, _source_emit(pipeline, source.name), clock=clock)
+        fence = (cluster.fence(source.name) if cluster is not None and not source.every_node
+                 else lambda: None)
+        runner = SourceRunner(source, _source_emit(pipeline, source.name, fence), clock=clock)
         runner.on_change = hub.mark_dirty
         runners[source.name] = runner
 
@@ -202,7 +223,10 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RESTORED] = restored
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
+    if cluster is not None:
+        metrics_registry.register(ClusterCollector(cluster))
     app[keys.METRICS_REGISTRY] = metrics_registry
+    app[keys.CLUSTER] = cluster
     app[keys.BOARDS] = boards
     app[keys.ACCESS] = access
     app[keys.ANNOUNCEMENTS] = announcements

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from wallboard.access import Access
     from wallboard.aggregate import Aggregator
     from wallboard.announcements import Announcements
+    from wallboard.cluster import Cluster
     from wallboard.config import Settings
     from wallboard.history import History
     from wallboard.hub import Hub
@@ -36,3 +37,4 @@ ACCESS: web.AppKey[Access] = web.AppKey("access")
 ANNOUNCEMENTS: web.AppKey[Announcements] = web.AppKey("announcements")
 HISTORY: web.AppKey[History] = web.AppKey("history")
 BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's files
+CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)

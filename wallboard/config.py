@@ -9,7 +9,15 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from wallboard.boardconfig import (
     AccessConfig,
@@ -156,7 +164,7 @@ class JournalConfig(_Model):
     """The durable event journal: where accepted events are stored before they are acknowledged."""
 
     enabled: bool = True
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "redis"] = "sqlite"
     data_dir: str = Field("./wallboard-data", min_length=1)  # relative to the working directory
     retention_days: int = Field(7, ge=1, le=3650)
     batch_ms: int = Field(10, ge=0, le=100)  # longest wait for more events before a commit
@@ -164,6 +172,26 @@ class JournalConfig(_Model):
     sync: Literal["full", "normal"] = "full"  # full: fsync each commit (survives power loss)
     retry_s: float = Field(5.0, gt=0, le=300)  # while down: how often a write is tried again
     prune_every_s: float = Field(3600.0, gt=0)
+    # backend: redis (several nodes, one stream; docs/operations.md#scale-out-on-redis-streams)
+    url: str | None = Field(None, validate_default=True)  # redis://host:6379/0, rediss://, unix://
+    key: str = Field("wallboard", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # prefix of every key
+    node: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # default: host-pid
+    lease_s: float = Field(10.0, ge=1, le=300)  # a dead node's sources move within this
+    dedupe_ttl_s: float = Field(2 * 86400.0, ge=60)  # how long an event id is remembered
+    timeout_s: float = Field(2.0, gt=0, le=60)  # a Redis call slower than this: journal down
+    wait_replicas: int = Field(0, ge=0, le=16)  # WAIT for this many replicas before the ack
+    maxlen: int | None = Field(None, ge=1000)  # also trim the stream to about this many entries
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("backend") != "redis":
+            return value
+        if not value:
+            raise ValueError("required when backend is redis (e.g. redis://127.0.0.1:6379/0)")
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+        return value
 
 
 class MetricsConfig(_Model):

@@ -1,8 +1,9 @@
 """The event journal's interface: accepted events are stored here before they are acknowledged.
 
-Only this module and its backends (`journal_sqlite.py`) know how events are stored. The rest of
-the core sees the `Journal` protocol: append a batch and await its durability, read back what
-arrived since a moment in append order, scan by event time, prune, report status and stats.
+Only this module and its backends (`journal_sqlite.py`, `journal_redis.py`) know how events are
+stored. The rest of the core sees the `Journal` protocol: append a batch and await its
+durability, read back what arrived since a moment in append order, scan by event time, prune,
+report status and stats.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -36,6 +37,10 @@ class JournalDown(Exception):
     def __init__(self, cause: str, retry_after_s: float) -> None:
         super().__init__(cause)
         self.retry_after_s = retry_after_s
+
+
+class JournalFenced(JournalDown):
+    """A source's events came from a node that no longer holds its lease: refused."""
 
 
 @dataclass
@@ -98,6 +103,9 @@ class Journal(Protocol):
     status: JournalStatus
     location: str
     on_change: Callable[[], None]  # called on the event loop when the journal goes up or down
+    # True: several nodes share the store and each folds what `deliver` hands it, in the
+    # store's order, rather than what it appended itself.
+    replicated: bool
 
     def open(self, *, writable: bool = True) -> None:
         """Open (creating if needed) and prove the store writable; raises JournalError.
@@ -114,11 +122,14 @@ class Journal(Protocol):
     def start(self) -> None:
         """Begin accepting appends; call from the running event loop."""
 
-    def append(self, events: list[Event], recv: float) -> asyncio.Future[None]:
+    def append(self, events: list[Event], recv: float, *,
+               fence: tuple[str, str] | None = None) -> asyncio.Future[Any]:
         """Queue events for the next commit; the future resolves once they are durable.
 
         Raises JournalDown at once while the journal is down; the future fails with
-        JournalDown when the commit holding the events fails.
+        JournalDown when the commit holding the events fails. A shared store resolves it with
+        the number of events another node had already stored, and refuses them when `fence`
+        (lease key, holder) no longer holds.
         """
 
     async def prune(self, before: float) -> int:
@@ -165,6 +176,10 @@ def make_journal(config: JournalConfig) -> Journal:
         from wallboard.journal_sqlite import SqliteJournal
 
         return SqliteJournal(config)
+    if config.backend == "redis":
+        from wallboard.journal_redis import RedisJournal
+
+        return RedisJournal(config)
     raise JournalError(f"journal.backend: unknown backend {config.backend!r}")
 
 

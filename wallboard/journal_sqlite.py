@@ -79,6 +79,8 @@ def cause(exc: sqlite3.Error, directory: Path) -> str:
 class SqliteJournal:
     """The journal in one SQLite file; a dedicated thread does every write."""
 
+    replicated = False
+
     def __init__(self, config: JournalConfig) -> None:
         self.config = config
         self.dir = Path(config.data_dir)
@@ -230,8 +232,12 @@ class SqliteJournal:
         self._writer = Writer(self._con, self.config, self.status, self._describe,
                               self._disk_bytes, lambda: self.on_change())
 
-    def append(self, events: list[Event], recv: float) -> asyncio.Future[None]:
-        """Queue events for the next commit; the future resolves once they are durable."""
+    def append(self, events: list[Event], recv: float, *,
+               fence: tuple[str, str] | None = None) -> asyncio.Future[None]:
+        """Queue events for the next commit; the future resolves once they are durable.
+
+        `fence` is ignored: one process owns the file (journal.lock) and all its sources.
+        """
         if not self.status.up or self._writer is None:
             raise JournalDown(self.status.error or "the journal is not open",
                               retry_after(self.status))

@@ -16,7 +16,7 @@ from typing import Any
 
 from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
 from wallboard.events import Event, EventError, parse_event
-from wallboard.journal import Journal, JournalDown
+from wallboard.journal import Journal, JournalDown, JournalFenced
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
 Key = tuple[str | None, str]
@@ -83,8 +83,11 @@ class Pipeline:
         if len(seen) >= self._generation:
             self._older, self._seen = seen, set()
 
-    def ingest(self, event: Event) -> str:
-        """A source's event: de-duplicate, store, fold once stored; raises EventError."""
+    def ingest(self, event: Event, fence: tuple[str, str] | None = None) -> str:
+        """A source's event: de-duplicate, store, fold once stored; raises EventError.
+
+        `fence` (lease key, holder) lets a shared journal refuse a stale holder's events.
+        """
         key = (event.source, event.id) if event.id is not None else None
         if self.journal is None:  # replays and journal-less servers: the short way
             if key is not None:
@@ -103,7 +106,7 @@ class Pipeline:
         if journal is not None:
             self.admit(event)
             try:
-                future = journal.append([event], self.aggregator.clock())
+                future = journal.append([event], self.aggregator.clock(), fence=fence)
             except JournalDown:
                 # Nobody waits for an acknowledgement here: show the event now, even though a
                 # restart will not know it (counted in wallboard_journal_events_failed).
@@ -124,7 +127,8 @@ class Pipeline:
         """
         fresh: list[Event] = []
         keys: list[Key | None] = []
-        waits: list[asyncio.Future[None]] = []
+        waits: list[asyncio.Future[Any]] = []
+        own: asyncio.Future[Any] | None = None
         duplicates = 0
         batch: set[Key] = set()
         for event in events:
@@ -157,11 +161,16 @@ class Pipeline:
             # Added before anyone awaits it: folding happens before the sender is answered.
             future.add_done_callback(partial(self._stored, fresh, keys, True))
             waits.append(future)
+            own = future
+        stored_elsewhere = 0
         for wait in waits:
             # Shielded: a sender hanging up must not cancel the write others depend on.
-            await asyncio.shield(wait)
+            result = await asyncio.shield(wait)
+            if wait is own and isinstance(result, int):
+                stored_elsewhere = result  # a shared journal: another node had these ids
+        duplicates += stored_elsewhere
         self.duplicates += duplicates
-        return len(fresh), duplicates
+        return len(fresh) - stored_elsewhere, duplicates
 
     def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
                 future: asyncio.Future[None]) -> None:
@@ -169,7 +178,17 @@ class Pipeline:
         for key in keys:
             if key is not None:
                 self._pending.pop(key, None)
-        if future.exception() is not None and acknowledged:
+        error = future.exception()
+        if self.journal is not None and self.journal.replicated:
+            # Every node folds the shared journal in its order (`apply`), this one included.
+            if error is None:
+                for key in keys:
+                    self._remember(key)
+                return
+            if isinstance(error, JournalFenced):
+                self.rejected["fenced"] += len(events)  # the lease's new holder reads them
+                return
+        if error is not None and acknowledged:
             return  # the sender gets a 503 and retries; forget the ids so the retry counts
         for event, key in zip(events, keys, strict=True):
             self._remember(key)
@@ -178,6 +197,14 @@ class Pipeline:
     def _fold_counted(self, event: Event) -> None:
         with contextlib.suppress(EventError):  # counted under queue_limit; nobody to tell
             self.fold(event)
+
+    def apply(self, batch: list[tuple[float, Event]]) -> None:
+        """Fold what a shared journal delivers, in its order, on every node alike."""
+        remember, fold = self._remember, self._fold_counted
+        for _recv, event in batch:
+            if event.id is not None:
+                remember((event.source, event.id))
+            fold(event)
 
     def replay(self, event: Event) -> None:
         """Fold an event read back from the journal: remembered for de-duplication, not stored."""

@@ -129,9 +129,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the event loop answers."""
-    return web.json_response({"status": "ok", "version": __version__,
-                              "build": request.app[keys.BUILD]})
+    """Liveness: the event loop answers; with several nodes, this node's role, lag and sources."""
+    body: dict[str, object] = {"status": "ok", "version": __version__,
+                               "build": request.app[keys.BUILD]}
+    cluster = request.app[keys.CLUSTER]
+    if cluster is not None:
+        body.update(cluster.health())
+    return web.json_response(body)
 
 
 async def api_snapshot(request: web.Request) -> web.Response:

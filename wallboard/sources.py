@@ -20,6 +20,7 @@ from wallboard.ratelimit import TokenBucket, parse_retry_after
 log = logging.getLogger(__name__)
 
 STARTING, UP, DOWN, STALE = "starting", "up", "down", "stale"
+STANDBY = "standby"  # another node holds the source's lease and runs it
 Emit = Callable[[Event | dict[str, Any]], None]
 # HTTP statuses that mean "slow down", where a Retry-After header is honoured.
 _BACK_OFF_STATUSES = frozenset({429, 503})
@@ -109,6 +110,9 @@ class Source:
 
     type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]] = SourceConfig
+    # False: with several nodes, one runs the source at a time (a lease); True: it only
+    # receives requests, which any node behind the load balancer may get (webhooks).
+    every_node: ClassVar[bool] = False
     # How far behind real time the vendor's data is by design (an export that leaves out the
     # last minute): shown on the tiles the source feeds, so a late number is not a surprise.
     lag_s: ClassVar[float] = 0.0
@@ -275,6 +279,21 @@ class SourceRunner:
             log.warning("source %s stale: no event for %ss", self.name,
                         self.source.config.stale_after_s)
         self.on_change()
+
+    def set_standby(self) -> None:
+        """Another node runs this source (or none yet): not down, just not here."""
+        self._set(STANDBY)
+
+    def mirror(self, status: str, last_error: str | None, last_event_ts: float | None,
+               events: int) -> None:
+        """Show what the node running this source reports (another node among several)."""
+        s = self.status
+        changed = (status, last_error) != (s.status, s.last_error)
+        s.status, s.last_error, s.last_event_ts, s.events = (status, last_error, last_event_ts,
+                                                             events)
+        if changed:
+            s.since = self._clock()
+            self.on_change()
 
     def _on_connected(self) -> None:
         self.backoff.reset()

@@ -41,6 +41,7 @@ class SurveySource(PushSource):
     """A survey tool posting to POST /api/surveys/{source}; up while the server runs."""
 
     type: ClassVar[str]
+    every_node: ClassVar[bool] = True  # requests reach any node behind the load balancer
 
     async def run(self, emit: Emit) -> None:
         """Nothing to connect to: report up and wait for requests."""
