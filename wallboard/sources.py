@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import aiohttp
@@ -26,7 +28,6 @@ Emit = Callable[[Event | dict[str, Any]], None]
 _BACK_OFF_STATUSES = frozenset({429, 503})
 
 
-
 def parse_time(value: Any) -> float | None:
     """A vendor's RFC 3339 time (`2026-11-23T09:00:00Z`) as epoch seconds; None if absent or bad.
 
@@ -38,6 +39,7 @@ def parse_time(value: Any) -> float | None:
         return parse_ts(value)
     except EventError:
         return None
+
 
 class SourceError(Exception):
     """The one failure type for sources: the runtime logs it, marks the source down, retries.
@@ -69,6 +71,24 @@ class Clock:
         """Wait `seconds`; cancellable like asyncio.sleep."""
         await asyncio.sleep(seconds)
 
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+async def save_state_file(path: Path, text: str) -> None:
+    """Write a source's state file atomically, off the event loop (a disk can stall for long).
+
+    A temporary file renamed over the old one, so a crash leaves the old state or the new one;
+    a failure is a SourceError naming the path.
+    """
+    try:
+        await asyncio.to_thread(_write_atomically, path, text)
+    except OSError as exc:
+        raise SourceError(f"cannot save the state to {path}: {exc}") from None
 
 class SourceConfig(BaseModel):
     """Settings every source has; a source type extends this with its own fields."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +14,13 @@ from pydantic import Field
 
 from wallboard.events import Event
 from wallboard.ratelimit import parse_retry_after
-from wallboard.sources import PollConfig, PollSource, SourceConfig, SourceError
+from wallboard.sources import (
+    PollConfig,
+    PollSource,
+    SourceConfig,
+    SourceError,
+    save_state_file,
+)
 
 from .mapping import Deadline, Mapper, check_deadlines, iso, parse_time
 
@@ -76,20 +81,13 @@ class FreshdeskSource(PollSource):
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SourceError(f"{path}: unreadable state file: {exc}") from None
 
-    def save_state(self) -> None:
-        """Write the cursor and deadlines atomically (a temporary file, then a rename)."""
-        path = self.state_path
-        if path is None:
+    async def save_state(self) -> None:
+        """Write the cursor and deadlines atomically, off the event loop."""
+        if self.state_path is None:
             return
         data = {"updated_since": self.cursor,
                 "watch": {k: v.to_json() for k, v in self.watch.items()}}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, sort_keys=True))
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot save the cursor: {exc}") from None
+        await save_state_file(self.state_path, json.dumps(data, sort_keys=True))
 
     def first_since(self) -> str:
         """The `updated_since` of the very first poll."""
@@ -164,5 +162,5 @@ class FreshdeskSource(PollSource):
         events.extend(check_deadlines(self.watch, now))
         if newest is not None:
             self.cursor = iso(newest)
-        self.save_state()
+        await self.save_state()
         return events

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,7 +11,13 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from wallboard.events import Event
-from wallboard.sources import PollConfig, PollSource, SourceConfig, SourceError
+from wallboard.sources import (
+    PollConfig,
+    PollSource,
+    SourceConfig,
+    SourceError,
+    save_state_file,
+)
 
 from .mapping import Mapper
 
@@ -73,15 +78,9 @@ class ZendeskSource(PollSource):
             raise SourceError(f"cannot read {self.state_path}: {exc}") from None
         return state if isinstance(state, dict) else {}
 
-    def save_state(self, cursors: dict[str, Any]) -> None:
-        """Write the cursors atomically (a temporary file renamed over the old one)."""
-        try:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cursors, sort_keys=True))
-            os.replace(tmp, self.state_path)
-        except OSError as exc:
-            raise SourceError(f"cannot save the cursor to {self.state_path}: {exc}") from None
+    async def save_state(self, cursors: dict[str, Any]) -> None:
+        """Write the cursors atomically, off the event loop."""
+        await save_state_file(self.state_path, json.dumps(cursors, sort_keys=True))
         self.cursors = cursors
 
     def headers(self) -> dict[str, str]:
@@ -140,5 +139,5 @@ class ZendeskSource(PollSource):
         # in time order so a ticket's creation comes before its first reply.
         unique = {e["id"]: e for e in reversed(from_metrics + from_tickets)}
         events: list[Event | dict[str, Any]] = sorted(unique.values(), key=lambda e: e["ts"])
-        self.save_state(cursors)
+        await self.save_state(cursors)
         return events
