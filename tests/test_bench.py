@@ -15,10 +15,10 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.mark.parametrize("script", ["fold.py", "latency.py", "replay.py", "journal.py",
-                                    "surveys.py", "metrics.py", "redis.py"])
+                                    "surveys.py", "metrics.py", "redis_nodes.py"])
 def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
-    if script == "redis.py":
-        require_program("/usr/bin/redis-server", "bench/redis.py runs two nodes on a Redis")
+    if script == "redis_nodes.py":
+        require_program("/usr/bin/redis-server", "bench/redis_nodes.py runs two nodes on a Redis")
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
