@@ -44,6 +44,49 @@ async def test_malformed_event_gets_400_with_field_path_and_is_counted(live_serv
     assert (await live.get_json("/healthz"))["status"] == "ok"
 
 
+async def test_queues_and_teams_beyond_their_limits_are_refused_and_counted(live_server) -> None:
+    """Queues and teams are labels in /metrics: new ones past server.max_* are refused."""
+    config = base_config(server={"push_interval_ms": 50, "max_queues": 3, "max_teams": 2})
+    live = await live_server(config)  # sales and chat configured: one queue left
+
+    def agent(n: int, team: str) -> dict[str, object]:
+        return {"type": "agent.state", "id": f"a{n}", "ts": now(), "agent": f"agent{n}",
+                "team": team, "state": "available", "queues": ["sales"]}
+
+    status, body = await live.post([agent(1, "blue"), agent(2, "green")])
+    assert (status, body["accepted"]) == (202, 2)
+    new_queue = {"type": "contact.queued", "id": "q1", "ts": now(), "queue": "extra",
+                 "contact_id": "c1"}
+    over_queue = {**new_queue, "id": "q2", "queue": "one-too-many", "contact_id": "c2"}
+    assert (await live.post([new_queue]))[0] == 202  # the third queue: the last one allowed
+    status, body = await live.post([over_queue, agent(3, "red"), agent(4, "blue")])
+    assert status == 400 and body["accepted"] == 1
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [(0, "queue"), (1, "team")]
+    assert "server.max_teams" in body["rejected"][1]["error"]
+    _, text = await live.get_text("/metrics")
+    counts = rejected_by_reason(text)
+    assert counts["queue_limit"] == 1 and counts["team_limit"] == 1
+    api = await live.get_json("/api/snapshot")
+    assert set(api["teams"]) == {"blue", "green"} and api["teams"]["blue"]["live"][
+        "agents_available"] == 2  # agent4 joined an existing team
+    assert "one-too-many" not in api["queues"] and api["queues"]["extra"]["live"]["waiting"] == 1
+
+
+def test_several_new_teams_in_one_batch_keep_the_agent_and_refuse_the_team() -> None:
+    """Admission checks each event before any is stored; the fold enforces the limit too."""
+    from tests.engine import T0, Engine
+
+    engine = Engine({"server": {"max_teams": 1}, "queues": {"sales": {}}}, T0)
+    for n, team in enumerate(("blue", "red")):
+        engine.pipeline.fold(engine.pipeline.parse(
+            {"type": "agent.state", "id": f"a{n}", "ts": T0, "agent": f"agent{n}",
+             "team": team, "state": "available", "queues": ["sales"]}, "test"))
+    snap = engine.snapshot(T0 + 1)
+    assert set(snap["teams"]) == {"blue"}
+    assert snap["agents"]["agent1"]["state"] == "available"  # the agent still counts
+    assert engine.pipeline.rejected["team_limit"] == 1
+
+
 async def test_body_that_is_not_json_is_refused_and_counted(live_server) -> None:
     live = await live_server(base_config())
     status, body = await live.post(None, raw=b'{"type": "contact.queued",\n{oops')

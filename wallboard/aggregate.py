@@ -7,6 +7,7 @@ import itertools
 import math
 import time
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable
 from datetime import time as clock_time
 from zoneinfo import ZoneInfo
@@ -73,6 +74,8 @@ class Aggregator:
         self._seq = itertools.count()
         self.late = 0
         self.surveys = SurveyMemory()  # counted responses, for revisions to replace
+        # Refused while folding (a team over server.max_teams); the pipeline's count by reason.
+        self.refused: Counter[str] = Counter()
         now = clock()
         for name, cfg in settings.queues.items():
             self.state.queue(name)
@@ -321,6 +324,12 @@ class Aggregator:
         fold_ticket(self.state, leaf.windows, e)
 
     def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
+        team, teams = e.team, self.state.teams
+        if team is not None and team not in teams and len(teams) >= self.settings.server.max_teams:
+            # Admission refuses such events; several new teams in one batch can still get here.
+            # The transition counts, the team does not: a metric label must stay bounded.
+            e.team = None
+            self.refused["team_limit"] += 1
         try:
             previous = self.state.agent_state(e)
         except StaleTransition:

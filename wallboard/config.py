@@ -156,6 +156,8 @@ class ServerConfig(_Model):
     send_timeout_s: float = Field(5.0, gt=0)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_queues: int = Field(200, ge=1)
+    # Teams are a label of /metrics and a block of the snapshot: bounded like queues.
+    max_teams: int = Field(200, ge=1)
     # Sparklines and trend arrows sample tile values once per step (one minute on a TV).
     history_step_s: float = Field(60.0, ge=0.05, le=3600)
 

@@ -39,7 +39,7 @@ class Pipeline:
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
-        self.rejected: Counter[str] = Counter()  # by reason
+        self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
         self.late = 0
         self.unstored = 0  # events refused at once because the journal was down
@@ -62,14 +62,20 @@ class Pipeline:
             raise
 
     def admit(self, event: Event) -> None:
-        """Refuse, before it is stored, an event that would exceed server.max_queues."""
+        """Refuse, before it is stored, an event over server.max_queues or server.max_teams."""
         queue = event.queue
         configs = self.aggregator.queue_configs
+        server = self.aggregator.settings.server
         if (queue and queue != UNASSIGNED and queue not in configs
-                and len(configs) >= self.aggregator.settings.server.max_queues):
+                and len(configs) >= server.max_queues):
             self.rejected["queue_limit"] += 1
             raise EventError("queue", f"queue {queue} would exceed server.max_queues",
                              "queue_limit")
+        team, teams = event.team, self.aggregator.state.teams
+        if team is not None and team not in teams and len(teams) >= server.max_teams:
+            self.rejected["team_limit"] += 1
+            raise EventError("team", f"team {team} would exceed server.max_teams",
+                             "team_limit")
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._older

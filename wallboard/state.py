@@ -84,6 +84,7 @@ class LiveState:
     def __init__(self) -> None:
         self.queues: dict[str, QueueLive] = {}
         self.agents: dict[str, AgentLive] = {}
+        self.teams: set[str] = set()  # every team named so far: bounded by server.max_teams
         self.tickets: dict[str, Ticket] = {}
         self.resolved_order: OrderedDict[str, None] = OrderedDict()
         # Tombstones in two generations of MAX_DEPARTED/2: the newest half to all of the last
@@ -122,6 +123,8 @@ class LiveState:
     def agent_state(self, event: Event) -> tuple[str, float] | None:
         """Apply an agent transition; returns the previous state and its start, if any."""
         state, ts = event.state, event.ts
+        if event.team is not None:
+            self.teams.add(event.team)
         live = self.agents.get(event.agent)  # type: ignore[arg-type]
         if live is None:
             queues = (tuple(event.queues) if event.queues is not None else
