@@ -9,15 +9,20 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import websockets
 import yaml
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
+from wallboard import appkeys as keys
 from wallboard.app import create_app
+from wallboard.boards import board_scope, scoped_tree
 from wallboard.config import ConfigError, load_settings
+from wallboard.hub import flatten
 
 TV = "tv-token-for-board-a-0001"
 TV2 = "tv-token-for-board-a-0002"
@@ -235,3 +240,59 @@ async def test_with_access_on_the_snapshot_api_needs_a_tv_or_the_admin_token(
     assert status == 200 and '"total"' in body
     assert await board.metric('wallboard_http_rejected_total{code="401",endpoint="snapshot"}') == 1
     assert await board.metric('wallboard_http_rejected_total{code="403",endpoint="snapshot"}') == 1
+
+
+async def test_with_access_on_a_tv_receives_only_its_boards_numbers(board_server,
+                                                                    tmp_path: Path) -> None:
+    """Board `a` shows site totals: no queue's own keys and no agent names reach its TV."""
+    board = await board_server(config(tmp_path, boards={"a": [TV], "b": [TV2]}))
+    async with websockets.connect(f"{board.ws_url}/ws?board=a&token={TV}") as tv_a, \
+            websockets.connect(f"{board.ws_url}/ws?board=b&token={TV2}") as tv_b:
+        snap_a = orjson.loads(await tv_a.recv())
+        snap_b = orjson.loads(await tv_b.recv())
+        assert snap_a["type"] == snap_b["type"] == "snapshot"
+        keys_a, keys_b = set(snap_a["data"]), set(snap_b["data"])
+        assert "total.live.waiting" in keys_a and "meta.site" in keys_a
+        assert not {k for k in keys_a if k.startswith(("queues.", "agents.", "teams."))}
+        # Board b shows the sales queue: its keys, not chat's, not the agents'.
+        assert "queues.sales.live.waiting" in keys_b and "queues.sales.label" in keys_b
+        assert not {k for k in keys_b if k.startswith(("queues.chat.", "agents.", "total."))}
+        status = await board.status("POST", "/api/events", json=[
+            {"type": "contact.queued", "id": "c1", "ts": time.time(), "queue": "sales",
+             "contact_id": "call-1"},
+            {"type": "agent.state", "id": "s1", "ts": time.time(), "agent": "mallory",
+             "state": "available", "queues": ["sales"]}],
+            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert status[0] == 202
+        seq = snap_a["seq"]
+        seen_a: dict[str, Any] = {}
+        while seen_a.get("total.live.waiting") != 1:  # deltas, in order, no gap
+            delta = orjson.loads(await asyncio.wait_for(tv_a.recv(), 5))
+            assert delta["type"] == "delta" and delta["seq"] == seq + 1
+            seq = delta["seq"]
+            assert all(k.startswith(("meta.", "sources.", "total.", "announcements", "trend."))
+                       for k in delta["changes"]), delta["changes"]
+            seen_a.update(delta["changes"])
+        text_b = ""
+        while '"queues.sales.live.waiting":1' not in text_b:
+            text_b = await asyncio.wait_for(tv_b.recv(), 5)
+            assert "mallory" not in text_b
+        # The snapshot API answers a TV token with its board's numbers, the admin with all.
+        status_a, text_a = await board.status("GET", f"/api/snapshot?token={TV}")
+        _, text_admin = await board.status("GET", "/api/snapshot",
+                                           headers={"Authorization": f"Bearer {ADMIN}"})
+        api_a, api_admin = orjson.loads(text_a), orjson.loads(text_admin)
+        assert status_a == 200 and api_a["total"]["live"]["waiting"] == 1
+        assert "queues" not in api_a and "agents" not in api_a and "meta" in api_a
+        assert api_admin["agents"]["mallory"]["state"] == "available"
+        # The pruned tree is exactly the board's flat keys, nested again.
+        prefixes = board_scope(board.server.app[keys.BOARDS]["b"])
+        full = flatten(api_admin)
+        assert flatten(scoped_tree(api_admin, prefixes)) == {
+            k: v for k, v in full.items() if k.startswith(prefixes)}
+    # Without access, a TV gets everything (the API is public then anyway).
+    board.rewrite(lambda d: d["access"].update(enabled=False))
+    await asyncio.sleep(1.5)  # the file is re-read when its mtime changes
+    async with websockets.connect(f"{board.ws_url}/ws?board=a") as tv:
+        data = orjson.loads(await tv.recv())["data"]
+        assert "queues.sales.live.waiting" in data and "agents.mallory.state" in data

@@ -148,12 +148,15 @@ def announce(srv: Server, text: str, ttl_s: float = 60) -> None:
 
 
 def snapshot(srv: Server) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{srv.url}/api/snapshot", timeout=5) as resp:
+    """/api/snapshot, with the admin token (needed when access is on)."""
+    request = urllib.request.Request(f"{srv.url}/api/snapshot",
+                                     headers={"Authorization": f"Bearer {ADMIN}"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return json.load(resp)
 
 
-def open_board(page: Any, srv: Server, board: str) -> None:
-    page.goto(f"{srv.url}/board/{board}")
+def open_board(page: Any, srv: Server, board: str, token: str | None = None) -> None:
+    page.goto(f"{srv.url}/board/{board}" + (f"?token={token}" if token else ""))
     page.wait_for_function("window.wallboard && window.wallboard.connected", timeout=10_000)
 
 
@@ -190,11 +193,14 @@ def busy_floor(srv: Server) -> None:
     ])
 
 
-def test_every_tile_type_shows_the_servers_numbers(page: Any, server) -> None:
-    srv = server()
+@pytest.mark.parametrize("access", [False, True], ids=["open", "tv-token"])
+def test_every_tile_type_shows_the_servers_numbers(page: Any, server, access: bool) -> None:
+    # With access on, the TV's socket carries only its board's keys: every tile still works.
+    tv = "tv-token-for-the-all-board"
+    srv = server(access={"enabled": True, "boards": {"all": [tv]}}) if access else server()
     busy_floor(srv)
     announce(srv, HOSTILE)
-    open_board(page, srv, "all")
+    open_board(page, srv, "all", tv if access else None)
     page.wait_for_function("window.wallboard.state['total.live.waiting'] === 3")
     page.wait_for_timeout(300)
     snap = snapshot(srv)
@@ -230,6 +236,9 @@ def test_every_tile_type_shows_the_servers_numbers(page: Any, server) -> None:
     # Announcement as text, never as markup.
     assert tile(page, 9, ".ticker").text_content() == HOSTILE
     assert page.evaluate("document.querySelectorAll('img').length") == 0 and page.dialogs == []
+    # The agents' names reach the TV only when access is off (then the API is public too).
+    names = page.evaluate("Object.keys(window.wallboard.state).some(k => k.startsWith('agents.'))")
+    assert names is (not access)
     # Clock in the site's zone (UTC).
     shown = tile(page, 10, ".tile__num").text_content()
     expected = {f"{datetime.now(UTC) + timedelta(seconds=d):%I:%M %p}" for d in (-60, 0, 60)}

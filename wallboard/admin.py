@@ -60,16 +60,21 @@ def check_admin(request: web.Request, endpoint: str) -> None:
         raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
 
 
-def check_reader(request: web.Request, endpoint: str) -> None:
-    """With access on, the data API needs the admin token or a TV token of any board."""
+def check_reader(request: web.Request, endpoint: str) -> list[str] | None:
+    """With access on, the data API needs the admin token or a TV token of some board.
+
+    Returns the boards a TV token opens (the reader sees their numbers only), or None when
+    the reader may see everything (access off, or the admin token).
+    """
     access = request.app[keys.ACCESS]
     if not access.config.enabled:
-        return
+        return None
     if access.admin_status(request.headers.get("Authorization", "")) is None:
-        return
+        return None
     token = request.query.get("token", "")
-    if token and any(access.board_ok(board, token) for board in request.app[keys.BOARDS]):
-        return
+    boards = [b for b in request.app[keys.BOARDS] if token and access.board_ok(b, token)]
+    if boards:
+        return boards
     if not token and not request.headers.get("Authorization"):
         raise refuse(request, endpoint, 401, "access is enabled: pass ?token= or the admin token")
     raise refuse(request, endpoint, 403, "the token is not valid for any board")

@@ -147,6 +147,36 @@ def resolve_boards(settings: Settings) -> dict[str, dict[str, Any]]:
             for board_id, board in boards.items()}
 
 
+# What every board reads besides its tiles: the header, source badges, the ticker.
+_BOARD_COMMON = ("meta.", "sources.", "announcements")
+
+
+def board_scope(board: dict[str, Any]) -> tuple[str, ...]:
+    """The key prefixes a board's page reads: with access on, its socket gets only these."""
+    prefixes: set[str] = set(_BOARD_COMMON)
+    for tile in board["tiles"]:
+        if tile.get("prefix"):
+            prefixes.add(tile["prefix"] + ".")
+        prefixes.update(f"queues.{row['queue']}." for row in tile.get("rows_keys", ()))
+        prefixes.update(tile[k] for k in ("series_key", "trend_key") if tile.get(k))
+    return tuple(sorted(prefixes))
+
+
+def scoped_tree(tree: dict[str, Any], prefixes: tuple[str, ...], path: str = ""
+                ) -> dict[str, Any]:
+    """The part of a snapshot tree whose flat keys start with one of `prefixes`."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        here = f"{path}{key}"
+        if here.startswith(prefixes) or (here + ".").startswith(prefixes):
+            out[key] = value  # the whole subtree is in scope
+        elif isinstance(value, dict) and any(p.startswith(here + ".") for p in prefixes):
+            inner = scoped_tree(value, prefixes, here + ".")
+            if inner:
+                out[key] = inner
+    return out
+
+
 def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:
     """The flat keys whose past values a board shows (sparklines, trends), with their paths."""
     return {tile["key"]: tuple(tile["path"]) for board in boards.values()

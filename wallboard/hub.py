@@ -39,6 +39,8 @@ class Client:
         self.transport = transport
         self.board = board
         self.token = ""  # the TV token it connected with: a revoked one is disconnected
+        # Key prefixes this TV may receive (its board's), or None for everything.
+        self.scope: tuple[str, ...] | None = None
         self.pending: Any = _RESYNC
         self.wake = asyncio.Event()
         self.wake.set()
@@ -69,7 +71,7 @@ class Client:
             if message is None:
                 continue
             if message is _RESYNC:
-                message = self.hub.snapshot_message()
+                message = self.hub.snapshot_message(self.scope)
             try:
                 # asyncio.timeout, not wait_for: no extra task per message on the fan-out path.
                 async with asyncio.timeout(timeout):
@@ -98,6 +100,7 @@ class Hub:
         self.clients: set[Client] = set()
         self.dropped = 0
         self._snapshot_cache: tuple[int, str] | None = None
+        self._scoped_cache: dict[tuple[str, ...], tuple[int, str]] = {}
         self._last_flush = 0.0
         self._scheduled: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,10 +125,25 @@ class Hub:
         if not changes and not removed and self.seq:
             return
         self.seq += 1
-        message = orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
-                                "removed": removed}).decode()
+        message: str | None = None
+        scoped: dict[tuple[str, ...], str] = {}
         for client in self.clients:
-            client.offer(message)
+            scope = client.scope
+            if scope is None:
+                if message is None:  # encoded once for every unscoped client
+                    message = self._delta(changes, removed)
+                client.offer(message)
+                continue
+            text = scoped.get(scope)
+            if text is None:  # and once per board for the scoped ones
+                text = scoped[scope] = self._delta(
+                    {k: v for k, v in changes.items() if k.startswith(scope)},
+                    [k for k in removed if k.startswith(scope)])
+            client.offer(text)
+
+    def _delta(self, changes: dict[str, Any], removed: list[str]) -> str:
+        return orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
+                             "removed": removed}).decode()
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, with any pending change flushed first."""
@@ -134,12 +152,18 @@ class Hub:
             self.flush()
         return self.tree
 
-    def snapshot_message(self) -> str:
-        """The full state as one message, encoded once per sequence number."""
-        cached = self._snapshot_cache
+    def snapshot_message(self, scope: tuple[str, ...] | None = None) -> str:
+        """The full state (or a board's part of it) as one message, encoded once per seq."""
+        cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
         if cached is None or cached[0] != self.seq:
-            text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": self.flat}).decode()
-            cached = self._snapshot_cache = (self.seq, text)
+            data = self.flat if scope is None else {
+                k: v for k, v in self.flat.items() if k.startswith(scope)}
+            text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
+            cached = (self.seq, text)
+            if scope is None:
+                self._snapshot_cache = cached
+            else:
+                self._scoped_cache[scope] = cached  # one entry per board: bounded
         return cached[1]
 
     async def run(self) -> None:

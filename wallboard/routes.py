@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.admin import check_board_token, check_reader, refuse
-from wallboard.boards import text_direction
+from wallboard.boards import board_scope, scoped_tree, text_direction
 from wallboard.exposition import encode
 from wallboard.hub import Client
 from wallboard.plugins import plugin_info
@@ -115,6 +115,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[keys.HUB]
     client = Client(hub, ws, board, request.transport)
     client.token = token
+    if request.app[keys.ACCESS].config.enabled:
+        # Tokens separate audiences (one board per client of an outsourcer): a TV gets only
+        # the numbers its board shows, not the other boards' queues or the agents' names.
+        client.scope = board_scope(request.app[keys.BOARDS][board])
     hub.add(client)
     try:
         async for message in ws:
@@ -140,9 +144,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def api_snapshot(request: web.Request) -> web.Response:
     """Every current KPI as JSON: the numbers the board shows."""
-    check_reader(request, "snapshot")
-    return web.Response(body=orjson.dumps(request.app[keys.HUB].current()),
-                        content_type="application/json")
+    boards = check_reader(request, "snapshot")
+    tree = request.app[keys.HUB].current()
+    if boards is not None:  # a TV token: the numbers of the boards it opens, no more
+        all_boards = request.app[keys.BOARDS]
+        prefixes = tuple(sorted({p for b in boards for p in board_scope(all_boards[b])}))
+        tree = scoped_tree(tree, prefixes)
+    return web.Response(body=orjson.dumps(tree), content_type="application/json")
 
 
 async def api_plugins(request: web.Request) -> web.Response:
