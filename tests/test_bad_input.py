@@ -53,15 +53,17 @@ async def test_queues_and_teams_beyond_their_limits_are_refused_and_counted(live
         return {"type": "agent.state", "id": f"a{n}", "ts": now(), "agent": f"agent{n}",
                 "team": team, "state": "available", "queues": ["sales"]}
 
-    status, body = await live.post([agent(1, "blue"), agent(2, "green")])
-    assert (status, body["accepted"]) == (202, 2)
+    status, body = await live.post([agent(1, "blue"), agent(2, "green"), agent(5, "green")])
+    assert (status, body["accepted"]) == (202, 3)  # two new teams in one batch: both fit
     new_queue = {"type": "contact.queued", "id": "q1", "ts": now(), "queue": "extra",
                  "contact_id": "c1"}
     over_queue = {**new_queue, "id": "q2", "queue": "one-too-many", "contact_id": "c2"}
-    assert (await live.post([new_queue]))[0] == 202  # the third queue: the last one allowed
-    status, body = await live.post([over_queue, agent(3, "red"), agent(4, "blue")])
-    assert status == 400 and body["accepted"] == 1
-    assert [(r["index"], r["field"]) for r in body["rejected"]] == [(0, "queue"), (1, "team")]
+    # One batch: the third queue takes the last place, so the fourth is refused at once (not
+    # acknowledged and dropped later), and so is a third team.
+    status, body = await live.post([new_queue, over_queue, agent(3, "red"), agent(4, "blue")])
+    assert status == 400 and body["accepted"] == 2
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [(1, "queue"), (2, "team")]
+    assert "server.max_queues" in body["rejected"][0]["error"]
     assert "server.max_teams" in body["rejected"][1]["error"]
     _, text = await live.get_text("/metrics")
     counts = rejected_by_reason(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any
 
@@ -39,6 +39,8 @@ class Pipeline:
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
+        self._new_queues: set[str] = set()  # admitted, not yet folded (see admit)
+        self._new_teams: set[str] = set()
         self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
         self.late = 0
@@ -62,20 +64,30 @@ class Pipeline:
             raise
 
     def admit(self, event: Event) -> None:
-        """Refuse, before it is stored, an event over server.max_queues or server.max_teams."""
-        queue = event.queue
-        configs = self.aggregator.queue_configs
+        """Refuse, before it is stored, an event over server.max_queues or server.max_teams.
+
+        New names admitted but not folded yet (later in the same request, or while the journal
+        writes) hold their place, so a batch cannot pass the limit between admission and fold.
+        """
         server = self.aggregator.settings.server
-        if (queue and queue != UNASSIGNED and queue not in configs
-                and len(configs) >= server.max_queues):
-            self.rejected["queue_limit"] += 1
-            raise EventError("queue", f"queue {queue} would exceed server.max_queues",
-                             "queue_limit")
-        team, teams = event.team, self.aggregator.state.teams
-        if team is not None and team not in teams and len(teams) >= server.max_teams:
-            self.rejected["team_limit"] += 1
-            raise EventError("team", f"team {team} would exceed server.max_teams",
-                             "team_limit")
+        queue = event.queue
+        if queue and queue != UNASSIGNED:
+            self._reserve(queue, self.aggregator.queue_configs, self._new_queues,
+                          server.max_queues, "queue")
+        if event.team is not None:
+            self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
+                          server.max_teams, "team")
+
+    def _reserve(self, name: str, known: Collection[str], new: set[str], limit: int,
+                 field: str) -> None:
+        if name in known or name in new:
+            return
+        new.difference_update([n for n in new if n in known])  # folded since: no longer new
+        if len(known) + len(new) >= limit:
+            self.rejected[f"{field}_limit"] += 1
+            raise EventError(field, f"{field} {name} would exceed server.max_{field}s",
+                             f"{field}_limit")
+        new.add(name)  # at most `limit` names: a reservation never stored only holds its own
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._older
