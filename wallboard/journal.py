@@ -1,9 +1,9 @@
 """The event journal's interface: accepted events are stored here before they are acknowledged.
 
-Only this module and its backends (`journal_sqlite.py`, `journal_redis.py`) know how events are
-stored. The rest of the core sees the `Journal` protocol: append a batch and await its
-durability, read back what arrived since a moment in append order, scan by event time, prune,
-report status and stats.
+Only this module and its backends (`journal_sqlite.py`, `journal_redis.py` with
+`redis_stream.py`) know how events are stored. The rest of the core sees the `Journal`
+protocol: append a batch and await its durability, read back what arrived since a moment in
+append order, scan by event time, prune, report status and stats.
 """
 
 from __future__ import annotations

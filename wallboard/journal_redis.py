@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,35 +22,29 @@ import orjson
 from wallboard.config import JournalConfig
 from wallboard.events import Event
 from wallboard.journal import (
-    FIELDS,
     JournalDown,
     JournalError,
     JournalFenced,
-    JournalStats,
     JournalStatus,
     Stored,
     encode,
     retry_after,
 )
 from wallboard.redis_scripts import APPEND_LUA
+from wallboard.redis_stream import FAILURES, READ_COUNT, RedisStreamReader, entry_ms
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
-    import redis
     import redis.asyncio as aioredis
-    from redis.exceptions import RedisError
 except ImportError:  # pragma: no cover - exercised by a subprocess test
-    redis = aioredis = None  # type: ignore[assignment]
-    RedisError = OSError  # type: ignore[assignment,misc]
+    aioredis = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
-READ_COUNT = 500  # stream entries per XRANGE/XREAD call
 BLOCK_MS = 1000  # an idle XREAD returns this often (lag refresh, shutdown)
 DELAYS_KEPT = 10_000  # apply delays kept for the p50/p99 in /healthz
 MAX_APPENDS_PER_ROUND = 2000
 FOLD_CHUNK = 5000  # events folded between two yields to the event loop
 SIZE_EVERY_S = 10.0  # how often the stream's memory is read for /metrics
-_FAILURES = (RedisError, OSError, TimeoutError)
 
 
 class _Append:
@@ -61,40 +55,22 @@ class _Append:
         self.args, self.holder, self.size, self.future = args, holder, size, future
 
 
-def entry_ms(entry_id: bytes | str) -> int:
-    """The milliseconds part of a stream entry id."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
-
-
-class RedisJournal:
+class RedisJournal(RedisStreamReader):
     """The journal as a Redis stream; every node reads all of it, in order."""
 
     replicated = True  # the pipeline folds what `deliver` hands over, not what it appended
 
     def __init__(self, config: JournalConfig) -> None:
-        if redis is None:
-            raise JournalError("journal.backend: redis needs the Python package 'redis' "
-                               "(pip install 'wallboard[redis]')")
-        assert config.url is not None
-        self.config = config
-        prefix = "{" + config.key + "}"  # one hash slot for every key the script touches
-        self.prefix = prefix
-        self.stream, self.counter = f"{prefix}:events", f"{prefix}:count"
-        self.meta = f"{prefix}:meta"
-        self.location = f"{_safe_url(config.url)} stream {self.stream}"
+        super().__init__(config)
         self.status = JournalStatus(retry_s=config.retry_s)
         self.on_change: Callable[[], None] = lambda: None
         # Set by the app: folds a batch of (arrival, event) in stream order.
         self.deliver: Callable[[list[Stored]], None] = lambda batch: None
         self.ttl_ms = int(config.dedupe_ttl_s * 1000)
-        self.last_id: bytes = b"$"
-        self.folded_n = 0  # the counter value at the last entry folded
         self.head_n = 0  # the counter value last read from Redis
         self.entries = 0  # stream entries folded since start (replay excluded)
         self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)  # entry time to fold, seconds
         self.delay_sum = 0.0  # of every entry's delay since start (the summary's _sum)
-        self._sync: Any = None
         self.redis: Any = None  # the asyncio client (leases use it too)
         self._reader: Any = None
         self._queue: deque[_Append] = deque()
@@ -102,87 +78,6 @@ class RedisJournal:
         self._idle: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._down_by = "write"
-        self._values: Callable[[list[Any]], Event] = lambda values: Event(*values)
-
-    # -- opening and reading (before start, or from the CLI) -----------------------------
-
-    def open(self, *, writable: bool = True) -> None:
-        """Connect and check the stream's format record; raises JournalError."""
-        assert self.config.url is not None
-        try:
-            self._sync = redis.Redis.from_url(self.config.url, socket_timeout=30,
-                                              socket_connect_timeout=self.config.timeout_s)
-            self._sync.ping()
-            if writable:
-                self._sync.hsetnx(self.meta, "fields", orjson.dumps(FIELDS))
-            stored = self._sync.hget(self.meta, "fields")
-        except _FAILURES as exc:
-            raise JournalError(f"{self.location}: cannot connect: {exc}") from None
-        fields = list(orjson.loads(stored)) if stored else list(FIELDS)
-        unknown = [name for name in fields if name not in FIELDS]
-        if unknown:
-            raise JournalError(f"{self.location}: written by another wallboard version: "
-                               f"unknown fields {unknown}")
-        if tuple(fields) != FIELDS[:len(fields)]:
-            self._values = lambda values: Event(**dict(zip(fields, values, strict=False)))
-
-    def _entries(self, start: str) -> Iterator[list[tuple[bytes, dict[bytes, bytes]]]]:
-        client = self._sync
-        try:
-            while chunk := client.xrange(self.stream, min=start, count=READ_COUNT):
-                yield chunk
-                start = "(" + chunk[-1][0].decode()
-        except _FAILURES as exc:
-            raise JournalError(f"{self.location}: cannot read: {exc}") from None
-
-    def _decode(self, fields: dict[bytes, bytes]) -> list[Event]:
-        try:
-            return [self._values(values) for values in orjson.loads(fields[b"e"])]
-        except (KeyError, ValueError, TypeError) as exc:
-            raise JournalError(f"{self.location}: a stream entry does not decode ({exc})"
-                               ) from None
-
-    def read(self, since: float) -> Iterator[list[Stored]]:
-        """Events that arrived at or after `since`, in stream order; the tail goes on from there."""
-        self.last_id = f"{max(int(since * 1000), 0)}-0".encode()
-        for chunk in self._entries(self.last_id.decode()):
-            batch: list[Stored] = []
-            for entry_id, fields in chunk:
-                recv = entry_ms(entry_id) / 1000
-                batch.extend((recv, event) for event in self._decode(fields))
-                self.folded_n = int(fields.get(b"n", 0))
-                self.last_id = entry_id
-            yield batch
-
-    def scan(self, since_ts: float, until_ts: float) -> Iterator[list[Event]]:
-        """Events whose event time lies in [since_ts, until_ts], in stream order."""
-        for chunk in self._entries("-"):
-            events = [e for _, fields in chunk for e in self._decode(fields)]
-            yield [e for e in events if since_ts <= e.ts <= until_ts]
-
-    def stats(self) -> JournalStats:
-        """Counts per source and the stream's memory (reads the whole stream: CLI only)."""
-        events, sources = 0, {}
-        first = last = None
-        oldest_ts = newest_ts = None
-        for chunk in self._entries("-"):
-            for entry_id, fields in chunk:
-                recv = entry_ms(entry_id) / 1000
-                first = recv if first is None else first
-                last = recv
-                for event in self._decode(fields):
-                    events += 1
-                    key = event.source or ""
-                    sources[key] = sources.get(key, 0) + 1
-                    oldest_ts = event.ts if oldest_ts is None else min(oldest_ts, event.ts)
-                    newest_ts = event.ts if newest_ts is None else max(newest_ts, event.ts)
-        try:
-            size = int(self._sync.memory_usage(self.stream, samples=0) or 0)
-        except _FAILURES:
-            size = 0
-        ordered = dict(sorted(sources.items(), key=lambda kv: -kv[1]))
-        return JournalStats(self.location, events, size, oldest_ts, newest_ts, first, last,
-                            ordered)
 
     # -- running ------------------------------------------------------------------------
 
@@ -246,7 +141,7 @@ class RedisJournal:
                 results = await pipe.execute()
                 if self.config.wait_replicas:
                     await self._wait_replicas()
-        except _FAILURES as exc:
+        except FAILURES as exc:
             self._set_down(f"{self.location}: {type(exc).__name__}: {exc}".rstrip(": "))
             error = JournalDown(self.status.error or "redis down", retry_after(self.status))
             self.status.failed += sum(item.size for item in batch)
@@ -290,11 +185,11 @@ class RedisJournal:
                     self.head_n = int(await self._reader.get(self.counter) or 0)
             except asyncio.CancelledError:
                 raise
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 self._set_down(f"{self.location}: cannot read the stream: "
                                f"{type(exc).__name__}: {exc}", by="tail")
                 await asyncio.sleep(self.config.retry_s)
-                with contextlib.suppress(*_FAILURES):
+                with contextlib.suppress(*FAILURES):
                     await self._reader.connection_pool.disconnect()
 
     async def _fold(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
@@ -336,7 +231,7 @@ class RedisJournal:
             if self.status.up:
                 if time.monotonic() - sized >= SIZE_EVERY_S:
                     sized = time.monotonic()
-                    with contextlib.suppress(*_FAILURES):  # sampled: cheap on a long stream
+                    with contextlib.suppress(*FAILURES):  # sampled: cheap on a long stream
                         self.status.bytes = int(await self.redis.memory_usage(self.stream) or 0)
                 continue
             try:
@@ -344,7 +239,7 @@ class RedisJournal:
                 await self.redis.connection_pool.disconnect()
                 async with asyncio.timeout(self.config.timeout_s):
                     await self.redis.ping()
-            except _FAILURES as exc:
+            except FAILURES as exc:
                 self.status.error = f"{self.location}: {type(exc).__name__}: {exc}"
                 continue
             self._set_up("Redis answers again")
@@ -379,7 +274,7 @@ class RedisJournal:
             if self.config.maxlen is not None:
                 removed += int(await self.redis.xtrim(self.stream, maxlen=self.config.maxlen,
                                                       approximate=True))
-        except _FAILURES as exc:
+        except FAILURES as exc:
             raise JournalDown(str(exc), retry_after(self.status)) from None
         return removed
 
@@ -394,16 +289,8 @@ class RedisJournal:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for client in (self.redis, self._reader):
             if client is not None:
-                with contextlib.suppress(*_FAILURES):
+                with contextlib.suppress(*FAILURES):
                     await client.aclose()
         if self._sync is not None:
-            with contextlib.suppress(*_FAILURES):
+            with contextlib.suppress(*FAILURES):
                 self._sync.close()
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
