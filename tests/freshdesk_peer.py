@@ -10,6 +10,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.http_peer import HttpPeer
+
 RECORDING = Path(__file__).resolve().parent / "data" / "freshdesk_tickets.json"
 API_KEY = "fd-api-key-0123456789"
 
@@ -19,7 +21,7 @@ def recording() -> dict[str, Any]:
     return json.loads(RECORDING.read_text())
 
 
-class FreshdeskPeer:
+class FreshdeskPeer(HttpPeer):
     """Serves the store's tickets updated since `updated_since`, oldest first, `per_page` a page.
 
     `requests` logs each request's query; `fail_at` maps a request number (1 = the first) to
@@ -27,12 +29,11 @@ class FreshdeskPeer:
     """
 
     def __init__(self, tickets: list[dict[str, Any]], remaining: int = 100) -> None:
+        super().__init__()
         self.store = {t["id"]: t for t in tickets}
         self.requests: list[dict[str, str]] = []
         self.fail_at: dict[int, tuple[int, dict[str, str]]] = {}
         self.remaining = remaining
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
     def update(self, tickets: list[dict[str, Any]]) -> None:
         """Tickets changed in the helpdesk meanwhile."""
@@ -64,17 +65,6 @@ class FreshdeskPeer:
         return web.Response(body=orjson.dumps(chunk), content_type="application/json",
                             headers=headers)
 
-    async def __aenter__(self) -> FreshdeskPeer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The vendor's API paths."""
         app.router.add_get("/api/v2/tickets", self.tickets)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()

@@ -7,16 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.conftest import base_config, now
-
-
-def rejected_by_reason(metrics_text: str) -> dict[str, float]:
-    """wallboard_events_rejected_total by reason."""
-    return {s.labels["reason"]: s.value
-            for f in text_string_to_metric_families(metrics_text)
-            for s in f.samples if s.name == "wallboard_events_rejected_total"}
+from tests.metrics_text import rejected_by_reason
 
 
 async def test_malformed_event_gets_400_with_field_path_and_is_counted(live_server) -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wallboard_plugins.twilio_taskrouter.signature import compute
 
 from tests.conftest import base_config, now
+from tests.metrics_text import refused_by_source, rejected_by_reason
 from wallboard import journal_sqlite
 from wallboard.journal_sqlite import DB_NAME
 from wallboard.testing import HttpReplay
@@ -32,21 +33,6 @@ def twilio_config(journal: dict[str, Any] | None = None, **source: Any) -> dict[
     if journal is not None:
         config["journal"] = journal
     return config
-
-
-def refused_by_source(metrics_text: str, source: str) -> dict[str, float]:
-    """wallboard_source_requests_rejected_total of one source, by reason."""
-    return {s.labels["reason"]: s.value
-            for f in text_string_to_metric_families(metrics_text) for s in f.samples
-            if s.name == "wallboard_source_requests_rejected_total"
-            and s.labels["source"] == source}
-
-
-def rejected_by_reason(metrics_text: str) -> dict[str, float]:
-    """wallboard_events_rejected_total by reason."""
-    return {s.labels["reason"]: s.value
-            for f in text_string_to_metric_families(metrics_text)
-            for s in f.samples if s.name == "wallboard_events_rejected_total"}
 
 
 async def callback(live: Any, params: dict[str, str], *, signature: str | None = None,

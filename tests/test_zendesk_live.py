@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from wallboard_plugins.zendesk.mapping import parse_time
 from wallboard_plugins.zendesk.webhook import compute
 
 from tests.conftest import base_config
+from tests.metrics_text import refused_by_source, rejected_by_reason
 from tests.zendesk_peer import METRICS, TICKETS, ZendeskPeer, empty
 
 NOW_IN_RECORDING = "2026-11-23T09:58:00Z"  # the recorded pages are moved so that this is now
@@ -43,21 +43,6 @@ async def wait_for_snapshot(live: Any, ready: Any, what: str) -> dict[str, Any]:
             return support
         assert time.monotonic() < deadline, f"{what}: {snapshot['sources']} {support['today']}"
         await asyncio.sleep(0.05)
-
-
-def refused_by_source(metrics_text: str, source: str) -> dict[str, float]:
-    """wallboard_source_requests_rejected_total of one source, by reason."""
-    return {s.labels["reason"]: s.value
-            for f in text_string_to_metric_families(metrics_text) for s in f.samples
-            if s.name == "wallboard_source_requests_rejected_total"
-            and s.labels["source"] == source}
-
-
-def rejected_by_reason(metrics_text: str) -> dict[str, float]:
-    """wallboard_events_rejected_total by reason."""
-    return {s.labels["reason"]: s.value
-            for f in text_string_to_metric_families(metrics_text)
-            for s in f.samples if s.name == "wallboard_events_rejected_total"}
 
 
 async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(

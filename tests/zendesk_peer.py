@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.http_peer import HttpPeer
+
 DATA = Path(__file__).parent / "data" / "zendesk"
 TICKETS = "/api/v2/incremental/tickets/cursor.json"
 METRICS = "/api/v2/incremental/ticket_metric_events.json"
@@ -48,18 +50,17 @@ def empty(key: str, cursor: str) -> dict[str, Any]:
     return {key: [], "after_cursor": cursor, "end_of_stream": True}
 
 
-class ZendeskPeer:
+class ZendeskPeer(HttpPeer):
     """Serves `pages[(path, cursor or 'start')]`; `failures` and `fail_page` answer first."""
 
     def __init__(self, shift_s: float = 0.0) -> None:
+        super().__init__()
         self.shift_s = shift_s
         self.pages: dict[tuple[str, str], Any] = {}
         self.failures: list[tuple[int, dict[str, str]]] = []
         self.fail_page: dict[tuple[str, str], list[tuple[int, dict[str, str]]]] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.marks: dict[int, str] = {}  # a metric page's end_time -> the name it leads to
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
     def stage(self, n: int) -> None:
         """Stage 1: the first export; stage 2: what changed after it (read after a restart)."""
@@ -112,17 +113,6 @@ class ZendeskPeer:
         """The staged name each request to `path` reached, in order ('start' at first)."""
         return [self.name(p, q) for p, q in self.requests if p == path]
 
-    async def __aenter__(self) -> ZendeskPeer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
+        """The vendor's API paths."""
         app.router.add_get("/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
