@@ -213,6 +213,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         journal=status, restored=restored))
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
+    if cluster is not None:
+        metrics_registry.register(ClusterCollector(cluster))
 
     app[keys.SETTINGS] = settings
     app[keys.PLUGIN_MANAGER] = pm
@@ -223,8 +225,6 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RESTORED] = restored
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
-    if cluster is not None:
-        metrics_registry.register(ClusterCollector(cluster))
     app[keys.METRICS_REGISTRY] = metrics_registry
     app[keys.CLUSTER] = cluster
     app[keys.BOARDS] = boards
