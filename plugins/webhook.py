@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import Field
 
 from wallboard import appkeys as keys
-from wallboard import hookimpl
+from wallboard import hookimpl, webhooks
 from wallboard.events import EventError
 from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError, verify
@@ -119,10 +119,7 @@ async def post_events(request: web.Request) -> web.Response:
     try:
         accepted, duplicates = await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
-        return web.json_response(
-            {"error": f"journal down, nothing was accepted; retry later: {exc}",
-             "retry_after_s": exc.retry_after_s},
-            status=503, headers={"Retry-After": str(exc.retry_after_s)})
+        return webhooks.journal_down(exc)
     status = 400 if rejected else 202
     return web.json_response({"accepted": accepted, "duplicates": duplicates,
                               "rejected": rejected}, status=status)

@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from wallboard.journal import JournalDown
 from wallboard.sources import SourceRunner
 
 log = logging.getLogger(__name__)
@@ -81,3 +82,16 @@ def refuse(runner: SourceRunner, request: web.Request, rejection: Rejection) -> 
             route, request.remote, rejection.reason, rejection)
     return web.json_response({"error": str(rejection), "reason": rejection.reason},
                              status=rejection.status)
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """An error answer: `{"error": message}` with `status`."""
+    return web.json_response({"error": message}, status=status)
+
+
+def journal_down(exc: JournalDown) -> web.Response:
+    """503 with Retry-After: nothing of the request was stored, the sender retries later."""
+    return web.json_response(
+        {"error": f"journal down, nothing was accepted; retry later: {exc}",
+         "retry_after_s": exc.retry_after_s},
+        status=503, headers={"Retry-After": str(exc.retry_after_s)})

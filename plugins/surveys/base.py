@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import Field
 
 from wallboard import appkeys as keys
+from wallboard import webhooks
 from wallboard.events import EventError
 from wallboard.journal import JournalDown
 from wallboard.sources import Emit, PushSource, SourceConfig, SourceError
@@ -128,7 +129,5 @@ async def post_survey(request: web.Request) -> web.Response:
     try:
         accepted, duplicates = await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
-        return web.json_response(
-            {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
-            headers={"Retry-After": str(exc.retry_after_s)})
+        return webhooks.journal_down(exc)
     return web.json_response({"accepted": accepted, "duplicates": duplicates}, status=202)

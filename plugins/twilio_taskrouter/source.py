@@ -94,10 +94,6 @@ def request_urls(request: web.Request, config: TwilioTaskRouterConfig) -> list[s
     return [url]
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 async def post_callback(request: web.Request) -> web.Response:
     """Validate, map and store one callback; 204 once it is durable in the journal.
 
@@ -108,7 +104,7 @@ async def post_callback(request: web.Request) -> web.Response:
     runner = request.app[keys.RUNNERS].get(request.match_info["source"])
     if runner is None or not isinstance(runner.source, TwilioTaskRouterSource):
         pipeline.reject("unauthorized")
-        return _json_error(404, "no twilio_taskrouter source of that name")
+        return webhooks.json_error(404, "no twilio_taskrouter source of that name")
     source = runner.source
     config = source.config
     assert isinstance(config, TwilioTaskRouterConfig)
@@ -117,7 +113,7 @@ async def post_callback(request: web.Request) -> web.Response:
         params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError) as exc:
         pipeline.reject("malformed")
-        return _json_error(400, f"request body is not form-encoded: {exc}")
+        return webhooks.json_error(400, f"request body is not form-encoded: {exc}")
     # Twilio signs the query string's parameters as part of the URL, the body's as parameters.
     try:
         secret, algorithm = choose_key(config.auth_token, config.shared_keys,
@@ -127,13 +123,13 @@ async def post_callback(request: web.Request) -> web.Response:
     except SignatureError as exc:
         pipeline.reject(exc.reason)
         webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
-        return _json_error(403, f"signature: {exc}")
+        return webhooks.json_error(403, f"signature: {exc}")
     try:
         params_dict = dict(params)
         raw = source.mapper.map(params_dict)
     except MappingError as exc:
         pipeline.reject(exc.code)
-        return _json_error(400, str(exc))
+        return webhooks.json_error(400, str(exc))
     if raw is None:  # an event type the board does not count
         source.mapper.remember(params_dict)
         runner.touch()
@@ -142,14 +138,12 @@ async def post_callback(request: web.Request) -> web.Response:
         event = pipeline.parse(raw, runner.name)
         pipeline.admit(event)
     except EventError as exc:
-        return _json_error(400, f"{exc.field}: {exc.message}")
+        return webhooks.json_error(400, f"{exc.field}: {exc.message}")
     runner.touch()
     try:
         accepted, _ = await pipeline.ingest_acknowledged([event])
     except JournalDown as exc:
-        return web.json_response(
-            {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
-            headers={"Retry-After": str(exc.retry_after_s)})
+        return webhooks.journal_down(exc)
     if accepted:  # stored: now the task memory may change (a retry maps the same way)
         source.mapper.remember(params_dict)
     return web.Response(status=204, content_type="application/json")

@@ -51,10 +51,6 @@ def verify(secret: str, body: bytes, signature: str | None, timestamp: str | Non
         raise SignatureError("bad_signature", "the signature does not match the body")
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 def _source(request: web.Request) -> tuple[SourceRunner, ZendeskSource] | None:
     runner = request.app[keys.RUNNERS].get(request.match_info["source"])
     if runner is None or not isinstance(runner.source, ZendeskSource):
@@ -68,13 +64,13 @@ async def post_webhook(request: web.Request) -> web.Response:
     found = _source(request)
     if found is None:
         pipeline.reject("unauthorized")
-        return _json_error(404, "no zendesk source of that name")
+        return webhooks.json_error(404, "no zendesk source of that name")
     runner, source = found
     config = source.config
     assert isinstance(config, ZendeskConfig)
     if config.webhook_secret is None:
         pipeline.reject("unauthorized")
-        return _json_error(404, "this zendesk source has no webhook_secret")
+        return webhooks.json_error(404, "this zendesk source has no webhook_secret")
     body = await request.read()
     try:
         verify(config.webhook_secret, body, request.headers.get(SIGNATURE_HEADER),
@@ -82,30 +78,28 @@ async def post_webhook(request: web.Request) -> web.Response:
     except SignatureError as exc:
         pipeline.reject(exc.reason)
         webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
-        return _json_error(401, f"signature: {exc}")
+        return webhooks.json_error(401, f"signature: {exc}")
     try:
         payload = json.loads(body)
     except ValueError:
         pipeline.reject("malformed")
-        return _json_error(400, "the body is not JSON")
+        return webhooks.json_error(400, "the body is not JSON")
     ticket = payload.get("ticket") if isinstance(payload, dict) else None
     raws = source.mapper.ticket(ticket)
     if not raws:
         pipeline.reject("malformed")
-        return _json_error(400, "expected {\"ticket\": {\"id\", \"created_at\", ...}}")
+        return webhooks.json_error(400, "expected {\"ticket\": {\"id\", \"created_at\", ...}}")
     try:
         events = [pipeline.parse(raw, source.name) for raw in raws]
         for event in events:
             pipeline.admit(event)
     except EventError as exc:
-        return _json_error(400, f"{exc.field}: {exc.message}")
+        return webhooks.json_error(400, f"{exc.field}: {exc.message}")
     runner.touch()
     try:
         await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
-        return web.json_response(
-            {"error": f"journal down, nothing was accepted; retry later: {exc}"}, status=503,
-            headers={"Retry-After": str(exc.retry_after_s)})
+        return webhooks.journal_down(exc)
     return web.Response(status=204, content_type="application/json")
 
 
@@ -113,7 +107,7 @@ async def get_status(request: web.Request) -> web.Response:
     """The export's lag and the saved cursors, for the board's note on the tile."""
     found = _source(request)
     if found is None:
-        return _json_error(404, "no zendesk source of that name")
+        return webhooks.json_error(404, "no zendesk source of that name")
     _, source = found
     return web.json_response({
         "lag_s": source.lag_s,
