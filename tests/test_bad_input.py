@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import base_config, now
 from tests.metrics_text import rejected_by_reason
@@ -186,3 +189,26 @@ def test_shipped_example_config_is_valid() -> None:
         [sys.executable, "-m", "wallboard", "check-config", str(example)], capture_output=True,
         text=True, timeout=60, env={**os.environ, "WALLBOARD_WEBHOOK_TOKEN": "example-token"})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_reservation_never_folded_lapses_and_frees_its_place() -> None:
+    """A new queue admitted but never counted (here: late) holds its place only for a while."""
+    from tests.engine import T0, Engine
+    from wallboard.events import EventError
+
+    engine = Engine({"server": {"max_queues": 2}, "site": {"lateness_s": 60},
+                     "queues": {"sales": {}}}, T0)
+    pipeline = engine.pipeline
+
+    def queued(n: int, queue: str, ts: float) -> Any:
+        return pipeline.parse({"type": "contact.queued", "id": f"q{n}", "ts": ts,
+                               "queue": queue, "contact_id": f"c{n}"}, "test")
+
+    ghost = queued(1, "ghost", T0 - 3600)
+    pipeline.admit(ghost)
+    assert pipeline.fold(ghost) == "late"  # never creates the queue
+    with pytest.raises(EventError, match=r"server\.max_queues"):
+        pipeline.admit(queued(2, "real", T0))  # the ghost still holds the last place
+    pipeline.reserve_s = 0.0  # its reservation lapses
+    pipeline.admit(queued(3, "real", T0))
+    assert pipeline.rejected["queue_limit"] == 1

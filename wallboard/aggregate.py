@@ -200,6 +200,7 @@ class Aggregator:
             if wait < 0.0:
                 wait = 0.0
         threshold = leaf.threshold_s
+        # A wait's histogram bin is the first edge >= wait (Prometheus 'le' semantics).
         if how == "answered":
             deltas += [(c.WAIT_ANSWERED_SUM, wait),
                        (self.layout.answered_hist + bisect_left(self.layout.edges, wait), 1.0)]
@@ -326,8 +327,9 @@ class Aggregator:
     def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
         team, teams = e.team, self.state.teams
         if team is not None and team not in teams and len(teams) >= self.settings.server.max_teams:
-            # Admission refuses such events; several new teams in one batch can still get here.
-            # The transition counts, the team does not: a metric label must stay bounded.
+            # On the paths that skip admission (journal-less ingest, the start-up replay,
+            # other nodes' events) the transition counts, the team does not: a metric label
+            # must stay bounded.
             e.team = None
             self.refused["team_limit"] += 1
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 
 MAX_LEGAL_RULES = 4
@@ -85,10 +84,6 @@ class Layout:
         self.answered_hist = len(FIELDS)
         self.abandoned_hist = self.answered_hist + bins
         self.size = self.abandoned_hist + bins
-
-    def wait_bin(self, wait_s: float) -> int:
-        """Index of the bin for a wait: the first edge >= wait (Prometheus 'le' semantics)."""
-        return bisect.bisect_left(self.edges, wait_s)
 
     def zeros(self) -> list[float]:
         """A fresh all-zero counter vector."""

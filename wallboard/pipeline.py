@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from functools import partial
@@ -39,8 +40,9 @@ class Pipeline:
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
-        self._new_queues: set[str] = set()  # admitted, not yet folded (see admit)
-        self._new_teams: set[str] = set()
+        self._new_queues: dict[str, float] = {}  # admitted, not folded yet: when (see admit)
+        self._new_teams: dict[str, float] = {}
+        self.reserve_s = 60.0
         self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
         self.late = 0
@@ -78,16 +80,20 @@ class Pipeline:
             self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
                           server.max_teams, "team")
 
-    def _reserve(self, name: str, known: Collection[str], new: set[str], limit: int,
+    def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
                  field: str) -> None:
-        if name in known or name in new:
+        if name in known:
             return
-        new.difference_update([n for n in new if n in known])  # folded since: no longer new
-        if len(known) + len(new) >= limit:
+        now = time.monotonic()
+        # A reservation lasts while its events are being stored; one never folded (a 503, a
+        # late event, a sender that gave up) lapses after reserve_s instead of holding on.
+        for stale in [n for n, t in new.items() if n in known or now - t >= self.reserve_s]:
+            del new[stale]
+        if name not in new and len(known) + len(new) >= limit:
             self.rejected[f"{field}_limit"] += 1
             raise EventError(field, f"{field} {name} would exceed server.max_{field}s",
                              f"{field}_limit")
-        new.add(name)  # at most `limit` names: a reservation never stored only holds its own
+        new[name] = now
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._older
@@ -107,7 +113,8 @@ class Pipeline:
         `fence` (lease key, holder) lets a shared journal refuse a stale holder's events.
         """
         key = (event.source, event.id) if event.id is not None else None
-        if self.journal is None:  # replays and journal-less servers: the short way
+        if self.journal is None:  # `wallboard replay` and journal-less servers: the short way
+            # _is_duplicate/_remember inlined: this is the replay's per-event path.
             if key is not None:
                 seen = self._seen
                 if key in seen or key in self._older:
@@ -120,20 +127,18 @@ class Pipeline:
         if self._is_duplicate(key):
             self.duplicates += 1
             return DUPLICATE
-        journal = self.journal
-        if journal is not None:
-            self.admit(event)
-            try:
-                future = journal.append([event], self.aggregator.clock(), fence=fence)
-            except JournalDown:
-                # Nobody waits for an acknowledgement here: show the event now, even though a
-                # restart will not know it (counted in wallboard_journal_events_failed).
-                self.unstored += 1
-            else:
-                if key is not None:
-                    self._pending[key] = future
-                future.add_done_callback(partial(self._stored, [event], [key], False))
-                return ACCEPTED
+        self.admit(event)
+        try:
+            future = self.journal.append([event], self.aggregator.clock(), fence=fence)
+        except JournalDown:
+            # Nobody waits for an acknowledgement here: show the event now, even though a
+            # restart will not know it (counted in wallboard_journal_events_failed).
+            self.unstored += 1
+        else:
+            if key is not None:
+                self._pending[key] = future
+            future.add_done_callback(partial(self._stored, [event], [key], False))
+            return ACCEPTED
         self._remember(key)
         return self.fold(event)
 
