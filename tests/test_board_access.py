@@ -293,6 +293,14 @@ async def test_with_access_on_a_tv_receives_only_its_boards_numbers(board_server
     # Without access, a TV gets everything (the API is public then anyway).
     board.rewrite(lambda d: d["access"].update(enabled=False))
     await asyncio.sleep(1.5)  # the file is re-read when its mtime changes
-    async with websockets.connect(f"{board.ws_url}/ws?board=a") as tv:
+    async with websockets.connect(f"{board.ws_url}/ws?board=a&token={TV}") as tv:
         data = orjson.loads(await tv.recv())["data"]
         assert "queues.sales.live.waiting" in data and "agents.mallory.state" in data
+        # Access switched on again: this TV's token is valid, so it stays, now scoped.
+        board.rewrite(lambda d: d["access"].update(enabled=True))
+        while True:
+            message = orjson.loads(await asyncio.wait_for(tv.recv(), 5))
+            if message["type"] == "snapshot":
+                break
+        assert "total.live.waiting" in message["data"]
+        assert not [k for k in message["data"] if k.startswith(("queues.", "agents."))]

@@ -14,6 +14,7 @@ from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.access import describe
 from wallboard.announcements import AnnouncementError
+from wallboard.boards import board_scope
 
 
 def build_id() -> str:
@@ -58,6 +59,13 @@ def check_admin(request: web.Request, endpoint: str) -> None:
         raise refuse(request, endpoint, 403, "the admin API is off: set access.admin_token")
     if status == 401:
         raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
+
+
+def client_scope(app: web.Application, board: str) -> tuple[str, ...] | None:
+    """What a TV on `board` may receive: its board's keys with access on, else everything."""
+    if not app[keys.ACCESS].config.enabled:
+        return None
+    return board_scope(app[keys.BOARDS][board])
 
 
 def check_reader(request: web.Request, endpoint: str) -> list[str] | None:

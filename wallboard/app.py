@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.access import Access, AccessCollector
-from wallboard.admin import admin_routes, build_id
+from wallboard.admin import admin_routes, build_id, client_scope
 from wallboard.aggregate import Aggregator
 from wallboard.announcements import Announcements
 from wallboard.boards import history_keys, resolve_boards
@@ -125,6 +125,12 @@ async def _watch_access(app: web.Application) -> AsyncIterator[None]:
                 if not access.board_ok(client.board, client.token):
                     log.info("access revoked: closing a TV on board %s", client.board)
                     await client.ws.close(code=4403, message=b"access revoked")
+                    continue
+                # Access switched on (or off): a TV that stays gets its board's scope now.
+                scope = client_scope(app, client.board)
+                if client.scope != scope:
+                    client.scope = scope
+                    client.resync()
 
     task = asyncio.create_task(watch(), name="access-watch")
     yield

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from wallboard import __version__
 from wallboard import appkeys as keys
-from wallboard.admin import check_board_token, check_reader, refuse
+from wallboard.admin import check_board_token, check_reader, client_scope, refuse
 from wallboard.boards import board_scope, scoped_tree, text_direction
 from wallboard.exposition import encode
 from wallboard.hub import Client
@@ -115,10 +115,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[keys.HUB]
     client = Client(hub, ws, board, request.transport)
     client.token = token
-    if request.app[keys.ACCESS].config.enabled:
-        # Tokens separate audiences (one board per client of an outsourcer): a TV gets only
-        # the numbers its board shows, not the other boards' queues or the agents' names.
-        client.scope = board_scope(request.app[keys.BOARDS][board])
+    # Tokens separate audiences (one board per client of an outsourcer): with access on, a TV
+    # gets only the numbers its board shows, not the other boards' queues or agents' names.
+    client.scope = client_scope(request.app, board)
     hub.add(client)
     try:
         async for message in ws:
