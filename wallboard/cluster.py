@@ -162,14 +162,16 @@ class Cluster:
         return {"node": self.node, "role": self.role, "journal": self.journal.status.state,
                 "stream_lag_events": self.journal.lag, "sources_held": sorted(self.held),
                 "sources_leased": sorted(self.sources),
-                "apply_delay_s": {"p50": _quantile(delays, 0.5), "p99": _quantile(delays, 0.99),
-                                  "entries": len(delays)}}
+                "apply_delay_s": {**_p50_p99(delays), "entries": len(delays)}}
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def _p50_p99(values: list[float]) -> dict[str, float | None]:
+    """The median and 99th percentile, from one sort of up to DELAYS_KEPT values."""
     if len(values) < 2:
-        return values[0] if values else None
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+        one = values[0] if values else None
+        return {"p50": one, "p99": one}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49], "p99": cuts[98]}
 
 
 class ClusterCollector(Collector):
@@ -203,10 +205,8 @@ class ClusterCollector(Collector):
                                     "From Redis storing an entry to this node folding it "
                                     "(quantiles over the last 10,000 entries)",
                                     count_value=journal.entries, sum_value=journal.delay_sum)
-        delays = list(journal.delays)
-        for q in (0.5, 0.99):
-            value = _quantile(delays, q)
+        for q, value in zip(("0.5", "0.99"), _p50_p99(list(journal.delays)).values(),
+                            strict=True):
             if value is not None:
-                delay.add_sample("wallboard_stream_apply_delay_seconds", {"quantile": str(q)},
-                                 value)
+                delay.add_sample("wallboard_stream_apply_delay_seconds", {"quantile": q}, value)
         yield from (node, lag, held, taken, entries, delay)

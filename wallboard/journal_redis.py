@@ -35,8 +35,10 @@ from wallboard.redis_stream import FAILURES, READ_COUNT, RedisStreamReader, entr
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
     import redis.asyncio as aioredis
+    from redis.exceptions import NoScriptError
 except ImportError:  # pragma: no cover - exercised by a subprocess test
     aioredis = None  # type: ignore[assignment]
+    NoScriptError = OSError  # type: ignore[assignment,misc]
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,14 @@ SIZE_EVERY_S = 10.0  # how often the stream's memory is read for /metrics
 
 
 class _Append:
-    __slots__ = ("args", "future", "holder", "size")
+    """One queued append: the script's arguments, and the future its sender awaits."""
 
-    def __init__(self, args: list[Any], holder: str, size: int,
+    __slots__ = ("bodies", "future", "holder", "ids", "lease", "size")
+
+    def __init__(self, lease: str, holder: str, ids: bytes, bodies: str, size: int,
                  future: asyncio.Future[int]) -> None:
-        self.args, self.holder, self.size, self.future = args, holder, size, future
+        self.lease, self.holder, self.ids, self.bodies = lease, holder, ids, bodies
+        self.size, self.future = size, future
 
 
 class RedisJournal(RedisStreamReader):
@@ -67,6 +72,8 @@ class RedisJournal(RedisStreamReader):
         # Set by the app: folds a batch of (arrival, event) in stream order.
         self.deliver: Callable[[list[Stored]], None] = lambda batch: None
         self.ttl_ms = int(config.dedupe_ttl_s * 1000)
+        self.id_prefix = f"{self.prefix}:id:"
+        self._sha: str | None = None  # the append script's SHA1 once Redis has loaded it
         self.head_n = 0  # the counter value last read from Redis
         self.entries = 0  # stream entries folded since start (replay excluded)
         self.delays: deque[float] = deque(maxlen=DELAYS_KEPT)  # entry time to fold, seconds
@@ -105,13 +112,13 @@ class RedisJournal(RedisStreamReader):
         if not self.status.up or self._wake is None:
             raise JournalDown(self.status.error or "the journal is not open",
                               retry_after(self.status))
-        prefix = f"{self.prefix}:id:"
+        prefix = self.id_prefix
         ids = [f"{prefix}{event.source}:{event.id}" if event.id is not None else ""
                for event in events]
-        args: list[Any] = [self.counter if fence is None else fence[0], orjson.dumps(ids),
-                           "\n".join(map(encode, events))]
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Append(args, "" if fence is None else fence[1], len(events), future))
+        lease, holder = fence if fence is not None else (self.counter, "")
+        self._queue.append(_Append(lease, holder, orjson.dumps(ids),
+                                   "\n".join(map(encode, events)), len(events), future))
         self._wake.set()
         return future
 
@@ -133,14 +140,7 @@ class RedisJournal(RedisStreamReader):
         try:
             async with asyncio.timeout(self.config.timeout_s * (2 if self.config.wait_replicas
                                                                 else 1)):
-                pipe = self.redis.pipeline(transaction=False)
-                for item in batch:
-                    lease = item.args[0]
-                    pipe.eval(APPEND_LUA, 3, self.stream, self.counter, lease, self.ttl_ms,
-                              item.holder, *item.args[1:])
-                results = await pipe.execute()
-                if self.config.wait_replicas:
-                    await self._wait_replicas()
+                results = await self._send(batch)
         except FAILURES as exc:
             self._set_down(f"{self.location}: {type(exc).__name__}: {exc}".rstrip(": "))
             error = JournalDown(self.status.error or "redis down", retry_after(self.status))
@@ -161,6 +161,27 @@ class RedisJournal(RedisStreamReader):
                 stored += kept
                 item.future.set_result(int(duplicates))
         self.status.observe_batch(stored, time.perf_counter() - started)
+
+    async def _send(self, batch: list[_Append]) -> list[Any]:
+        """The batch as one pipeline of EVALSHA calls (the script's text is sent once)."""
+        for attempt in (1, 2):
+            if self._sha is None:
+                self._sha = await self.redis.script_load(APPEND_LUA)
+            pipe = self.redis.pipeline(transaction=False)
+            for item in batch:
+                pipe.evalsha(self._sha, 3, self.stream, self.counter, item.lease, self.ttl_ms,
+                             item.holder, item.ids, item.bodies)
+            try:
+                results = await pipe.execute()
+            except NoScriptError:  # a restarted Redis forgot the script: nothing was applied
+                if attempt == 2:
+                    raise
+                self._sha = None
+                continue
+            if self.config.wait_replicas:
+                await self._wait_replicas()
+            return results
+        raise AssertionError("unreachable")
 
     async def _wait_replicas(self) -> None:
         wanted = self.config.wait_replicas
