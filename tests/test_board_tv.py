@@ -265,6 +265,12 @@ def test_rtl_board_mirrors_and_translates_every_label(page: Any, server, board: 
     assert csat == page.evaluate(
         f"new Intl.NumberFormat('{board}', {{style: 'percent', maximumFractionDigits: 1}})"
         ".format(2 / 3)")
+    # ...and the page formats with the board's locale, not the browser's (which is English):
+    assert page.evaluate("window.WB.i18n.locale") == board
+    if board == "ar":  # where the two differ, the board's form is the one shown
+        assert csat != page.evaluate(
+            "new Intl.NumberFormat('en', {style: 'percent', maximumFractionDigits: 1})"
+            ".format(2 / 3)")
 
 
 def test_a_red_tile_reaches_the_alert_hook_with_the_boards_sound_policy(browser: Any,

@@ -95,5 +95,4 @@
     if (kept.length > MAX_KEPT) kept.splice(0, kept.length - MAX_KEPT);
     window.dispatchEvent(new CustomEvent("wallboard:alert", { detail: detail }));
   };
-  WB.inQuietHours = inQuietHours;
 })();

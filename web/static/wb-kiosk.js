@@ -29,10 +29,12 @@
     var last = 0;
     try {
       last = Number(sessionStorage.getItem("wallboard-reload")) || 0;
-      sessionStorage.setItem("wallboard-reload", String(Date.now()));
     } catch (err) { /* storage off: the guard is best effort */ }
     if (Date.now() - last < RELOAD_GUARD_MS) return false;
-    WB.board.reloading = true;
+    // Stamped only when reloading: a blocked attempt must not push the next one back.
+    try {
+      sessionStorage.setItem("wallboard-reload", String(Date.now()));
+    } catch (err) { /* as above */ }
     location.reload();
     return true;
   }

@@ -216,23 +216,26 @@
     },
   };
 
-  function statsBuild(names) {
+  /** A row of numbers, each with a caption that never changes (set here, once). */
+  function statsBuild(names, captions) {
     return function (tile) {
       tile.stats = {};
       var row = el("div", "stats", tile.bodyEl);
       row.style.setProperty("--n", String(names.length));
       tile.statsEl = row;
-      for (var i = 0; i < names.length; i++) tile.stats[names[i]] = stat(row, "stat--" + names[i]);
+      for (var i = 0; i < names.length; i++) {
+        var s = tile.stats[names[i]] = stat(row, "stat--" + names[i]);
+        s.cap.textContent = captions[i]();
+      }
     };
   }
 
-  function paintStats(tile, values, captions) {
+  function paintStats(tile, values) {
     var widest = 1.4;
     for (var name in values) {
       var s = tile.stats[name];
       var text = num(values[name]) === null ? DASH : I.count(values[name]);
       setText(s.num, text);
-      setText(s.cap, captions[name]);
       widest = Math.max(widest, I.textEms(text));
     }
     var chars = String(widest);
@@ -243,26 +246,32 @@
   }
 
   types.staffing = {
-    build: statsBuild(["need", "staffed"]),
+    build: function (tile) {
+      statsBuild(["need", "staffed"], [
+        function () { return t("staffing.need", { n: "" }).replace(/[\s\u2068\u2069]+$/, ""); },
+        function () { return t("staffing.staffed", { n: "" }).replace(/[\s\u2068\u2069]+$/, ""); }])(tile);
+      tile.noteEl = tile.el.querySelector(".tile__note");
+    },
     paint: function (tile, S) {
       var p = tile.def.prefix + ".live.";
       var need = num(S[p + "agents_needed"]);
       // Staffed as the forecast counts them: agents available, busy or in wrap-up.
       var staffed = (num(S[p + "agents_available"]) || 0) + (num(S[p + "agents_busy"]) || 0) + (num(S[p + "agents_wrapup"]) || 0);
-      paintStats(tile, { need: need, staffed: staffed }, { need: t("staffing.need", { n: "" }).trim(), staffed: t("staffing.staffed", { n: "" }).trim() });
-      setText(tile.el.querySelector(".tile__note"), need === null ? "" : t("staffing.need", { n: I.count(need) }) + " · " + t("staffing.staffed", { n: I.count(staffed) }));
+      paintStats(tile, { need: need, staffed: staffed });
+      setText(tile.noteEl, need === null ? "" : t("staffing.need", { n: I.count(need) }) + " · " + t("staffing.staffed", { n: I.count(staffed) }));
       if (tile.def.thresholds) return levelOf(tile.def.thresholds, need === null ? null : staffed - need);
       return need === null ? "none" : staffed >= need ? "ok" : staffed >= need - 1 ? "warn" : "crit";
     },
   };
 
   types.tickets = {
-    build: statsBuild(["breached", "at_risk"]),
+    build: statsBuild(["breached", "at_risk"], [
+      function () { return t("tickets.breached"); }, function () { return t("tickets.at_risk"); }]),
     paint: function (tile, S) {
       var p = tile.def.prefix + ".live.";
       var breached = num(S[p + "tickets_overdue"]);
       var risk = num(S[p + "tickets_at_risk"]);
-      paintStats(tile, { breached: breached, at_risk: risk }, { breached: t("tickets.breached"), at_risk: t("tickets.at_risk") });
+      paintStats(tile, { breached: breached, at_risk: risk });
       if (breached === null) return "none";
       if (tile.def.thresholds) return levelOf(tile.def.thresholds, breached);
       return breached > 0 ? "crit" : risk > 0 ? "warn" : "ok";
@@ -275,20 +284,20 @@
       var bar = el("div", "agentbar", tile.bodyEl);
       tile.segs = {};
       for (var i = 0; i < AGENT_STATES.length; i++) tile.segs[AGENT_STATES[i]] = el("span", "agentbar__seg agentbar__seg--" + AGENT_STATES[i], bar);
-      statsBuild(AGENT_STATES)(tile);
+      statsBuild(AGENT_STATES, AGENT_STATES.map(function (name) {
+        return function () { return t("agents." + name); };
+      }))(tile);
     },
     paint: function (tile, S) {
       var p = tile.def.prefix + ".live.agents_";
       var values = {};
-      var captions = {};
       for (var i = 0; i < AGENT_STATES.length; i++) {
         var name = AGENT_STATES[i];
         values[name] = num(S[p + name]);
-        captions[name] = t("agents." + name);
         var grow = String(values[name] || 0);
         if (tile.segs[name].style.flexGrow !== grow) tile.segs[name].style.flexGrow = grow;
       }
-      paintStats(tile, values, captions);
+      paintStats(tile, values);
       return levelOf(tile.def.thresholds, values.available);
     },
   };
@@ -347,20 +356,26 @@
   types.announcements = {
     build: function (tile) {
       tile.textEl = el("div", "ticker", tile.bodyEl);
+      tile.listRef = null;
+      tile.texts = [];
       tile.shown = 0;
       tile.rotateAt = 0;
     },
     paint: function (tile, S, now) {
       var list = S.announcements;
-      var texts = [];
-      if (Array.isArray(list)) {
-        for (var i = 0; i < list.length; i++) {
-          var a = list[i];
-          if (!a || typeof a.text !== "string") continue;
-          var boards = typeof a.boards === "string" && a.boards ? a.boards.split(",") : null;
-          if (!boards || boards.indexOf(WB.config.board) >= 0) texts.push(a.text);
+      if (list !== tile.listRef) { // filtered when the list changes, not on every message
+        tile.listRef = list;
+        tile.texts = [];
+        if (Array.isArray(list)) {
+          for (var i = 0; i < list.length; i++) {
+            var a = list[i];
+            if (!a || typeof a.text !== "string") continue;
+            var boards = typeof a.boards === "string" && a.boards ? a.boards.split(",") : null;
+            if (!boards || boards.indexOf(WB.config.board) >= 0) tile.texts.push(a.text);
+          }
         }
       }
+      var texts = tile.texts;
       if (now >= tile.rotateAt) {
         tile.shown++;
         tile.rotateAt = now + 8000; // one message at a time, each for 8 s
@@ -390,5 +405,5 @@
     },
   };
 
-  WB.tiles = { types: types, levelOf: levelOf, setText: setText };
+  WB.tiles = { types: types, setText: setText };
 })();
