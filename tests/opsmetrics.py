@@ -90,10 +90,10 @@ def day_events(now: float) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e["ts"])
 
 
-def catalogue() -> dict[str, tuple[str, frozenset[str]]]:
-    """docs/metrics.md: name -> (type, label names)."""
+def catalogue(page: str | None = None) -> dict[str, tuple[str, frozenset[str]]]:
+    """docs/metrics.md (or `page`, its text): name -> (type, label names)."""
     out = {}
-    for name, kind, labels in _ROW.findall(CATALOGUE.read_text()):
+    for name, kind, labels in _ROW.findall(CATALOGUE.read_text() if page is None else page):
         names = frozenset(re.findall(r"`([a-z_]+)`", labels))
         out[name] = (kind, names)
     return out

@@ -110,6 +110,7 @@ async def test_kpis_from_recorded_tickets_and_a_restart_without_double_counting(
             if len(peer.requests) >= polls + 3:
                 break
             await asyncio.sleep(0.05)
+        assert len(peer.requests) >= polls + 3  # the re-polls did happen
         snap = await wait_for_kpis(live, LATER)
         assert peer.requests[seen]["updated_since"] == first[4]["updated_at"]  # 104's time
         billing, support = kpis(snap, "billing"), kpis(snap, "support")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 import orjson
@@ -29,6 +31,9 @@ def reason(**kwargs: object) -> str:
 
 def test_signature_over_timestamp_and_raw_body_verifies_and_tampering_does_not() -> None:
     good = sign(SECRET, BODY, timestamp=str(int(T0)))
+    # The documented scheme, computed independently: hex HMAC-SHA256 of "<timestamp>.<body>".
+    by_hand = hmac.new(SECRET.encode(), str(int(T0)).encode() + b"." + BODY, hashlib.sha256)
+    assert good == by_hand.hexdigest()
     assert reason(signature=good) == "ok"
     assert reason(signature=good.upper()) == "ok"  # hex case does not matter
     assert reason(signature=good, body=BODY + b" ") == "bad_signature"

@@ -76,6 +76,11 @@ def test_shared_key_variant_uses_hmac_sha256_with_the_named_key() -> None:
     secret, algorithm = choose_key("auth-token", {"k1": "shared-secret"}, header)
     assert (secret, algorithm) == ("shared-secret", "sha256")
     signature = compute(secret, VECTOR_URL, VECTOR_PARAMS, algorithm)
+    # By hand: the URL, then each parameter name and value sorted by name, HMAC-SHA256 base64.
+    message = (VECTOR_URL + "AccountSidAC0123EventTypetask.createdTaskSidWT0123"
+               "WorkspaceSidWS0123").encode()
+    assert signature == base64.b64encode(
+        hmac.new(b"shared-secret", message, hashlib.sha256).digest()).decode()
     validate(secret, [VECTOR_URL], VECTOR_PARAMS, signature, algorithm)
     assert signature != compute(secret, VECTOR_URL, VECTOR_PARAMS)  # not the SHA-1 one
     assert choose_key("auth-token", {}, None) == ("auth-token", "sha1")
