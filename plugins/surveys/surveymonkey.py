@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import hmac
 from collections.abc import Mapping
-from hashlib import sha1
 from typing import Any, ClassVar
 
 import orjson
 from pydantic import Field
 
 from wallboard.events import SURVEY_RETRACTED
+from wallboard.signing import sign
 from wallboard.sources import Emit, SourceConfig, SourceError, parse_time
 from wallboard.webhooks import Rejection
 
@@ -38,8 +37,7 @@ class SurveyMonkeyConfig(SurveyConfig):
 
 def compute(api_key: str, api_secret: str, body: bytes) -> str:
     """base64(HMAC-SHA1(key = api_key & api_secret, raw body))."""
-    digest = hmac.new(f"{api_key}&{api_secret}".encode(), body, sha1).digest()
-    return base64.b64encode(digest).decode()
+    return sign(f"{api_key}&{api_secret}", body, algorithm="sha1", encoding="base64")
 
 
 def verify_signature(config: SurveyMonkeyConfig, body: bytes, headers: Mapping[str, str]) -> None:
