@@ -6,7 +6,6 @@ With a `secret`, requests must also be signed: `X-Wallboard-Timestamp: <epoch se
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from typing import Any, ClassVar
 
@@ -41,8 +40,7 @@ class WebhookSource(PushSource):
 
     async def run(self, emit: Emit) -> None:
         """Nothing to connect to: report up and wait for requests."""
-        self.connected()
-        await asyncio.Event().wait()
+        await self.serve_requests()
 
 
 def _find_runner(request: web.Request) -> SourceRunner | None:

@@ -79,6 +79,17 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def load_state_file(path: Path) -> dict[str, Any]:
+    """A source's saved state; {} when there is none yet. Unreadable: a SourceError."""
+    try:
+        state = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise SourceError(f"{path}: unreadable state file: {exc}") from None
+    return state if isinstance(state, dict) else {}
+
+
 async def save_state_file(path: Path, text: str) -> None:
     """Write a source's state file atomically, off the event loop (a disk can stall for long).
 
@@ -217,6 +228,11 @@ class PushSource(Source):
     Call `self.connected()` once the connection is up, emit events as they arrive, and raise
     SourceError when the connection drops; the runtime reconnects after a back-off.
     """
+
+    async def serve_requests(self) -> None:
+        """For a source fed by HTTP requests to its routes: report up, then wait (forever)."""
+        self.connected()
+        await asyncio.Event().wait()
 
 
 class PollSource(Source):

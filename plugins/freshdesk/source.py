@@ -19,6 +19,7 @@ from wallboard.sources import (
     PollSource,
     SourceConfig,
     SourceError,
+    load_state_file,
     save_state_file,
 )
 
@@ -72,13 +73,15 @@ class FreshdeskSource(PollSource):
         """Read the saved cursor and deadlines, once; a missing file means a first start."""
         self._loaded = True
         path = self.state_path
-        if path is None or not path.exists():
+        if path is None:
+            return
+        data = load_state_file(path)
+        if not data:
             return
         try:
-            data = json.loads(path.read_text())
             self.cursor = data.get("updated_since")
             self.watch = {k: Deadline.from_json(v) for k, v in data.get("watch", {}).items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SourceError(f"{path}: unreadable state file: {exc}") from None
 
     async def save_state(self) -> None:

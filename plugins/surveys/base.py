@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -46,8 +45,7 @@ class SurveySource(PushSource):
 
     async def run(self, emit: Emit) -> None:
         """Nothing to connect to: report up and wait for requests."""
-        self.connected()
-        await asyncio.Event().wait()
+        await self.serve_requests()
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""

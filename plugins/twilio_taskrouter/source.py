@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from typing import ClassVar, Literal
 from urllib.parse import parse_qsl
@@ -58,8 +57,7 @@ class TwilioTaskRouterSource(PushSource):
         config = self.config
         assert isinstance(config, TwilioTaskRouterConfig)
         if config.reconcile is None:
-            self.connected()
-            await asyncio.Event().wait()
+            await self.serve_requests()
             return
         while True:
             for event in await self.reconcile():

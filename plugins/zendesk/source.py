@@ -16,6 +16,7 @@ from wallboard.sources import (
     PollSource,
     SourceConfig,
     SourceError,
+    load_state_file,
     save_state_file,
 )
 
@@ -70,13 +71,7 @@ class ZendeskSource(PollSource):
 
     def load_state(self) -> dict[str, Any]:
         """The saved cursors, or none when there is no state file yet."""
-        try:
-            state = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise SourceError(f"cannot read {self.state_path}: {exc}") from None
-        return state if isinstance(state, dict) else {}
+        return load_state_file(self.state_path)
 
     async def save_state(self, cursors: dict[str, Any]) -> None:
         """Write the cursors atomically, off the event loop."""
