@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -14,8 +14,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-TILE_TYPES = ("number", "ring", "sparkline", "queue_table", "agents", "legal", "staffing",
-              "tickets", "survey", "announcements", "clock")
+TileType = Literal["number", "ring", "sparkline", "queue_table", "agents", "legal", "staffing",
+                   "tickets", "survey", "announcements", "clock"]
+TILE_TYPES: tuple[str, ...] = get_args(TileType)
 # The KPI a tile type reads when the config names none; None: the type reads no single KPI.
 TYPE_KPI: dict[str, str | None] = {
     "number": None, "ring": "service_level", "sparkline": None, "queue_table": "waiting",
@@ -45,8 +46,7 @@ class ThresholdConfig(_Model):
 class TileConfig(_Model):
     """One tile: a type, its KPI, for a queue (or a channel, or the site), over a window."""
 
-    type: Literal["number", "ring", "sparkline", "queue_table", "agents", "legal", "staffing",
-                  "tickets", "survey", "announcements", "clock"] = "number"
+    type: TileType = "number"
     kpi: str | None = None
     queue: str | None = None
     queues: list[str] | None = None  # queue_table rows (default: every queue)

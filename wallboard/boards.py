@@ -76,9 +76,8 @@ def _label(tile: TileConfig, scope: str, msg: dict[str, str]) -> str:
 
 
 def resolve_tile(index: int, tile: TileConfig, settings: Settings,
-                 msg: dict[str, str] | None = None) -> dict[str, Any]:
+                 msg: dict[str, str]) -> dict[str, Any]:
     """A tile as the page needs it: its keys, format, label, span and thresholds."""
-    msg = msg or messages(settings.site.locale)
     kpi = tile.kpi or ""
     if tile.queue:
         prefix, path = f"queues.{tile.queue}", ["queues", tile.queue]
