@@ -7,7 +7,6 @@ data still flows one way. Samples live in memory only; after a restart the serie
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 from wallboard.windows import parse_window
@@ -45,9 +44,11 @@ class History:
             else:
                 self.lags[key] = None  # calendar windows: no earlier window of equal length
         longest = max((lag for lag in self.lags.values() if lag), default=0.0)
-        size = min(MAX_SAMPLES, max(SERIES_POINTS, math.ceil(longest / step_s) + 2))
-        self.samples: dict[str, deque[tuple[int, float | None]]] = {
-            key: deque(maxlen=size) for key in keys}
+        self.size = min(MAX_SAMPLES, max(SERIES_POINTS, math.ceil(longest / step_s) + 2))
+        # Per key, slot -> value in slot order (oldest first), at most `size` of them.
+        self.samples: dict[str, dict[int, float | None]] = {key: {} for key in keys}
+        # The sparkline's earlier points change once per step, not per snapshot: kept here.
+        self.past: dict[str, list[float | None]] = {key: [] for key in keys}
         self.last_slot: int | None = None
 
     def observe(self, tree: dict[str, Any], now: float) -> None:
@@ -56,16 +57,19 @@ class History:
         current = {key: _lookup(tree, path) for key, path in self.keys.items()}
         if slot != self.last_slot:
             self.last_slot = slot
+            earlier = range(slot - SERIES_POINTS + 1, slot)
             for key, value in current.items():
-                self.samples[key].append((slot, value))
+                ring = self.samples[key]
+                ring[slot] = value
+                while len(ring) > self.size:
+                    del ring[next(iter(ring))]
+                self.past[key] = [ring.get(s) for s in earlier]
         series: dict[str, list[float | None]] = {}
         trend: dict[str, float | None] = {}
         for key, ring in self.samples.items():
-            by_slot = dict(ring)
             # The newest point is the value now; earlier points are the step samples.
-            points = [by_slot.get(s) for s in range(slot - SERIES_POINTS + 1, slot)]
-            series[key] = [*points, current[key]]
+            series[key] = [*self.past[key], current[key]]
             lag = self.lags[key]
-            trend[key] = by_slot.get(math.floor((now - lag) / self.step_s)) if lag else None
+            trend[key] = ring.get(math.floor((now - lag) / self.step_s)) if lag else None
         tree["series"] = series
         tree["trend"] = trend
