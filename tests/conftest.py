@@ -140,3 +140,13 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 def now() -> float:
     """Wall-clock now, for event timestamps."""
     return time.time()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A fresh redis-server for the test (tests/redisproc.py), stopped at the end."""
+    from tests.redisproc import RedisServer  # it imports this module's helpers
+
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()

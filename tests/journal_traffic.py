@@ -99,3 +99,14 @@ def approx_equal(observed: dict[str, Any], expected: dict[str, Any]) -> bool:
         elif got != want:
             return False
     return True
+
+
+WINDOWS = ("15m", "1h", "today")
+
+
+def windows_of(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Every window block of the site and of each queue: what must survive a restart."""
+    blocks = {f"total.{w}": snapshot["total"][w] for w in WINDOWS}
+    for name, queue in snapshot["queues"].items():
+        blocks.update({f"{name}.{w}": queue[w] for w in WINDOWS})
+    return blocks

@@ -20,21 +20,11 @@ from tests.journal_traffic import (
     contacts,
     expected_today,
     observed_today,
+    windows_of,
 )
 from tests.serverproc import ServerProcess, journal_config
 
 CONTACTS_PER_POST = 4
-WINDOWS = ("15m", "1h", "today")
-
-
-def windows_of(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Every window block of the site and of each queue: what must survive a restart."""
-    blocks = {f"total.{w}": snapshot["total"][w] for w in WINDOWS}
-    for name, queue in snapshot["queues"].items():
-        blocks.update({f"{name}.{w}": queue[w] for w in WINDOWS})
-    return blocks
-
-
 def exported_ids(server: ServerProcess) -> list[str]:
     """Ids in the journal, read by `wallboard journal export` (not by the server)."""
     result = server.cli("journal", "export", "--since", "now-1d")

@@ -13,11 +13,16 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.journal_traffic import Contact, approx_equal, contacts, expected_today, observed_today
+from tests.journal_traffic import (
+    Contact,
+    approx_equal,
+    contacts,
+    expected_today,
+    observed_today,
+    windows_of,
+)
 from tests.redisproc import RedisServer
 from tests.serverproc import ServerProcess, journal_config
-
-WINDOWS = ("15m", "1h", "today")
 
 
 def redis_config(workdir: Path, url: str, node: str, **journal: Any) -> dict[str, Any]:
@@ -36,14 +41,6 @@ def node(tmp_path: Path, name: str, config: dict[str, Any]) -> ServerProcess:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh redis-server for the test, stopped at the end."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
     """Two nodes, a and b, configured alike on the test's Redis (not started)."""
     made = [node(tmp_path, name, redis_config(tmp_path / name, redis_server.url, name))
@@ -51,14 +48,6 @@ def nodes(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProc
     yield made
     for server in made:
         server.stop()
-
-
-def windows_of(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """Every window block of the site and of each queue."""
-    blocks = {f"total.{w}": snapshot["total"][w] for w in WINDOWS}
-    for name, queue in snapshot["queues"].items():
-        blocks.update({f"{name}.{w}": queue[w] for w in WINDOWS})
-    return blocks
 
 
 async def until(check: Any, timeout: float, what: str) -> float:

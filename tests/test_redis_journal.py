@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,6 @@ from wallboard.journal import JournalFenced
 from wallboard.journal_redis import RedisJournal
 from wallboard.pipeline import Pipeline
 from wallboard.sources import STANDBY, UP, PushSource, SourceConfig, SourceRunner
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A fresh redis-server, stopped at the end."""
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
 
 
 def config(url: str, **extra: Any) -> JournalConfig:
