@@ -1,12 +1,29 @@
-"""What every benchmark does at the end: elapsed time, a note on shared CPUs, the JSON report."""
+"""What the benchmarks share: a free port, a process's CPU time, and the JSON report at the end."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
+
+
+def free_port() -> int:
+    """An unused loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User+system CPU seconds of a process from /proc (0.0 when gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def write_report(report: dict[str, Any], out: Path, started: float) -> None:

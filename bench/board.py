@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from benchio import write_report
+from benchio import free_port, write_report
 
 CHROMIUM = os.environ.get("WALLBOARD_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "bench-token-0123456789"
@@ -61,12 +60,6 @@ Object.defineProperty(WebSocket.prototype, 'onmessage', {
   },
 });
 """
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, events: list[dict[str, Any]]) -> None:
@@ -127,7 +120,7 @@ def main() -> int:
         }
         path = Path(tmp) / "bench.yaml"
         path.write_text(yaml.safe_dump(config))
-        port = _port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "wallboard", "serve", "--config",
                                    str(path), "--port", str(port)], cwd=tmp,

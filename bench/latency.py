@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
+from benchio import free_port
 from latency_clients import client_worker
 from latency_probe import run_probed_server, summarize_probe
 from latency_stats import (
@@ -29,7 +30,6 @@ from latency_stats import (
     CpuSampler,
     Sender,
     ensure_open_files,
-    free_port,
     latency_pairs,
     pct,
     weighted_percentiles,

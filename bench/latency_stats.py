@@ -7,7 +7,6 @@ import itertools
 import math
 import os
 import resource
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from benchio import proc_cpu_s
 
 # Shared by the bench's modules: the webhook token, the queue whose count is followed, the key.
 TOKEN = "bench-token-0123456789"
@@ -23,13 +23,6 @@ KEY = f"queues.{QUEUE}.1h.offered"  # 1h, not today: immune to a midnight reset 
 META_TS = "meta.ts"  # when the server built the snapshot that carried a change
 BOARD = "overview"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_open_files(needed: int) -> dict[str, int]:
@@ -41,15 +34,6 @@ def ensure_open_files(needed: int) -> dict[str, int]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return {"soft_before": before, "soft": soft, "hard": hard, "needed": needed}
-
-
-def proc_cpu_s(pid: int) -> float:
-    """User+system CPU seconds of a process from /proc (0.0 when gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def machine_cpu_s() -> tuple[float, float]:

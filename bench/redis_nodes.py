@@ -36,24 +36,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchio import write_report
+from benchio import free_port, proc_cpu_s, write_report
 
 TARGET_EVENTS_PER_S = 20_000
 TOKEN = "bench-token-123"
 _ACCEPTED = re.compile(rb'^wallboard_events_accepted_total\{source="hook"\} (\S+)$', re.M)
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def contact_events(n: int, rng: random.Random, now: float) -> list[dict[str, Any]]:
@@ -217,10 +204,10 @@ async def run(args: argparse.Namespace, tmp: Path, redis_url: str, redis_pid: in
                 await node.ready(http)
             lag = await phase_lag(http, nodes[0], nodes[1], args.lag_events, args.lag_rate)
             pids = [n.proc.pid for n in nodes] + [redis_pid]
-            cpu = [cpu_seconds(pid) for pid in pids]
+            cpu = [proc_cpu_s(pid) for pid in pids]
             throughput = await phase_throughput(http, nodes, args.events, args.post_size,
                                                 args.senders, lag["events"])
-            cpu = [round(cpu_seconds(pid) - before, 2) for pid, before in zip(pids, cpu,
+            cpu = [round(proc_cpu_s(pid) - before, 2) for pid, before in zip(pids, cpu,
                                                                                 strict=True)]
             throughput["cpu_seconds"] = {"node_a": cpu[0], "node_b": cpu[1], "redis": cpu[2]}
             health = [await n.health(http) for n in nodes]
