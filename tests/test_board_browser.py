@@ -6,6 +6,7 @@ where a missing browser is a failure. Playwright never downloads a browser here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -116,24 +117,59 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def require_browser() -> None:
+    """Skip (fail under CI=true) unless playwright and Debian's chromium are here."""
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
+        import playwright  # noqa: F401
     except ImportError:
         _unavailable("the playwright python package is not installed (pip install playwright)")
     if not os.path.exists(CHROMIUM):
         _unavailable(
             f"{CHROMIUM} not found (apt-get install chromium); this test never downloads a browser"
         )
+
+
+@contextlib.contextmanager
+def launched(*extra_args: str) -> Iterator[Any]:
+    """Debian's chromium through playwright, with the common arguments and `extra_args`."""
+    require_browser()
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as pw:
         try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                         args=[*CHROMIUM_ARGS, *extra_args])
         except PlaywrightError as exc:
             _unavailable(f"{CHROMIUM} did not start: {exc}")
         yield browser
         browser.close()
+
+
+@contextlib.contextmanager
+def recording_page(browser: Any, width: int, height: int,
+                   init_script: str | None = None) -> Iterator[Any]:
+    """A fresh page that records JS errors and dialogs; any JS error fails the test."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.errors = []
+    page.dialogs = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    if init_script:
+        page.add_init_script(init_script)
+    try:
+        yield page
+    finally:
+        errors = list(page.errors)
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched() as browser:
+        yield browser
 
 
 def _free_port() -> int:
@@ -240,18 +276,9 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh page that records JS errors and dialogs; the test fails on any JS error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.dialogs = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
-    page.add_init_script(INIT_SCRIPT)
-    yield page
-    errors = list(page.errors)
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    """A 720p page that records JS errors and dialogs; the test fails on any JS error."""
+    with recording_page(browser, 1280, 720, INIT_SCRIPT) as page:
+        yield page
 
 
 def _open_board(page: Any, server: Server, board: str = "main") -> None:

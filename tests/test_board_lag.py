@@ -6,13 +6,12 @@ Zendesk feeds says so next to its window, a tile fed only by the webhook does no
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import TOKEN
-from tests.test_board_browser import CHROMIUM, CHROMIUM_ARGS, _unavailable
+from tests.test_board_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.test_zendesk_live import NOW_IN_RECORDING, wait_for_snapshot, zendesk_config
 from tests.zendesk_peer import ZendeskPeer
 from wallboard.sources import parse_time
@@ -20,12 +19,9 @@ from wallboard.sources import parse_time
 
 async def test_the_export_lag_is_noted_on_the_tile_of_the_queue_it_feeds(
         live_server: Any, tmp_path: Path) -> None:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _unavailable("the playwright python package is not installed (pip install playwright)")
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"{CHROMIUM} not found (Debian package chromium)")
+    require_browser()
+    from playwright.async_api import async_playwright
+
     now = time.time()
     async with ZendeskPeer(shift_s=now - parse_time(NOW_IN_RECORDING)) as peer:
         peer.stage(1)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_board_browser import CHROMIUM, CHROMIUM_ARGS, Server, _free_port, _unavailable
+from tests.test_board_browser import Server, _free_port, launched, recording_page
 
 TOKEN = "secret-token"
 ADMIN = "admin-token-for-the-tests"
@@ -73,22 +73,8 @@ def config(data_dir: Path, site: str, sales: str, support: str, quiet: str) -> d
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium allowed to play sound without a click, as a kiosk TV is set up."""
-    try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright python package is not installed (pip install playwright)")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} not found (apt-get install chromium); no browser is downloaded")
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
-        except PlaywrightError as exc:
-            _unavailable(f"{CHROMIUM} did not start: {exc}")
+    with launched("--autoplay-policy=no-user-gesture-required") as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -115,16 +101,8 @@ def server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
-    page = context.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.dialogs = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    yield page
-    errors = list(page.errors)
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with recording_page(browser, 1920, 1080) as page:
+        yield page
 
 
 _ids = iter(range(1, 1_000_000))
