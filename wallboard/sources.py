@@ -101,6 +101,7 @@ async def save_state_file(path: Path, text: str) -> None:
     except OSError as exc:
         raise SourceError(f"cannot save the state to {path}: {exc}") from None
 
+
 class SourceConfig(BaseModel):
     """Settings every source has; a source type extends this with its own fields."""
 
@@ -110,13 +111,18 @@ class SourceConfig(BaseModel):
     stale_after_s: float | None = Field(None, gt=0)
 
 
-class PollConfig(SourceConfig):
-    """Settings of a poll-style source."""
+class RateLimitConfig(SourceConfig):
+    """Settings of a source that calls a vendor's API: its budget, for `fetch`."""
 
-    interval_s: float = Field(5.0, gt=0)
     # The vendor's API budget: requests per second on average, in bursts of `burst`.
     max_requests_per_s: float | None = Field(None, gt=0)
     burst: int = Field(1, ge=1, le=1000)
+
+
+class PollConfig(RateLimitConfig):
+    """Settings of a poll-style source."""
+
+    interval_s: float = Field(5.0, gt=0)
 
 
 @dataclass
@@ -171,9 +177,10 @@ class Source:
     @property
     def limiter(self) -> TokenBucket | None:
         """The token bucket from `max_requests_per_s`/`burst`, or None when unlimited."""
-        rate = getattr(self.config, "max_requests_per_s", None)
-        if rate is not None and self._limiter is None:
-            self._limiter = TokenBucket(rate, getattr(self.config, "burst", 1), self.clock)
+        config = self.config
+        if (isinstance(config, RateLimitConfig) and config.max_requests_per_s is not None
+                and self._limiter is None):
+            self._limiter = TokenBucket(config.max_requests_per_s, config.burst, self.clock)
         return self._limiter
 
     def connected(self) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, quote
 
 from pydantic import Field, model_validator
 
-from wallboard.sources import SourceConfig, parse_time
+from wallboard.sources import RateLimitConfig, SourceConfig, parse_time
 from wallboard.webhooks import Rejection
 
 from .base import SurveySource, TokenConfig, check_token
@@ -17,13 +17,11 @@ from .mapping import attribution, number, survey_event
 COMPLETED = "Complete"
 
 
-class QualtricsConfig(TokenConfig):
+class QualtricsConfig(TokenConfig, RateLimitConfig):
     """The path token of the publicationUrl, and the API token that reads responses."""
 
     api_url: str = Field(pattern=r"^https?://[^/\s]+/?$")  # https://{datacenter}.qualtrics.com
     api_token: str = Field(min_length=8)
-    max_requests_per_s: float | None = Field(None, gt=0)
-    burst: int = Field(1, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _authenticated(self) -> Self:

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from wallboard.events import SURVEY_RETRACTED
 from wallboard.signing import sign
-from wallboard.sources import Emit, SourceConfig, SourceError, parse_time
+from wallboard.sources import Emit, RateLimitConfig, SourceConfig, SourceError, parse_time
 from wallboard.webhooks import Rejection
 
 from .base import SurveyConfig, SurveySource
@@ -23,7 +23,7 @@ DELETED = "response_deleted"
 Choices = dict[str, dict[str, tuple[int, float | None]]]  # question -> choice -> (pos, weight)
 
 
-class SurveyMonkeyConfig(SurveyConfig):
+class SurveyMonkeyConfig(SurveyConfig, RateLimitConfig):
     """The app's key and secret (they sign callbacks) and the token that reads responses."""
 
     api_key: str = Field(min_length=4)
@@ -31,8 +31,6 @@ class SurveyMonkeyConfig(SurveyConfig):
     access_token: str = Field(min_length=8)
     api_url: str = Field("https://api.surveymonkey.com", pattern=r"^https?://[^/\s]+/?$")
     refresh_s: float = Field(3600.0, ge=10)  # how often survey details (choices) are re-read
-    max_requests_per_s: float | None = Field(None, gt=0)  # the API quota, shared by all calls
-    burst: int = Field(1, ge=1, le=1000)
 
 
 def compute(api_key: str, api_secret: str, body: bytes) -> str:

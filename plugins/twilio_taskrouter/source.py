@@ -14,7 +14,7 @@ from wallboard import webhooks
 from wallboard.events import AGENT_STATES, EventError
 from wallboard.journal import JournalDown
 from wallboard.signing import SignatureError
-from wallboard.sources import Emit, PushSource, SourceConfig
+from wallboard.sources import Emit, PushSource, RateLimitConfig, SourceConfig
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot
@@ -24,7 +24,7 @@ ROUTE = "/api/twilio/{source}/events"
 AgentState = Literal[AGENT_STATES]  # type: ignore[valid-type]
 
 
-class TwilioTaskRouterConfig(SourceConfig):
+class TwilioTaskRouterConfig(RateLimitConfig):
     """The Auth Token that signs callbacks, and how TaskRouter names map to the board's."""
 
     auth_token: str = Field(min_length=16)
@@ -36,8 +36,6 @@ class TwilioTaskRouterConfig(SourceConfig):
     unknown_activity: AgentState = "away"
     queued_on: Literal["task.created", "task-queue.entered"] = "task.created"
     reconcile: ReconcileConfig | None = None  # periodic TaskQueue statistics, optional
-    max_requests_per_s: float | None = Field(None, gt=0)  # the reconciliation's API budget
-    burst: int = Field(1, ge=1, le=1000)
 
 
 class TwilioTaskRouterSource(PushSource):
