@@ -151,17 +151,24 @@ def encode(event: Event) -> str:
     return orjson.dumps(values[:end]).decode()
 
 
-def decoder(stored_fields: list[str]) -> Callable[[str | bytes], Event]:
-    """A decoder for arrays written with `stored_fields`; JournalError if a field is unknown."""
+def values_decoder(stored_fields: list[str]) -> Callable[[list[Any]], Event]:
+    """Events from value arrays written with `stored_fields`; JournalError if one is unknown."""
     unknown = [name for name in stored_fields if name not in FIELDS]
     if unknown:
         raise JournalError(f"written by another wallboard version: unknown fields {unknown}")
-    loads = orjson.loads
     if tuple(stored_fields) == FIELDS[:len(stored_fields)]:
         # Positional construction is three times faster than keywords: it is what replay pays.
-        return lambda body: Event(*loads(body))
+        return lambda values: Event(*values)
     names = list(stored_fields)
-    return lambda body: Event(**dict(zip(names, loads(body), strict=False)))
+    return lambda values: Event(**dict(zip(names, values, strict=False)))
+
+
+def decoder(stored_fields: list[str]) -> Callable[[str | bytes], Event]:
+    """A decoder for JSON arrays written with `stored_fields` (see values_decoder)."""
+    values, loads = values_decoder(stored_fields), orjson.loads
+    if tuple(stored_fields) == FIELDS[:len(stored_fields)]:
+        return lambda body: Event(*loads(body))  # one call less per event on the replay path
+    return lambda body: values(loads(body))
 
 
 def to_line(event: Event) -> bytes:

@@ -13,7 +13,7 @@ import orjson
 
 from wallboard.config import JournalConfig
 from wallboard.events import Event
-from wallboard.journal import FIELDS, JournalError, JournalStats, Stored
+from wallboard.journal import FIELDS, JournalError, JournalStats, Stored, values_decoder
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
     import redis
@@ -64,12 +64,10 @@ class RedisStreamReader:
         except FAILURES as exc:
             raise JournalError(f"{self.location}: cannot connect: {exc}") from None
         fields = list(orjson.loads(stored)) if stored else list(FIELDS)
-        unknown = [name for name in fields if name not in FIELDS]
-        if unknown:
-            raise JournalError(f"{self.location}: written by another wallboard version: "
-                               f"unknown fields {unknown}")
-        if tuple(fields) != FIELDS[:len(fields)]:
-            self._values = lambda values: Event(**dict(zip(fields, values, strict=False)))
+        try:
+            self._values = values_decoder(fields)
+        except JournalError as exc:
+            raise JournalError(f"{self.location}: {exc}") from None
 
     def _entries(self, start: str) -> Iterator[list[tuple[bytes, dict[bytes, bytes]]]]:
         client = self._sync
