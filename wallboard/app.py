@@ -197,7 +197,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     announcements = Announcements(clock, lambda: hub.mark_dirty())
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
               push_interval_s=settings.server.push_interval_ms / 1000,
-              send_timeout_s=settings.server.send_timeout_s)
+              send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
     cluster: Cluster | None = None
     if journal is not None:

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wallboard.foldguard import FoldErrors, sanitize
+
 log = logging.getLogger(__name__)
 
 _RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
@@ -89,8 +91,10 @@ class Hub:
     """Builds snapshots at most once per push interval and fans deltas out to clients."""
 
     def __init__(self, build: Callable[[], dict[str, Any]], push_interval_s: float = 0.2,
-                 refresh_s: float = 1.0, send_timeout_s: float = 5.0) -> None:
+                 refresh_s: float = 1.0, send_timeout_s: float = 5.0,
+                 errors: FoldErrors | None = None) -> None:
         self.build = build
+        self.errors = errors if errors is not None else FoldErrors()
         self.push_interval_s = push_interval_s
         self.refresh_s = refresh_s
         self.send_timeout_s = send_timeout_s
@@ -113,25 +117,35 @@ class Hub:
         self._scheduled = self._loop.call_later(delay, self.flush)
 
     def flush(self) -> None:
-        """Rebuild the snapshot, publish the delta (if any) to every client."""
+        """Rebuild the snapshot, publish the delta (if any) to every client.
+
+        A build (or encoding) that raises keeps the previous snapshot: counted under
+        wallboard_fold_errors_total{stage="snapshot"}, and the next flush tries again.
+        """
         self._scheduled = None
         self._last_flush = time.monotonic()
-        tree = self.build()
-        flat = flatten(tree)
         previous = self.flat
-        changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
-        removed = [k for k in previous if k not in flat]
-        self.tree, self.flat = tree, flat
-        if not changes and not removed and self.seq:
+        try:
+            # The one place every published number passes: NaN, ±inf and integers past 64
+            # bits become null here, so JSON and the exposition always encode.
+            tree = sanitize(self.build())
+            flat = flatten(tree)
+            changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
+            removed = [k for k in previous if k not in flat]
+            if not changes and not removed and self.seq:
+                self.tree, self.flat = tree, flat
+                return
+            # Encoded before anything is replaced: a value orjson refuses keeps the last state.
+            message = self._delta(changes, removed, self.seq + 1)
+        except Exception as exc:
+            self.errors.record("snapshot", exc, what="the snapshot")
             return
+        self.tree, self.flat = tree, flat
         self.seq += 1
-        message: str | None = None
         scoped: dict[tuple[str, ...], str] = {}
         for client in self.clients:
             scope = client.scope
-            if scope is None:
-                if message is None:  # encoded once for every unscoped client
-                    message = self._delta(changes, removed)
+            if scope is None:  # encoded once for every unscoped client
                 client.offer(message)
                 continue
             text = scoped.get(scope)
@@ -141,9 +155,9 @@ class Hub:
                     [k for k in removed if k.startswith(scope)])
             client.offer(text)
 
-    def _delta(self, changes: dict[str, Any], removed: list[str]) -> str:
-        return orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
-                             "removed": removed}).decode()
+    def _delta(self, changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+        return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
+                             "changes": changes, "removed": removed}).decode()
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, with any pending change flushed first."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import resource
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from wallboard import journal_quarantine as quarantine
 from wallboard.config import JournalConfig
 from wallboard.events import Event
 from wallboard.journal import (
@@ -22,11 +24,15 @@ from wallboard.journal import (
     JournalError,
     JournalStats,
     JournalStatus,
+    Quarantine,
     Stored,
     decoder,
     retry_after,
+    stored_body,
 )
 from wallboard.journal_writer import Writer, probe
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
@@ -116,6 +122,7 @@ class SqliteJournal:
                     raise JournalError(f"{self.path}: cannot use write-ahead logging ({mode})")
                 con.execute(f"PRAGMA synchronous = {self.config.sync.upper()}")
                 con.executescript(_SCHEMA)
+                quarantine.create(con)
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
@@ -176,8 +183,14 @@ class SqliteJournal:
                                 (since,)).fetchone()[0]
             if first is None:
                 return
-            cursor = con.execute("SELECT recv, body FROM events WHERE seq >= ? ORDER BY seq",
-                                 (first,))
+            # Quarantined events are left out: their fold failed once, and would again.
+            skipped = con.execute("SELECT count(*) FROM quarantine WHERE seq >= ?", (first,)
+                                  ).fetchone()[0] if quarantine.exists(con) else 0
+            self.status.skipped = skipped
+            cursor = con.execute(
+                "SELECT recv, body FROM events WHERE seq >= ? "
+                + ("AND seq NOT IN (SELECT seq FROM quarantine) " if skipped else "")
+                + "ORDER BY seq", (first,))
             while rows := cursor.fetchmany(READ_BATCH):
                 yield [(recv, decode(body)) for recv, body in rows]
 
@@ -214,8 +227,32 @@ class SqliteJournal:
             sources = dict(con.execute(
                 f"SELECT coalesce(json_extract(body, '$[{source_at}]'), ''), count(*) "
                 f"FROM events GROUP BY 1 ORDER BY 2 DESC").fetchall())
+            held, reasons = quarantine.count(con), quarantine.reasons(con)
         return JournalStats(self.location, events, self._disk_bytes(), oldest_ts, newest_ts,
-                            oldest_recv, newest_recv, sources)
+                            oldest_recv, newest_recv, sources, held, reasons)
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(self, items: list[Quarantine]) -> None:
+        """Mark stored events whose fold failed; the writer does it once started. Never raises."""
+        if not items or self._con is None:
+            return
+        fields = self._stored_fields
+        marks = quarantine.rows(items, lambda event: stored_body(event, fields))
+        if self._writer is not None:
+            self._writer.quarantine(marks)
+            return
+        try:  # before start (the start-up replay): this thread owns the connection
+            quarantine.mark(self._con, marks)
+        except sqlite3.Error as exc:
+            log.warning("journal: could not quarantine %s events: %s", len(items),
+                        self._describe(exc))
+
+    def quarantined(self) -> Iterator[bytes]:
+        """The quarantined events as NDJSON lines, in append order."""
+        assert self._con is not None
+        with self._reading():
+            yield from quarantine.entries(self._con, self._decode)
 
     def _disk_bytes(self) -> int:
         total = 0

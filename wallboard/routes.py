@@ -160,7 +160,9 @@ async def api_plugins(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    body = encode(request.app[keys.METRICS_REGISTRY])
+    errors = request.app[keys.AGGREGATOR].errors
+    body = encode(request.app[keys.METRICS_REGISTRY],
+                  lambda exc: errors.record("exporter", exc, what="/metrics"))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
