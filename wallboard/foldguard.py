@@ -55,7 +55,7 @@ class FoldErrors:
         subject = what or (f"event {event.id or '(no id)'} ({event.type}, source "
                            f"{event.source or '?'})" if event is not None else "")
         log.error("%s error on %s: %s; caught, counted in wallboard_fold_errors_total"
-                  "{stage=%r} and logged once per cause", stage, subject or "?", reason(exc),
+                  '{stage="%s"} and logged once per cause', stage, subject or "?", reason(exc),
                   stage, exc_info=exc)
 
 
