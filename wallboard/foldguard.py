@@ -11,6 +11,7 @@ import logging
 import math
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from wallboard.events import Event
@@ -104,36 +105,49 @@ def _bounds(kind: str, name: str) -> tuple[float, float]:
         return 0.0, MAX_FOLD_TS
     if kind == "score":
         return -MAX_FOLD_SCORE, MAX_FOLD_SCORE
-    if kind == "counts" or name == "waiting":
+    if name == "waiting":
         return 0.0, MAX_FOLD_COUNT
     return 0.0, MAX_FOLD_SECONDS
 
 
-def _checks() -> dict[str, tuple[tuple[str, str, float, float], ...]]:
+def _checker(spec: tuple[tuple[str, float, float], ...], counts: bool
+             ) -> Callable[[Event], None]:
+    """A check of one event type, written out as plain comparisons (no loop, no getattr)."""
+    lines = ["def check(event):", "    ts = event.ts",
+             f"    if not 0.0 <= ts <= {MAX_FOLD_TS!r}:",
+             f"        refuse('ts', ts, 0.0, {MAX_FOLD_TS!r})"]
+    for name, low, high in spec:
+        lines += [f"    value = event.{name}",
+                  f"    if value is not None and not {low!r} <= value <= {high!r}:",
+                  f"        refuse({name!r}, value, {low!r}, {high!r})"]
+    if counts:
+        lines += ["    for state, count in (event.agents or {}).items():",
+                  f"        if not 0 <= count <= {MAX_FOLD_COUNT!r}:",
+                  f"            refuse('agents.' + str(state), count, 0, {MAX_FOLD_COUNT!r})"]
+    scope: dict[str, Any] = {"refuse": _refuse}
+    exec("\n".join(lines), scope)  # our own field names and float literals only
+    return scope["check"]
+
+
+def _checks() -> dict[str, Callable[[Event], None]]:
     from wallboard.events import _TYPE_FIELDS
 
-    out = {}
-    for etype, spec in _TYPE_FIELDS.items():
-        out[etype] = tuple((name, kind, *_bounds(kind, name)) for name, kind, _ in spec
-                           if kind in ("num", "ts", "score", "counts"))
-    return out
+    return {etype: _checker(tuple((name, *_bounds(kind, name)) for name, kind, _ in spec
+                                  if kind in ("num", "ts", "score")),
+                            any(kind == "counts" for _, kind, _ in spec))
+            for etype, spec in _TYPE_FIELDS.items()}
 
 
-_CHECKS = _checks()
+def _refuse(name: str, value: object, low: float, high: float) -> None:
+    raise FoldRangeError(f"{name}: {value!r} outside [{low:g}, {high:g}]")
+
+
+# Per event type: the fold's per-event path pays one attribute read and one chained
+# comparison per numeric field (a generic loop over the fields cost the replay about 8 %).
+CHECKS = _checks()
+_ANY_TYPE = _checker((), counts=False)
 
 
 def check_foldable(event: Event) -> None:
     """Raise FoldRangeError when a number of the event is outside what the fold can take."""
-    ts = event.ts
-    if not 0.0 <= ts <= MAX_FOLD_TS:  # also NaN
-        raise FoldRangeError(f"ts: {ts!r} outside [0, {MAX_FOLD_TS:g}]")
-    for name, kind, low, high in _CHECKS.get(event.type, ()):
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if kind == "counts":
-            for state, count in value.items():
-                if not low <= count <= high:
-                    raise FoldRangeError(f"{name}.{state}: {count!r} outside [0, {high:g}]")
-        elif not low <= value <= high:
-            raise FoldRangeError(f"{name}: {value!r} outside [{low:g}, {high:g}]")
+    CHECKS.get(event.type, _ANY_TYPE)(event)
