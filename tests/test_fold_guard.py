@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import subprocess
 import sys
 import time
@@ -248,3 +249,37 @@ async def test_redis_quarantine_is_written_skipped_at_start_and_listed(
     assert pipeline.aggregator.errors.counts["restore"] == 0
     assert journal.status.skipped == 1
     await journal.close()
+
+
+async def test_sqlite_marks_go_with_pruned_events_and_older_journals_open(tmp_path: Path) -> None:
+    now = time.time()
+    config = JournalConfig(data_dir=str(tmp_path / "data"))
+    journal = SqliteJournal(config)
+    journal.open()
+    journal.start()
+    old = Event("contact.queued", now - 100, id="old", source="hook", queue="sales",
+                contact_id="o")
+    new = Event("contact.queued", now, id="new", source="hook", queue="sales", contact_id="n")
+    await journal.append([old], now - 100)
+    await journal.append([new], now)
+    journal.quarantine([(now - 100, old, "fold", "a reason"), (now, new, "fold", "another")])
+    await eventually(lambda: journal.stats().quarantined == 2)
+    assert await journal.prune(now - 50) == 1
+    stats = journal.stats()
+    assert (stats.events, stats.quarantined) == (1, 1)
+    assert stats.quarantine_reasons == {"fold: another": 1}
+    await journal.close()
+
+    # A journal written before the quarantine existed: read-only it has none, and reads all.
+    with sqlite3.connect(tmp_path / "data" / "journal.sqlite3") as con:
+        con.execute("DROP TABLE quarantine")
+    reader = SqliteJournal(config)
+    reader.open(writable=False)
+    assert reader.stats().quarantined == 0
+    assert [e.id for batch in reader.read(0) for _, e in batch] == ["new"]
+    assert list(reader.quarantined()) == []
+    await reader.close()
+    writer = SqliteJournal(config)  # opened writable, it gets the table
+    writer.open()
+    assert writer.stats().quarantined == 0
+    await writer.close()
