@@ -18,7 +18,7 @@ from wallboard.agentwindows import AgentWindows
 from wallboard.config import QueueConfig, Settings
 from wallboard.counters import Layout
 from wallboard.events import Event
-from wallboard.foldguard import CHECKS, FoldErrors, check_foldable
+from wallboard.foldguard import FoldErrors, check_foldable
 from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
 from wallboard.sketch import SketchDeltas, bin_of
 from wallboard.state import LiveState, StaleTransition, Waiting
@@ -122,7 +122,7 @@ class Aggregator:
         # The per-event path: each line here runs for every event, so lookups are hoisted.
         # Numbers first, before anything changes: a stored event the fold cannot take is
         # refused whole (FoldRangeError), never half-applied.
-        CHECKS.get(event.type, check_foldable)(event)
+        check_foldable(event)
         now = self.clock()
         # Ticket events are never too late: a helpdesk's history (a ticket opened last week,
         # read on our first poll) belongs in the backlog; each window counts them only if

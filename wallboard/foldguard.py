@@ -11,10 +11,9 @@ import logging
 import math
 import traceback
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
-from wallboard.events import Event
+from wallboard.events import _TYPE_FIELDS, QUEUE_SNAPSHOT, Event
 
 log = logging.getLogger(__name__)
 
@@ -110,44 +109,36 @@ def _bounds(kind: str, name: str) -> tuple[float, float]:
     return 0.0, MAX_FOLD_SECONDS
 
 
-def _checker(spec: tuple[tuple[str, float, float], ...], counts: bool
-             ) -> Callable[[Event], None]:
-    """A check of one event type, written out as plain comparisons (no loop, no getattr)."""
-    lines = ["def check(event):", "    ts = event.ts",
-             f"    if not 0.0 <= ts <= {MAX_FOLD_TS!r}:",
-             f"        refuse('ts', ts, 0.0, {MAX_FOLD_TS!r})"]
-    for name, low, high in spec:
-        lines += [f"    value = event.{name}",
-                  f"    if value is not None and not {low!r} <= value <= {high!r}:",
-                  f"        refuse({name!r}, value, {low!r}, {high!r})"]
-    if counts:
-        lines += ["    for state, count in (event.agents or {}).items():",
-                  f"        if not 0 <= count <= {MAX_FOLD_COUNT!r}:",
-                  f"            refuse('agents.' + str(state), count, 0, {MAX_FOLD_COUNT!r})"]
-    scope: dict[str, Any] = {"refuse": _refuse}
-    exec("\n".join(lines), scope)  # our own field names and float literals only
-    return scope["check"]
-
-
-def _checks() -> dict[str, Callable[[Event], None]]:
-    from wallboard.events import _TYPE_FIELDS
-
-    return {etype: _checker(tuple((name, *_bounds(kind, name)) for name, kind, _ in spec
-                                  if kind in ("num", "ts", "score")),
-                            any(kind == "counts" for _, kind, _ in spec))
+def _checks() -> dict[str, tuple[tuple[str, float, float], ...]]:
+    """Per event type: its numeric fields and their bounds."""
+    return {etype: tuple((name, *_bounds(kind, name)) for name, kind, _ in spec
+                         if kind in ("num", "ts", "score"))
             for etype, spec in _TYPE_FIELDS.items()}
+
+
+# On the fold's per-event path: the fields of the event's type only, one comparison each.
+CHECKS = _checks()
+_NONE: tuple[tuple[str, float, float], ...] = ()
 
 
 def _refuse(name: str, value: object, low: float, high: float) -> None:
     raise FoldRangeError(f"{name}: {value!r} outside [{low:g}, {high:g}]")
 
 
-# Per event type: the fold's per-event path pays one attribute read and one chained
-# comparison per numeric field (a generic loop over the fields cost the replay about 8 %).
-CHECKS = _checks()
-_ANY_TYPE = _checker((), counts=False)
-
-
 def check_foldable(event: Event) -> None:
-    """Raise FoldRangeError when a number of the event is outside what the fold can take."""
-    CHECKS.get(event.type, _ANY_TYPE)(event)
+    """Raise FoldRangeError when a number of the event is outside what the fold can take.
+
+    Anything that is not a number there (a corrupt journal) raises TypeError instead: also
+    before the fold changed anything.
+    """
+    ts = event.ts
+    if not 0.0 <= ts <= MAX_FOLD_TS:  # also NaN
+        _refuse("ts", ts, 0.0, MAX_FOLD_TS)
+    for name, low, high in CHECKS.get(event.type, _NONE):
+        value = getattr(event, name)
+        if value is not None and not low <= value <= high:
+            _refuse(name, value, low, high)
+    if event.type == QUEUE_SNAPSHOT and event.agents:
+        for state, count in event.agents.items():
+            if not 0 <= count <= MAX_FOLD_COUNT:
+                _refuse(f"agents.{state}", count, 0, MAX_FOLD_COUNT)
