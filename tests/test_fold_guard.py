@@ -283,3 +283,43 @@ async def test_sqlite_marks_go_with_pruned_events_and_older_journals_open(tmp_pa
     writer.open()
     assert writer.stats().quarantined == 0
     await writer.close()
+
+
+def test_a_forecast_that_raises_reads_not_computable(monkeypatch) -> None:
+    now = time.time()
+    agg = Aggregator(parse_settings({"queues": QUEUES}), lambda: now)
+    for n in range(5):
+        agg.fold(Event("contact.queued", now - 100, queue="sales", contact_id=f"s{n}"))
+        agg.fold(Event("contact.answered", now - 90, queue="sales", contact_id=f"s{n}",
+                       wait_s=10.0))
+        agg.fold(Event("contact.ended", now - 50, queue="sales", contact_id=f"s{n}",
+                       talk_s=40.0))
+    assert SnapshotBuilder(agg).build(now)["queues"]["sales"]["live"]["agents_needed"] == 1
+
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise OverflowError("a forecast bug")
+
+    monkeypatch.setattr(snapshot_module, "forecast", broken)
+    tree = SnapshotBuilder(agg).build(now)
+    live = tree["queues"]["sales"]["live"]
+    assert (live["agents_needed"], live["forecast_sl"]) == (None, None)
+    assert live["waiting"] == 0 and tree["queues"]["sales"]["today"]["answered"] == 5
+    assert agg.errors.counts["staffing"] == 2  # one forecast per queue: sales and chat
+
+
+async def test_a_metrics_section_that_raises_is_left_out_of_that_scrape(live_server,
+                                                                        monkeypatch) -> None:
+    from wallboard.exporter import WallboardCollector
+
+    def broken(self: WallboardCollector, tree: dict[str, Any]) -> Any:
+        raise KeyError("a collector bug")
+        yield  # a generator, like the real section
+
+    monkeypatch.setattr(WallboardCollector, "_live", broken)
+    live = await live_server()
+    status, text = await live.get_text("/metrics")
+    assert status == 200
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "wallboard_queue_contacts_waiting" not in names  # the broken section
+    assert {"wallboard_queue_info", "wallboard_events_accepted"} <= names  # the others
+    assert fold_errors(text)["exporter"] == 1
