@@ -323,3 +323,38 @@ async def test_a_metrics_section_that_raises_is_left_out_of_that_scrape(live_ser
     assert "wallboard_queue_contacts_waiting" not in names  # the broken section
     assert {"wallboard_queue_info", "wallboard_events_accepted"} <= names  # the others
     assert fold_errors(text)["exporter"] == 1
+
+
+async def test_a_stored_row_that_does_not_decode_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    now = time.time()
+    settings = parse_settings({"queues": QUEUES, "site": {"timezone": "UTC"},
+                               "journal": {"data_dir": str(tmp_path / "data")}})
+    journal = SqliteJournal(settings.journal)
+    journal.open()
+    journal.start()
+    for n in range(2):
+        await journal.append([Event("contact.queued", now - 5, id=f"g{n}", source="hook",
+                                    queue="sales", contact_id=f"g{n}")], now - 5 + n)
+    await journal.close()
+    with sqlite3.connect(tmp_path / "data" / "journal.sqlite3") as con:  # a torn body
+        con.execute("INSERT INTO events (recv, ts, body) VALUES (?, ?, ?)",
+                    (now - 4.5, now - 5, '["contact.queued", 1'))
+
+    def start() -> tuple[Pipeline, SqliteJournal]:
+        journal = SqliteJournal(settings.journal)
+        journal.open()
+        pipeline = Pipeline(Aggregator(settings, time.time), journal=journal)
+        restore(journal, pipeline, time.time(), Restored())
+        return pipeline, journal
+
+    for _ in range(2):  # the first start quarantines the row, the second skips it
+        pipeline, journal = start()
+        vector = pipeline.aggregator.leaves[("sales", "voice")].windows.vector("today")[0]
+        assert vector[c.OFFERED] == 2
+        assert journal.status.skipped == 1
+        stats = journal.stats()
+        assert stats.quarantined == 1
+        assert next(iter(stats.quarantine_reasons)).startswith("restore: JSONDecodeError")
+        [line] = [orjson.loads(line) for line in journal.quarantined()]
+        assert (line["event"], line["body"]) == (None, '["contact.queued", 1')
+        await journal.close()

@@ -13,6 +13,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 
+import orjson
+
 from wallboard.events import Event
 from wallboard.journal import QUARANTINE_REASONS_LISTED, Quarantine, quarantined_line
 
@@ -82,4 +84,10 @@ def entries(con: sqlite3.Connection, decode: Callable[[str], Event]) -> Iterator
     cursor = con.execute("SELECT q.seq, e.recv, q.stage, q.reason, q.at, e.body FROM "
                          "quarantine q JOIN events e ON e.seq = q.seq ORDER BY q.seq")
     for seq, recv, stage, reason, at, body in cursor:
-        yield quarantined_line(str(seq), recv, stage, reason, at, decode(body))
+        try:
+            event = decode(body)
+        except (ValueError, TypeError):  # quarantined because it does not decode: the raw text
+            yield orjson.dumps({"ref": str(seq), "recv": recv, "stage": stage,
+                                "reason": reason, "at": at, "event": None, "body": body}) + b"\n"
+            continue
+        yield quarantined_line(str(seq), recv, stage, reason, at, event)

@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import orjson
 from wallboard import journal_quarantine as quarantine
 from wallboard.config import JournalConfig
 from wallboard.events import Event
+from wallboard.foldguard import reason
 from wallboard.journal import (
     FIELDS,
     JournalDown,
@@ -191,8 +193,37 @@ class SqliteJournal:
                 "SELECT recv, body FROM events WHERE seq >= ? "
                 + ("AND seq NOT IN (SELECT seq FROM quarantine) " if skipped else "")
                 + "ORDER BY seq", (first,))
+            broken: list[quarantine.Row] = []
             while rows := cursor.fetchmany(READ_BATCH):
-                yield [(recv, decode(body)) for recv, body in rows]
+                try:
+                    batch = [(recv, decode(body)) for recv, body in rows]
+                except (ValueError, TypeError):  # rare: sort the rows that do not decode out
+                    batch = self._decodable(rows, broken)
+                yield batch
+            if broken:
+                self._quarantine_broken(broken)
+
+    def _decodable(self, rows: list[tuple[float, str]], broken: list[quarantine.Row]
+                   ) -> list[Stored]:
+        """The rows that decode; the others are added to `broken` (to quarantine)."""
+        batch: list[Stored] = []
+        for recv, body in rows:
+            try:
+                batch.append((recv, self._decode(body)))
+            except (ValueError, TypeError) as exc:
+                broken.append(("restore", reason(exc), time.time(), recv, body))
+        return batch
+
+    def _quarantine_broken(self, broken: list[quarantine.Row]) -> None:
+        """Rows a start could not decode: logged, marked, skipped from now on."""
+        assert self._con is not None
+        log.error("journal: %s stored events do not decode (first: %s); quarantined and "
+                  "skipped", len(broken), broken[0][1])
+        self.status.skipped += len(broken)
+        try:
+            quarantine.mark(self._con, broken)
+        except sqlite3.Error as exc:
+            log.warning("journal: could not quarantine them: %s", self._describe(exc))
 
     def scan(self, since_ts: float, until_ts: float) -> Iterator[list[Event]]:
         """Events whose event time lies in [since_ts, until_ts], in append order."""
@@ -225,7 +256,9 @@ class SqliteJournal:
                 "SELECT count(*), min(recv), max(recv) FROM events").fetchone()
             oldest_ts, newest_ts = con.execute("SELECT min(ts), max(ts) FROM events").fetchone()
             sources = dict(con.execute(
-                f"SELECT coalesce(json_extract(body, '$[{source_at}]'), ''), count(*) "
+                # json_valid first: one torn body must not make the whole count fail
+                f"SELECT coalesce(CASE WHEN json_valid(body) THEN "
+                f"json_extract(body, '$[{source_at}]') END, ''), count(*) "
                 f"FROM events GROUP BY 1 ORDER BY 2 DESC").fetchall())
             held, reasons = quarantine.count(con), quarantine.reasons(con)
         return JournalStats(self.location, events, self._disk_bytes(), oldest_ts, newest_ts,

@@ -123,7 +123,11 @@ class RedisStreamReader:
             for entry_id, fields in chunk:
                 ms = entry_ms(entry_id)
                 recv = ms / 1000
-                events = self._decode(fields)
+                try:
+                    events = self._decode(fields)
+                except JournalError as exc:  # as the tail does: one bad entry is skipped
+                    log.error("journal: skipping entry %s: %s", entry_id, exc)
+                    events = []
                 marks = held.get(ms) if held else None
                 if marks:
                     kept = [e for e in events if self._digest(e) not in marks]
