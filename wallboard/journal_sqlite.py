@@ -217,8 +217,8 @@ class SqliteJournal:
     def _quarantine_broken(self, broken: list[quarantine.Row]) -> None:
         """Rows a start could not decode: logged, marked, skipped from now on."""
         assert self._con is not None
-        log.error("journal: %s stored events do not decode (first: %s); quarantined and "
-                  "skipped", len(broken), broken[0][1])
+        log.error("journal: %s: %s stored events do not decode (first: %s); quarantined "
+                  "and skipped", self.path, len(broken), broken[0][1])
         self.status.skipped += len(broken)
         try:
             quarantine.mark(self._con, broken)
