@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wallboard.scope import Scope, scoped_tree
+
 log = logging.getLogger(__name__)
 
 _RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
@@ -39,8 +41,8 @@ class Client:
         self.transport = transport
         self.board = board
         self.token = ""  # the TV token it connected with: a revoked one is disconnected
-        # Key prefixes this TV may receive (its board's), or None for everything.
-        self.scope: tuple[str, ...] | None = None
+        # The snapshot paths this TV may receive (its board's), or None for everything.
+        self.scope: Scope | None = None
         self.pending: Any = _RESYNC
         self.wake = asyncio.Event()
         self.wake.set()
@@ -100,7 +102,9 @@ class Hub:
         self.clients: set[Client] = set()
         self.dropped = 0
         self._snapshot_cache: tuple[int, str] | None = None
-        self._scoped_cache: dict[tuple[str, ...], tuple[int, str]] = {}
+        self._scoped_cache: dict[Scope, tuple[int, str]] = {}
+        # Per scope, its flat keys at a sequence number: deltas are diffs of these.
+        self._scoped_flat: dict[Scope, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
         self._scheduled: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,7 +122,7 @@ class Hub:
         self._last_flush = time.monotonic()
         tree = self.build()
         flat = flatten(tree)
-        previous = self.flat
+        previous, previous_tree = self.flat, self.tree
         changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
         removed = [k for k in previous if k not in flat]
         self.tree, self.flat = tree, flat
@@ -126,7 +130,7 @@ class Hub:
             return
         self.seq += 1
         message: str | None = None
-        scoped: dict[tuple[str, ...], str] = {}
+        scoped: dict[Scope, str] = {}
         for client in self.clients:
             scope = client.scope
             if scope is None:
@@ -136,10 +140,24 @@ class Hub:
                 continue
             text = scoped.get(scope)
             if text is None:  # and once per board for the scoped ones
-                text = scoped[scope] = self._delta(
-                    {k: v for k, v in changes.items() if k.startswith(scope)},
-                    [k for k in removed if k.startswith(scope)])
+                text = scoped[scope] = self._scoped_delta(scope, previous_tree)
             client.offer(text)
+
+    def _scoped_flat_at(self, scope: Scope, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
+        """A board's flat keys at `seq` (whose tree is `tree`), computed once per seq."""
+        cached = self._scoped_flat.get(scope)
+        if cached is None or cached[0] != seq:
+            cached = (seq, flatten(scoped_tree(tree, scope)))
+            self._scoped_flat[scope] = cached  # one entry per board: bounded
+        return cached[1]
+
+    def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any]) -> str:
+        # Diffed within the board's own subtrees (exact path segments), never by filtering
+        # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
+        before = self._scoped_flat_at(scope, self.seq - 1, previous_tree)
+        after = self._scoped_flat_at(scope, self.seq, self.tree)
+        return self._delta({k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
+                           [k for k in before if k not in after])
 
     def _delta(self, changes: dict[str, Any], removed: list[str]) -> str:
         return orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
@@ -152,12 +170,12 @@ class Hub:
             self.flush()
         return self.tree
 
-    def snapshot_message(self, scope: tuple[str, ...] | None = None) -> str:
+    def snapshot_message(self, scope: Scope | None = None) -> str:
         """The full state (or a board's part of it) as one message, encoded once per seq."""
         cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
         if cached is None or cached[0] != self.seq:
-            data = self.flat if scope is None else {
-                k: v for k, v in self.flat.items() if k.startswith(scope)}
+            data = (self.flat if scope is None
+                    else self._scoped_flat_at(scope, self.seq, self.tree))
             text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
             cached = (self.seq, text)
             if scope is None:
