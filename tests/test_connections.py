@@ -1,4 +1,4 @@
-"""Connections of `wallboard serve` on real sockets: slow headers and bodies, the cap, the fd limit."""
+"""`wallboard serve` on real sockets: slow headers and bodies, the connection cap, fd limit."""
 
 from __future__ import annotations
 
