@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from websockets.typing import Origin
 from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
 from tests.wsclient import BoardClient
+from wallboard.boards import scoped_tree
+from wallboard.hub import Hub, flatten
 
 TV_B = "tv-token-for-board-b-0001"
 TV_A = "tv-token-for-board-a-0001"
@@ -146,3 +150,41 @@ async def test_the_index_offers_a_playlist_to_its_token(live_server, tmp_path: P
     assert links(html) == {f"/{kind}?token=playlist-token-000001"
                            for kind in ("board/a", "board/b", "play/p")}
     assert WEBHOOK_TOKEN not in html
+
+
+def test_hub_deltas_of_a_scope_rebuild_exactly_its_subtrees() -> None:
+    """Applying a scoped client's deltas to its snapshot gives the scoped tree, flattened."""
+    tree: dict[str, Any] = {"meta": {"ts": 0}, "queues": {
+        "sales": {"live": {"waiting": 0}, "label": "Sales"},
+        SECRET: {"live": {"waiting": 0}, "label": "Tenant B"}}}
+    hub = Hub(lambda: copy.deepcopy(tree))
+    scope = (("meta",), ("queues", "sales"))
+    hub.flush()
+    state = dict(orjson.loads(hub.snapshot_message(scope))["data"])
+    messages = []
+
+    class Outbox:
+        board, scope = "b", (("meta",), ("queues", "sales"))
+
+        def offer(self, text: str) -> None:
+            messages.append(text)
+
+    hub.clients.add(Outbox())  # type: ignore[arg-type]
+    steps: list[Callable[[], None]] = [
+        lambda: tree["queues"][SECRET]["live"].update(waiting=5),  # another queue: no key
+        lambda: tree["queues"]["sales"]["live"].update(waiting=2),
+        lambda: tree["queues"]["sales"].pop("label"),  # removed within the scope
+        lambda: tree["meta"].update(ts=1),
+        lambda: tree["queues"].pop(SECRET),
+    ]
+    for step in steps:
+        step()
+        hub.flush()
+        delta = orjson.loads(messages[-1])
+        assert delta["seq"] == hub.seq
+        state.update(delta["changes"])
+        for key in delta["removed"]:
+            del state[key]
+        assert state == flatten(scoped_tree(tree, scope))
+        assert "tenant-b" not in messages[-1] and "Tenant B" not in messages[-1]
+    assert orjson.loads(messages[0])["changes"] == {}  # the secret queue's change: nothing

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from wallboard.scope import Scope, scoped_tree
+from wallboard.scope import Path, Scope
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ class Hub:
         self.dropped = 0
         self._snapshot_cache: tuple[int, str] | None = None
         self._scoped_cache: dict[Scope, tuple[int, str]] = {}
-        # Per scope, its flat keys at a sequence number: deltas are diffs of these.
-        self._scoped_flat: dict[Scope, tuple[int, dict[str, Any]]] = {}
+        # Per scope path, its flat keys at a sequence number: boards' deltas diff these.
+        self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
         self._scheduled: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +131,7 @@ class Hub:
         self.seq += 1
         message: str | None = None
         scoped: dict[Scope, str] = {}
+        per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
         for client in self.clients:
             scope = client.scope
             if scope is None:
@@ -140,24 +141,40 @@ class Hub:
                 continue
             text = scoped.get(scope)
             if text is None:  # and once per board for the scoped ones
-                text = scoped[scope] = self._scoped_delta(scope, previous_tree)
+                text = scoped[scope] = self._scoped_delta(scope, previous_tree, per_path)
             client.offer(text)
 
-    def _scoped_flat_at(self, scope: Scope, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
-        """A board's flat keys at `seq` (whose tree is `tree`), computed once per seq."""
-        cached = self._scoped_flat.get(scope)
+    def _path_flat(self, path: Path, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
+        """The flat keys under one scope path at `seq` (whose tree is `tree`), once per seq."""
+        cached = self._path_cache.get(path)
         if cached is None or cached[0] != seq:
-            cached = (seq, flatten(scoped_tree(tree, scope)))
-            self._scoped_flat[scope] = cached  # one entry per board: bounded
+            node: Any = tree
+            for segment in path:
+                node = node.get(segment, _RESYNC) if isinstance(node, dict) else _RESYNC
+            prefix = ".".join(path)
+            flat = ({} if node is _RESYNC else flatten(node, prefix + ".")
+                    if isinstance(node, dict) else {prefix: node})
+            cached = self._path_cache[path] = (seq, flat)  # one entry per board path: bounded
         return cached[1]
 
-    def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any]) -> str:
+    def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
+                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> str:
         # Diffed within the board's own subtrees (exact path segments), never by filtering
         # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
-        before = self._scoped_flat_at(scope, self.seq - 1, previous_tree)
-        after = self._scoped_flat_at(scope, self.seq, self.tree)
-        return self._delta({k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
-                           [k for k in before if k not in after])
+        # Each path is diffed once per flush, however many boards share it (meta, totals).
+        changes: dict[str, Any] = {}
+        removed: dict[str, None] = {}
+        for path in scope:
+            delta = per_path.get(path)
+            if delta is None:
+                before = self._path_flat(path, self.seq - 1, previous_tree)
+                after = self._path_flat(path, self.seq, self.tree)
+                delta = per_path[path] = (
+                    {k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
+                    [k for k in before if k not in after])
+            changes.update(delta[0])
+            removed.update(dict.fromkeys(delta[1]))
+        return self._delta(changes, list(removed))
 
     def _delta(self, changes: dict[str, Any], removed: list[str]) -> str:
         return orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
@@ -174,8 +191,9 @@ class Hub:
         """The full state (or a board's part of it) as one message, encoded once per seq."""
         cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
         if cached is None or cached[0] != self.seq:
-            data = (self.flat if scope is None
-                    else self._scoped_flat_at(scope, self.seq, self.tree))
+            data = self.flat if scope is None else {
+                k: v for path in scope
+                for k, v in self._path_flat(path, self.seq, self.tree).items()}
             text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
             cached = (self.seq, text)
             if scope is None:

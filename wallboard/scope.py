@@ -6,7 +6,8 @@ from typing import Any
 
 # Paths into the snapshot tree, e.g. ("queues", "sales") or ("trend", "total.today.waiting"):
 # a queue named "sales.tenant-b" is the segment "sales.tenant-b", never under ("queues", "sales").
-Scope = tuple[tuple[str, ...], ...]
+Path = tuple[str, ...]
+Scope = tuple[Path, ...]
 
 _ALL = None  # trie leaf: the whole subtree is in scope
 
