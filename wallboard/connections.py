@@ -43,7 +43,9 @@ def raise_nofile_limit() -> int:
     # An unlimited hard limit is still capped by the kernel's nr_open (1,048,576 by default).
     target = hard if hard != resource.RLIM_INFINITY else 1_048_576
     if soft == resource.RLIM_INFINITY or soft >= target:
-        return soft if soft != resource.RLIM_INFINITY else target
+        in_force = soft if soft != resource.RLIM_INFINITY else target
+        log.info("open-file limit %d (already the hard limit)", in_force)
+        return in_force
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError) as exc:
