@@ -19,6 +19,7 @@ from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
 from tests.wsclient import BoardClient
 from wallboard.boards import scoped_tree
+from wallboard.connections import origin_ok
 from wallboard.hub import Hub, flatten
 
 TV_B = "tv-token-for-board-b-0001"
@@ -188,3 +189,22 @@ def test_hub_deltas_of_a_scope_rebuild_exactly_its_subtrees() -> None:
         assert state == flatten(scoped_tree(tree, scope))
         assert "tenant-b" not in messages[-1] and "Tenant B" not in messages[-1]
     assert orjson.loads(messages[0])["changes"] == {}  # the secret queue's change: nothing
+
+
+@pytest.mark.parametrize(("origin", "host", "ok"), [
+    (None, "board.example:8080", True),  # not a browser
+    ("http://board.example:8080", "board.example:8080", True),
+    ("HTTP://Board.Example:8080", "board.example:8080", True),
+    ("https://board.example", "board.example", True),  # both on the default port
+    ("https://board.example", "board.example:443", True),
+    ("http://board.example", "board.example:443", False),  # port 80 is not 443
+    ("https://board.example:8443", "board.example", False),  # a proxy that dropped the port
+    ("http://[::1]:8080", "[::1]:8080", True),
+    ("http://board.example.evil:8080", "board.example:8080", False),
+    ("null", "board.example", False),
+    ("file://", "board.example", False),
+    ("http://board.example:99999", "board.example", False),  # malformed port
+    ("https://listed.example", "board.example", True),
+])
+def test_origin_rules(origin: str | None, host: str, ok: bool) -> None:
+    assert origin_ok(origin, host, ["https://listed.example"]) is ok
