@@ -142,6 +142,8 @@ async def test_past_max_connections_a_new_connection_gets_503_and_is_counted(
         await asyncio.sleep(0.3)
         seen = await metrics(server.url)
     assert seen[("wallboard_connections_refused_total", "max_connections")] == 2
+    log = server.log.read_text()
+    assert log.count("20 connections open (server.max_connections): refusing") == 1, log
     assert seen[("wallboard_connections_limit", "")] == 20
     assert seen[("wallboard_connections_open", "")] <= 2
 

@@ -101,6 +101,7 @@ class ConnectionGuard:
         self.refused: Counter[str] = Counter()
         self.origin_refused: Counter[str] = Counter()
         self._conns: dict[object, _Conn] = {}
+        self._at_cap = False  # logged once per stretch at the cap, not per connection
         self._refusal = _response(
             "503 Service Unavailable",
             f"too many connections (server.max_connections={self.max_connections}); "
@@ -129,6 +130,10 @@ class ConnectionGuard:
         loop = asyncio.get_running_loop()
         if self.open >= self.max_connections:
             self.refused["max_connections"] += 1
+            if not self._at_cap:
+                self._at_cap = True
+                log.warning("%d connections open (server.max_connections): refusing new ones "
+                            "with 503", self.open)
             # Answer at once and half-close; reading stays paused, so the request the client
             # sends meanwhile is never parsed, and the socket is cut soon after in any case.
             transport.pause_reading()
@@ -146,6 +151,9 @@ class ConnectionGuard:
         if conn is None:
             return
         self.open -= 1
+        if self._at_cap and self.open < self.max_connections * 0.9:
+            self._at_cap = False
+            log.info("connections back under the cap (%d open)", self.open)
         if conn.header_timer is not None:
             conn.header_timer.cancel()
 
