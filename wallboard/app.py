@@ -23,6 +23,7 @@ from wallboard.announcements import Announcements
 from wallboard.boards import history_keys, resolve_boards
 from wallboard.cluster import Cluster, ClusterCollector
 from wallboard.config import Settings
+from wallboard.connections import ConnectionCollector, ConnectionGuard
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
 from wallboard.history import History
@@ -184,7 +185,11 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     registry = build_registry(pm)
     sources = build_sources(settings, registry)
 
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    guard = ConnectionGuard(settings.server)
+    # handler_args reach aiohttp's RequestHandler: keep-alive idle time between requests.
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[guard.middleware],
+                          handler_args={"keepalive_timeout": settings.server.keepalive_timeout_s})
     aggregator = Aggregator(settings, clock)
     runners: dict[str, SourceRunner] = {}
     builder = SnapshotBuilder(aggregator)
@@ -219,6 +224,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         journal=status, restored=restored))
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
+    metrics_registry.register(ConnectionCollector(guard))
     if cluster is not None:
         metrics_registry.register(ClusterCollector(cluster))
 
@@ -233,6 +239,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RUNNERS] = runners
     app[keys.METRICS_REGISTRY] = metrics_registry
     app[keys.CLUSTER] = cluster
+    app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
     app[keys.ACCESS] = access
     app[keys.ANNOUNCEMENTS] = announcements

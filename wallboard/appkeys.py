@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from wallboard.announcements import Announcements
     from wallboard.cluster import Cluster
     from wallboard.config import Settings
+    from wallboard.connections import ConnectionGuard
     from wallboard.history import History
     from wallboard.hub import Hub
     from wallboard.journal import Journal
@@ -38,3 +39,5 @@ ANNOUNCEMENTS: web.AppKey[Announcements] = web.AppKey("announcements")
 HISTORY: web.AppKey[History] = web.AppKey("history")
 BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's files
 CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)
+# Open connections, their cap and deadlines; attached to the server by `wallboard serve`.
+CONNECTIONS: web.AppKey[ConnectionGuard] = web.AppKey("connections")

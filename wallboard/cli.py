@@ -7,8 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from wallboard import __version__, journal_cli, replay
 from wallboard.config import ConfigError, load_settings
 from wallboard.journal import JournalError
@@ -16,20 +14,22 @@ from wallboard.plugins import build_registry, build_sources, make_plugin_manager
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from wallboard import appkeys as keys
     from wallboard.app import create_app
+    from wallboard.connections import raise_nofile_limit, serve
 
     settings = load_settings(args.config)
     if args.host:
         settings.server.host = args.host
     if args.port is not None:
         settings.server.port = args.port
+    raise_nofile_limit()  # before the app: server.max_connections is fitted to it
     app = create_app(settings, config_path=args.config)
     where = args.config or "the embedded demo configuration"
     print(f"wallboard {__version__}: serving {where} on "
           f"http://{settings.server.host}:{settings.server.port}/", flush=True)
     try:
-        web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                    access_log=None)
+        serve(app, settings.server.host, settings.server.port, app[keys.CONNECTIONS])
     except OSError as exc:
         print(f"error: cannot listen on {settings.server.host}:{settings.server.port}: "
               f"{exc.strerror or exc}", file=sys.stderr)

@@ -160,6 +160,24 @@ class ServerConfig(_Model):
     max_teams: int = Field(200, ge=1)
     # Sparklines and trend arrows sample tile values once per step (one minute on a TV).
     history_step_s: float = Field(60.0, ge=0.05, le=3600)
+    # Connections (docs/operations.md#limits-and-hardening): slow clients hold descriptors.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)  # first request's headers, from accept
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a request body, from its headers
+    keepalive_timeout_s: float = Field(75.0, gt=0, le=3600)  # idle between two requests
+    max_connections: int = Field(4096, ge=1, le=1_000_000)  # websockets of boards included
+    # Pages of other origins may not open /ws (no Origin header, or the Host's own: allowed).
+    allowed_origins: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            origin = value.strip().lower().rstrip("/")
+            if not re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", origin):
+                raise ValueError(f"{value!r} is not an origin like https://host[:port]")
+            out.append(origin)
+        return out
 
 
 class JournalConfig(_Model):
