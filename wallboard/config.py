@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -25,18 +24,11 @@ from wallboard.boardconfig import (
     PlaylistConfig,
     TileConfig,
 )
+from wallboard.configfile import ConfigError, read_config_file
 from wallboard.events import check_channel
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(Exception):
-    """Configuration is invalid; `problems` lists 'file: key.path: message' lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Model(BaseModel):
@@ -382,15 +374,4 @@ def load_settings(path: str | Path | None) -> Settings:
     """Load the YAML file at `path`, or the embedded demo configuration when None."""
     if path is None:
         return parse_settings(DEMO_CONFIG, "<demo>")
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{where}: cannot read: {exc.strerror}"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{where}: invalid YAML{at}: {getattr(exc, 'problem', exc)}"]) from None
-    return parse_settings(raw, where)
+    return parse_settings(read_config_file(path), str(path))
