@@ -125,7 +125,6 @@ async def delete_announcement(request: web.Request) -> web.Response:
 async def admin_access(request: web.Request) -> web.Response:
     """Access settings in force (token counts, never tokens) and their reloads."""
     check_admin(request, "admin")
-    request.app[keys.ACCESS].refresh()
     return web.json_response(describe(request.app[keys.ACCESS]))
 
 

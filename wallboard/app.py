@@ -23,6 +23,7 @@ from wallboard.announcements import Announcements
 from wallboard.boards import history_keys, resolve_boards
 from wallboard.cluster import Cluster, ClusterCollector
 from wallboard.config import Settings
+from wallboard.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.connections import ConnectionCollector, ConnectionGuard
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
@@ -113,14 +114,14 @@ async def _run_hub(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _watch_access(app: web.Application) -> AsyncIterator[None]:
-    """Re-read the access section when the config file changes; cut TVs that lost access."""
-    access, hub = app[keys.ACCESS], app[keys.HUB]
+async def _watch_config(app: web.Application) -> AsyncIterator[None]:
+    """Re-read the config file when it changes; cut TVs that lost access."""
+    access, hub, watcher = app[keys.ACCESS], app[keys.HUB], app[keys.CONFIG]
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(1.0)
-            if not access.refresh():
+            if not await watcher.refresh():
                 continue
             for client in list(hub.clients):
                 if not access.board_ok(client.board, client.token):
@@ -133,7 +134,7 @@ async def _watch_access(app: web.Application) -> AsyncIterator[None]:
                     client.scope = scope
                     client.resync()
 
-    task = asyncio.create_task(watch(), name="access-watch")
+    task = asyncio.create_task(watch(), name="config-watch")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -179,7 +180,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
                config_path: str | None = None) -> web.Application:
     """Build the application; raises ConfigError when sources are misconfigured.
 
-    `config_path` is the file the settings came from: its access section is re-read on change.
+    `config_path` is the file the settings came from: it is re-read on change (configwatch.py).
     """
     pm = plugin_manager or make_plugin_manager()
     registry = build_registry(pm)
@@ -225,6 +226,9 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
     metrics_registry.register(ConnectionCollector(guard))
+    watcher = ConfigWatcher(config_path, settings, access,
+                            lambda new, where: build_sources(new, registry, where), clock)
+    metrics_registry.register(ConfigCollector(watcher))
     if cluster is not None:
         metrics_registry.register(ClusterCollector(cluster))
 
@@ -242,6 +246,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
     app[keys.ACCESS] = access
+    app[keys.CONFIG] = watcher
     app[keys.ANNOUNCEMENTS] = announcements
     app[keys.HISTORY] = history
     app[keys.BUILD] = build
@@ -255,6 +260,6 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app.cleanup_ctx.append(_run_journal)
     app.cleanup_ctx.append(_run_hub)
     app.cleanup_ctx.append(_run_sources)
-    app.cleanup_ctx.append(_watch_access)
+    app.cleanup_ctx.append(_watch_config)
     app.on_shutdown.append(close_websockets)
     return app

@@ -163,6 +163,8 @@ async def healthz(request: web.Request) -> web.Response:
     cluster = request.app[keys.CLUSTER]
     if cluster is not None:
         body.update(cluster.health())
+    # A failed reload shows here; the status stays "ok": the board serves the last good config.
+    body["config"] = request.app[keys.CONFIG].health()
     return web.json_response(body)
 
 
