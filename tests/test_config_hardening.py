@@ -17,10 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from aiohttp.test_utils import TestServer
 
 from tests.conftest import free_port
 from tests.serverproc import ServerProcess, journal_config
 from tests.wsclient import BoardClient
+from wallboard.app import create_app
 from wallboard.config import ConfigError, load_settings
 from wallboard.configfile import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
 
@@ -273,3 +275,45 @@ async def test_a_broken_edit_keeps_the_last_good_config_and_says_so(
                 "queues changed and take effect at the next restart") in server.log.read_text()
         assert "label" not in config["queues"]["sales"]
         assert tv.state["queues.sales.label"] == "sales"  # the old default, until that restart
+
+
+async def test_a_valid_edit_adding_a_board_applies_its_access_part_and_waits_for_a_restart(
+        tmp_path: Path) -> None:
+    tv, tv_new, other = "tv-token-board-a-000001", "tv-token-playlist-new-01", "not-a-token-000000"
+    data = {**journal_config(tmp_path / "journal"),
+            "boards": {"a": {"tiles": [{"kpi": "waiting"}]}},
+            "access": {"enabled": True, "boards": {"a": [tv]}}}
+    path = tmp_path / "wallboard.yaml"
+    path.write_text(yaml.safe_dump(data))
+    server = TestServer(create_app(load_settings(path), config_path=str(path)),
+                        host="127.0.0.1", port=0)
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def status(route: str) -> int:
+                async with http.get(url + route) as resp:
+                    return resp.status
+
+            # A new board and a playlist over both, with their tokens; tv loses board a.
+            data["boards"]["c"] = {"tiles": [{"kpi": "waiting"}]}
+            data["playlists"] = {"new": {"boards": ["a", "c"]}}
+            data["access"] = {"enabled": True, "boards": {"a": [other], "c": [tv]},
+                              "playlists": {"new": [tv_new]}}
+            write(path, yaml.safe_dump(data).encode())
+            for _ in range(100):
+                async with http.get(f"{url}/healthz") as resp:
+                    config = (await resp.json())["config"]
+                if config["restart_pending"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert config["reload_ok"] is True
+            assert config["restart_pending"] == ["boards", "playlists"]
+            assert await status(f"/board/a?token={tv}") == 403  # revoked at once
+            assert await status(f"/board/a?token={other}") == 200
+            # Not running until the restart: nothing opens them, and nothing fails.
+            assert await status(f"/board/c?token={tv}") == 404
+            assert await status(f"/play/new?token={tv_new}") == 404
+            assert await status(f"/board/a?token={tv_new}") == 403
+    finally:
+        await server.close()
