@@ -295,6 +295,20 @@ async def test_a_valid_edit_adding_a_board_applies_its_access_part_and_waits_for
                 async with http.get(url + route) as resp:
                     return resp.status
 
+            async def health() -> dict[str, Any]:
+                async with http.get(f"{url}/healthz") as resp:
+                    return (await resp.json())["config"]
+
+            # Saved again unchanged: re-read, and nothing is said to wait for a restart.
+            started = (await health())["loaded_at"]
+            write(path, path.read_bytes())
+            for _ in range(100):
+                if (config := await health())["loaded_at"] != started:
+                    break
+                await asyncio.sleep(0.05)
+            assert config["loaded_at"] > started and config["restart_pending"] == []
+            assert config["reload_ok"] is True
+
             # A new board and a playlist over both, with their tokens; tv loses board a.
             data["boards"]["c"] = {"tiles": [{"kpi": "waiting"}]}
             data["playlists"] = {"new": {"boards": ["a", "c"]}}
@@ -302,9 +316,7 @@ async def test_a_valid_edit_adding_a_board_applies_its_access_part_and_waits_for
                               "playlists": {"new": [tv_new]}}
             write(path, yaml.safe_dump(data).encode())
             for _ in range(100):
-                async with http.get(f"{url}/healthz") as resp:
-                    config = (await resp.json())["config"]
-                if config["restart_pending"]:
+                if (config := await health())["restart_pending"]:
                     break
                 await asyncio.sleep(0.05)
             assert config["reload_ok"] is True
