@@ -22,9 +22,11 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import free_port
 from tests.serverproc import ServerProcess, journal_config
 from tests.wsclient import BoardClient
+from wallboard.access import Access
 from wallboard.app import create_app
-from wallboard.config import ConfigError, load_settings
+from wallboard.config import ConfigError, Settings, load_settings
 from wallboard.configfile import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
+from wallboard.configwatch import ConfigWatcher
 
 VALID = "site:\n  name: Test site\nqueues:\n  sales: {channel: voice}\n"
 
@@ -329,3 +331,29 @@ async def test_a_valid_edit_adding_a_board_applies_its_access_part_and_waits_for
             assert await status(f"/board/a?token={tv_new}") == 403
     finally:
         await server.close()
+
+
+async def test_a_bug_in_a_validator_is_a_failed_reload_not_the_end_of_the_watch(
+        tmp_path: Path) -> None:
+    path = tmp_path / "wallboard.yaml"
+    path.write_text(VALID)
+    settings = load_settings(path)
+    calls: list[str] = []
+
+    def check(new: Settings, where: str) -> None:
+        calls.append(where)
+        if len(calls) == 1:
+            raise RuntimeError("plugin bug")
+
+    access = Access(settings.access, path, settings.boards, settings.playlists)
+    watcher = ConfigWatcher(path, settings, access, check)
+    assert await watcher.refresh() is False and calls == []  # unchanged: not read
+    write(path, VALID.encode() + b"# saved\n")
+    assert await watcher.refresh() is False
+    assert (watcher.ok, watcher.error) == (False, f"{path}: unexpected error: "
+                                                  "RuntimeError('plugin bug')")
+    assert access.reload_errors == 1
+    write(path, VALID.encode())
+    await watcher.refresh()  # the next save is read again
+    assert (watcher.ok, watcher.error, access.reloads) == (True, None, 1)
+    assert calls == [str(path)] * 2

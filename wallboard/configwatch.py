@@ -74,6 +74,10 @@ class ConfigWatcher:
         except ConfigError as exc:
             self._failed("\n".join(exc.problems))
             return False
+        except Exception as exc:  # a validator's bug must not end the watch for good
+            log.exception("config %s: unexpected error while re-reading it", self.path)
+            self._failed(f"{self.path}: unexpected error: {exc!r}")
+            return False
         return self._apply(settings)
 
     def _failed(self, error: str) -> None:
