@@ -337,8 +337,9 @@ def format_validation_error(where: str, error: ValidationError, prefix: str = ""
             else:
                 parts.append(str(loc))
         message = item["msg"].removeprefix("Value error, ") + suggestion(item, model)
-        # Cross-reference checks carry their own key path in the message.
-        lines.append(f"{where}: {'.'.join(parts)}: {message}" if parts else f"{where}: {message}")
+        # Cross-reference checks carry their own key path in the message, one per line.
+        for text in message.split("\n"):
+            lines.append(f"{where}: {'.'.join(parts)}: {text}" if parts else f"{where}: {text}")
     return lines
 
 
