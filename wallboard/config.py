@@ -271,15 +271,6 @@ class Settings(_Model):
             tile.rule = queue.legal_rules[0].name
 
 
-def check_access_names(access: AccessConfig, boards: dict[str, BoardConfig],
-                       playlists: dict[str, PlaylistConfig]) -> None:
-    """Tokens may only name configured boards and playlists."""
-    problems = reference_problems({"access": access.model_dump(), "boards": dict(boards),
-                                   "playlists": dict(playlists)})
-    if problems:
-        raise ValueError("\n".join(problems))
-
-
 DEMO_CONFIG: dict[str, Any] = {
     "site": {"name": "Demo contact center", "timezone": "UTC", "locale": "en"},
     "queues": {
