@@ -29,7 +29,7 @@ import orjson
 from benchio import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPDESK = ROOT.parent / "shared" / "data" / "helpdesk" / "helpdesk.csv"
+HELPDESK = ROOT / "tests" / "data" / "helpdesk" / "helpdesk.csv"
 TARGET_EVENTS_PER_S = 100_000
 START_TS = datetime(2025, 1, 15, 6, 0, tzinfo=UTC).timestamp()
 # queue: (channel, share of arrivals, mean answered wait, abandon probability, mean talk s)

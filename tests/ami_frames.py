@@ -9,11 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.ami_peer import SHARED_AMI, AmiPeer
+from tests.ami_peer import AmiPeer
 from tests.conftest import base_config
-
-needs_captures = pytest.mark.skipif(
-    not SHARED_AMI.is_dir(), reason=f"panoramisk AMI captures not found at {SHARED_AMI}")
 
 CALLER = """Channel: PJSIP/trunk-{n:08d}
 ChannelState: 6

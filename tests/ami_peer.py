@@ -14,7 +14,7 @@ from pathlib import Path
 
 from wallboard.testing.peer import LoopbackServer
 
-SHARED_AMI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-panoramisk"
+AMI_CAPTURES = Path(__file__).resolve().parent / "data" / "ami-panoramisk"
 BANNER = "Asterisk Call Manager/9.0.0"
 
 
@@ -38,7 +38,7 @@ def with_action_id(frame: str, action_id: str) -> str:
 
 def capture(name: str) -> str:
     """One of the panoramisk captures, as text."""
-    return (SHARED_AMI / name).read_text()
+    return (AMI_CAPTURES / name).read_text()
 
 
 class AmiPeer(LoopbackServer):

@@ -19,7 +19,6 @@ from wallboard.app import create_app
 from wallboard.config import parse_settings
 
 TOKEN = "test-token-123"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""A FreeSWITCH event-socket test peer on a real local socket, speaking ESL as protocols.md §2."""
+"""A FreeSWITCH event-socket test peer on a real local socket, speaking ESL as documented."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Convert the public helpdesk event log (shared/data/helpdesk) into canonical ticket events.
+"""Convert the public helpdesk event log (tests/data/helpdesk) into canonical ticket events.
 
 The log has one row per activity of a case (a ticket). The mapping, decided from the data:
 
@@ -123,7 +123,7 @@ if __name__ == "__main__":
     import sys
 
     source = sys.argv[1] if len(sys.argv) > 1 else str(
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "helpdesk" / "helpdesk.csv")
+        Path(__file__).resolve().parent / "data" / "helpdesk" / "helpdesk.csv")
     target = sys.argv[2] if len(sys.argv) > 2 else "helpdesk.ndjson"
     converted = helpdesk_events(source)
     write_ndjson(converted, target)

@@ -17,7 +17,8 @@ class RedisServer:
     """One redis-server process; stop() and start() again keep its port and its append-only file."""
 
     def __init__(self, workdir: Path) -> None:
-        require_program(REDIS_SERVER, "the Redis Streams journal tests run a real Redis")
+        require_program(REDIS_SERVER,
+                        "Debian package redis-server: the Redis journal tests run a real Redis")
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

@@ -23,7 +23,6 @@ from tests.ami_frames import (
     join,
     leave,
     member,
-    needs_captures,
 )
 from tests.ami_peer import AmiPeer, blocks, capture, wire, with_action_id
 from tests.conftest import require_program
@@ -46,7 +45,6 @@ def test_frames_split_on_the_first_colon_space_keep_repeats_and_match_keys_any_c
     assert parse_frame("Response: Success\nActionID: x-1\n").action_id == "x-1"
 
 
-@needs_captures
 def test_the_recorded_queue_status_rebuilds_members_with_the_available_rule() -> None:
     frames = [parse_frame(b) for b in blocks(capture("queue_status.yaml"))]
     assert [f.event for f in frames[1:]] == ["QueueParams"] + ["QueueMember"] * 6 + [
@@ -205,7 +203,8 @@ class TestAsteriskAmiContract(SourceContract):
 
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate for 127.0.0.1."""
-    require_program("openssl", "the TLS test makes a self-signed certificate with it")
+    require_program("openssl",
+                    "Debian package openssl makes the TLS test's self-signed certificate")
     cert, key = tmp_path / "pbx.crt", tmp_path / "pbx.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",

@@ -17,7 +17,6 @@ from tests.ami_frames import (
     kpis,
     leave,
     member,
-    needs_captures,
     source_status,
     subset,
     until,
@@ -91,7 +90,6 @@ async def test_reconnect_rebuilds_from_the_snapshot_and_counts_nothing_twice(liv
         await peer.stop()
 
 
-@needs_captures
 async def test_recorded_panoramisk_session_drives_agent_states_on_the_board(live_server) -> None:
     status = blocks(capture("queue_status.yaml"))
     peer = AmiPeer(snapshot=status[1:-1], crlf=False)  # LF, as recorded

@@ -18,7 +18,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
                                     "surveys.py", "metrics.py", "redis_nodes.py"])
 def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
     if script == "redis_nodes.py":
-        require_program("/usr/bin/redis-server", "bench/redis_nodes.py runs two nodes on a Redis")
+        require_program("/usr/bin/redis-server",
+                        "Debian package redis-server: bench/redis_nodes.py runs two Redis nodes")
     out = tmp_path / "result.json"
     result = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--out", str(out)],
                             capture_output=True, text=True, timeout=300)

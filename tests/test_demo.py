@@ -52,6 +52,16 @@ def test_readme_gives_the_two_commands() -> None:
     assert test_command in readme
 
 
+def test_readme_apt_line_is_the_list_ci_installs() -> None:
+    """The README's apt-get line names exactly the packages .ci/run's script installs."""
+    readme = (ROOT / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("sudo apt-get install "))
+    script = (ROOT / "scripts" / "system-packages.sh").read_text()
+    listed = script.split("PACKAGES=(", 1)[1].split(")", 1)[0].split()
+    assert sorted(line.removeprefix("sudo apt-get install ").split()) == sorted(listed)
+    assert "scripts/system-packages.sh" in (ROOT / ".ci" / "run").read_text()
+
+
 async def test_demo_board_loads_within_5s_and_its_numbers_change(demo) -> None:
     address, started = demo
     async with aiohttp.ClientSession() as session:

@@ -21,7 +21,7 @@ Q, T = "support@default", 1795420800
 
 # What FreeSWITCH says, in order, to a client that authenticates, subscribes with
 # `event json CUSTOM callcenter::info` and asks for the members and agents of one queue
-# (protocols.md §2). The replay peer sends it whatever the client writes.
+# (FreeSWITCH event socket). The replay peer sends it whatever the client writes.
 TRANSCRIPT = b"".join([
     frame({"Content-Type": "auth/request"}),
     frame({"Content-Type": "command/reply", "Reply-Text": "+OK accepted"}),

@@ -379,7 +379,8 @@ def check_cluster_families(metrics: str) -> None:
                                                    labels)[0].replace("`", "").split(", "))
                         if labels else frozenset())
     assert extra == listed
-    require_program("/usr/bin/promtool", "promtool lints the exposition")
+    require_program("/usr/bin/promtool",
+                    "Debian package prometheus provides promtool, which lints the exposition")
     result = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=metrics,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr

@@ -26,10 +26,7 @@ import pytest
 from tests.helpdesk_events import helpdesk_events, write_ndjson
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPDESK_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "helpdesk" / "helpdesk.csv"
-needs_helpdesk = pytest.mark.skipif(
-    not HELPDESK_CSV.exists(),
-    reason=f"{HELPDESK_CSV} is absent: the shared data sets are not next to this checkout")
+HELPDESK_CSV = Path(__file__).resolve().parent / "data" / "helpdesk" / "helpdesk.csv"
 DAY = 86400
 T0 = 1736935200  # 2025-01-15T10:00:00Z
 
@@ -202,8 +199,6 @@ def check_snapshot(doc: dict[str, Any], indexes: dict[str | None, Index]) -> lis
 @pytest.fixture(scope="module")
 def helpdesk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
     """The converted NDJSON file and the truth from the raw CSV."""
-    if not HELPDESK_CSV.exists():
-        pytest.skip(f"{HELPDESK_CSV} is absent")
     path = tmp_path_factory.mktemp("helpdesk") / "helpdesk.ndjson"
     write_ndjson(helpdesk_events(HELPDESK_CSV), path)
     return path, truth_from_csv(HELPDESK_CSV)
@@ -214,7 +209,6 @@ def indexes_of(truth: Truth) -> dict[str | None, Index]:
     return {q: Index(truth, q) for q in [None, *sorted({q for _, q in truth.created})]}
 
 
-@needs_helpdesk
 def test_truth_matches_the_logs_shape(helpdesk: tuple[Path, Truth]) -> None:
     _, truth = helpdesk
     assert len(truth.created) == 4580 - 78  # cases without a creation activity are left out
@@ -223,7 +217,6 @@ def test_truth_matches_the_logs_shape(helpdesk: tuple[Path, Truth]) -> None:
         math.isinf(e) for _, e, _ in truth.open_spans)
 
 
-@needs_helpdesk
 def test_helpdesk_ticket_kpis_at_every_point_match_the_csv(helpdesk: tuple[Path, Truth]
                                                            ) -> None:
     path, truth = helpdesk
@@ -235,7 +228,6 @@ def test_helpdesk_ticket_kpis_at_every_point_match_the_csv(helpdesk: tuple[Path,
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:40])
 
 
-@needs_helpdesk
 def test_helpdesk_ticket_kpis_at_busy_moments_match_the_csv(helpdesk: tuple[Path, Truth]
                                                             ) -> None:
     path, truth = helpdesk
@@ -254,7 +246,6 @@ def test_helpdesk_ticket_kpis_at_busy_moments_match_the_csv(helpdesk: tuple[Path
     assert checked_windows >= 1  # the rolling windows were not all empty
 
 
-@needs_helpdesk
 def test_replay_is_deterministic_and_looking_does_not_change_the_result(
         helpdesk: tuple[Path, Truth]) -> None:
     path, _ = helpdesk

@@ -1,7 +1,7 @@
 """request_tracker against a real Request Tracker 5 (Debian's request-tracker5, SQLite).
 
 RT's database is the package's global one (/var/lib/dbconfig-common/sqlite3/request-tracker5/
-rtdb, created by the install, see docs/protocols.md §5.1), so each run works in a queue of its
+rtdb, created by the install, see .ci/run), so each run works in a queue of its
 own, created here through REST2, and the source follows only that queue. RT reads a site
 config of the test's (RT_SITE_CONFIG) that defines service levels, for the SLA test.
 """
@@ -25,7 +25,7 @@ from aiohttp import ClientError, ClientSession
 from tests.conftest import base_config, free_port, require_program
 
 RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
-# The preseeded root password (protocols.md §5.1).
+# The preseeded root password (.ci/run).
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"root:password123").decode()}
 INTERVAL_S = 1.0
 # RT's own SLA: a Resolve deadline counted from creation. `StartImmediately` so that the clock
@@ -110,7 +110,7 @@ class RT:
 @pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[RT]:
     require_program(RT_SERVER, "the Request Tracker test needs Debian's request-tracker5 "
-                    "(see .ci/run and docs/protocols.md §5.1)")
+                    "(see .ci/run)")
     # RT_SiteConfig.pm of the package holds only comments; RT_SiteConfig.d (the database and
     # the answers of the install) is still read.
     site_config = tmp_path / "RT_SiteConfig.pm"
@@ -192,7 +192,7 @@ async def test_board_follows_rt5_through_bad_login_and_restart(rt: RT, live_serv
     assert kpis(await live.get_json("/api/snapshot")) == (1, 3, 3, 2)
 
 
-# RT's own API makes a token headless (protocols.md §5.1, step 7); it needs the rights to
+# RT's own Perl API makes a token headless (RT::AuthToken); it needs the rights to
 # write RT's database, as the package's root does.
 MAKE_TOKEN = """use RT; RT::LoadConfig(); RT::Init();
 my $u = RT::User->new(RT->SystemUser); $u->Load("root");

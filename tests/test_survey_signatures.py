@@ -1,4 +1,4 @@
-"""Survey webhook authentication: the protocols.md test vectors, tampering, missing headers."""
+"""Survey webhook authentication: the documented test vectors, tampering, missing headers."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from wallboard_plugins.surveys.typeform import verify_signature as typeform_veri
 
 from wallboard.webhooks import Rejection
 
-PROTOCOLS = Path(__file__).resolve().parents[2] / "shared" / "docs" / "protocols.md"
+VECTORS = Path(__file__).resolve().parent / "data" / "signature_vectors.md"
 BODY = b'{"event_id":"01","event_type":"form_response"}'
 SURVEYS = {"1": {"questions": {"q": {"kind": "csat"}}}}
 
 
 def vectors() -> dict[str, str]:
-    """The Result column of the appendix's test-vector table, by scheme."""
-    text = PROTOCOLS.read_text()
+    """The Result column of the test-vector table, by scheme."""
+    text = VECTORS.read_text()
     found = dict(re.findall(r"^\| (Typeform|SurveyMonkey|Delighted) \| [^|]+ \| `([^`]+)` \|$",
                             text, re.MULTILINE))
     assert set(found) == {"Typeform", "SurveyMonkey", "Delighted"}, found
