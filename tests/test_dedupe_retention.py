@@ -145,12 +145,12 @@ async def test_on_redis_an_id_is_kept_for_the_retention_past_the_memory(tmp_path
         journal.deliver = pipeline.apply
         journal.start()
         events = [pipeline.parse(queued(n), "hook") for n in range(20)]
-        assert await pipeline.ingest_acknowledged(events) == Ack(20, 0, 0)
+        assert await asyncio.wait_for(pipeline.ingest_acknowledged(events), 10) == Ack(20, 0, 0)
         old = [pipeline.parse(queued(n, ts=now() - 3600), "hook") for n in (0, 21)]
-        assert await pipeline.ingest_acknowledged(old) == Ack(1, 1, 1)
-        ttl_ms = await journal.redis.pttl(f"{journal.id_prefix}hook:q0")
+        assert await asyncio.wait_for(pipeline.ingest_acknowledged(old), 10) == Ack(1, 1, 1)
+        ttl_ms = await asyncio.wait_for(journal.redis.pttl(f"{journal.id_prefix}hook:q0"), 10)
         assert 3 * 86400_000 - 60_000 < ttl_ms <= 3 * 86400_000
-        await journal.close()
+        await asyncio.wait_for(journal.close(), 10)
     finally:
         redis.stop()
 
