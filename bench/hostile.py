@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -169,7 +170,7 @@ async def step(server: HostileServer, tally: Tally, name: str, work: Any,
         print(f"  {name} ...", flush=True)
     try:
         await asyncio.wait_for(work, limit)
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except Exception as exc:  # a hostile run books what broke and carries on
         tally.notes.append(f"{name}: {type(exc).__name__} {exc!s:.100}")
         tally.unhealthy.append(name)
         await restart(server, tally, f"stuck in {name}", compare=False)
@@ -251,7 +252,8 @@ async def foreign_origin(server: HostileServer, tally: Tally) -> None:
     row["tried"] = 1
     url = f"ws://127.0.0.1:{server.server.port}/ws?board=overview"
     try:
-        async with connect(url, origin="http://evil.example") as ws:  # type: ignore[arg-type]
+        async with connect(url, origin="http://evil.example",  # type: ignore[arg-type]
+                           max_size=None) as ws:
             await asyncio.wait_for(ws.recv(), 5)
         row["accepted"] = 1
     except InvalidStatus as exc:
@@ -265,17 +267,19 @@ async def random_batches(server: HostileServer, tally: Tally, deadline: float,
     strategy = batches(max_items=20, restart_chance=0.0)
     sent_batches = 0
     # Restarts spread over the phase: at fractions of the batches sent or of the time left.
+    hard_stop = max(deadline, time.time()) + 30  # a server that breaks at every batch
     deadline = max(deadline, time.time() + at_least * 0.1)
     restart_at = {deadline - (deadline - time.time()) * k / (restarts + 1)
                   for k in range(1, restarts + 1)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NonInteractiveExampleWarning)
-        while time.time() < deadline or sent_batches < at_least:
+        while (time.time() < deadline or sent_batches < at_least) and time.time() < hard_stop:
             batch = strategy.example()
             events, _ = materialize(batch, time.time(), server.ids, "rnd", server.history)
+            timeouts = tally.row("random near-valid")["timeouts"]
             await post(server, tally, "random near-valid", events)
             sent_batches += 1
-            if sent_batches % 20 == 0:
+            if sent_batches % 20 == 0 or tally.row("random near-valid")["timeouts"] > timeouts:
                 await check_health(server, tally, "random near-valid")
             due = [t for t in restart_at if time.time() >= t]
             if due:
@@ -290,13 +294,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     started = time.time()
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="wallboard-hostile-") as workdir:
-        server = HostileServer(Path(workdir))
+        server = HostileServer(Path(workdir), 15.0 if args.quick else 30.0)
         await server.open()
         try:
             await findings(server, tally, args.quick, 2_000 if args.quick else args.ids)
             await restart(server, tally, "after the findings")
             random_count = await random_batches(server, tally, started + args.seconds,
-                                                args.restarts, 20 if args.quick else 100)
+                                                args.restarts, 10 if args.quick else 100)
             await restart(server, tally, "at the end")
             await asyncio.to_thread(book_losses, server, tally)
         finally:
@@ -357,6 +361,8 @@ def main() -> int:
     report: dict[str, Any] = {"cpus": os.cpu_count(), "quick": args.quick,
                               "load_average_at_start": round(os.getloadavg()[0], 2)}
     perf = time.perf_counter()
+    # SIGTERM (a timeout) ends the run through its cleanup: the server is killed, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = asyncio.run(main_async(args))
     print_report(figures)
     write_report({**report, **figures}, args.out, perf)

@@ -124,7 +124,7 @@ async def one_batch(run: Run, batch: Batch, sent: list[Any], expected: Expected)
     assert expected.accepted <= body["accepted"] <= expected.accepted + expected.either, (
         f"stored {body['accepted']}, expected {expected.accepted} (+ up to {expected.either} "
         f"the contract leaves open)\n{context}")
-    assert body["duplicates"] == expected.duplicates, (
+    assert expected.duplicates <= body["duplicates"] <= expected.duplicates + expected.either, (
         f"duplicates {body['duplicates']}, expected {expected.duplicates}\n{context}")
     assert body.get("late") == expected.late, (
         f"late {body.get('late')}, expected {expected.late}\n{context}")
