@@ -70,7 +70,7 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
                     # decide exactly as they did when the event first came in.
                     if recv > clock.now:
                         clock.now = min(recv, now)
-                    replay(event)
+                    replay(event, recv)
                 events += len(batch)
     finally:
         agg.clock = live_clock
