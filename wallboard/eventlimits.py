@@ -7,6 +7,7 @@ from the same values the parser enforces (tests/test_event_limits.py keeps the t
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ TICKET_SPAN_S = 3650 * DAY_S
 BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 KNOWN_REASONS = ("malformed", "missing_field", "bad_value", "unknown_type", "unknown_field",
                  "out_of_range", "too_long", "bad_chars")
+MAX_KNOWN_NAMES = 8192  # Limits.names stops growing here (a flood of names only costs time)
 _FIELD_PATH = 64  # a field path quoted in an error is cut to this many characters
 
 
@@ -46,16 +48,24 @@ class EventError(ValueError):
         self.code = code
 
 
-class Limits(NamedTuple):
+# Slotted dataclasses rather than NamedTuples: their attributes are read on the per-event path,
+# and a slot read costs a fraction of a named tuple's field read.
+@dataclass(frozen=True, slots=True)
+class Limits:
     """The configurable bounds (server.max_name_length, max_queues, max_clock_skew_s, retention)."""
 
     max_name_length: int = 128
     max_list_items: int = 200
     retention_s: float = 7 * DAY_S
     max_clock_skew_s: float = 300.0
+    rules: dict[str, TimeRule] = field(init=False, compare=False, repr=False)
+    # Names (queues, agents, teams...) already found within these limits: they recur in
+    # nearly every event, and a set lookup costs half of checking them again.
+    names: set[str] = field(init=False, compare=False, repr=False)
 
-
-DEFAULT_LIMITS = Limits()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", _time_rules(self))  # once, not per event
+        object.__setattr__(self, "names", set())
 
 
 def limits_of(server: Any, journal: Any) -> Limits:
@@ -103,7 +113,8 @@ def check_count(value: Any, field: str) -> float:
     return number
 
 
-class TimeRule(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class TimeRule:
     """How far before and after the server's clock one time field may lie, and why."""
 
     past_s: float
@@ -114,12 +125,19 @@ class TimeRule(NamedTuple):
 
 def time_rules(limits: Limits) -> dict[str, TimeRule]:
     """Per kind of time (`ts`, a ticket's `ts`, `due_ts`): its window around now."""
+    return limits.rules
+
+
+def _time_rules(limits: Limits) -> dict[str, TimeRule]:
     retention = f"journal.retention_days ({limits.retention_s / DAY_S:g} days)"
     skew = f"server.max_clock_skew_s ({limits.max_clock_skew_s:g} s)"
     tickets = f"{TICKET_SPAN_S / DAY_S:g} days"
     return {"ts": TimeRule(limits.retention_s, retention, limits.max_clock_skew_s, skew),
             "ticket": TimeRule(TICKET_SPAN_S, tickets, limits.max_clock_skew_s, skew),
             "due": TimeRule(TICKET_SPAN_S, tickets, TICKET_SPAN_S, tickets)}
+
+
+DEFAULT_LIMITS = Limits()
 
 
 def window(rule: TimeRule, now: float | None) -> tuple[float, float]:

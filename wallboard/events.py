@@ -6,12 +6,14 @@ re-exported here, the module sources and plugins import.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from wallboard.eventlimits import (
     DEFAULT_LIMITS,
     MAX_DURATION_S,
+    MAX_KNOWN_NAMES,
     MAX_PRIORITY,
     MAX_SCALE,
     MAX_TS,
@@ -119,15 +121,16 @@ def _time(value: Any, field: str, rule: TimeRule, now: float | None) -> float:
     return ts
 
 
-def _extra(kind: str, value: Any, field: str, ctx: _Context) -> Any:
+def _extra(kind: str, value: Any, field: str, now: float | None, limits: Limits,
+           ts_rule: TimeRule) -> Any:
     if kind == _NUM:
         return check_number(value, field, 0.0, MAX_DURATION_S, "7 days")
     if kind == _STR:
-        return check_name(value, field, ctx.limits)
+        return check_name(value, field, limits)
     if kind == _TS:
-        return _time(value, field, ctx.ts_rule, ctx.now)
+        return _time(value, field, ts_rule, now)
     if kind == _DUE:
-        return _time(value, field, ctx.rules["due"], ctx.now)
+        return _time(value, field, time_rules(limits)["due"], now)
     if kind == _SCORE:
         return check_number(value, field, -MAX_SCALE, MAX_SCALE, "the survey scale limit")
     if kind == _COUNT:
@@ -135,10 +138,10 @@ def _extra(kind: str, value: Any, field: str, ctx: _Context) -> Any:
     if kind == _LIST:
         if not isinstance(value, list):
             raise EventError(field, "must be a list of strings")
-        if len(value) > ctx.limits.max_list_items:
+        if len(value) > limits.max_list_items:
             raise EventError(field, f"{len(value):,} items, more than server.max_queues "
-                             f"({ctx.limits.max_list_items})", "too_long")
-        return [check_name(v, f"{field}[{i}]", ctx.limits) for i, v in enumerate(value)]
+                             f"({limits.max_list_items})", "too_long")
+        return [check_name(v, f"{field}[{i}]", limits) for i, v in enumerate(value)]
     if not isinstance(value, dict):
         raise EventError(field, "must be an object of counts")
     counts = {}
@@ -148,15 +151,6 @@ def _extra(kind: str, value: Any, field: str, ctx: _Context) -> Any:
                              f"{', '.join(AGENT_STATES)}")
         counts[key] = int(check_count(count, f"{field}.{key}"))
     return counts
-
-
-class _Context(NamedTuple):
-    """What the full check compares times and names with."""
-
-    now: float | None
-    limits: Limits
-    rules: dict[str, TimeRule]
-    ts_rule: TimeRule
 
 
 # Per type, every key the fast path may meet and how to read it; None means "ignore the key"
@@ -177,16 +171,20 @@ _FAST_REQUIRED = {
 }
 _AGENT_STATE_SET = frozenset(AGENT_STATES)
 _UNKNOWN = "unknown"
+_IDS = frozenset({"id", "contact_id", "response_id"})
 
 
-class _Plan(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: read per event, faster than a named tuple
+class _Plan:
     """How to read one shape of event (its type and its keys, in order)."""
 
-    strs: tuple[str, ...]
+    ids: tuple[str, ...]  # text unique to the event
+    names: tuple[str, ...]  # text that recurs: queue, agent, team...
     nums: tuple[str, ...]
     times: tuple[str, ...]
     dues: tuple[str, ...]
     channel: bool
+    ticket: bool  # ticket times may lie further back
     drop: tuple[str, ...]
 
 
@@ -204,7 +202,10 @@ def _plan(etype: str, keys: tuple[str, ...]) -> _Plan | None:
     if any(kind in ("priority", _LIST, _COUNTS) for kind in kinds.values()):
         return None  # rare: left to the full check
     of = lambda wanted: tuple(k for k, kind in kinds.items() if kind == wanted)  # noqa: E731
-    return _Plan(of(_STR), of(_NUM), of(_TS), of(_DUE), "channel" in kinds,
+    strs = of(_STR)
+    return _Plan(tuple(k for k in strs if k in _IDS), tuple(k for k in strs if k not in _IDS),
+                 of(_NUM), of(_TS), of(_DUE), "channel" in kinds,
+                 etype in TICKET_TYPES,
                  tuple(k for k, kind in kinds.items() if kind is None and k != "type"))
 
 
@@ -225,13 +226,23 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None, now: float | None
     if plan is None:
         return None
     longest = limits.max_name_length
-    for key in plan.strs:
+    # isprintable() is stricter than the rule (it refuses any format or separator character
+    # but the space): text it refuses goes to the full check, which decides.
+    for key in plan.ids:
         value = raw[key]
-        # isprintable() is stricter than the rule (it refuses any format or separator
-        # character but the space): names it refuses go to the full check, which decides.
         if value.__class__ is not str or not value or len(value) > longest or (
                 not value.isprintable()):
             return None  # None, numbers, empty, long or unusual text: the full check decides
+    known = limits.names
+    for key in plan.names:
+        value = raw[key]
+        if value.__class__ is not str:
+            return None
+        if value not in known:
+            if not value or len(value) > longest or not value.isprintable():
+                return None
+            if len(known) < MAX_KNOWN_NAMES:
+                known.add(value)
     values = raw.copy()
     for key in plan.nums:
         value = values[key]
@@ -243,24 +254,29 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None, now: float | None
     if now is None:
         low, high = 0.0, MAX_TS
     else:
-        low = now - (TICKET_SPAN_S if etype in TICKET_TYPES else limits.retention_s)
+        low = now - (TICKET_SPAN_S if plan.ticket else limits.retention_s)
         high = now + limits.max_clock_skew_s
         if low < 0.0:
             low = 0.0
         if high > MAX_TS:
             high = MAX_TS
     for key in plan.times:
-        value = _fast_time(values[key], low, high)
-        if value is None:
-            return None
-        values[key] = value
-    if plan.dues:
-        low, high = window(time_rules(limits)["due"], now)
-        for key in plan.dues:
-            value = _fast_time(values[key], low, high)
-            if value is None:
+        value = values[key]
+        cls = value.__class__
+        if cls is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+                # A time without an offset gets -1, which no window holds.
+                value = parsed.timestamp() if parsed.tzinfo is not None else -1.0
+            except (ValueError, OverflowError):
                 return None
-            values[key] = value
+        elif cls is not float and cls is not int:
+            return None
+        if not low <= value <= high:  # False for NaN and the infinities as well
+            return None
+        values[key] = float(value)
+    if plan.dues and not _fast_dues(values, plan.dues, now, limits):
+        return None
     if plan.channel and (values["channel"].__class__ is not str
                          or values["channel"] not in CHANNELS):
         return None
@@ -275,20 +291,24 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None, now: float | None
     return event_from_fields(values)
 
 
-def _fast_time(value: Any, low: float, high: float) -> float | None:
-    """Epoch seconds of a plainly valid time within [low, high], else None."""
-    cls = value.__class__
-    if cls is str:
-        try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return None
-            value = parsed.timestamp()
-        except (ValueError, OverflowError):
-            return None
-    elif cls is not float and cls is not int:
-        return None
-    return float(value) if low <= value <= high else None
+def _fast_dues(values: dict[str, Any], keys: tuple[str, ...], now: float | None,
+               limits: Limits) -> bool:
+    """Due times (tickets only: rare) as epoch seconds in `values`; False if one is unusual."""
+    low, high = window(time_rules(limits)["due"], now)
+    for key in keys:
+        value = values[key]
+        if value.__class__ is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+                value = parsed.timestamp() if parsed.tzinfo is not None else -1.0
+            except (ValueError, OverflowError):
+                return False
+        elif value.__class__ is not float and value.__class__ is not int:
+            return False
+        if not low <= value <= high:
+            return False
+        values[key] = float(value)
+    return True
 
 
 def parse_event(raw: Any, source: str | None = None, now: float | None = None,
@@ -335,9 +355,8 @@ def _full(raw: Any, source: str | None, now: float | None = None,
         raise EventError("type", f"unknown event type {shown!r}; known: {known}", "unknown_type")
     if "ts" not in raw:
         raise EventError("ts", "is required", "missing_field")
-    rules = time_rules(limits)
-    ctx = _Context(now, limits, rules, rules["ticket" if etype in TICKET_TYPES else "ts"])
-    event = Event(type=etype, ts=_time(raw["ts"], "ts", ctx.ts_rule, now), source=source)
+    ts_rule = time_rules(limits)["ticket" if etype in TICKET_TYPES else "ts"]
+    event = Event(type=etype, ts=_time(raw["ts"], "ts", ts_rule, now), source=source)
     for name in _COMMON_STR:
         value = raw.get(name)
         if value is not None:
@@ -361,7 +380,7 @@ def _full(raw: Any, source: str | None, now: float | None = None,
             if required:
                 raise EventError(name, f"is required for {etype}", "missing_field")
             continue
-        setattr(event, name, _extra(kind, value, name, ctx))
+        setattr(event, name, _extra(kind, value, name, now, limits, ts_rule))
     if etype in _NEEDS_QUEUE and event.queue is None:
         raise EventError("queue", f"is required for {etype}", "missing_field")
     if etype in _NEEDS_CONTACT and event.contact_id is None:
