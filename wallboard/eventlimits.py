@@ -182,8 +182,9 @@ def field_limits(channels: tuple[str, ...], agent_states: tuple[str, ...],
                  ticket_statuses: tuple[str, ...], survey_kinds: tuple[str, ...],
                  limits: Limits = DEFAULT_LIMITS) -> tuple[FieldLimit, ...]:
     """Every event field's row, from the constants the checks use (defaults of the settings)."""
-    rules = time_rules(limits)
-    ts, ticket, due = rules["ts"], rules["ticket"], rules["due"]
+    days = f"{limits.retention_s / DAY_S:g} days"
+    skew = f"`server.max_clock_skew_s` ({limits.max_clock_skew_s:g} s)"
+    span = f"{TICKET_SPAN_S / DAY_S:g} days"
     name = (f"1..{limits.max_name_length} characters (`server.max_name_length`); no control "
             "characters (Unicode Cc) nor bidi embedding, override or isolate controls "
             "(U+202A–U+202E, U+2066–U+2069)")
@@ -193,11 +194,11 @@ def field_limits(channels: tuple[str, ...], agent_states: tuple[str, ...],
         FieldLimit(("type",), "text", "one of the event types below",
                    ("missing_field", "unknown_type")),
         FieldLimit(("ts",), time,
-                   f"now − {ts.past} .. now + {ts.ahead}; for `ticket.*` events from now − "
-                   f"{ticket.past}; never before 1970 nor from 2100 on",
+                   f"now − `journal.retention_days` ({days}) .. now + {skew}; for `ticket.*` "
+                   f"events from now − {span}; never before 1970 nor from 2100 on",
                    ("missing_field", "bad_value", "out_of_range")),
         FieldLimit(("entered_ts",), time, "the window of `ts`", ("bad_value", "out_of_range")),
-        FieldLimit(("due_ts",), time, f"now − {due.past} .. now + {due.ahead}",
+        FieldLimit(("due_ts",), time, f"now − {span} .. now + {span}",
                    ("bad_value", "out_of_range")),
         FieldLimit(("id", "source", "queue", "team", "agent", "contact_id", "reason", "metric",
                     "to_queue", "response_id"), "text (a number is turned into text)", name,
@@ -206,7 +207,7 @@ def field_limits(channels: tuple[str, ...], agent_states: tuple[str, ...],
                    f"at most {limits.max_list_items} items (`server.max_queues`), each a name "
                    "as above", ("bad_value", "too_long", "bad_chars")),
         FieldLimit(("channel",), "text", one_of(channels), ("bad_value",)),
-        FieldLimit(("priority",), "integer", f"{MIN_PRIORITY:,}..{MAX_PRIORITY:,}",
+        FieldLimit(("priority",), "integer", f"−{-MIN_PRIORITY:,}..{MAX_PRIORITY:,}",
                    ("bad_value", "out_of_range")),
         FieldLimit(("wait_s", "talk_s", "hold_s", "wrap_s", "promise_s", "oldest_wait_s"),
                    "number (seconds)", f"finite, 0..{MAX_DURATION_S:,.0f} (7 days)",
