@@ -197,7 +197,7 @@ async def test_control_and_bidi_characters_in_names_are_refused_hebrew_is_not(
 
 
 async def test_thirty_thousand_agents_stop_at_max_agents(live_server) -> None:
-    live = await live_server(base_config())  # server.max_agents: 5,000 by default
+    live = await live_server(base_config())  # server.max_agents: 2,000 by default
     t = time.time()
     accepted = 0
     for start in range(0, 30_000, 3_000):
@@ -206,11 +206,11 @@ async def test_thirty_thousand_agents_stop_at_max_agents(live_server) -> None:
         status, body = await live.post(batch)
         assert status < 500
         accepted += body["accepted"]
-        if start >= 6_000:  # past the limit every new agent is refused, naming it
+        if start >= 3_000:  # past the limit every new agent is refused, naming it
             assert body["accepted"] == 0 and len(body["rejected"]) == 3_000
             assert {item["field"] for item in body["rejected"]} == {"agent"}
-            assert "server.max_agents (5000)" in body["rejected"][0]["error"]
-    assert accepted == 5_000
+            assert "server.max_agents (2000)" in body["rejected"][0]["error"]
+    assert accepted == 2_000
     # Known agents keep working; a new one in a contact is refused as well.
     status, body = await live.post([
         {"type": "agent.state", "id": "k1", "ts": t + 1, "agent": "agent-7", "state": "busy"},
@@ -218,10 +218,10 @@ async def test_thirty_thousand_agents_stop_at_max_agents(live_server) -> None:
          "contact_id": "c1", "agent": "agent-29999", "wait_s": 3}])
     assert body["accepted"] == 1 and fields(body) == [(1, "agent")]
     snap = await live.get_json("/api/snapshot")
-    assert len(snap["agents"]) == 5_000 and snap["agents"]["agent-7"]["state"] == "busy"
-    assert snap["queues"]["sales"]["live"]["agents_available"] == 4_999
+    assert len(snap["agents"]) == 2_000 and snap["agents"]["agent-7"]["state"] == "busy"
+    assert snap["queues"]["sales"]["live"]["agents_available"] == 1_999
     _, text = await live.get_text("/metrics")
-    assert rejected_by_reason(text)["agent_limit"] == 25_001
+    assert rejected_by_reason(text)["agent_limit"] == 28_001
 
 
 class HostileConfig(SourceConfig):
