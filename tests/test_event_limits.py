@@ -216,3 +216,20 @@ def test_replay_checks_an_event_against_its_arrival_time() -> None:
     engine.pipeline.replay(old, now - 7 * DAY)
     with pytest.raises(EventError):
         engine.pipeline.replay(old, now)
+
+
+def test_a_flood_of_new_names_in_one_request_is_admitted_in_linear_time() -> None:
+    """Each refusal past the limit costs a lookup, not a scan of the names reserved so far."""
+    engine = Engine({"server": {"max_agents": 5_000}, "queues": {"sales": {}}}, T0)
+    pipeline = engine.pipeline
+    events = [pipeline.parse({"type": "agent.state", "ts": T0, "agent": f"a{n}",
+                              "state": "busy"}, "s") for n in range(20_000)]
+    refused = 0
+    started = time.process_time()
+    for event in events:
+        try:
+            pipeline.admit(event)
+        except EventError as exc:
+            refused += exc.code == "agent_limit"
+    assert refused == 15_000
+    assert time.process_time() - started < 1.0  # a scan per refusal took seconds
