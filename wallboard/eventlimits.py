@@ -165,7 +165,10 @@ def _iso(ts: float) -> str:
     try:
         text = datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
     except (OverflowError, ValueError, OSError):
-        return f"{ts:g}"
+        try:
+            return f"{ts:g}"
+        except OverflowError:  # an integer past any float
+            return "a number past any float"
     return text.replace("+00:00", "Z")
 
 
