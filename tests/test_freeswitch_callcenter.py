@@ -303,7 +303,9 @@ async def test_without_queues_it_follows_every_queue_freeswitch_lists(source_har
     esl_peer.tables["callcenter_config queue list"] = table(
         "name|strategy|moh_sound|time_base_score|tier_rules_apply|tier_rule_wait_second",
         [f"{FSQ}|longest-idle-agent|local_stream://moh|system|false|300"])
-    esl_peer.tables[members_cmd()] = table(MEMBER_COLUMNS, [member_row(FSQ, "m-1", 1000.0)])
+    # A caller waiting 30 s (a join time of 1970 would be a wait beyond the 7-day bound).
+    esl_peer.tables[members_cmd()] = table(MEMBER_COLUMNS,
+                                           [member_row(FSQ, "m-1", time.time() - 30)])
     config = fs_source(esl_peer.port)
     del config["queues"], config["queue_names"]
     async with source_harness(FreeswitchCallcenterSource(

@@ -282,10 +282,11 @@ def test_malformed_lines_are_reported_and_skipped(tmp_path: Path) -> None:
     assert re.search(r"mixed\.ndjson:3: <line>: not JSON: .* \[malformed\]", err), err
     assert re.search(r"mixed\.ndjson:4: type: unknown event type 'contact\.teleported'.*"
                      r"\[unknown_type\]", err), err
-    assert re.search(r"mixed\.ndjson:6: wait_s: .*\[bad_value\]", err), err
+    # A negative wait is outside its documented bounds (0 to 7 days): out_of_range.
+    assert re.search(r"mixed\.ndjson:6: wait_s: .*\[out_of_range\]", err), err
     assert ":5:" not in err and ":8:" not in err and ":9:" not in err
     assert "4 events replayed from 9 lines" in err
-    assert "3 lines skipped (bad_value 1, malformed 1, unknown_type 1)" in err
+    assert "3 lines skipped (malformed 1, out_of_range 1, unknown_type 1)" in err
     assert "1 duplicates" in err
     assert "\r" not in err  # no progress bar when stderr is not a terminal
     assert doc["total"]["today"]["offered"] == 3 and doc["total"]["today"]["answered"] == 1

@@ -35,6 +35,15 @@ class QueueLimitError(Exception):
     """More distinct queues than the configured limit (labels must stay bounded)."""
 
 
+class AgentLimitError(Exception):
+    """An agent.state for a new agent past server.max_agents (counted as agent_limit)."""
+
+
+# The events whose fold keeps per-agent windows: the ones that make an agent known.
+AGENT_TYPES = frozenset({ev.AGENT_STATE, ev.CONTACT_ANSWERED, ev.CONTACT_TRANSFERRED,
+                         ev.CONTACT_ENDED, ev.SURVEY_RESPONSE})
+
+
 class Leaf:
     """Windows for one (queue, channel) pair, with the queue's service-level settings."""
 
@@ -130,6 +139,11 @@ class Aggregator:
         if event.ts < now - self.lateness_s and event.type not in ev.TICKET_TYPES:
             self.late += 1
             return False
+        agent = event.agent
+        if agent is not None and agent not in self.agent_windows and (
+                len(self.agent_windows) >= self.settings.server.max_agents
+                and event.type in AGENT_TYPES):
+            self._agent_limit(event)
         if now >= self.next_timer:
             self.fire_timers(now)
         queue = event.queue or UNASSIGNED
@@ -328,6 +342,18 @@ class Aggregator:
 
     def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
         fold_ticket(self.state, leaf.windows, e)
+
+    def _agent_limit(self, event: Event) -> None:
+        """A new agent past server.max_agents where admission did not refuse it first.
+
+        On the paths that skip admission (journal-less ingest, the start-up replay, other
+        nodes' events) a contact or survey still counts for its queue without the agent; an
+        agent.state has nothing left to count and is refused.
+        """
+        self.refused["agent_limit"] += 1
+        if event.type == ev.AGENT_STATE:  # `==`: a journal's types are not the module's
+            raise AgentLimitError(event.agent)
+        event.agent = None
 
     def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
         team, teams = e.team, self.state.teams

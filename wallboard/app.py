@@ -52,9 +52,9 @@ def _source_emit(pipeline: Pipeline, name: str,
 
     def emit(item: Event | dict[str, Any]) -> None:
         try:
-            if not isinstance(item, Event):
-                item = pipeline.parse(item, name)
-            item.source = name
+            # A connector's own Event passes the same checks as a dict (bounds included).
+            item = (pipeline.check(item, name) if isinstance(item, Event)
+                    else pipeline.parse(item, name))
             pipeline.ingest(item, fence())
         except EventError as exc:
             # Counted by the pipeline; one bad event never stops the source.

@@ -162,6 +162,13 @@ class ServerConfig(_Model):
     max_queues: int = Field(200, ge=1)
     # Teams are a label of /metrics and a block of the snapshot: bounded like queues.
     max_teams: int = Field(200, ge=1)
+    # Agents are a block of the snapshot each (and windows in memory): bounded like teams.
+    # 2,000 busy agents: ~21 MiB, a 1.4 MB snapshot, ~150 ms to build it (bench/cardinality.py).
+    max_agents: int = Field(2000, ge=1, le=1_000_000)
+    # Every name in an event (queue, agent, team, ids...): at most this many characters.
+    max_name_length: int = Field(128, ge=16, le=4096)
+    # How far ahead of this server's clock an event's time may be (a sender's clock drift).
+    max_clock_skew_s: float = Field(300.0, ge=0, le=86_400)
     # Sparklines and trend arrows sample tile values once per step (one minute on a TV).
     history_step_s: float = Field(60.0, ge=0.05, le=3600)
     # Connections (docs/operations.md#limits-and-hardening): slow clients hold descriptors.

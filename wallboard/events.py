@@ -1,168 +1,100 @@
-"""The canonical event model: the one contract between sources and the core."""
+"""Validation at the edge: canonical events from JSON objects, every field within its bounds.
+
+The model (types, fields, Event) is in eventtypes.py and the bounds in eventlimits.py; both are
+re-exported here, the module sources and plugins import.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-CHANNELS = frozenset({"voice", "chat", "email", "messaging", "social", "video", "ticket", "other"})
-AGENT_STATES = ("available", "busy", "wrapup", "away", "offline")
-SURVEY_KINDS = frozenset({"csat", "nps", "ces"})
-
-CONTACT_QUEUED = "contact.queued"
-CONTACT_ANSWERED = "contact.answered"
-CONTACT_ABANDONED = "contact.abandoned"
-CONTACT_ENDED = "contact.ended"
-AGENT_STATE = "agent.state"
-TICKET_CREATED = "ticket.created"
-TICKET_FIRST_RESPONSE = "ticket.first_response"
-TICKET_RESOLVED = "ticket.resolved"
-TICKET_REOPENED = "ticket.reopened"
-TICKET_SLA_BREACHED = "ticket.sla_breached"
-SURVEY_RESPONSE = "survey.response"
-SURVEY_RETRACTED = "survey.retracted"
-QUEUE_SNAPSHOT = "queue.snapshot"
-CONTACT_TRANSFERRED = "contact.transferred"
-CALLBACK_REQUESTED = "callback.requested"
-CALLBACK_COMPLETED = "callback.completed"
-TICKET_STATUS = "ticket.status"
-# A ticket's working status while unresolved: pending waits on the requester, hold on a third party.
-TICKET_STATUSES = ("open", "pending", "hold")
-
-# Per type: extra fields as (name, kind, required). Kinds: str, num (>= 0), score, list, counts.
-_NUM, _STR, _SCORE, _LIST, _COUNTS, _TS = "num", "str", "score", "list", "counts", "ts"
-_TYPE_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    CONTACT_QUEUED: (("entered_ts", _TS, False),),
-    CONTACT_ANSWERED: (("wait_s", _NUM, False),),
-    CONTACT_ABANDONED: (("wait_s", _NUM, False),),
-    CONTACT_ENDED: (("talk_s", _NUM, False), ("hold_s", _NUM, False), ("wrap_s", _NUM, False)),
-    CONTACT_TRANSFERRED: (("to_queue", _STR, False), ("wait_s", _NUM, False)),
-    CALLBACK_REQUESTED: (("wait_s", _NUM, False), ("promise_s", _NUM, False)),
-    CALLBACK_COMPLETED: (),
-    AGENT_STATE: (("state", _STR, True), ("reason", _STR, False), ("queues", _LIST, False)),
-    TICKET_CREATED: (("due_ts", _TS, False),),
-    TICKET_FIRST_RESPONSE: (),
-    TICKET_RESOLVED: (),
-    TICKET_REOPENED: (),
-    TICKET_SLA_BREACHED: (("metric", _STR, False),),
-    TICKET_STATUS: (("status", _STR, True),),
-    SURVEY_RESPONSE: (
-        ("kind", _STR, True),
-        ("score", _SCORE, True),
-        ("scale_min", _SCORE, False),
-        ("scale_max", _SCORE, False),
-        ("response_id", _STR, False),
-    ),
-    SURVEY_RETRACTED: (("response_id", _STR, True),),
-    QUEUE_SNAPSHOT: (
-        ("waiting", _NUM, True),
-        ("oldest_wait_s", _NUM, False),
-        ("agents", _COUNTS, False),
-    ),
-}
-EVENT_TYPES = frozenset(_TYPE_FIELDS)
-TICKET_TYPES = frozenset(t for t in _TYPE_FIELDS if t.startswith("ticket."))
-# The module's own type strings, so handlers can compare with `is` cheaply.
-_TYPE_CANON = {t: t for t in _TYPE_FIELDS}
-# Events that must say which queue they belong to.
-_CONTACT_LEG = frozenset({CONTACT_QUEUED, CONTACT_ANSWERED, CONTACT_ABANDONED, CONTACT_ENDED,
-                          CONTACT_TRANSFERRED, CALLBACK_REQUESTED, CALLBACK_COMPLETED})
-_NEEDS_QUEUE = _CONTACT_LEG | {QUEUE_SNAPSHOT}
-_NEEDS_CONTACT = frozenset(
-    _CONTACT_LEG
-    | {TICKET_CREATED, TICKET_FIRST_RESPONSE, TICKET_RESOLVED, TICKET_REOPENED}
-    | {TICKET_SLA_BREACHED, TICKET_STATUS}
+from wallboard.eventlimits import (
+    DEFAULT_LIMITS,
+    MAX_DURATION_S,
+    MAX_KNOWN_NAMES,
+    MAX_PRIORITY,
+    MAX_SCALE,
+    MAX_TS,
+    MIN_PRIORITY,
+    TICKET_SPAN_S,
+    EventError,
+    FieldLimit,
+    Limits,
+    TimeRule,
+    check_count,
+    check_name,
+    check_number,
+    field_limits,
+    time_error,
+    time_rules,
+    window,
 )
-_COMMON_STR = ("id", "queue", "contact_id", "agent", "team")
-_KNOWN_KEYS = frozenset(
-    {"type", "ts", "source", "channel", "priority", *_COMMON_STR}
-    | {name for spec in _TYPE_FIELDS.values() for name, _, _ in spec}
+from wallboard.eventtypes import (
+    _COMMON_STR,
+    _COUNT,
+    _COUNTS,
+    _DEFAULT_SCALES,
+    _DUE,
+    _KNOWN_KEYS,
+    _LIST,
+    _NEEDS_CONTACT,
+    _NEEDS_QUEUE,
+    _NUM,
+    _SCORE,
+    _STR,
+    _TS,
+    _TYPE_CANON,
+    _TYPE_FIELDS,
+    AGENT_STATE,
+    AGENT_STATES,
+    CALLBACK_COMPLETED,
+    CALLBACK_REQUESTED,
+    CHANNELS,
+    CONTACT_ABANDONED,
+    CONTACT_ANSWERED,
+    CONTACT_ENDED,
+    CONTACT_QUEUED,
+    CONTACT_TRANSFERRED,
+    EVENT_TYPES,
+    QUEUE_SNAPSHOT,
+    SURVEY_KINDS,
+    SURVEY_RESPONSE,
+    SURVEY_RETRACTED,
+    TICKET_CREATED,
+    TICKET_FIRST_RESPONSE,
+    TICKET_REOPENED,
+    TICKET_RESOLVED,
+    TICKET_SLA_BREACHED,
+    TICKET_STATUS,
+    TICKET_STATUSES,
+    TICKET_TYPES,
+    Event,
+    check_channel,
+    event_from_fields,
 )
-_DEFAULT_SCALES = {"csat": (1.0, 5.0), "nps": (0.0, 10.0), "ces": (1.0, 7.0)}
 
+__all__ = [
+    "AGENT_STATE", "AGENT_STATES", "CALLBACK_COMPLETED", "CALLBACK_REQUESTED", "CHANNELS",
+    "CONTACT_ABANDONED", "CONTACT_ANSWERED", "CONTACT_ENDED", "CONTACT_QUEUED",
+    "CONTACT_TRANSFERRED", "EVENT_TYPES", "FIELD_LIMITS", "QUEUE_SNAPSHOT", "SURVEY_KINDS",
+    "SURVEY_RESPONSE", "SURVEY_RETRACTED", "TICKET_CREATED", "TICKET_FIRST_RESPONSE",
+    "TICKET_REOPENED", "TICKET_RESOLVED", "TICKET_SLA_BREACHED", "TICKET_STATUS",
+    "TICKET_STATUSES", "TICKET_TYPES", "Event", "EventError", "Limits", "check_channel",
+    "check_event", "event_from_fields", "parse_event", "parse_ts",
+]
 
-def check_channel(value: str) -> str:
-    """Return a known channel name, or raise ValueError listing the known ones."""
-    if value not in CHANNELS:
-        raise ValueError(f"must be one of {', '.join(sorted(CHANNELS))}")
-    return value
-
-
-class EventError(ValueError):
-    """An event failed validation; `field` is the dotted path of the offending field."""
-
-    def __init__(self, field: str, message: str, code: str = "bad_value") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.code = code
-
-
-@dataclass
-class Event:
-    """One canonical event; only the fields of its type are set."""
-
-    # Not slotted: unset fields fall back to the class defaults, so the parser can build an
-    # event by handing it the dict of the fields it validated (a quarter of the cost of
-    # __init__ with 29 keyword arguments). Events are short-lived; memory is not at stake.
-
-    type: str
-    ts: float
-    id: str | None = None
-    source: str | None = None
-    queue: str | None = None
-    channel: str | None = None
-    contact_id: str | None = None
-    agent: str | None = None
-    team: str | None = None
-    priority: int | None = None
-    wait_s: float | None = None
-    talk_s: float | None = None
-    hold_s: float | None = None
-    wrap_s: float | None = None
-    state: str | None = None
-    reason: str | None = None
-    queues: list[str] | None = None
-    due_ts: float | None = None
-    metric: str | None = None
-    kind: str | None = None
-    score: float | None = None
-    scale_min: float | None = None
-    scale_max: float | None = None
-    entered_ts: float | None = None
-    to_queue: str | None = None
-    promise_s: float | None = None
-    waiting: float | None = None
-    oldest_wait_s: float | None = None
-    agents: dict[str, int] | None = field(default=None)
-    status: str | None = None
-    response_id: str | None = None  # last: journals written before it decode positionally
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the event as a JSON-ready dict without unset fields."""
-        return {k: getattr(self, k) for k in _FIELD_NAMES if getattr(self, k) is not None}
-
-
-_FIELD_NAMES = tuple(f.name for f in fields(Event))
-_new_event = object.__new__
-
-
-def event_from_fields(fields: dict[str, Any]) -> Event:
-    """An Event from the fields of one already validated (another process's `vars(event)`)."""
-    event = _new_event(Event)
-    event.__dict__ = fields
-    return event
+_ABSOLUTE = TimeRule(0.0, "", 0.0, "")  # parse_ts: only 1970..2100
 
 
 def parse_ts(value: Any, field: str = "ts") -> float:
-    """Parse an RFC 3339 string or epoch seconds into epoch seconds."""
+    """Parse an RFC 3339 string or epoch seconds into epoch seconds (1970 to 2100)."""
     if isinstance(value, bool):
         raise EventError(field, "must be RFC 3339 text or epoch seconds, not a boolean")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise EventError(field, "epoch seconds must be a finite, non-negative number")
+        if not 0.0 <= value <= MAX_TS:  # NaN and infinities fail too
+            raise time_error(field, value, _ABSOLUTE, None)
         return float(value)
     if isinstance(value, str):
         try:
@@ -171,42 +103,54 @@ def parse_ts(value: Any, field: str = "ts") -> float:
             raise EventError(field, f"not an RFC 3339 timestamp: {value[:40]!r}") from None
         if parsed.tzinfo is None:
             raise EventError(field, "RFC 3339 timestamp needs a UTC offset or 'Z'")
-        return parsed.timestamp()
+        try:
+            ts = parsed.timestamp()
+        except (OverflowError, ValueError):
+            raise EventError(field, f"not a representable time: {value[:40]!r}") from None
+        if not 0.0 <= ts <= MAX_TS:
+            raise time_error(field, ts, _ABSOLUTE, None)
+        return ts
     raise EventError(field, "must be RFC 3339 text or epoch seconds")
 
 
-def _number(value: Any, field: str, minimum: float | None = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise EventError(field, "must be a number")
-    if not math.isfinite(value) or (minimum is not None and value < minimum):
-        raise EventError(field, "must be a finite number >= 0")
-    return float(value)
+def _time(value: Any, field: str, rule: TimeRule, now: float | None) -> float:
+    ts = parse_ts(value, field)
+    low, high = window(rule, now)
+    if not low <= ts <= high:
+        raise time_error(field, ts, rule, now)
+    return ts
 
 
-def _text(value: Any, field: str) -> str:
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)  # numeric ids from PBXs and helpdesks are common
-    raise EventError(field, "must be a non-empty string")
-
-
-def _extra(kind: str, value: Any, field: str) -> Any:
+def _extra(kind: str, value: Any, field: str, now: float | None, limits: Limits,
+           ts_rule: TimeRule) -> Any:
     if kind == _NUM:
-        return _number(value, field)
-    if kind == _TS:
-        return parse_ts(value, field)
-    if kind == _SCORE:
-        return _number(value, field, minimum=None)
+        return check_number(value, field, 0.0, MAX_DURATION_S, "7 days")
     if kind == _STR:
-        return _text(value, field)
+        return check_name(value, field, limits)
+    if kind == _TS:
+        return _time(value, field, ts_rule, now)
+    if kind == _DUE:
+        return _time(value, field, time_rules(limits)["due"], now)
+    if kind == _SCORE:
+        return check_number(value, field, -MAX_SCALE, MAX_SCALE, "the survey scale limit")
+    if kind == _COUNT:
+        return check_count(value, field)
     if kind == _LIST:
         if not isinstance(value, list):
             raise EventError(field, "must be a list of strings")
-        return [_text(v, f"{field}[{i}]") for i, v in enumerate(value)]
+        if len(value) > limits.max_list_items:
+            raise EventError(field, f"{len(value):,} items, more than server.max_queues "
+                             f"({limits.max_list_items})", "too_long")
+        return [check_name(v, f"{field}[{i}]", limits) for i, v in enumerate(value)]
     if not isinstance(value, dict):
         raise EventError(field, "must be an object of counts")
-    return {str(k): int(_number(v, f"{field}.{k}")) for k, v in value.items()}
+    counts = {}
+    for key, count in value.items():
+        if key not in _AGENT_STATE_SET:
+            raise EventError(f"{field}.{key}", f"not an agent state; known: "
+                             f"{', '.join(AGENT_STATES)}")
+        counts[key] = int(check_count(count, f"{field}.{key}"))
+    return counts
 
 
 # Per type, every key the fast path may meet and how to read it; None means "ignore the key"
@@ -227,16 +171,20 @@ _FAST_REQUIRED = {
 }
 _AGENT_STATE_SET = frozenset(AGENT_STATES)
 _UNKNOWN = "unknown"
-_isfinite = math.isfinite
+_IDS = frozenset({"id", "contact_id", "response_id"})
 
 
-class _Plan(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: read per event, faster than a named tuple
+class _Plan:
     """How to read one shape of event (its type and its keys, in order)."""
 
-    strs: tuple[str, ...]
+    ids: tuple[str, ...]  # text unique to the event
+    names: tuple[str, ...]  # text that recurs: queue, agent, team...
     nums: tuple[str, ...]
     times: tuple[str, ...]
+    dues: tuple[str, ...]
     channel: bool
+    ticket: bool  # ticket times may lie further back
     drop: tuple[str, ...]
 
 
@@ -254,11 +202,15 @@ def _plan(etype: str, keys: tuple[str, ...]) -> _Plan | None:
     if any(kind in ("priority", _LIST, _COUNTS) for kind in kinds.values()):
         return None  # rare: left to the full check
     of = lambda wanted: tuple(k for k, kind in kinds.items() if kind == wanted)  # noqa: E731
-    return _Plan(of(_STR), of(_NUM), of(_TS), "channel" in kinds,
+    strs = of(_STR)
+    return _Plan(tuple(k for k in strs if k in _IDS), tuple(k for k in strs if k not in _IDS),
+                 of(_NUM), of(_TS), of(_DUE), "channel" in kinds,
+                 etype in TICKET_TYPES,
                  tuple(k for k, kind in kinds.items() if kind is None and k != "type"))
 
 
-def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
+def _fast(raw: dict[str, Any], etype: str, source: str | None, now: float | None = None,
+          limits: Limits = DEFAULT_LIMITS) -> Event | None:
     """Build the Event of a plainly valid object; None sends it to the full check.
 
     Most traffic is valid and comes in a few shapes, so the keys are checked once per shape
@@ -273,32 +225,58 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
             _PLANS[shape] = plan
     if plan is None:
         return None
-    for key in plan.strs:
+    longest = limits.max_name_length
+    # isprintable() is stricter than the rule (it refuses any format or separator character
+    # but the space): text it refuses goes to the full check, which decides.
+    for key in plan.ids:
         value = raw[key]
-        if value.__class__ is not str or not value:
-            return None  # None, numbers and empty text: the full check decides
+        if value.__class__ is not str or not value or len(value) > longest or (
+                not value.isprintable()):
+            return None  # None, numbers, empty, long or unusual text: the full check decides
+    known = limits.names
+    for key in plan.names:
+        value = raw[key]
+        if value.__class__ is not str:
+            return None
+        if value not in known:
+            if not value or len(value) > longest or not value.isprintable():
+                return None
+            if len(known) < MAX_KNOWN_NAMES:
+                known.add(value)
     values = raw.copy()
     for key in plan.nums:
         value = values[key]
+        # The chained comparison is False for NaN and the infinities as well.
         if (value.__class__ is not float and value.__class__ is not int) or not (
-                _isfinite(value) and value >= 0):
+                0.0 <= value <= MAX_DURATION_S):
             return None
         values[key] = float(value)
+    if now is None:
+        low, high = 0.0, MAX_TS
+    else:
+        low = now - (TICKET_SPAN_S if plan.ticket else limits.retention_s)
+        high = now + limits.max_clock_skew_s
+        if low < 0.0:
+            low = 0.0
+        if high > MAX_TS:
+            high = MAX_TS
     for key in plan.times:
         value = values[key]
         cls = value.__class__
         if cls is str:
             try:
                 parsed = datetime.fromisoformat(value)
-            except ValueError:
+                # A time without an offset gets -1, which no window holds.
+                value = parsed.timestamp() if parsed.tzinfo is not None else -1.0
+            except (ValueError, OverflowError):
                 return None
-            if parsed.tzinfo is None:
-                return None
-            values[key] = parsed.timestamp()
-        elif (cls is float or cls is int) and _isfinite(value) and value >= 0:
-            values[key] = float(value)
-        else:
+        elif cls is not float and cls is not int:
             return None
+        if not low <= value <= high:  # False for NaN and the infinities as well
+            return None
+        values[key] = float(value)
+    if plan.dues and not _fast_dues(values, plan.dues, now, limits):
+        return None
     if plan.channel and (values["channel"].__class__ is not str
                          or values["channel"] not in CHANNELS):
         return None
@@ -313,18 +291,57 @@ def _fast(raw: dict[str, Any], etype: str, source: str | None) -> Event | None:
     return event_from_fields(values)
 
 
-def parse_event(raw: Any, source: str | None = None) -> Event:
-    """Validate a decoded JSON object and build an Event, raising EventError with a field path."""
+def _fast_dues(values: dict[str, Any], keys: tuple[str, ...], now: float | None,
+               limits: Limits) -> bool:
+    """Due times (tickets only: rare) as epoch seconds in `values`; False if one is unusual."""
+    low, high = window(time_rules(limits)["due"], now)
+    for key in keys:
+        value = values[key]
+        if value.__class__ is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+                value = parsed.timestamp() if parsed.tzinfo is not None else -1.0
+            except (ValueError, OverflowError):
+                return False
+        elif value.__class__ is not float and value.__class__ is not int:
+            return False
+        if not low <= value <= high:
+            return False
+        values[key] = float(value)
+    return True
+
+
+def parse_event(raw: Any, source: str | None = None, now: float | None = None,
+                limits: Limits = DEFAULT_LIMITS) -> Event:
+    """Validate a decoded JSON object and build an Event, raising EventError with a field path.
+
+    `now` (the server's clock at arrival) bounds the times to the window around it; without
+    it (`wallboard replay`, whose clock is the file's own time) only 1970..2100 applies.
+    """
     if raw.__class__ is dict:
         etype = raw.get("type")
         if etype.__class__ is str and etype in _FAST_TYPES:
-            event = _fast(raw, _TYPE_CANON[etype], source)
+            event = _fast(raw, _TYPE_CANON[etype], source, now, limits)
             if event is not None:
                 return event
-    return _full(raw, source)
+    return _full(raw, source, now, limits)
 
 
-def _full(raw: Any, source: str | None) -> Event:
+def check_event(event: Event, now: float | None = None,
+                limits: Limits = DEFAULT_LIMITS) -> Event:
+    """An Event built elsewhere (a connector, the journal) checked by the rules of parse_event.
+
+    Returns the checked copy (numbers as floats, survey scales filled in); raises EventError.
+    """
+    fields = {k: v for k, v in vars(event).items() if v is not None}
+    source = fields.pop("source", None)
+    if source is not None:
+        check_name(source, "source", limits)
+    return parse_event(fields, source, now, limits)
+
+
+def _full(raw: Any, source: str | None, now: float | None = None,
+          limits: Limits = DEFAULT_LIMITS) -> Event:
     """The complete check: every field in turn, the first problem raised with its path."""
     if not isinstance(raw, dict):
         raise EventError("<event>", "must be a JSON object", "malformed")
@@ -334,14 +351,16 @@ def _full(raw: Any, source: str | None) -> Event:
         if etype is None:
             raise EventError("type", "is required", "missing_field")
         known = ", ".join(sorted(EVENT_TYPES))
-        raise EventError("type", f"unknown event type {etype!r}; known: {known}", "unknown_type")
+        shown = etype[:40] if isinstance(etype, str) else etype
+        raise EventError("type", f"unknown event type {shown!r}; known: {known}", "unknown_type")
     if "ts" not in raw:
         raise EventError("ts", "is required", "missing_field")
-    event = Event(type=etype, ts=parse_ts(raw["ts"]), source=source)
+    ts_rule = time_rules(limits)["ticket" if etype in TICKET_TYPES else "ts"]
+    event = Event(type=etype, ts=_time(raw["ts"], "ts", ts_rule, now), source=source)
     for name in _COMMON_STR:
         value = raw.get(name)
         if value is not None:
-            setattr(event, name, _text(value, name))
+            setattr(event, name, check_name(value, name, limits))
     channel = raw.get("channel")
     if channel is not None:
         if not isinstance(channel, str) or channel not in CHANNELS:
@@ -351,6 +370,9 @@ def _full(raw: Any, source: str | None) -> Event:
     if priority is not None:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise EventError("priority", "must be an integer")
+        if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+            raise EventError("priority", f"must lie within {MIN_PRIORITY:,}..{MAX_PRIORITY:,}",
+                             "out_of_range")
         event.priority = priority
     for name, kind, required in spec:
         value = raw.get(name)
@@ -358,7 +380,7 @@ def _full(raw: Any, source: str | None) -> Event:
             if required:
                 raise EventError(name, f"is required for {etype}", "missing_field")
             continue
-        setattr(event, name, _extra(kind, value, name))
+        setattr(event, name, _extra(kind, value, name, now, limits, ts_rule))
     if etype in _NEEDS_QUEUE and event.queue is None:
         raise EventError("queue", f"is required for {etype}", "missing_field")
     if etype in _NEEDS_CONTACT and event.contact_id is None:
@@ -387,4 +409,9 @@ def _check_survey(event: Event) -> None:
     if event.scale_max <= event.scale_min:
         raise EventError("scale_max", "must be greater than scale_min")
     if not event.scale_min <= (event.score or 0.0) <= event.scale_max:
-        raise EventError("score", f"must lie within {event.scale_min:g}..{event.scale_max:g}")
+        raise EventError("score", f"must lie within {event.scale_min:g}..{event.scale_max:g}",
+                         "out_of_range")
+
+
+FIELD_LIMITS: tuple[FieldLimit, ...] = field_limits(
+    tuple(sorted(CHANNELS)), AGENT_STATES, TICKET_STATUSES, tuple(sorted(SURVEY_KINDS)))

@@ -19,8 +19,15 @@ from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any, NamedTuple
 
-from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
-from wallboard.events import TICKET_TYPES, Event, EventError, parse_event
+from wallboard.aggregate import (
+    AGENT_TYPES,
+    UNASSIGNED,
+    AgentLimitError,
+    Aggregator,
+    QueueLimitError,
+)
+from wallboard.eventlimits import limits_of
+from wallboard.events import TICKET_TYPES, Event, EventError, check_event, parse_event
 from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
 
@@ -58,6 +65,10 @@ class Pipeline:
         self.accepted: dict[str, int] = {}  # by source
         self._new_queues: dict[str, float] = {}  # admitted, not folded yet: when (see admit)
         self._new_teams: dict[str, float] = {}
+        self._new_agents: dict[str, float] = {}
+        self._swept: dict[str, int] = {}  # per kind: how many names were known at the last sweep
+        settings = aggregator.settings
+        self.limits = limits_of(settings.server, settings.journal)
         self.reserve_s = 60.0
         self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
@@ -74,15 +85,27 @@ class Pipeline:
         self.rejected[reason] += 1
 
     def parse(self, raw: Any, source: str) -> Event:
-        """Validate a decoded object; a failure is counted under its error code and re-raised."""
+        """Validate a decoded object; a failure is counted under its error code and re-raised.
+
+        Times are bounded around the aggregator's clock now (the virtual one of a replay).
+        """
         try:
-            return parse_event(raw, source)
+            return parse_event(raw, source, self.aggregator.clock(), self.limits)
+        except EventError as exc:
+            self.rejected[exc.code] += 1
+            raise
+
+    def check(self, event: Event, source: str) -> Event:
+        """An Event a connector built, checked by the rules of `parse`; counted if refused."""
+        event.source = source
+        try:
+            return check_event(event, self.aggregator.clock(), self.limits)
         except EventError as exc:
             self.rejected[exc.code] += 1
             raise
 
     def admit(self, event: Event) -> None:
-        """Refuse, before it is stored, an event over server.max_queues or server.max_teams.
+        """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents.
 
         New names admitted but not folded yet (later in the same request, or while the journal
         writes) hold their place, so a batch cannot pass the limit between admission and fold.
@@ -95,21 +118,42 @@ class Pipeline:
         if event.team is not None:
             self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
                           server.max_teams, "team")
+        if event.agent is not None and event.type in AGENT_TYPES:
+            self._reserve(event.agent, self.aggregator.agent_windows, self._new_agents,
+                          server.max_agents, "agent")
 
     def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
                  field: str) -> None:
         if name in known:
             return
         now = time.monotonic()
-        # A reservation lasts while its events are being stored; one never folded (a 503, a
-        # late event, a sender that gave up) lapses after reserve_s instead of holding on.
-        for stale in [n for n, t in new.items() if n in known or now - t >= self.reserve_s]:
-            del new[stale]
-        if name not in new and len(known) + len(new) >= limit:
-            self.rejected[f"{field}_limit"] += 1
-            raise EventError(field, f"{field} {name} would exceed server.max_{field}s",
-                             f"{field}_limit")
+        if name in new:
+            del new[name]  # to the end: `new` stays in the order of the latest reservation
+        elif len(known) + len(new) >= limit:
+            self._sweep(known, new, now, field)
+            if len(known) + len(new) >= limit:
+                self.rejected[f"{field}_limit"] += 1
+                raise EventError(field, f"{field} {name[:40]!r} would exceed "
+                                 f"server.max_{field}s ({limit})", f"{field}_limit")
         new[name] = now
+
+    def _sweep(self, known: Collection[str], new: dict[str, float], now: float,
+               field: str) -> None:
+        """Drop reservations whose names were folded, or that lapsed; cheap when nothing did.
+
+        A reservation lasts while its events are being stored; one never folded (a 503, a
+        late event, a sender that gave up) lapses after reserve_s instead of holding on.
+        """
+        # Oldest first: when the first reservation is fresh, none lapsed.
+        if new and now - next(iter(new.values())) >= self.reserve_s:
+            for name in [n for n, at in new.items() if now - at >= self.reserve_s]:
+                del new[name]
+        # Names only become known by folding: rescan only when more are known than last time,
+        # so a flood of refusals in one batch costs a lookup each, not a scan each.
+        if len(known) != self._swept.get(field):
+            self._swept[field] = len(known)
+            for name in [n for n in new if n in known]:
+                del new[name]
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._older
@@ -269,12 +313,19 @@ class Pipeline:
                 remember((event.source, event.id))
             fold(event, recv)
 
-    def replay(self, event: Event) -> Exception | None:
+    def replay(self, event: Event, recv: float | None = None) -> Exception | None:
         """Fold an event read back from the journal: remembered for de-duplication, not stored.
 
-        Returns the exception its fold raised (counted under stage "restore"; the caller
-        quarantines it), or None.
+        The event is checked again by the rules of `parse`, its times around `recv` (its
+        arrival): a journal written before a rule existed may hold what the rule refuses.
+        Returns the exception its check or fold raised (counted; the caller quarantines
+        it), or None.
         """
+        try:
+            check_event(event, recv, self.limits)
+        except EventError as exc:
+            self.rejected[exc.code] += 1
+            return exc
         key = (event.source, event.id) if event.id is not None else None
         if self._is_duplicate(key):
             return None
@@ -283,6 +334,8 @@ class Pipeline:
             self.aggregator.fold(event)
         except QueueLimitError:
             self.rejected["queue_limit"] += 1
+        except AgentLimitError:
+            pass  # counted by the aggregator
         except Exception as exc:  # a poisoned stored event must not stop the start
             self.aggregator.errors.record("restore", exc, event)
             return exc
@@ -299,6 +352,9 @@ class Pipeline:
             self.rejected["queue_limit"] += 1
             raise EventError("queue", f"queue {exc} would exceed server.max_queues",
                              "queue_limit") from None
+        except AgentLimitError as exc:  # counted by the aggregator
+            raise EventError("agent", f"agent {exc} would exceed server.max_agents",
+                             "agent_limit") from None
         except Exception as exc:  # one event's fold never stops its batch, its source or the hub
             self.aggregator.errors.record("fold", exc, event)
             if recv is not None and self.journal is not None:

@@ -76,7 +76,7 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
                     # decide exactly as they did when the event first came in.
                     if recv > clock.now:
                         clock.now = min(recv, now)
-                    error = replay(event)
+                    error = replay(event, recv)
                     if error is not None:
                         failed.append((recv, event, "restore", reason(error)))
                 events += len(batch)
