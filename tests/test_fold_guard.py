@@ -241,7 +241,7 @@ async def test_redis_quarantine_is_written_skipped_at_start_and_listed(
     assert pipeline.aggregator.errors.counts["restore"] == 1
     stats = journal.stats()
     assert stats.quarantined == 1 and list(stats.quarantine_reasons) == [
-        "restore: FoldRangeError: talk_s: 1.7976931348623157e+308 outside [0, 1e+09]"]
+        "restore: EventError: talk_s: must be a finite number within 0..604800 (7 days)"]
     assert [orjson.loads(line)["event"]["id"] for line in journal.quarantined()] == ["bad"]
     await journal.close()
 

@@ -323,8 +323,9 @@ class Pipeline:
         """
         try:
             check_event(event, recv, self.limits)
-        except EventError as exc:
+        except EventError as exc:  # stored by an older version, before a rule existed
             self.rejected[exc.code] += 1
+            self.aggregator.errors.record("restore", exc, event)
             return exc
         key = (event.source, event.id) if event.id is not None else None
         if self._is_duplicate(key):
