@@ -21,10 +21,12 @@ from pydantic import (
 
 from wallboard.boardconfig import (
     AccessConfig,
+    AnnouncementConfig,
     BoardConfig,
     PlaylistConfig,
     TileConfig,
 )
+from wallboard.demo import demo_config
 from wallboard.events import check_channel
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
@@ -223,6 +225,7 @@ class Settings(_Model):
     boards: dict[str, BoardConfig] = {}
     playlists: dict[str, PlaylistConfig] = {}
     access: AccessConfig = AccessConfig()
+    announcements: list[AnnouncementConfig] = Field(default_factory=list, max_length=20)
 
     @field_validator("windows")
     @classmethod
@@ -250,6 +253,14 @@ class Settings(_Model):
                 if board_id not in self.boards:
                     raise ValueError(f"playlists.{name}.boards[{i}]: unknown board {board_id!r}")
         check_access_names(self.access, self.boards, self.playlists)
+        return self
+
+    @model_validator(mode="after")
+    def _announcement_boards(self) -> Settings:
+        for i, item in enumerate(self.announcements):
+            for j, board_id in enumerate(item.boards):
+                if board_id not in self.boards:
+                    raise ValueError(f"announcements[{i}].boards[{j}]: unknown board {board_id!r}")
         return self
 
     def _check_tile(self, where: str, tile: TileConfig) -> None:
@@ -286,23 +297,8 @@ def check_access_names(access: AccessConfig, boards: dict[str, BoardConfig],
             raise ValueError(f"access.playlists.{name}: unknown playlist {name!r}")
 
 
-DEMO_CONFIG: dict[str, Any] = {
-    "site": {"name": "Demo contact center", "timezone": "UTC", "locale": "en"},
-    "queues": {
-        "sales": {"label": "Sales", "channel": "voice"},
-        "support": {"label": "Support", "channel": "voice"},
-        "chat": {"label": "Chat", "channel": "chat", "service_level": {"threshold_s": 60}},
-        "email": {
-            "label": "Email",
-            "channel": "email",
-            "service_level": {"threshold_s": 3600, "short_abandon_s": 0},
-        },
-    },
-    "sources": {"demo": {"type": "simulator", "warmup_s": 3600}},
-    # The simulator invents a fresh hour of history at every start: journaling it would count
-    # that hour again after each restart, and the demo should leave no files behind.
-    "journal": {"enabled": False},
-}
+# The embedded demo (wallboard/demo.yaml): the board of the README's screenshots.
+DEMO_CONFIG: dict[str, Any] = demo_config()
 
 
 def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any:
