@@ -98,8 +98,9 @@ async def test_demo_board_loads_within_5s_and_its_numbers_change(demo) -> None:
     assert names >= FAMILIES, FAMILIES - names
 
 
-async def _get(session: aiohttp.ClientSession, url: str, started: float) -> str:
-    """GET a page of the demo once it answers (within 5 s of the start)."""
+async def _get(session: aiohttp.ClientSession, url: str, started: float,
+               budget_s: float = 20.0) -> str:
+    """GET a page of the demo once it answers (the 5 s promise is checked above)."""
     while True:
         try:
             async with session.get(url) as resp:
@@ -107,7 +108,7 @@ async def _get(session: aiohttp.ClientSession, url: str, started: float) -> str:
                     return await resp.text()
         except aiohttp.ClientConnectorError:
             pass
-        assert time.monotonic() - started < 5, f"{url} did not answer within 5 s"
+        assert time.monotonic() - started < budget_s, f"{url} did not answer in {budget_s} s"
         await asyncio.sleep(0.05)
 
 
@@ -144,7 +145,7 @@ async def test_the_demo_counts_its_warm_up_and_its_windows_differ(demo) -> None:
             # The whole warm-up is in once the 1 h window holds more than 15 min's worth.
             state = await board.wait_for(
                 lambda s: s["sources.demo.status"] == "up" and s["total.1h.offered"]
-                > 2 * s["total.15m.offered"] > 0, timeout=10)
+                > 2 * s["total.15m.offered"] > 0, timeout=20)
             await asyncio.sleep(1.0)
             state = board.state
     assert state["meta.late_events"] == 0
