@@ -61,3 +61,22 @@ def test_the_default_board_sets_no_seconds_on_its_wait_tiles() -> None:
     settings = parse_settings({"queues": {"sales": {}, "email": {"channel": "email"}}})
     waits = [t for t in default_board(settings).tiles if t.kpi in ("oldest_wait_s", "asa_s")]
     assert waits and all(t.thresholds is None for t in waits)
+
+
+def test_service_level_tiles_without_thresholds_take_the_queues_target() -> None:
+    settings = parse_settings({
+        "queues": {"sales": {"service_level": {"target": 0.9}}, "chat": {"channel": "chat"},
+                   "email": {"channel": "email", "service_level": {"target": 0.5}}},
+        "boards": {"b": {"tiles": [
+            {"kpi": "service_level", "queue": "sales", "window": "1h"},
+            {"type": "ring", "channel": "chat", "window": "1h"},
+            {"kpi": "service_level", "window": "1h"},
+            {"kpi": "service_level", "queue": "sales", "window": "1h",
+             "thresholds": {"direction": "low_bad", "warn": 0.7}},
+        ]}},
+    })
+    tiles = resolve_boards(settings)["b"]["tiles"]
+    assert tiles[0]["thresholds"] == {"direction": "low_bad", "warn": 0.9, "crit": 0.8}
+    assert tiles[1]["thresholds"] == {"direction": "low_bad", "warn": 0.8, "crit": 0.7}
+    assert tiles[2]["thresholds"] is None  # targets differ across the site: no single line
+    assert tiles[3]["thresholds"]["warn"] == 0.7 and tiles[3]["thresholds"]["crit"] is None

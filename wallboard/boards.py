@@ -11,6 +11,9 @@ from wallboard.locales import language, messages
 from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS
 
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
+# A service level this far under its target is red (amber below the target); the page's queue
+# table uses the same margin.
+SL_CRIT_BELOW = 0.1
 
 
 def service_level_note(settings: Settings, queue: str | None, msg: dict[str, str]) -> str:
@@ -108,6 +111,16 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
         # the worst wait/threshold ratio of the queues in scope (wallboard/waitratio.py).
         out["thresholds"] = {"direction": "high_bad", "warn": RATIO_WARN, "crit": RATIO_CRIT}
         out["level_key"] = f"{prefix}.{tile.window}.threshold_ratio.{kpi}"
+    if kpi == "service_level" and tile.thresholds is None and tile.type in ("number", "ring"):
+        # No thresholds set: the queue's own target (one shared by every queue in scope).
+        scoped = ([settings.queues[tile.queue]] if tile.queue else
+                  [q for q in settings.queues.values()
+                   if tile.channel is None or q.channel == tile.channel])
+        targets = {q.service_level.target for q in scoped}
+        if len(targets) == 1:
+            target = targets.pop()
+            out["thresholds"] = {"direction": "low_bad", "warn": target,
+                                 "crit": max(0.0, round(target - SL_CRIT_BELOW, 6))}
     if tile.type == "number" and tile.trend:
         out["trend_key"] = f"trend.{key}"
     if tile.type == "sparkline":
