@@ -428,6 +428,17 @@ async def test_a_new_process_with_a_state_dir_resends_the_warm_up_with_the_same_
 
 
 @pytest.mark.asyncio
+async def test_an_unreadable_state_file_starts_a_new_simulation_and_is_rewritten(
+        tmp_path) -> None:
+    (tmp_path / "simulator-demo.json").write_text("{not json")
+    events = await _run_briefly(SimulatorSource("demo", config(
+        warmup_s=60, tick_s=0.05, state_dir=str(tmp_path))))
+    assert events
+    saved = json.loads((tmp_path / "simulator-demo.json").read_text())
+    assert events[0]["id"].startswith(f"demo-{saved['seed']:x}-{int(saved['start']):x}-")
+
+
+@pytest.mark.asyncio
 async def test_a_changed_simulation_config_starts_a_new_simulation(tmp_path) -> None:
     fields = {"warmup_s": 300, "tick_s": 0.05, "state_dir": str(tmp_path)}
     first = await _run_briefly(SimulatorSource("demo", config(**fields)))

@@ -16,7 +16,14 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wallboard.events import check_channel
-from wallboard.sources import Emit, Source, SourceConfig, load_state_file, save_state_file
+from wallboard.sources import (
+    Emit,
+    Source,
+    SourceConfig,
+    SourceError,
+    load_state_file,
+    save_state_file,
+)
 
 from .model import Simulation
 
@@ -179,7 +186,12 @@ class SimulatorSource(Source):
         warm_from = now - config.warmup_s
         fingerprint = simulation_fingerprint(config)
         path = self.state_path
-        saved = load_state_file(path) if path is not None else {}
+        try:
+            saved = load_state_file(path) if path is not None else {}
+        except SourceError as exc:
+            # Invented data: a new simulation (its file rewritten) beats a source that stays down.
+            log.warning("simulator %s: %s; starting a new simulation", self.name, exc)
+            saved = {}
         seed, start = saved.get("seed"), saved.get("start")
         if (saved.get("fingerprint") == fingerprint and isinstance(seed, int)
                 and isinstance(start, int | float) and config.seed in (None, seed)
