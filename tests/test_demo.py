@@ -153,3 +153,17 @@ async def test_the_demo_counts_its_warm_up_and_its_windows_differ(demo) -> None:
     assert offered[0] < offered[1] and offered[1] != offered[2], offered
     texts = [a["text"] for a in state["announcements"] if "floor" in a["boards"].split(",")]
     assert texts, "the floor board has no announcement at start"
+
+
+def test_configured_announcements_name_configured_boards() -> None:
+    from wallboard.config import ConfigError, parse_settings
+
+    board = {"tiles": [{"kpi": "waiting"}]}
+    ok = parse_settings({"boards": {"floor": board},
+                         "announcements": [{"text": "Drill at 3", "ttl_s": 60}]})
+    assert ok.announcements[0].boards == []
+    with pytest.raises(ConfigError, match=r"announcements\[0\]\.boards\[0\]: unknown board"):
+        parse_settings({"boards": {"floor": board},
+                        "announcements": [{"text": "x", "ttl_s": 60, "boards": ["flor"]}]})
+    with pytest.raises(ConfigError, match="ttl_s"):
+        parse_settings({"announcements": [{"text": "x", "ttl_s": 8 * 86400}]})
