@@ -286,10 +286,12 @@ async def test_with_access_on_a_tv_receives_only_its_boards_numbers(board_server
         assert "queues" not in api_a and "agents" not in api_a and "meta" in api_a
         assert api_admin["agents"]["mallory"]["state"] == "available"
         # The pruned tree is exactly the board's flat keys, nested again.
-        prefixes = board_scope(board.server.app[keys.BOARDS]["b"])
+        paths = board_scope(board.server.app[keys.BOARDS]["b"])
+        starts = tuple(".".join(p) + "." for p in paths)  # no queue name here has a dot
         full = flatten(api_admin)
-        assert flatten(scoped_tree(api_admin, prefixes)) == {
-            k: v for k, v in full.items() if k.startswith(prefixes)}
+        assert flatten(scoped_tree(api_admin, paths)) == {
+            k: v for k, v in full.items() if k.startswith(starts) or k in {
+                ".".join(p) for p in paths}}
     # Without access, a TV gets everything (the API is public then anyway).
     board.rewrite(lambda d: d["access"].update(enabled=False))
     await asyncio.sleep(1.5)  # the file is re-read when its mtime changes

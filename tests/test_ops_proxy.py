@@ -14,7 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from websockets import InvalidStatus
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from tests.conftest import TOKEN, base_config, free_port, now, require_program
 from tests.opsmetrics import OPERATIONS
@@ -134,6 +136,13 @@ async def test_boards_work_through_the_documented_nginx_site(live_server, nginx,
             await board.wait_for(lambda s: s.get("queues.sales.live.waiting") == 1, timeout=5)
         finally:
             await board.conn.close()
+        # A browser's handshake carries the page's origin, port included: the proxy passes the
+        # Host it was sent, so the server recognises its own pages and refuses other sites'.
+        async with connect(board.url, ssl=context, origin=Origin(base)) as ws:
+            assert '"type":"snapshot"' in await ws.recv()
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(board.url, ssl=context, origin=Origin("https://evil.example"))
+        assert refused.value.response.status_code == 403
 
 
 def test_the_documented_systemd_unit_verifies(tmp_path: Path) -> None:

@@ -1,33 +1,21 @@
 """Who may see which board: TV tokens per board and playlist, an admin token for the API.
 
-The `access` section is re-read from the config file whenever its mtime changes, so a token is
-revoked by editing the file: no restart, and TVs holding it are disconnected at once.
+The `access` section is re-read from the config file whenever it changes (configwatch.py), so
+a token is revoked by editing the file: no restart, and TVs holding it are disconnected at once.
 """
 
 from __future__ import annotations
 
 import hmac
-import logging
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prometheus_client.core import CounterMetricFamily, Metric
-from pydantic import ValidationError
 
 from wallboard.boardconfig import AccessConfig
-from wallboard.config import (
-    BoardConfig,
-    PlaylistConfig,
-    check_access_names,
-    format_validation_error,
-    substitute_env,
-)
-
-log = logging.getLogger(__name__)
+from wallboard.config import BoardConfig, PlaylistConfig
 
 
 def _matches(token: str, allowed: list[str]) -> bool:
@@ -47,59 +35,28 @@ class Access:
         self.path = Path(path) if path else None
         self.boards = boards
         self.playlists = playlists
-        self.mtime = self._mtime()
         self.rejected: Counter[tuple[str, int]] = Counter()
         self.reloads = 0
         self.reload_errors = 0
         self.last_error: str | None = None
 
-    def _mtime(self) -> float | None:
-        try:
-            return os.stat(self.path).st_mtime_ns if self.path else None
-        except OSError:
-            return None
-
-    def refresh(self) -> bool:
-        """Re-read the access section if the file changed; True when the settings changed."""
-        mtime = self._mtime()
-        if mtime is None or mtime == self.mtime:
-            return False
-        self.mtime = mtime
-        try:
-            config = self._read()
-        except ValueError as exc:
-            self.reload_errors += 1
-            self.last_error = str(exc)
-            log.error("access not reloaded, the previous tokens stay in force:\n%s", exc)
-            return False
+    def apply(self, config: AccessConfig) -> bool:
+        """Put a re-read, valid access section in force; True when it changed anything."""
+        # Boards and playlists new in the file are not running until a restart: their
+        # tokens open nothing yet (and a playlist token must not name a missing playlist).
+        config = config.model_copy(update={
+            "boards": {b: t for b, t in config.boards.items() if b in self.boards},
+            "playlists": {p: t for p, t in config.playlists.items() if p in self.playlists}})
         self.reloads += 1
         self.last_error = None
         changed = config != self.config
         self.config = config
-        if changed:
-            log.info("access reloaded from %s", self.path)
         return changed
 
-    def _read(self) -> AccessConfig:
-        where = str(self.path)
-        try:
-            raw = yaml.safe_load(Path(where).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{where}: cannot read: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where}: <top>: must be a mapping of sections")
-        problems: list[str] = []
-        section = substitute_env(raw.get("access") or {}, "access", problems, where)
-        if problems:
-            raise ValueError("\n".join(problems))
-        try:
-            config = AccessConfig.model_validate(section)
-            check_access_names(config, self.boards, self.playlists)
-        except ValidationError as exc:
-            raise ValueError("\n".join(format_validation_error(where, exc, "access"))) from None
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-        return config
+    def failed(self, error: str) -> None:
+        """Count a re-read that failed: the tokens in force stay in force."""
+        self.reload_errors += 1
+        self.last_error = error
 
     def board_ok(self, board: str, token: str) -> bool:
         """May a TV with this token show this board?"""

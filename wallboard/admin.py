@@ -15,6 +15,7 @@ from wallboard import appkeys as keys
 from wallboard.access import describe
 from wallboard.announcements import AnnouncementError
 from wallboard.boards import board_scope
+from wallboard.scope import Scope
 
 
 def build_id() -> str:
@@ -61,7 +62,7 @@ def check_admin(request: web.Request, endpoint: str) -> None:
         raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
 
 
-def client_scope(app: web.Application, board: str) -> tuple[str, ...] | None:
+def client_scope(app: web.Application, board: str) -> Scope | None:
     """What a TV on `board` may receive: its board's keys with access on, else everything."""
     if not app[keys.ACCESS].config.enabled:
         return None
@@ -124,7 +125,6 @@ async def delete_announcement(request: web.Request) -> web.Response:
 async def admin_access(request: web.Request) -> web.Response:
     """Access settings in force (token counts, never tokens) and their reloads."""
     check_admin(request, "admin")
-    request.app[keys.ACCESS].refresh()
     return web.json_response(describe(request.app[keys.ACCESS]))
 
 

@@ -18,6 +18,7 @@ from wallboard.agentwindows import AgentWindows
 from wallboard.config import QueueConfig, Settings
 from wallboard.counters import Layout
 from wallboard.events import Event
+from wallboard.foldguard import FoldErrors, check_foldable
 from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
 from wallboard.sketch import SketchDeltas, bin_of
 from wallboard.state import LiveState, StaleTransition, Waiting
@@ -76,6 +77,7 @@ class Aggregator:
         self.surveys = SurveyMemory()  # counted responses, for revisions to replace
         # Refused while folding (a team over server.max_teams); the pipeline's count by reason.
         self.refused: Counter[str] = Counter()
+        self.errors = FoldErrors()  # caught at the fold's boundaries (pipeline, snapshot, hub)
         now = clock()
         for name, cfg in settings.queues.items():
             self.state.queue(name)
@@ -118,6 +120,9 @@ class Aggregator:
     def fold(self, event: Event) -> bool:
         """Apply one validated event; False when it is later than the allowed lateness."""
         # The per-event path: each line here runs for every event, so lookups are hoisted.
+        # Numbers first, before anything changes: a stored event the fold cannot take is
+        # refused whole (FoldRangeError), never half-applied.
+        check_foldable(event)
         now = self.clock()
         # Ticket events are never too late: a helpdesk's history (a ticket opened last week,
         # read on our first poll) belongs in the backlog; each window counts them only if

@@ -23,6 +23,8 @@ from wallboard.announcements import Announcements
 from wallboard.boards import history_keys, resolve_boards
 from wallboard.cluster import Cluster, ClusterCollector
 from wallboard.config import Settings
+from wallboard.configwatch import ConfigCollector, ConfigWatcher
+from wallboard.connections import ConnectionCollector, ConnectionGuard
 from wallboard.events import Event, EventError
 from wallboard.exporter import WallboardCollector
 from wallboard.history import History
@@ -114,14 +116,14 @@ async def _run_hub(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _watch_access(app: web.Application) -> AsyncIterator[None]:
-    """Re-read the access section when the config file changes; cut TVs that lost access."""
-    access, hub = app[keys.ACCESS], app[keys.HUB]
+async def _watch_config(app: web.Application) -> AsyncIterator[None]:
+    """Re-read the config file when it changes; cut TVs that lost access."""
+    access, hub, watcher = app[keys.ACCESS], app[keys.HUB], app[keys.CONFIG]
 
     async def watch() -> None:
         while True:
             await asyncio.sleep(1.0)
-            if not access.refresh():
+            if not await watcher.refresh():
                 continue
             for client in list(hub.clients):
                 if not access.board_ok(client.board, client.token):
@@ -134,7 +136,7 @@ async def _watch_access(app: web.Application) -> AsyncIterator[None]:
                     client.scope = scope
                     client.resync()
 
-    task = asyncio.create_task(watch(), name="access-watch")
+    task = asyncio.create_task(watch(), name="config-watch")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -180,13 +182,17 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
                config_path: str | None = None) -> web.Application:
     """Build the application; raises ConfigError when sources are misconfigured.
 
-    `config_path` is the file the settings came from: its access section is re-read on change.
+    `config_path` is the file the settings came from: it is re-read on change (configwatch.py).
     """
     pm = plugin_manager or make_plugin_manager()
     registry = build_registry(pm)
     sources = build_sources(settings, registry)
 
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    guard = ConnectionGuard(settings.server)
+    # handler_args reach aiohttp's RequestHandler: keep-alive idle time between requests.
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[guard.middleware],
+                          handler_args={"keepalive_timeout": settings.server.keepalive_timeout_s})
     aggregator = Aggregator(settings, clock)
     runners: dict[str, SourceRunner] = {}
     builder = SnapshotBuilder(aggregator)
@@ -199,7 +205,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     announcements = Announcements(clock, lambda: hub.mark_dirty())
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
               push_interval_s=settings.server.push_interval_ms / 1000,
-              send_timeout_s=settings.server.send_timeout_s)
+              send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
     for item in settings.announcements:  # configured ones: shown from the start
         announcements.post(item.model_dump(), set(boards))
@@ -223,6 +229,10 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         journal=status, restored=restored))
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
+    metrics_registry.register(ConnectionCollector(guard))
+    watcher = ConfigWatcher(config_path, settings, access,
+                            lambda new, where: build_sources(new, registry, where), clock)
+    metrics_registry.register(ConfigCollector(watcher))
     if cluster is not None:
         metrics_registry.register(ClusterCollector(cluster))
 
@@ -237,8 +247,10 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RUNNERS] = runners
     app[keys.METRICS_REGISTRY] = metrics_registry
     app[keys.CLUSTER] = cluster
+    app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
     app[keys.ACCESS] = access
+    app[keys.CONFIG] = watcher
     app[keys.ANNOUNCEMENTS] = announcements
     app[keys.HISTORY] = history
     app[keys.BUILD] = build
@@ -252,6 +264,6 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app.cleanup_ctx.append(_run_journal)
     app.cleanup_ctx.append(_run_hub)
     app.cleanup_ctx.append(_run_sources)
-    app.cleanup_ctx.append(_watch_access)
+    app.cleanup_ctx.append(_watch_config)
     app.on_shutdown.append(close_websockets)
     return app

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from wallboard.announcements import Announcements
     from wallboard.cluster import Cluster
     from wallboard.config import Settings
+    from wallboard.configwatch import ConfigWatcher
+    from wallboard.connections import ConnectionGuard
     from wallboard.history import History
     from wallboard.hub import Hub
     from wallboard.journal import Journal
@@ -34,7 +36,10 @@ RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
 BOARDS: web.AppKey[dict[str, dict]] = web.AppKey("boards")
 ACCESS: web.AppKey[Access] = web.AppKey("access")
+CONFIG: web.AppKey[ConfigWatcher] = web.AppKey("config")  # the config file and its reloads
 ANNOUNCEMENTS: web.AppKey[Announcements] = web.AppKey("announcements")
 HISTORY: web.AppKey[History] = web.AppKey("history")
 BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's files
 CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)
+# Open connections, their cap and deadlines; attached to the server by `wallboard serve`.
+CONNECTIONS: web.AppKey[ConnectionGuard] = web.AppKey("connections")

@@ -8,6 +8,8 @@ from wallboard.boardconfig import BoardConfig, ThresholdConfig, TileConfig
 from wallboard.config import Settings
 from wallboard.kpis import KPI_FORMATS
 from wallboard.locales import language, messages
+from wallboard.scope import Scope
+from wallboard.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
 from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS
 
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
@@ -99,6 +101,7 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
         "label": _label(tile, scope if tile.queue or tile.channel else None, msg),
         "kpi": kpi, "format": KPI_FORMATS.get(kpi, "count"), "window": tile.window,
         "key": key, "path": [*path, tile.window, kpi], "prefix": prefix, "scope": scope,
+        "scope_path": path,
         "sources_key": sources_key,
         "cols": tile.cols, "rows": tile.rows,
         "thresholds": tile.thresholds.model_dump() if tile.thresholds else None,
@@ -168,33 +171,25 @@ def resolve_boards(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 # What every board reads besides its tiles: the header, source badges, the ticker.
-_BOARD_COMMON = ("meta.", "sources.", "announcements")
+_BOARD_COMMON: Scope = (("meta",), ("sources",), ("announcements",))
 
 
-def board_scope(board: dict[str, Any]) -> tuple[str, ...]:
-    """The key prefixes a board's page reads: with access on, its socket gets only these."""
-    prefixes: set[str] = set(_BOARD_COMMON)
+def board_scope(board: dict[str, Any]) -> Scope:
+    """The snapshot paths a board's page reads: with access on, its socket gets only these.
+
+    Paths, not key prefixes: queue names may contain dots, and `queues.sales.` is also the
+    start of every key of a queue named `sales.tenant-b`.
+    """
+    paths: set[tuple[str, ...]] = set(_BOARD_COMMON)
     for tile in board["tiles"]:
-        if tile.get("prefix"):
-            prefixes.add(tile["prefix"] + ".")
-        prefixes.update(f"queues.{row['queue']}." for row in tile.get("rows_keys", ()))
-        prefixes.update(tile[k] for k in ("series_key", "trend_key") if tile.get(k))
-    return tuple(sorted(prefixes))
-
-
-def scoped_tree(tree: dict[str, Any], prefixes: tuple[str, ...], path: str = ""
-                ) -> dict[str, Any]:
-    """The part of a snapshot tree whose flat keys start with one of `prefixes`."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        here = f"{path}{key}"
-        if here.startswith(prefixes) or (here + ".").startswith(prefixes):
-            out[key] = value  # the whole subtree is in scope
-        elif isinstance(value, dict) and any(p.startswith(here + ".") for p in prefixes):
-            inner = scoped_tree(value, prefixes, here + ".")
-            if inner:
-                out[key] = inner
-    return out
+        paths.add(tuple(tile["scope_path"]))
+        paths.update(("queues", row["queue"]) for row in tile.get("rows_keys", ()))
+        # History keeps a series and a trend per tile key: the key is one segment there.
+        if tile.get("series_key"):
+            paths.add(("series", tile["key"]))
+        if tile.get("trend_key"):
+            paths.add(("trend", tile["key"]))
+    return tuple(sorted(paths))
 
 
 def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]]:

@@ -7,32 +7,30 @@ import logging
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from wallboard import __version__, journal_cli, replay
 from wallboard.config import ConfigError, load_settings
+from wallboard.configfile import host_arg, port_arg
 from wallboard.journal import JournalError
 from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from wallboard import appkeys as keys
     from wallboard.app import create_app
+    from wallboard.connections import raise_nofile_limit, serve
 
     settings = load_settings(args.config)
-    if args.host:
-        settings.server.host = args.host
-    if args.port is not None:
-        settings.server.port = args.port
+    # The settings stay as the file says: a reload compares the file with them.
+    host = args.host or settings.server.host
+    port = settings.server.port if args.port is None else args.port
+    raise_nofile_limit()  # before the app: server.max_connections is fitted to it
     app = create_app(settings, config_path=args.config)
     where = args.config or "the embedded demo configuration"
-    print(f"wallboard {__version__}: serving {where} on "
-          f"http://{settings.server.host}:{settings.server.port}/", flush=True)
+    print(f"wallboard {__version__}: serving {where} on http://{host}:{port}/", flush=True)
     try:
-        web.run_app(app, host=settings.server.host, port=settings.server.port, print=None,
-                    access_log=None)
+        serve(app, host, port, app[keys.CONNECTIONS])
     except OSError as exc:
-        print(f"error: cannot listen on {settings.server.host}:{settings.server.port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -76,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (no --config: the demo)")
     serve.add_argument("--config", help="YAML configuration file")
-    serve.add_argument("--host", help="listen address (overrides server.host)")
-    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--host", type=host_arg, help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=port_arg, help="listen port (overrides server.port)")
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,19 +25,12 @@ from wallboard.boardconfig import (
     PlaylistConfig,
     TileConfig,
 )
+from wallboard.configfile import ConfigError, read_config_file
 from wallboard.demo import demo_config
 from wallboard.events import check_channel
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(Exception):
-    """Configuration is invalid; `problems` lists 'file: key.path: message' lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class _Model(BaseModel):
@@ -162,6 +154,24 @@ class ServerConfig(_Model):
     max_teams: int = Field(200, ge=1)
     # Sparklines and trend arrows sample tile values once per step (one minute on a TV).
     history_step_s: float = Field(60.0, ge=0.05, le=3600)
+    # Connections (docs/operations.md#limits-and-hardening): slow clients hold descriptors.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)  # first request's headers, from accept
+    body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a request body, from its headers
+    keepalive_timeout_s: float = Field(75.0, gt=0, le=3600)  # idle between two requests
+    max_connections: int = Field(4096, ge=1, le=1_000_000)  # websockets of boards included
+    # Pages of other origins may not open /ws (no Origin header, or the Host's own: allowed).
+    allowed_origins: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            origin = value.strip().lower().rstrip("/")
+            if not re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", origin):
+                raise ValueError(f"{value!r} is not an origin like https://host[:port]")
+            out.append(origin)
+        return out
 
 
 class JournalConfig(_Model):
@@ -360,15 +370,4 @@ def load_settings(path: str | Path | None) -> Settings:
     """Load the YAML file at `path`, or the embedded demo configuration when None."""
     if path is None:
         return parse_settings(DEMO_CONFIG, "<demo>")
-    where = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{where}: cannot read: {exc.strerror}"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{where}: invalid YAML{at}: {getattr(exc, 'problem', exc)}"]) from None
-    return parse_settings(raw, where)
+    return parse_settings(read_config_file(path), str(path))

@@ -11,15 +11,12 @@ and ~0.4-0.6 ms at N = 200 (AHT 180 s, T = 20 s).  Beyond _UNIFORMIZATION_BUDGET
 sum comes in O(J) from an exact incomplete-gamma identity, and J is capped, so no call
 takes more than about 5 ms.
 
-Erlang A truncation rules:
-- Queue states j = n − N are summed until q = λ/(Nμ + (j+1)θ) < 1 (it keeps falling after)
-  and the geometric bounds on the dropped tails of Σw and Σj·w are <= 1e-15 of the sums.
-  If that needs more than _MAX_QUEUE_STATES states ((λ − Nμ)τ ≳ 10⁴, or λτ ≳ 10⁶ near
-  λ = Nμ), the long-patience limit is returned: Erlang C's P(wait) and SL, and L_q from the
-  Gaussian shape of the queue (P(ab) → 1 − Nμ/λ in overload).  Checked against the full
-  chain there: waits and P(ab) within 2 %, SL and P(wait) within 0.03 (SL is tiny anyway).
-- Uniformization drops the Poisson(ΛT) mass beyond M, bounded by 1e-14, and with it the
-  states j >= M, which cannot reach an agent within M jumps.
+Bounds (nothing loops on hostile input): traffic above MAX_TRAFFIC_ERLANGS with more than
+MAX_AGENTS agents, or in agents_needed, raises NotComputable (a ValueError); Erlang B stops as
+soon as B underflows to 0 (it stays 0 exactly), so 10¹² agents cost no more than about A + a
+few hundred steps; the Poisson horizon of a huge ΛT comes from a Chernoff bound instead of a
+scan; agents_needed searches at most MAX_AGENTS agents.  Every call stays within about 10 ms
+whatever its arguments.
 """
 
 from __future__ import annotations
@@ -32,6 +29,9 @@ _TAIL_EPS = 1e-15  # relative mass dropped from the queue-length distribution
 _LOG_POISSON_TAIL = math.log(1e-14)  # Poisson mass dropped by uniformization
 _MAX_QUEUE_STATES = 10_000  # caps the Erlang A chain near θ → 0 (about 4 ms at the cap)
 _UNIFORMIZATION_BUDGET = 12_000  # jumps × (states + 16 for per-jump overhead) ≈ 2.5 ms
+MAX_TRAFFIC_ERLANGS = 10_000.0  # A = λh above this is not computed (NotComputable)
+MAX_AGENTS = 10_000  # agents_needed never searches beyond this many agents (≈ 3 ms a scan)
+_POISSON_SCAN_MEAN = 10_000.0  # above this mean the horizon comes from a Chernoff bound
 
 Model = Literal["erlang_c", "erlang_a"]
 
@@ -77,6 +77,17 @@ class StaffingResult:
     occupancy: float
 
 
+class NotComputable(ValueError):
+    """The inputs are beyond what these formulas compute in bounded time (see MAX_*)."""
+
+
+def _traffic(a: float) -> float:
+    """Refuse traffic beyond MAX_TRAFFIC_ERLANGS: the O(A) recursions would run too long."""
+    if a > MAX_TRAFFIC_ERLANGS:
+        raise NotComputable(f"traffic {a:g} Erlangs exceeds {MAX_TRAFFIC_ERLANGS:g}")
+    return a
+
+
 def _agents_arg(n: int) -> None:
     """Validate an agent count."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -96,9 +107,13 @@ def erlang_b(n: int, a: float) -> float:
     """Erlang B blocking probability B(n, a) by the overflow-free recursion; O(n)."""
     _agents_arg(n)
     a = _number("traffic", a)
+    if n > MAX_AGENTS:
+        _traffic(a)  # about min(n, A + a tail) steps: only both large is too long
     b = 1.0
     for k in range(1, n + 1):
         b = a * b / (k + a * b)  # B_k = A·B_{k−1} / (k + A·B_{k−1}), always in (0, 1]
+        if b == 0.0:  # underflowed: every later B_k is exactly 0 too
+            break
     return b
 
 
@@ -133,6 +148,11 @@ def erlang_c_metrics(n: int, arrival_rate_per_s: float, aht_s: float,
 
 def _poisson_horizon(mean: float) -> int:
     """Smallest m >= mean with P(Poisson(mean) > m) <= 1e-14 (geometric tail bound)."""
+    if mean > _POISSON_SCAN_MEAN:
+        # Chernoff: P(X >= mean + x) <= exp(−x²/(2(mean + x/3))); solve for that = 1e-14.
+        # A few more jumps than the scan would find, in O(1) rather than O(√mean).
+        c = -_LOG_POISSON_TAIL
+        return math.ceil(mean + c / 3 + math.sqrt(c * c / 9 + 2 * c * mean))
     log_mean = math.log(mean)
     m = math.ceil(mean)
     while True:
@@ -301,12 +321,13 @@ def agents_needed(arrival_rate_per_s: float, aht_s: float, threshold_s: float,
     target = _number("target_sl", target_sl)
     occ_cap = _number("max_occupancy", max_occupancy, positive=True)
     _agents_arg(max_agents)
+    max_agents = min(max_agents, MAX_AGENTS)
     if target > 1 or occ_cap > 1:
         raise ValueError("target_sl and max_occupancy must be at most 1")
     tau = None if patience_s is None else _number("patience_s", patience_s, positive=True,
                                                   allow_inf=True)
     model: Model = "erlang_c" if tau is None or math.isinf(tau) else "erlang_a"
-    a = lam * aht
+    a = _traffic(lam * aht)
     if a == 0:
         return _staffing(0, model, 0.0, 0, _c_metrics(0, 0.0, aht, t, 1.0))
     n_occ = math.ceil(a / occ_cap)

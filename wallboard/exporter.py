@@ -17,6 +17,7 @@ from wallboard import __version__
 from wallboard import counters as c
 from wallboard.aggregate import UNASSIGNED, Aggregator
 from wallboard.events import AGENT_STATES
+from wallboard.foldguard import STAGES
 from wallboard.journal import BATCH_BUCKETS, JournalStatus
 from wallboard.pipeline import Pipeline
 from wallboard.restore import Restored
@@ -49,18 +50,34 @@ class WallboardCollector:
         self.restored = restored or Restored()
 
     def collect(self) -> Iterator[Metric]:
-        """Read memory only: this runs on the event loop."""
+        """Read memory only: this runs on the event loop.
+
+        Each section is collected whole or not at all: one that raises is left out of this
+        scrape (wallboard_fold_errors_total{stage="exporter"}) and the others are served.
+        """
         yield from self._info()
         tree = self.tree()
-        yield from self._queue_settings(tree)
-        yield from self._live(tree)
-        yield from self._people(tree)
-        yield from self._counters()
-        yield from self._windows(tree)
-        yield from self._sources()
-        yield from self._pipeline()
+        sections: list[Callable[[], Iterator[Metric]]] = [
+            lambda: self._queue_settings(tree), lambda: self._live(tree),
+            lambda: self._people(tree), self._counters, lambda: self._windows(tree),
+            self._sources, self._pipeline]
         if self.journal is not None:
-            yield from self._journal(self.journal)
+            journal = self.journal
+            sections.append(lambda: self._journal(journal))
+        errors = self.aggregator.errors
+        for section in sections:
+            try:
+                families = list(section())
+            except Exception as exc:
+                errors.record("exporter", exc, what="/metrics")
+                continue
+            yield from families
+        fold_errors = CounterMetricFamily(
+            "wallboard_fold_errors", "Errors caught at a fold boundary (one event, one snapshot "
+            "entity, one forecast, one /metrics section), by stage", labels=["stage"])
+        for stage in STAGES:
+            fold_errors.add_metric([stage], errors.counts[stage])
+        yield fold_errors
 
     def _info(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("wallboard_build_info", "Build information",

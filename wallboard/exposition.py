@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
@@ -16,7 +18,18 @@ def _escape(text: str) -> str:
     return text
 
 
-def encode(registry: CollectorRegistry) -> bytes:
+def _value(value: object, on_error: Callable[[Exception], None] | None) -> str:
+    """A sample value; one that is not a number (an int past a float's range) becomes NaN."""
+    try:
+        return floatToGoString(value)
+    except (OverflowError, TypeError, ValueError) as exc:
+        if on_error is not None:
+            on_error(exc)
+        return "NaN"
+
+
+def encode(registry: CollectorRegistry,
+           on_error: Callable[[Exception], None] | None = None) -> bytes:
     """Byte for byte what prometheus_client's generate_latest writes for our collectors, faster.
 
     Its per-sample cost (label-name validation and escaping for UTF-8 names, generic
@@ -34,7 +47,7 @@ def encode(registry: CollectorRegistry) -> bytes:
             labels = sample.labels
             if labels:
                 pairs = ",".join([f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())])
-                append(f"{sample.name}{{{pairs}}} {floatToGoString(sample.value)}\n")
+                append(f"{sample.name}{{{pairs}}} {_value(sample.value, on_error)}\n")
             else:
-                append(f"{sample.name} {floatToGoString(sample.value)}\n")
+                append(f"{sample.name} {_value(sample.value, on_error)}\n")
     return "".join(out).encode()

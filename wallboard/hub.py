@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from wallboard.foldguard import FoldErrors, sanitize
+from wallboard.scope import Path, Scope
+
 log = logging.getLogger(__name__)
 
 _RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
@@ -39,8 +42,8 @@ class Client:
         self.transport = transport
         self.board = board
         self.token = ""  # the TV token it connected with: a revoked one is disconnected
-        # Key prefixes this TV may receive (its board's), or None for everything.
-        self.scope: tuple[str, ...] | None = None
+        # The snapshot paths this TV may receive (its board's), or None for everything.
+        self.scope: Scope | None = None
         self.pending: Any = _RESYNC
         self.wake = asyncio.Event()
         self.wake.set()
@@ -89,8 +92,10 @@ class Hub:
     """Builds snapshots at most once per push interval and fans deltas out to clients."""
 
     def __init__(self, build: Callable[[], dict[str, Any]], push_interval_s: float = 0.2,
-                 refresh_s: float = 1.0, send_timeout_s: float = 5.0) -> None:
+                 refresh_s: float = 1.0, send_timeout_s: float = 5.0,
+                 errors: FoldErrors | None = None) -> None:
         self.build = build
+        self.errors = errors if errors is not None else FoldErrors()
         self.push_interval_s = push_interval_s
         self.refresh_s = refresh_s
         self.send_timeout_s = send_timeout_s
@@ -100,7 +105,9 @@ class Hub:
         self.clients: set[Client] = set()
         self.dropped = 0
         self._snapshot_cache: tuple[int, str] | None = None
-        self._scoped_cache: dict[tuple[str, ...], tuple[int, str]] = {}
+        self._scoped_cache: dict[Scope, tuple[int, str]] = {}
+        # Per scope path, its flat keys at a sequence number: boards' deltas diff these.
+        self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
         self._scheduled: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,37 +120,78 @@ class Hub:
         self._scheduled = self._loop.call_later(delay, self.flush)
 
     def flush(self) -> None:
-        """Rebuild the snapshot, publish the delta (if any) to every client."""
+        """Rebuild the snapshot, publish the delta (if any) to every client.
+
+        A build (or encoding) that raises keeps the previous snapshot: counted under
+        wallboard_fold_errors_total{stage="snapshot"}, and the next flush tries again.
+        """
         self._scheduled = None
         self._last_flush = time.monotonic()
-        tree = self.build()
-        flat = flatten(tree)
-        previous = self.flat
-        changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
-        removed = [k for k in previous if k not in flat]
-        self.tree, self.flat = tree, flat
-        if not changes and not removed and self.seq:
+        previous, previous_tree = self.flat, self.tree
+        try:
+            # The one place every published number passes: NaN, ±inf and integers past 64
+            # bits become null here, so JSON and the exposition always encode.
+            tree = sanitize(self.build())
+            flat = flatten(tree)
+            changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
+            removed = [k for k in previous if k not in flat]
+            if not changes and not removed and self.seq:
+                self.tree, self.flat = tree, flat
+                return
+            # Encoded before anything is replaced: a value orjson refuses keeps the last state.
+            message = self._delta(changes, removed, self.seq + 1)
+        except Exception as exc:
+            self.errors.record("snapshot", exc, what="the snapshot")
             return
+        self.tree, self.flat = tree, flat
         self.seq += 1
-        message: str | None = None
-        scoped: dict[tuple[str, ...], str] = {}
+        scoped: dict[Scope, str] = {}
+        per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
         for client in self.clients:
             scope = client.scope
-            if scope is None:
-                if message is None:  # encoded once for every unscoped client
-                    message = self._delta(changes, removed)
+            if scope is None:  # encoded once for every unscoped client
                 client.offer(message)
                 continue
             text = scoped.get(scope)
             if text is None:  # and once per board for the scoped ones
-                text = scoped[scope] = self._delta(
-                    {k: v for k, v in changes.items() if k.startswith(scope)},
-                    [k for k in removed if k.startswith(scope)])
+                text = scoped[scope] = self._scoped_delta(scope, previous_tree, per_path)
             client.offer(text)
 
-    def _delta(self, changes: dict[str, Any], removed: list[str]) -> str:
-        return orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
-                             "removed": removed}).decode()
+    def _path_flat(self, path: Path, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
+        """The flat keys under one scope path at `seq` (whose tree is `tree`), once per seq."""
+        cached = self._path_cache.get(path)
+        if cached is None or cached[0] != seq:
+            node: Any = tree
+            for segment in path:
+                node = node.get(segment, _RESYNC) if isinstance(node, dict) else _RESYNC
+            prefix = ".".join(path)
+            flat = ({} if node is _RESYNC else flatten(node, prefix + ".")
+                    if isinstance(node, dict) else {prefix: node})
+            cached = self._path_cache[path] = (seq, flat)  # one entry per board path: bounded
+        return cached[1]
+
+    def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
+                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> str:
+        # Diffed within the board's own subtrees (exact path segments), never by filtering
+        # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
+        # Each path is diffed once per flush, however many boards share it (meta, totals).
+        changes: dict[str, Any] = {}
+        removed: dict[str, None] = {}
+        for path in scope:
+            delta = per_path.get(path)
+            if delta is None:
+                before = self._path_flat(path, self.seq - 1, previous_tree)
+                after = self._path_flat(path, self.seq, self.tree)
+                delta = per_path[path] = (
+                    {k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
+                    [k for k in before if k not in after])
+            changes.update(delta[0])
+            removed.update(dict.fromkeys(delta[1]))
+        return self._delta(changes, list(removed))
+
+    def _delta(self, changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+        return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
+                             "changes": changes, "removed": removed}).decode()
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, with any pending change flushed first."""
@@ -152,12 +200,13 @@ class Hub:
             self.flush()
         return self.tree
 
-    def snapshot_message(self, scope: tuple[str, ...] | None = None) -> str:
+    def snapshot_message(self, scope: Scope | None = None) -> str:
         """The full state (or a board's part of it) as one message, encoded once per seq."""
         cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
         if cached is None or cached[0] != self.seq:
             data = self.flat if scope is None else {
-                k: v for k, v in self.flat.items() if k.startswith(scope)}
+                k: v for path in scope
+                for k, v in self._path_flat(path, self.seq, self.tree).items()}
             text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
             cached = (self.seq, text)
             if scope is None:

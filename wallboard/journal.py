@@ -58,6 +58,7 @@ class JournalStatus:
     bytes: int = 0  # size on disk (database and its write-ahead log)
     replayed: int = 0  # events folded back at start
     replay_seconds: float = 0.0
+    skipped: int = 0  # quarantined events the start-up replay left out
 
     def observe_batch(self, events: int, seconds: float) -> None:
         """Count one committed batch and its duration."""
@@ -87,6 +88,8 @@ class JournalStats:
     oldest_recv: float | None
     newest_recv: float | None
     sources: dict[str, int]
+    quarantined: int = 0  # events kept but marked: their fold or restore failed
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # "stage: reason" -> n
 
     @property
     def bytes_per_event(self) -> float | None:
@@ -95,6 +98,24 @@ class JournalStats:
 
 
 Stored = tuple[float, Event]  # (arrival time on the server's clock, the event)
+# A stored event to quarantine: (its arrival time, the event, stage, reason).
+Quarantine = tuple[float, Event, str, str]
+QUARANTINE_REASONS_LISTED = 20  # `journal stats` lists the most frequent reasons
+
+
+def stored_body(event: Event, stored_fields: list[str]) -> bytes:
+    """The event's JSON array as a journal written with `stored_fields` holds it."""
+    values = [getattr(event, name) for name in stored_fields]
+    while values and values[-1] is None:
+        values.pop()
+    return orjson.dumps(values)
+
+
+def quarantined_line(ref: str, recv: float, stage: str, reason: str, at: float,
+                     event: Event) -> bytes:
+    """One NDJSON line of `journal export --quarantined` (the event itself under "event")."""
+    return orjson.dumps({"ref": ref, "recv": recv, "stage": stage, "reason": reason,
+                         "at": at, "event": event.to_dict()}) + b"\n"
 
 
 class Journal(Protocol):
@@ -137,6 +158,12 @@ class Journal(Protocol):
 
     def stats(self) -> JournalStats:
         """Counts and sizes (reads the store: for the CLI, never on the event loop)."""
+
+    def quarantine(self, items: list[Quarantine]) -> None:
+        """Mark stored events whose fold failed; `read` skips them from then on. Never raises."""
+
+    def quarantined(self) -> Iterator[bytes]:
+        """The quarantined events as NDJSON lines (see quarantined_line); CLI only."""
 
     async def close(self) -> None:
         """Commit what is queued, then release the store."""

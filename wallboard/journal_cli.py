@@ -4,7 +4,10 @@ Times (--since, --until): RFC 3339 (`2026-11-23T08:00:00+02:00`), epoch seconds,
 `today` or `yesterday` (local midnight in site.timezone), or relative to now: `now-90s`,
 `now-15m`, `now-1h`, `now-2d` (or `--since=-1h`). Export selects by event time and writes
 NDJSON in arrival order, which `wallboard replay` reads; stats counts events, bytes and
-sources.
+sources, and the quarantine (events kept but left out of every start because their fold
+failed) with its most frequent reasons. `export --quarantined` writes the quarantined events,
+one JSON object per line: {"ref", "recv", "stage", "reason", "at", "event"}; `jq -c .event`
+turns that into input for `wallboard replay`.
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ def add_parser(sub: Any) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = journal.add_subparsers(dest="journal_command", required=True)
     export = commands.add_parser("export", help="write stored events as NDJSON to stdout")
-    export.add_argument("--since", required=True, metavar="T", help="first event time")
+    export.add_argument("--since", metavar="T", help="first event time (required, except "
+                        "with --quarantined)")
     export.add_argument("--until", metavar="T", help="last event time (default: no limit)")
+    export.add_argument("--quarantined", action="store_true",
+                        help="the quarantined events instead, with their stage and reason")
     stats = commands.add_parser("stats", help="events, bytes, bytes/event, time span, sources")
     stats.add_argument("--json", action="store_true", help="one JSON document")
     for command in (export, stats):
@@ -82,6 +88,11 @@ def run_export(args: argparse.Namespace, out: IO[bytes] | None = None,
     out = out if out is not None else sys.stdout.buffer
     err = err if err is not None else sys.stderr
     settings, config = _settings(args)
+    if args.quarantined:
+        return _export_quarantined(config, out, err)
+    if not args.since:
+        print("error: journal export needs --since (or --quarantined)", file=err)
+        return 2
     now = time.time()
     try:
         since = parse_when(args.since, settings, now)
@@ -103,6 +114,25 @@ def run_export(args: argparse.Namespace, out: IO[bytes] | None = None,
     finally:
         _close(journal)
     print(f"journal export: {count:,} events from {journal.location}", file=err)
+    return 0
+
+
+def _export_quarantined(config: JournalConfig, out: IO[bytes], err: IO[str]) -> int:
+    """Write the quarantined events as NDJSON, each with its stage and reason."""
+    journal = make_journal(config)
+    journal.open(writable=False)
+    count = 0
+    try:
+        for line in journal.quarantined():
+            out.write(line)
+            count += 1
+        out.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        return 1
+    finally:
+        _close(journal)
+    print(f"journal export: {count:,} quarantined events from {journal.location}", file=err)
     return 0
 
 
@@ -141,4 +171,6 @@ def format_stats(stats: JournalStats) -> str:
             f"bytes: {stats.bytes:,}{per}\n"
             f"event time: {_when(stats.oldest_ts)} .. {_when(stats.newest_ts)}\n"
             f"arrived: {_when(stats.oldest_recv)} .. {_when(stats.newest_recv)}\n"
-            f"sources: {sources}\n")
+            f"sources: {sources}\n"
+            f"quarantined: {stats.quarantined:,}\n"
+            + "".join(f"  {n:,} {why}\n" for why, n in stats.quarantine_reasons.items()))

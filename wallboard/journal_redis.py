@@ -26,6 +26,7 @@ from wallboard.journal import (
     JournalError,
     JournalFenced,
     JournalStatus,
+    Quarantine,
     Stored,
     encode,
     retry_after,
@@ -84,6 +85,7 @@ class RedisJournal(RedisStreamReader):
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._marking: set[asyncio.Task[None]] = set()  # quarantine writes in flight
         self._down_by = "write"
 
     # -- running ------------------------------------------------------------------------
@@ -121,6 +123,32 @@ class RedisJournal(RedisStreamReader):
                                    "\n".join(map(encode, events)), len(events), future))
         self._wake.set()
         return future
+
+    def quarantine(self, items: list[Quarantine]) -> None:
+        """Mark stored events whose fold failed; once started, without blocking the loop."""
+        if self.redis is None:
+            super().quarantine(items)
+            return
+        if not items:
+            return
+        task = asyncio.get_running_loop().create_task(self._quarantine(self._marks(items)))
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
+
+    async def _quarantine(self, marks: dict[str, bytes]) -> None:
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                await self.redis.hset(self.quarantine_key, mapping=marks)
+        except FAILURES as exc:  # the next start meets the events again and quarantines them
+            log.warning("journal: could not quarantine %s events: %s", len(marks), exc)
+
+    async def _prune_quarantine(self, before: float) -> None:
+        """Quarantine marks go with their entries."""
+        cutoff = int(before * 1000)
+        stale = [name async for name, _ in self.redis.hscan_iter(self.quarantine_key)
+                 if int(name.split(b":", 1)[0]) < cutoff]
+        if stale:
+            await self.redis.hdel(self.quarantine_key, *stale)
 
     async def _write(self) -> None:
         """One pipeline of scripts per round: appends queued meanwhile go in the next one."""
@@ -295,6 +323,7 @@ class RedisJournal(RedisStreamReader):
             if self.config.maxlen is not None:
                 removed += int(await self.redis.xtrim(self.stream, maxlen=self.config.maxlen,
                                                       approximate=True))
+            await self._prune_quarantine(before)
         except FAILURES as exc:
             raise JournalDown(str(exc), retry_after(self.status)) from None
         return removed

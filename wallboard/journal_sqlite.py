@@ -5,28 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import resource
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 
+from wallboard import journal_quarantine as quarantine
 from wallboard.config import JournalConfig
 from wallboard.events import Event
+from wallboard.foldguard import reason
 from wallboard.journal import (
     FIELDS,
     JournalDown,
     JournalError,
     JournalStats,
     JournalStatus,
+    Quarantine,
     Stored,
     decoder,
     retry_after,
+    stored_body,
 )
 from wallboard.journal_writer import Writer, probe
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "journal.sqlite3"
 LOCK_NAME = "journal.lock"
@@ -116,6 +124,7 @@ class SqliteJournal:
                     raise JournalError(f"{self.path}: cannot use write-ahead logging ({mode})")
                 con.execute(f"PRAGMA synchronous = {self.config.sync.upper()}")
                 con.executescript(_SCHEMA)
+                quarantine.create(con)
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
@@ -176,10 +185,45 @@ class SqliteJournal:
                                 (since,)).fetchone()[0]
             if first is None:
                 return
-            cursor = con.execute("SELECT recv, body FROM events WHERE seq >= ? ORDER BY seq",
-                                 (first,))
+            # Quarantined events are left out: their fold failed once, and would again.
+            skipped = con.execute("SELECT count(*) FROM quarantine WHERE seq >= ?", (first,)
+                                  ).fetchone()[0] if quarantine.exists(con) else 0
+            self.status.skipped = skipped
+            cursor = con.execute(
+                "SELECT recv, body FROM events WHERE seq >= ? "
+                + ("AND seq NOT IN (SELECT seq FROM quarantine) " if skipped else "")
+                + "ORDER BY seq", (first,))
+            broken: list[quarantine.Row] = []
             while rows := cursor.fetchmany(READ_BATCH):
-                yield [(recv, decode(body)) for recv, body in rows]
+                try:
+                    batch = [(recv, decode(body)) for recv, body in rows]
+                except (ValueError, TypeError):  # rare: sort the rows that do not decode out
+                    batch = self._decodable(rows, broken)
+                yield batch
+            if broken:
+                self._quarantine_broken(broken)
+
+    def _decodable(self, rows: list[tuple[float, str]], broken: list[quarantine.Row]
+                   ) -> list[Stored]:
+        """The rows that decode; the others are added to `broken` (to quarantine)."""
+        batch: list[Stored] = []
+        for recv, body in rows:
+            try:
+                batch.append((recv, self._decode(body)))
+            except (ValueError, TypeError) as exc:
+                broken.append(("restore", reason(exc), time.time(), recv, body))
+        return batch
+
+    def _quarantine_broken(self, broken: list[quarantine.Row]) -> None:
+        """Rows a start could not decode: logged, marked, skipped from now on."""
+        assert self._con is not None
+        log.error("journal: %s: %s stored events do not decode (first: %s); quarantined "
+                  "and skipped", self.path, len(broken), broken[0][1])
+        self.status.skipped += len(broken)
+        try:
+            quarantine.mark(self._con, broken)
+        except sqlite3.Error as exc:
+            log.warning("journal: could not quarantine them: %s", self._describe(exc))
 
     def scan(self, since_ts: float, until_ts: float) -> Iterator[list[Event]]:
         """Events whose event time lies in [since_ts, until_ts], in append order."""
@@ -212,10 +256,36 @@ class SqliteJournal:
                 "SELECT count(*), min(recv), max(recv) FROM events").fetchone()
             oldest_ts, newest_ts = con.execute("SELECT min(ts), max(ts) FROM events").fetchone()
             sources = dict(con.execute(
-                f"SELECT coalesce(json_extract(body, '$[{source_at}]'), ''), count(*) "
+                # json_valid first: one torn body must not make the whole count fail
+                f"SELECT coalesce(CASE WHEN json_valid(body) THEN "
+                f"json_extract(body, '$[{source_at}]') END, ''), count(*) "
                 f"FROM events GROUP BY 1 ORDER BY 2 DESC").fetchall())
+            held, reasons = quarantine.count(con), quarantine.reasons(con)
         return JournalStats(self.location, events, self._disk_bytes(), oldest_ts, newest_ts,
-                            oldest_recv, newest_recv, sources)
+                            oldest_recv, newest_recv, sources, held, reasons)
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(self, items: list[Quarantine]) -> None:
+        """Mark stored events whose fold failed; the writer does it once started. Never raises."""
+        if not items or self._con is None:
+            return
+        fields = self._stored_fields
+        marks = quarantine.rows(items, lambda event: stored_body(event, fields))
+        if self._writer is not None:
+            self._writer.quarantine(marks)
+            return
+        try:  # before start (the start-up replay): this thread owns the connection
+            quarantine.mark(self._con, marks)
+        except sqlite3.Error as exc:
+            log.warning("journal: could not quarantine %s events: %s", len(items),
+                        self._describe(exc))
+
+    def quarantined(self) -> Iterator[bytes]:
+        """The quarantined events as NDJSON lines, in append order."""
+        assert self._con is not None
+        with self._reading():
+            yield from quarantine.entries(self._con, self._decode)
 
     def _disk_bytes(self) -> int:
         total = 0

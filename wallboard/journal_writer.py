@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from wallboard import journal_quarantine
 from wallboard.config import JournalConfig
 from wallboard.events import Event
 from wallboard.journal import JournalDown, JournalStatus, encode, retry_after
@@ -54,11 +55,12 @@ class _Append:
 
 
 class _Job:
-    __slots__ = ("before", "future", "kind", "removed")
+    __slots__ = ("before", "future", "kind", "removed", "rows")
 
     def __init__(self, kind: str, future: asyncio.Future[int] | None = None,
-                 before: float = 0.0) -> None:
+                 before: float = 0.0, rows: list[journal_quarantine.Row] | None = None) -> None:
         self.kind, self.future, self.before, self.removed = kind, future, before, 0
+        self.rows = rows
 
 
 class Writer:
@@ -88,6 +90,10 @@ class Writer:
         self.queue.put(_Job("prune", future, before))
         return future
 
+    def quarantine(self, rows: list[journal_quarantine.Row]) -> None:
+        """Queue marks for events whose fold failed (they were committed before: FIFO)."""
+        self.queue.put(_Job("quarantine", rows=rows))
+
     async def stop(self) -> None:
         """Commit what is queued, then end the thread."""
         self.queue.put(_Job("stop"))
@@ -108,6 +114,9 @@ class Writer:
             if isinstance(item, _Job):
                 if item.kind == "stop":
                     return
+                if item.kind == "quarantine":
+                    self._quarantine(item)
+                    continue
                 self._prune_chunk(item)
                 continue
             batch, count, carry = self._gather(item)
@@ -160,6 +169,14 @@ class Writer:
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
             self.loop.call_soon_threadsafe(_resolve, batch, error)
 
+    def _quarantine(self, job: _Job) -> None:
+        assert job.rows is not None
+        try:
+            journal_quarantine.mark(self.con, job.rows)
+        except sqlite3.Error as exc:  # not fatal: the next start meets it and quarantines it
+            log.warning("journal: could not quarantine %s events: %s", len(job.rows),
+                        self.describe(exc))
+
     def _prune_chunk(self, job: _Job) -> None:
         assert job.future is not None
         try:
@@ -174,9 +191,18 @@ class Writer:
         if removed == PRUNE_CHUNK:
             self.queue.put(job)  # more to delete: appends queued meanwhile go first
             return
+        if job.removed:
+            self._prune_quarantine()
         self._refresh_size(force=True)
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(_finish, job.future, job.removed)
+
+    def _prune_quarantine(self) -> None:
+        """Quarantine marks go with their pruned events."""
+        try:
+            self.con.execute(journal_quarantine.PRUNE)
+        except sqlite3.Error as exc:
+            log.warning("journal: quarantine not pruned: %s", self.describe(exc))
 
     def _set_down(self, error: str) -> None:
         if self.status.up:

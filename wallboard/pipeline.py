@@ -3,6 +3,10 @@
 An event is folded once the journal holds it, in the journal's order, so the state a restart
 rebuilds from the journal is the state the board showed. Webhook events are acknowledged only
 after that; events from push and poll sources are folded at once while the journal is down.
+
+A stored event whose fold raises is caught there, alone (the others of its batch are folded),
+counted in wallboard_fold_errors_total{stage="fold"}, logged once per cause and quarantined in
+the journal, so a restart skips it instead of failing on it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any
 
 from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
 from wallboard.events import Event, EventError, parse_event
+from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
+FAILED = "failed"  # stored (if there is a journal) but its fold raised: quarantined, uncounted
 Key = tuple[str | None, str]
 
 
@@ -128,8 +134,9 @@ class Pipeline:
             self.duplicates += 1
             return DUPLICATE
         self.admit(event)
+        recv = self.aggregator.clock()
         try:
-            future = self.journal.append([event], self.aggregator.clock(), fence=fence)
+            future = self.journal.append([event], recv, fence=fence)
         except JournalDown:
             # Nobody waits for an acknowledgement here: show the event now, even though a
             # restart will not know it (counted in wallboard_journal_events_failed).
@@ -137,7 +144,7 @@ class Pipeline:
         else:
             if key is not None:
                 self._pending[key] = future
-            future.add_done_callback(partial(self._stored, [event], [key], False))
+            future.add_done_callback(partial(self._stored, [event], [key], False, recv))
             return ACCEPTED
         self._remember(key)
         return self.fold(event)
@@ -173,8 +180,9 @@ class Pipeline:
                 self._remember(key)
                 self._fold_counted(event)
         elif fresh:
+            recv = self.aggregator.clock()
             try:
-                future = self.journal.append(fresh, self.aggregator.clock())
+                future = self.journal.append(fresh, recv)
             except JournalDown:
                 self.unstored += len(fresh)
                 raise
@@ -182,7 +190,7 @@ class Pipeline:
                 if key is not None:
                     self._pending[key] = future
             # Added before anyone awaits it: folding happens before the sender is answered.
-            future.add_done_callback(partial(self._stored, fresh, keys, True))
+            future.add_done_callback(partial(self._stored, fresh, keys, True, recv))
             waits.append(future)
             own = future
         stored_elsewhere = 0
@@ -196,7 +204,7 @@ class Pipeline:
         return len(fresh) - stored_elsewhere, duplicates
 
     def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
-                future: asyncio.Future[None]) -> None:
+                recv: float, future: asyncio.Future[None]) -> None:
         """Fold events the journal settled; futures settle in append order, so folds do too."""
         for key in keys:
             if key is not None:
@@ -215,39 +223,56 @@ class Pipeline:
             return  # the sender gets a 503 and retries; forget the ids so the retry counts
         for event, key in zip(events, keys, strict=True):
             self._remember(key)
-            self._fold_counted(event)
+            self._fold_counted(event, recv)
 
-    def _fold_counted(self, event: Event) -> None:
+    def _fold_counted(self, event: Event, recv: float | None = None) -> None:
+        """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""
         with contextlib.suppress(EventError):  # counted under queue_limit; nobody to tell
-            self.fold(event)
+            self.fold(event, recv)
 
     def apply(self, batch: list[tuple[float, Event]]) -> None:
         """Fold what a shared journal delivers, in its order, on every node alike."""
         remember, fold = self._remember, self._fold_counted
-        for _recv, event in batch:
+        for recv, event in batch:
             if event.id is not None:
                 remember((event.source, event.id))
-            fold(event)
+            fold(event, recv)
 
-    def replay(self, event: Event) -> None:
-        """Fold an event read back from the journal: remembered for de-duplication, not stored."""
+    def replay(self, event: Event) -> Exception | None:
+        """Fold an event read back from the journal: remembered for de-duplication, not stored.
+
+        Returns the exception its fold raised (counted under stage "restore"; the caller
+        quarantines it), or None.
+        """
         key = (event.source, event.id) if event.id is not None else None
         if self._is_duplicate(key):
-            return
+            return None
         self._remember(key)
         try:
             self.aggregator.fold(event)
         except QueueLimitError:
             self.rejected["queue_limit"] += 1
+        except Exception as exc:  # a poisoned stored event must not stop the start
+            self.aggregator.errors.record("restore", exc, event)
+            return exc
+        return None
 
-    def fold(self, event: Event) -> str:
-        """Fold one valid, de-duplicated event; returns accepted or late."""
+    def fold(self, event: Event, recv: float | None = None) -> str:
+        """Fold one valid, de-duplicated event; returns accepted, late or failed.
+
+        `recv` is the event's arrival in the journal: given, a fold that raises quarantines it.
+        """
         try:
             counted = self.aggregator.fold(event)
         except QueueLimitError as exc:
             self.rejected["queue_limit"] += 1
             raise EventError("queue", f"queue {exc} would exceed server.max_queues",
                              "queue_limit") from None
+        except Exception as exc:  # one event's fold never stops its batch, its source or the hub
+            self.aggregator.errors.record("fold", exc, event)
+            if recv is not None and self.journal is not None:
+                self.journal.quarantine([(recv, event, "fold", reason(exc))])
+            return FAILED
         source = event.source or ""
         # A plain dict: a Counter's += costs more than the rest of this method together.
         if source in self.accepted:

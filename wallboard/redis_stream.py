@@ -2,10 +2,18 @@
 
 The stream's keys, its format record and the decoding of entries; the live side (appending,
 following the stream, health) is `journal_redis.py`.
+
+Quarantine: a hash `{key}:quarantine` whose fields are `<entry ms>:<digest of the stored
+event>` and whose values are JSON `{stage, reason, at}`. The start-up read leaves those events
+out; retention deletes a field with its entry's time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +21,18 @@ import orjson
 
 from wallboard.config import JournalConfig
 from wallboard.events import Event
-from wallboard.journal import FIELDS, JournalError, JournalStats, Stored, values_decoder
+from wallboard.journal import (
+    FIELDS,
+    QUARANTINE_REASONS_LISTED,
+    JournalError,
+    JournalStats,
+    JournalStatus,
+    Quarantine,
+    Stored,
+    quarantined_line,
+    stored_body,
+    values_decoder,
+)
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
     import redis
@@ -21,6 +40,8 @@ try:  # an optional dependency: make_journal turns its absence into a clear erro
 except ImportError:  # pragma: no cover - exercised by a subprocess test
     redis = None  # type: ignore[assignment]
     RedisError = OSError  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
 
 READ_COUNT = 500  # stream entries per XRANGE/XREAD call
 FAILURES = (RedisError, OSError, TimeoutError)
@@ -45,6 +66,9 @@ class RedisStreamReader:
         self.prefix = prefix
         self.stream, self.counter = f"{prefix}:events", f"{prefix}:count"
         self.meta = f"{prefix}:meta"
+        self.quarantine_key = f"{prefix}:quarantine"
+        self.status = JournalStatus(retry_s=config.retry_s)
+        self._fields: list[str] = list(FIELDS)
         self.location = f"{_safe_url(config.url)} stream {self.stream}"
         self.last_id: bytes = b"$"
         self.folded_n = 0  # the counter value at the last entry folded
@@ -64,6 +88,7 @@ class RedisStreamReader:
         except FAILURES as exc:
             raise JournalError(f"{self.location}: cannot connect: {exc}") from None
         fields = list(orjson.loads(stored)) if stored else list(FIELDS)
+        self._fields = fields
         try:
             self._values = values_decoder(fields)
         except JournalError as exc:
@@ -86,16 +111,107 @@ class RedisStreamReader:
                                ) from None
 
     def read(self, since: float) -> Iterator[list[Stored]]:
-        """Events that arrived at or after `since`, in stream order; the tail goes on from there."""
+        """Events that arrived at or after `since`, in stream order; the tail goes on from there.
+
+        Quarantined events are left out (counted in status.skipped).
+        """
         self.last_id = f"{max(int(since * 1000), 0)}-0".encode()
+        held = self._held()
+        skipped = 0
         for chunk in self._entries(self.last_id.decode()):
             batch: list[Stored] = []
             for entry_id, fields in chunk:
-                recv = entry_ms(entry_id) / 1000
-                batch.extend((recv, event) for event in self._decode(fields))
+                ms = entry_ms(entry_id)
+                recv = ms / 1000
+                try:
+                    events = self._decode(fields)
+                except JournalError as exc:  # as the tail does: one bad entry is skipped
+                    log.error("journal: skipping entry %s: %s", entry_id, exc)
+                    events = []
+                marks = held.get(ms) if held else None
+                if marks:
+                    kept = [e for e in events if self._digest(e) not in marks]
+                    skipped += len(events) - len(kept)
+                    events = kept
+                batch.extend((recv, event) for event in events)
                 self.folded_n = int(fields.get(b"n", 0))
                 self.last_id = entry_id
             yield batch
+        self.status.skipped = skipped
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def _digest(self, event: Event) -> str:
+        return hashlib.blake2b(stored_body(event, self._fields), digest_size=10).hexdigest()
+
+    def _mark(self, recv: float, event: Event) -> str:
+        """The quarantine field of a stored event: its entry's milliseconds and digest."""
+        return f"{round(recv * 1000)}:{self._digest(event)}"
+
+    def _marks(self, items: list[Quarantine]) -> dict[str, bytes]:
+        now = time.time()
+        return {self._mark(recv, event): orjson.dumps({"stage": stage, "reason": why, "at": now})
+                for recv, event, stage, why in items}
+
+    def _held(self) -> dict[int, set[str]]:
+        """The quarantined events' digests by entry milliseconds."""
+        try:
+            fields = self._sync.hkeys(self.quarantine_key)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read the quarantine: {exc}") from None
+        held: dict[int, set[str]] = {}
+        for field in fields:
+            ms, _, digest = field.decode().partition(":")
+            held.setdefault(int(ms), set()).add(digest)
+        return held
+
+    def quarantine(self, items: list[Quarantine]) -> None:
+        """Mark stored events whose fold failed (before start: the sync client). Never raises."""
+        if not items or self._sync is None:
+            return
+        try:
+            self._sync.hset(self.quarantine_key, mapping=self._marks(items))
+        except FAILURES as exc:
+            log.warning("journal: could not quarantine %s events: %s", len(items), exc)
+
+    def quarantined(self) -> Iterator[bytes]:
+        """The quarantined events as NDJSON lines, by arrival."""
+        try:
+            marks = self._sync.hgetall(self.quarantine_key)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read the quarantine: {exc}") from None
+        by_ms: dict[int, dict[str, dict[str, Any]]] = {}
+        for field, value in marks.items():
+            ms, _, digest = field.decode().partition(":")
+            by_ms.setdefault(int(ms), {})[digest] = orjson.loads(value)
+        for ms in sorted(by_ms):
+            wanted = by_ms[ms]
+            for _entry_id, fields in self._same_ms(ms):
+                for event in self._decode(fields):
+                    digest = self._digest(event)
+                    mark = wanted.get(digest)
+                    if mark is not None:
+                        yield quarantined_line(f"{ms}:{digest}", ms / 1000, mark["stage"],
+                                               mark["reason"], mark["at"], event)
+
+    def _same_ms(self, ms: int) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
+        """The entries appended in one millisecond."""
+        for chunk in self._entries(f"{ms}-0"):
+            for entry in chunk:
+                if entry_ms(entry[0]) != ms:
+                    return
+                yield entry
+
+    def _quarantine_stats(self) -> tuple[int, dict[str, int]]:
+        try:
+            values = self._sync.hvals(self.quarantine_key)
+        except FAILURES:
+            return 0, {}
+        reasons: Counter[str] = Counter()
+        for value in values:
+            mark = orjson.loads(value)
+            reasons[f"{mark['stage']}: {mark['reason']}"] += 1
+        return len(values), dict(reasons.most_common(QUARANTINE_REASONS_LISTED))
 
     def scan(self, since_ts: float, until_ts: float) -> Iterator[list[Event]]:
         """Events whose event time lies in [since_ts, until_ts], in stream order."""
@@ -124,8 +240,9 @@ class RedisStreamReader:
         except FAILURES:
             size = 0
         ordered = dict(sorted(sources.items(), key=lambda kv: -kv[1]))
+        held, reasons = self._quarantine_stats()
         return JournalStats(self.location, events, size, oldest_ts, newest_ts, first, last,
-                            ordered)
+                            ordered, held, reasons)
 
 
 def _safe_url(url: str) -> str:

@@ -40,6 +40,7 @@ from wallboard import appkeys as keys
 from wallboard.aggregate import Aggregator
 from wallboard.app import create_app
 from wallboard.config import Settings, load_settings, parse_settings
+from wallboard.configfile import host_arg, port_arg
 from wallboard.events import Event, EventError, parse_ts
 from wallboard.gcpause import gc_paused
 from wallboard.pipeline import Pipeline
@@ -94,8 +95,10 @@ def add_parser(sub: Any) -> None:
                    help="also print a snapshot at each multiple of INTERVAL (30s, 15m, 1h, 1d)")
     p.add_argument("--config", help="YAML configuration (default: no queues; sources ignored)")
     p.add_argument("--json", action="store_true", help="compact JSON, one document per line")
-    p.add_argument("--host", help="with --speed N: listen address (overrides server.host)")
-    p.add_argument("--port", type=int, help="with --speed N: listen port (0: any free port)")
+    p.add_argument("--host", type=host_arg,
+                   help="with --speed N: listen address (overrides server.host)")
+    p.add_argument("--port", type=port_arg,
+                   help="with --speed N: listen port (0: any free port)")
     p.add_argument("--exit-at-end", action="store_true",
                    help="with --speed N: stop serving when the replay ends")
     p.set_defaults(func=run)

@@ -1,4 +1,8 @@
-"""At start: rebuild live state and windows from the journal; while running: prune it."""
+"""At start: rebuild live state and windows from the journal; while running: prune it.
+
+The replay leaves out quarantined events, and quarantines (stage "restore") any stored event
+whose fold raises, so a poisoned event never stops a start, this one or the next.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from wallboard.config import Settings
+from wallboard.foldguard import reason
 from wallboard.gcpause import gc_paused
-from wallboard.journal import Journal, JournalDown
+from wallboard.journal import Journal, JournalDown, Quarantine
 from wallboard.periods import day_bounds, shift_bounds
 from wallboard.pipeline import Pipeline
 from wallboard.vclock import VirtualClock
@@ -61,6 +66,7 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
     clock = VirtualClock(since)
     live_clock, agg.clock = agg.clock, clock
     events = 0
+    failed: list[Quarantine] = []
     try:
         with gc_paused():
             for batch in journal.read(since):
@@ -70,11 +76,22 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
                     # decide exactly as they did when the event first came in.
                     if recv > clock.now:
                         clock.now = min(recv, now)
-                    replay(event)
+                    error = replay(event)
+                    if error is not None:
+                        failed.append((recv, event, "restore", reason(error)))
                 events += len(batch)
     finally:
         agg.clock = live_clock
-    agg.advance(live_clock())
+    if failed:
+        journal.quarantine(failed)
+        log.warning("journal: quarantined %s stored events whose fold failed (see `wallboard "
+                    "journal stats`); later starts skip them", f"{len(failed):,}")
+    if journal.status.skipped:
+        log.warning("journal: skipped %s quarantined events", f"{journal.status.skipped:,}")
+    try:
+        agg.advance(live_clock())
+    except Exception as exc:  # the windows move on at the next snapshot; the start goes on
+        agg.errors.record("restore", exc, what="advancing the windows to now")
     restored.since, restored.events = since, events
     restored.seconds = time.perf_counter() - started
     restored.baseline = {key: list(leaf.windows.lifetime) for key, leaf in agg.leaves.items()}

@@ -18,6 +18,7 @@ from wallboard import __version__
 from wallboard import appkeys as keys
 from wallboard.admin import check_board_token, check_reader, client_scope, refuse
 from wallboard.boards import board_scope, scoped_tree, text_direction
+from wallboard.connections import origin_ok
 from wallboard.exposition import encode
 from wallboard.hub import Client
 from wallboard.plugins import plugin_info
@@ -47,11 +48,28 @@ def _render(request: web.Request, name: str, locale: str | None = None,
 
 
 async def index(request: web.Request) -> web.Response:
-    """List the boards and playlists."""
-    boards = [{"id": b["id"], "title": b["title"]} for b in request.app[keys.BOARDS].values()]
-    playlists = [{"id": name, "boards": ", ".join(p.boards)}
-                 for name, p in request.app[keys.SETTINGS].playlists.items()]
-    return _render(request, "index.html", boards=boards, playlists=playlists)
+    """List the boards and playlists; with access on, only those the token may open."""
+    access = request.app[keys.ACCESS]
+    token = request.query.get("token", "")
+    # The admin token (Authorization header) sees every board; no token: none.
+    everything = (not access.config.enabled or
+                  access.admin_status(request.headers.get("Authorization", "")) is None)
+
+    def board_ok(board: str) -> bool:
+        return everything or (bool(token) and access.board_ok(board, token))
+
+    def playlist_ok(name: str) -> bool:
+        return everything or (bool(token) and access.playlist_ok(name, token))
+
+    suffix = f"?token={quote(token)}" if token and not everything else ""
+    boards = [{"id": b["id"], "title": b["title"], "query": suffix}
+              for b in request.app[keys.BOARDS].values() if board_ok(b["id"])]
+    playlists = [{"id": name, "boards": ", ".join(p.boards), "query": suffix}
+                 for name, p in request.app[keys.SETTINGS].playlists.items()
+                 if playlist_ok(name)]
+    return _render(request, "index.html", boards=boards, playlists=playlists,
+                   locked=access.config.enabled and not everything and not token,
+                   denied=access.config.enabled and not everything and bool(token))
 
 
 async def board_page(request: web.Request) -> web.Response:
@@ -105,6 +123,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPNotFound(text=f"no board {board!r}")
     token = check_board_token(request, "ws", board)
     settings = request.app[keys.SETTINGS]
+    origin = request.headers.get("Origin")
+    # Browsers send Origin on every websocket handshake and cookies or not, any page on the
+    # LAN could otherwise read the board; kiosks' own pages are same-origin, tools send none.
+    if not origin_ok(origin, request.headers.get("Host"), settings.server.allowed_origins):
+        request.app[keys.CONNECTIONS].refuse_origin(origin or "")
+        raise web.HTTPForbidden(text=f"websocket Origin {origin!r} is neither this server's "
+                                     "nor listed in server.allowed_origins")
     ws = web.WebSocketResponse(heartbeat=settings.server.heartbeat_s, max_msg_size=65536)
     await ws.prepare(request)
     sock = request.transport.get_extra_info("socket") if request.transport else None
@@ -138,6 +163,8 @@ async def healthz(request: web.Request) -> web.Response:
     cluster = request.app[keys.CLUSTER]
     if cluster is not None:
         body.update(cluster.health())
+    # A failed reload shows here; the status stays "ok": the board serves the last good config.
+    body["config"] = request.app[keys.CONFIG].health()
     return web.json_response(body)
 
 
@@ -147,8 +174,8 @@ async def api_snapshot(request: web.Request) -> web.Response:
     tree = request.app[keys.HUB].current()
     if boards is not None:  # a TV token: the numbers of the boards it opens, no more
         all_boards = request.app[keys.BOARDS]
-        prefixes = tuple(sorted({p for b in boards for p in board_scope(all_boards[b])}))
-        tree = scoped_tree(tree, prefixes)
+        paths = tuple(sorted({p for b in boards for p in board_scope(all_boards[b])}))
+        tree = scoped_tree(tree, paths)
     return web.Response(body=orjson.dumps(tree), content_type="application/json")
 
 
@@ -160,7 +187,9 @@ async def api_plugins(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
-    body = encode(request.app[keys.METRICS_REGISTRY])
+    errors = request.app[keys.AGGREGATOR].errors
+    body = encode(request.app[keys.METRICS_REGISTRY],
+                  lambda exc: errors.record("exporter", exc, what="/metrics"))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -8,6 +8,9 @@ Bins are log-spaced with ``γ = (1+α)/(1−α)`` and ``α = RELATIVE_ERROR = 0.
 
 * a value ``x > MIN_VALUE`` goes to bin ``i = ceil(log_γ x)``, which holds ``(γ^(i−1), γ^i]``;
 * a value ``x <= MIN_VALUE`` (0.01 s, so 0 and negative glitches too) goes to ``ZERO_BIN``;
+* a finite value ``x > MAX_VALUE`` (10¹⁵ s) goes to ``MAX_BIN``, the bin of MAX_VALUE: the
+  sketch's range ends there, so a huge value (1.7976931348623157e308) never overflows an
+  estimate; it is reported as about MAX_VALUE;
 * bin ``i`` is reported as ``2γ^i/(γ+1)``. Every value in the bin is within relative error α
   of that estimate (the bin edges are exactly α away, and float rounding can add about 1e-15).
   The zero bin is reported as 0.0, so its absolute error is at most MIN_VALUE.
@@ -44,6 +47,8 @@ from math import ceil, floor, log
 
 __all__ = [
     "GAMMA",
+    "MAX_BIN",
+    "MAX_VALUE",
     "MIN_VALUE",
     "RELATIVE_ERROR",
     "ZERO_BIN",
@@ -61,6 +66,7 @@ __all__ = [
 RELATIVE_ERROR = 0.01
 GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
 MIN_VALUE = 0.01  # seconds; values at or below go to the zero bin, reported as 0.0
+MAX_VALUE = 1e15  # seconds; finite values above go to MAX_BIN (the estimate stays finite)
 
 _LN_GAMMA = log(GAMMA)
 _INV_LN_GAMMA = 1.0 / _LN_GAMMA
@@ -69,16 +75,18 @@ _RANK_TOLERANCE = 1.0 - 1e-12
 
 # Strictly below every value bin: values just above MIN_VALUE land in ceil(log_γ MIN_VALUE).
 ZERO_BIN = floor(log(MIN_VALUE) * _INV_LN_GAMMA) - 1
+MAX_BIN = ceil(log(MAX_VALUE) * _INV_LN_GAMMA)
 
 
 def bin_of(value: float) -> int:
-    """Bin of a duration in seconds. ValueError for NaN or infinity."""
+    """Bin of a duration in seconds (clamped to MAX_BIN). ValueError for NaN or infinity."""
     if value <= MIN_VALUE:
         return ZERO_BIN
     try:
-        return ceil(log(value) * _INV_LN_GAMMA)
+        b = ceil(log(value) * _INV_LN_GAMMA)
     except (ValueError, OverflowError):  # NaN, +inf (no cost in 3.11 unless raised)
         raise ValueError(f"not a finite duration: {value!r}") from None
+    return b if b <= MAX_BIN else MAX_BIN
 
 
 def add(sketch: dict[int, int], bin: int, count: int = 1) -> None:
@@ -99,6 +107,8 @@ def add_value(sketch: dict[int, int], value: float, count: int = 1) -> None:
             b = ceil(log(value) * _INV_LN_GAMMA)
         except (ValueError, OverflowError):
             raise ValueError(f"not a finite duration: {value!r}") from None
+        if b > MAX_BIN:
+            b = MAX_BIN
     c = sketch.get(b, 0) + count
     if c:
         sketch[b] = c
@@ -143,13 +153,15 @@ def bin_estimate(bin: int) -> float:
     """The value reported for a bin: 2γ^i/(γ+1), or 0.0 for the zero bin."""
     if bin == ZERO_BIN:
         return 0.0
-    return _EST_FACTOR * GAMMA**bin
+    return _EST_FACTOR * GAMMA ** min(bin, MAX_BIN)  # no overflow, whatever the bin
 
 
 def bin_bounds(bin: int) -> tuple[float, float]:
     """The half-open range (lo, hi] of values a bin holds (the zero bin: (-inf, MIN_VALUE])."""
     if bin == ZERO_BIN:
         return float("-inf"), MIN_VALUE
+    if bin >= MAX_BIN:
+        return GAMMA ** (MAX_BIN - 1), float("inf")
     return GAMMA ** (bin - 1), GAMMA**bin
 
 

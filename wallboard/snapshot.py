@@ -1,8 +1,15 @@
-"""Building the snapshot: every KPI per queue, channel, team, agent and site, live and windowed."""
+"""Building the snapshot: every KPI per queue, channel, team, agent and site, live and windowed.
+
+Each entity is built inside its own boundary: one queue, channel, team or agent whose numbers
+raise is left out (its head) or shown with null KPIs (a window), counted under
+wallboard_fold_errors_total{stage="snapshot"} (the forecast: stage "staffing"); the rest of
+the snapshot is built as usual.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from wallboard import counters as c
@@ -56,13 +63,23 @@ class SnapshotBuilder:
         agg.advance(now)
         min_sample = agg.settings.site.min_survey_sample
         tickets = agg.state.ticket_live(now, agg.settings.site.ticket_at_risk_s)
-        queues = {name: self._queue_head(name, now, tickets) for name in agg.queue_configs}
+        queues: dict[str, dict[str, Any]] = {}
+        for name in agg.queue_configs:
+            try:
+                queues[name] = self._queue_head(name, now, tickets)
+            except Exception as exc:  # left out: a broken queue must not blank the board
+                agg.errors.record("snapshot", exc, what=f"queue {name!r}")
         channels: dict[str, dict[str, Any]] = {}
         for leaf in agg.leaves.values():
             channels.setdefault(leaf.channel, {})
-        for channel, block in channels.items():
-            names = {q for q, cfg in agg.queue_configs.items() if cfg.channel == channel}
-            block["live"] = self._sum_live([queues[q]["live"] for q in names], names)
+        for channel, block in list(channels.items()):
+            names = {q for q, cfg in agg.queue_configs.items()
+                     if cfg.channel == channel and q in queues}
+            try:
+                block["live"] = self._sum_live([queues[q]["live"] for q in names], names)
+            except Exception as exc:
+                agg.errors.record("snapshot", exc, what=f"channel {channel!r}")
+                del channels[channel]
         total: dict[str, Any] = {"live": self._sum_live([q["live"] for q in queues.values()],
                                                         None)}
         for key in _TICKET_LIVE:
@@ -72,13 +89,17 @@ class SnapshotBuilder:
         teams: dict[str, dict[str, Any]] = {}
         agents: dict[str, dict[str, Any]] = {}
         for name, live in agg.state.agents.items():
-            agents[name] = {"state": live.state, "since": live.since, "team": live.team or "",
-                            "queues": ",".join(live.queues)}
-            if live.team:
-                teams.setdefault(live.team, {"live": agent_counts({})})
-                teams[live.team]["live"][f"agents_{live.state}"] += 1
-                if live.state != "offline":
-                    teams[live.team]["live"]["agents_staffed"] += 1
+            try:
+                agents[name] = {"state": live.state, "since": live.since,
+                                "team": live.team or "", "queues": ",".join(live.queues)}
+                if live.team:
+                    teams.setdefault(live.team, {"live": agent_counts({})})
+                    teams[live.team]["live"][f"agents_{live.state}"] += 1
+                    if live.state != "offline":
+                        teams[live.team]["live"]["agents_staffed"] += 1
+            except Exception as exc:
+                agg.errors.record("snapshot", exc, what=f"agent {name!r}")
+                agents.pop(name, None)
         for name in queues:
             queues[name]["live"].update(_NO_FORECAST)
         for window in self.windows:
@@ -131,15 +152,26 @@ class SnapshotBuilder:
         by_channel = {ch: fresh() for ch in channels}
         site = fresh()
         for leaf in agg.leaves.values():
-            vector, sketches = leaf.windows.vector(window)
-            targets = [by_channel[leaf.channel], site]
+            try:
+                vector, sketches = leaf.windows.vector(window)
+            except Exception as exc:  # this leaf's numbers are left out of every sum
+                agg.errors.record("snapshot", exc, what=f"queue {leaf.queue!r} {leaf.channel}")
+                continue
+            targets = [site]
+            if leaf.channel in by_channel:
+                targets.append(by_channel[leaf.channel])
             if leaf.queue in by_queue:
                 targets.append(by_queue[leaf.queue])
             for vec, sk in targets:
                 add_into(vec, vector)
                 _merge_sketches(sk, sketches)
         # Agent time in state feeds occupancy for the queues they serve, their team and the site.
-        agent_vectors = {a: _agent_vector(agg, a, window, now) for a in agg.agent_windows}
+        agent_vectors = {}
+        for name in agg.agent_windows:
+            try:
+                agent_vectors[name] = _agent_vector(agg, name, window, now)
+            except Exception as exc:
+                agg.errors.record("snapshot", exc, what=f"agent {name!r}")
         state_agents = agg.state.agents
         for name, vector in agent_vectors.items():
             live = state_agents.get(name)
@@ -153,23 +185,47 @@ class SnapshotBuilder:
                 for k, value in times:
                     target[k] += value
             if name in agents:
-                agents[name][window] = agent_window_kpis(vector, min_sample)
+                agents[name][window] = self._kpis(agent_window_kpis, f"agent {name!r}",
+                                                  vector, min_sample)
             team = live.team if live else None
-            if team:
+            if team and team in teams:
                 team_vec = teams[team].setdefault("_vec", [0.0] * len(c.FIELDS))
                 add_into(team_vec, vector)
         for name, (vector, sketches) in by_queue.items():
             rules = [r.name for r in agg.queue_config(name).legal_rules]
-            queues[name][window] = window_kpis(vector, sketches, min_sample, rules)
-            queues[name][window]["sl_variants"] = sl_variants(vector)
+            block = queues[name][window] = self._kpis(window_kpis, f"queue {name!r}", vector,
+                                                      sketches, min_sample, rules)
+            block["sl_variants"] = self._kpis(sl_variants, f"queue {name!r}", vector)
             if window == self._forecast_window(name):
-                queues[name]["live"].update(self._forecast(name, vector, queues[name]["live"]))
+                try:
+                    forecast = self._forecast(name, vector, queues[name]["live"])
+                except Exception as exc:  # the tile shows "not computable"
+                    agg.errors.record("staffing", exc, what=f"queue {name!r}")
+                    forecast = _NO_FORECAST
+                queues[name]["live"].update(forecast)
         for name, (vector, sketches) in by_channel.items():
-            channels[name][window] = window_kpis(vector, sketches, min_sample)
-        total[window] = window_kpis(site[0], site[1], min_sample)
-        for block in teams.values():
-            block[window] = agent_window_kpis(block.pop("_vec", [0.0] * len(c.FIELDS)),
-                                             min_sample)
+            channels[name][window] = self._kpis(window_kpis, f"channel {name!r}", vector,
+                                                sketches, min_sample)
+        total[window] = self._kpis(window_kpis, "the site total", site[0], site[1], min_sample)
+        for name, block in teams.items():
+            block[window] = self._kpis(agent_window_kpis, f"team {name!r}",
+                                       block.pop("_vec", [0.0] * len(c.FIELDS)), min_sample)
+
+    def _kpis(self, compute: Callable[..., dict[str, Any]], what: str, vector: list[float],
+              *args: Any) -> dict[str, Any]:
+        """One entity's KPIs; when they raise, the same keys with null values (counted)."""
+        try:
+            return compute(vector, *args)
+        except Exception as exc:
+            self.agg.errors.record("snapshot", exc, what=what)
+        try:  # the keys of an empty window: the board shows "no data" for this entity
+            empty = compute(self.agg.layout.zeros(), *[
+                [{} for _ in range(c.SKETCH_KINDS)] if i == 0 and compute is window_kpis
+                else arg for i, arg in enumerate(args)])
+        except Exception:
+            return {}
+        return {key: ({k: None for k in value} if isinstance(value, dict) else None)
+                for key, value in empty.items()}
 
     def _forecast_window(self, name: str) -> str | None:
         window = self.agg.queue_config(name).staffing.window or self.shortest_rolling

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import math
 
-from wallboard.erlang import agents_needed, erlang_a_metrics, erlang_c_metrics
+from wallboard.erlang import (
+    MAX_AGENTS,
+    NotComputable,
+    agents_needed,
+    erlang_a_metrics,
+    erlang_c_metrics,
+)
 
 
 def _usable(x: float | None) -> float | None:
@@ -23,6 +29,8 @@ def forecast(arrival_rate_per_s: float | None, aht_s: float | None, threshold_s:
     # Keys match LIVE_KPIS.  None means not computable (no arrivals or AHT yet, missing
     # inputs) or, for agents_needed, out of reach within max_agents.  forecast_wait_s is
     # inf when the staffed agents cannot keep up under Erlang C (orjson sends null).
+    # Bounded: traffic past erlang.MAX_TRAFFIC_ERLANGS or more than erlang.MAX_AGENTS staffed
+    # is not computed (None), so no input makes a snapshot wait on this.
     out: dict[str, float | None] = dict.fromkeys(
         ("agents_needed", "forecast_sl", "forecast_wait_s", "forecast_abandon"))
     lam, aht, t = _usable(arrival_rate_per_s), _usable(aht_s), _usable(threshold_s)
@@ -33,10 +41,13 @@ def forecast(arrival_rate_per_s: float | None, aht_s: float | None, threshold_s:
     target = _usable(target_sl)
     occ = _usable(max_occupancy)
     if target is not None and target <= 1 and occ and occ <= 1:
-        s = agents_needed(lam, aht, t, target, tau, occ, max(0, int(max_agents)))
+        try:
+            s = agents_needed(lam, aht, t, target, tau, occ, max(0, int(max_agents)))
+        except NotComputable:
+            return out
         out["agents_needed"] = s.agents
     staff = _usable(staffed)
-    if staff is not None:
+    if staff is not None and staff <= MAX_AGENTS:
         if tau is None:
             c = erlang_c_metrics(int(staff), lam, aht, t)
             out.update(forecast_sl=c.service_level, forecast_wait_s=c.asa_s)
