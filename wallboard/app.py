@@ -32,7 +32,7 @@ from wallboard.hub import Hub
 from wallboard.journal import Journal, JournalStatus, make_journal
 from wallboard.journal_redis import RedisJournal
 from wallboard.pipeline import Pipeline
-from wallboard.plugins import build_registry, build_sources, make_plugin_manager
+from wallboard.plugins import build_registry, build_sources, make_plugin_manager, source_check
 from wallboard.restore import Restored, prune_forever, restore
 from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
 from wallboard.snapshot import SnapshotBuilder
@@ -230,8 +230,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
     metrics_registry.register(ConnectionCollector(guard))
-    watcher = ConfigWatcher(config_path, settings, access,
-                            lambda new, where: build_sources(new, registry, where), clock)
+    watcher = ConfigWatcher(config_path, settings, access, clock=clock,
+                            source_check=source_check(registry))
     metrics_registry.register(ConfigCollector(watcher))
     if cluster is not None:
         metrics_registry.register(ClusterCollector(cluster))

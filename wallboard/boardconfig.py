@@ -7,6 +7,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wallboard.configcheck import did_you_mean
 from wallboard.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
 
 
@@ -22,6 +23,16 @@ TYPE_KPI: dict[str, str | None] = {
     "number": None, "ring": "service_level", "sparkline": None, "queue_table": "waiting",
     "agents": "agents_staffed", "legal": "waiting", "staffing": "agents_needed",
     "tickets": "tickets_overdue", "survey": "csat", "announcements": None, "clock": None,
+}
+# The KPIs each tile type can show (docs/boards.md lists them; None: any KPI). A ring is a
+# fraction of a circle: only a 0-1 ratio fits it. The other types draw fixed values of the
+# snapshot whatever `kpi` says, so only their own KPI fits; announcements and clocks take none.
+TILE_KPIS: dict[str, tuple[str, ...] | None] = {
+    "number": None, "sparkline": None,
+    "ring": tuple(sorted(k for k, f in KPI_FORMATS.items() if f == "ratio")),
+    "queue_table": ("waiting",), "agents": ("agents_staffed",), "legal": ("waiting",),
+    "staffing": ("agents_needed",), "tickets": ("tickets_overdue",),
+    "survey": ("csat", "nps", "ces"), "announcements": (), "clock": (),
 }
 _CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -63,6 +74,17 @@ class TileConfig(_Model):
     def _kpi_and_window(self) -> TileConfig:
         if self.kpi is None:
             self.kpi = TYPE_KPI[self.type]
+        elif self.kpi not in KPI_FORMATS:
+            known = sorted(KPI_FORMATS)
+            raise ValueError(f"unknown kpi {self.kpi!r}; known: {', '.join(known)}"
+                             f"{did_you_mean(self.kpi, known)}")
+        fits = TILE_KPIS[self.type]
+        if self.kpi is not None and fits is not None and self.kpi not in fits:
+            a = "an" if self.type[0] in "aeiou" else "a"
+            if not fits:
+                raise ValueError(f"{a} {self.type} tile shows no kpi; remove kpi {self.kpi!r}")
+            shows = f"{', '.join(fits[:-1])} or {fits[-1]}" if len(fits) > 1 else fits[0]
+            raise ValueError(f"{a} {self.type} tile shows {shows}, not kpi {self.kpi!r}")
         if self.kpi is None:
             if self.type in ("number", "sparkline"):
                 raise ValueError(f"a {self.type} tile needs a kpi")
@@ -73,14 +95,8 @@ class TileConfig(_Model):
             if self.window not in (None, "live"):
                 raise ValueError(f"kpi {self.kpi!r} is live; it takes no window")
             self.window = "live"
-        elif self.kpi in WINDOW_KPIS:
-            if self.window == "live":
-                raise ValueError(f"kpi {self.kpi!r} needs a window")
-        else:
-            known = ", ".join(sorted(KPI_FORMATS))
-            raise ValueError(f"unknown kpi {self.kpi!r}; known: {known}")
-        if self.type == "survey" and self.kpi not in ("csat", "nps", "ces"):
-            raise ValueError("a survey tile shows csat, nps or ces")
+        elif self.kpi in WINDOW_KPIS and self.window == "live":
+            raise ValueError(f"kpi {self.kpi!r} needs a window")
         if self.queue and self.channel:
             raise ValueError("give either queue or channel, not both")
         if self.type in ("legal", "staffing") and not self.queue:

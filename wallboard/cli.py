@@ -11,7 +11,7 @@ from wallboard import __version__, journal_cli, replay
 from wallboard.config import ConfigError, load_settings
 from wallboard.configfile import host_arg, port_arg
 from wallboard.journal import JournalError
-from wallboard.plugins import build_registry, build_sources, make_plugin_manager, plugin_info
+from wallboard.plugins import build_registry, make_plugin_manager, plugin_info, source_check
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -19,16 +19,23 @@ def _serve(args: argparse.Namespace) -> int:
     from wallboard.app import create_app
     from wallboard.connections import raise_nofile_limit, serve
 
-    settings = load_settings(args.config)
+    pm = make_plugin_manager()
+    # Every problem of the file at once, as check-config and a run-time reload name them.
+    settings = load_settings(args.config, source_check(build_registry(pm)))
     # The settings stay as the file says: a reload compares the file with them.
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     raise_nofile_limit()  # before the app: server.max_connections is fitted to it
-    app = create_app(settings, config_path=args.config)
+    app = create_app(settings, plugin_manager=pm, config_path=args.config)
     where = args.config or "the embedded demo configuration"
-    print(f"wallboard {__version__}: serving {where} on http://{host}:{port}/", flush=True)
+
+    def ready(listening: int) -> None:
+        # Only once start-up succeeded (journal open and folded back) and the port is open.
+        print(f"wallboard {__version__}: serving {where} on http://{host}:{listening}/",
+              flush=True)
+
     try:
-        serve(app, host, port, app[keys.CONNECTIONS])
+        serve(app, host, port, app[keys.CONNECTIONS], ready)
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -36,8 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    build_sources(settings, build_registry(make_plugin_manager()), where=args.file)
+    settings = load_settings(args.file, source_check(build_registry(make_plugin_manager())))
     print(f"{args.file}: OK ({len(settings.queues)} queues, {len(settings.sources)} sources, "
           f"{len(settings.boards)} boards)")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,11 +26,15 @@ from wallboard.boardconfig import (
     PlaylistConfig,
     TileConfig,
 )
+from wallboard.configcheck import did_you_mean, document_order, reference_problems, suggestion
 from wallboard.configfile import ConfigError, read_config_file
 from wallboard.demo import demo_config
-from wallboard.events import check_channel
+from wallboard.events import CHANNELS, check_channel
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
+# (the raw `sources` section, the file) -> 'file: key.path: message' lines for each source's
+# own settings; plugins.source_problems, given by the caller (the source types are plugins').
+SourceCheck = Callable[[dict[str, Any], str], list[str]]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -112,7 +117,10 @@ class QueueConfig(_Model):
     @field_validator("channel")
     @classmethod
     def _known_channel(cls, value: str) -> str:
-        return check_channel(value)
+        try:
+            return check_channel(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}{did_you_mean(value, CHANNELS)}") from None
 
 
 class SiteConfig(_Model):
@@ -247,64 +255,23 @@ class Settings(_Model):
         return values
 
     @model_validator(mode="after")
-    def _cross_references(self) -> Settings:
-        for name, raw in self.sources.items():
-            if not isinstance(raw.get("type"), str):
-                raise ValueError(f"sources.{name}.type is required")
-        for name, queue in self.queues.items():
-            if queue.staffing.window is not None and queue.staffing.window not in self.windows:
-                raise ValueError(f"queues.{name}.staffing.window: {queue.staffing.window!r} is "
-                                 f"not a configured window ({', '.join(self.windows)})")
-        for board_id, board in self.boards.items():
-            for i, tile in enumerate(board.tiles):
-                self._check_tile(f"boards.{board_id}.tiles[{i}]", tile)
-        for name, playlist in self.playlists.items():
-            for i, board_id in enumerate(playlist.boards):
-                if board_id not in self.boards:
-                    raise ValueError(f"playlists.{name}.boards[{i}]: unknown board {board_id!r}")
-        check_access_names(self.access, self.boards, self.playlists)
+    def _cross_references(self, info: ValidationInfo) -> Settings:
+        # parse_settings checks the mapping as read (configcheck.py), with the schema's errors.
+        if not (info.context or {}).get("references_checked"):
+            problems = reference_problems(self.model_dump())
+            if problems:
+                raise ValueError("\n".join(problems))
+        for board in self.boards.values():
+            for tile in board.tiles:
+                self._tile_defaults(tile)
         return self
 
-    @model_validator(mode="after")
-    def _announcement_boards(self) -> Settings:
-        for i, item in enumerate(self.announcements):
-            for j, board_id in enumerate(item.boards):
-                if board_id not in self.boards:
-                    raise ValueError(f"announcements[{i}].boards[{j}]: unknown board {board_id!r}")
-        return self
-
-    def _check_tile(self, where: str, tile: TileConfig) -> None:
+    def _tile_defaults(self, tile: TileConfig) -> None:
         if tile.window is None:
             tile.window = "today" if "today" in self.windows else self.windows[0]
-        if tile.window != "live" and tile.window not in self.windows:
-            raise ValueError(f"{where}.window: {tile.window!r} is not a configured window "
-                             f"({', '.join(self.windows)})")
-        known = ", ".join(self.queues) or "none"
-        for i, queue in enumerate(tile.queues or []):
-            if queue not in self.queues:
-                raise ValueError(f"{where}.queues[{i}]: unknown queue {queue!r}; known: {known}")
-        if tile.queue and tile.queue not in self.queues:
-            raise ValueError(f"{where}.queue: unknown queue {tile.queue!r}; known: {known}")
-        if tile.type == "legal":
-            rules = [r.name for r in self.queues[tile.queue or ""].legal_rules]
-            if not rules:
-                raise ValueError(f"{where}.queue: queue {tile.queue!r} has no legal_rules")
-            if tile.rule is None:
-                tile.rule = rules[0]
-            elif tile.rule not in rules:
-                raise ValueError(f"{where}.rule: unknown rule {tile.rule!r}; known: "
-                                 f"{', '.join(rules)}")
-
-
-def check_access_names(access: AccessConfig, boards: dict[str, BoardConfig],
-                       playlists: dict[str, PlaylistConfig]) -> None:
-    """Tokens may only name configured boards and playlists."""
-    for board_id in access.boards:
-        if board_id not in boards:
-            raise ValueError(f"access.boards.{board_id}: unknown board {board_id!r}")
-    for name in access.playlists:
-        if name not in playlists:
-            raise ValueError(f"access.playlists.{name}: unknown playlist {name!r}")
+        queue = self.queues.get(tile.queue or "")
+        if tile.type == "legal" and tile.rule is None and queue and queue.legal_rules:
+            tile.rule = queue.legal_rules[0].name
 
 
 # The embedded demo (wallboard/demo.yaml): the board of the README's screenshots.
@@ -334,8 +301,12 @@ def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any
     return _ENV.sub(repl, node)
 
 
-def format_validation_error(where: str, error: ValidationError, prefix: str = "") -> list[str]:
-    """Turn pydantic errors into 'file: key.path: message' lines."""
+def format_validation_error(where: str, error: ValidationError, prefix: str = "",
+                            model: type[BaseModel] | None = None) -> list[str]:
+    """Turn pydantic errors into 'file: key.path: message' lines, with "did you mean".
+
+    `model` is the model that was validated: an unknown key gets its closest field name.
+    """
     lines = []
     for item in error.errors():
         parts = [prefix] if prefix else []
@@ -344,30 +315,48 @@ def format_validation_error(where: str, error: ValidationError, prefix: str = ""
                 parts[-1:] = [f"{parts[-1]}[{loc}]"] if parts else [f"[{loc}]"]
             else:
                 parts.append(str(loc))
-        message = item["msg"].removeprefix("Value error, ")
-        # Cross-reference checks carry their own key path in the message.
-        lines.append(f"{where}: {'.'.join(parts)}: {message}" if parts else f"{where}: {message}")
+        message = item["msg"].removeprefix("Value error, ") + suggestion(item, model)
+        # Cross-reference checks carry their own key path in the message, one per line.
+        for text in message.split("\n"):
+            lines.append(f"{where}: {'.'.join(parts)}: {text}" if parts else f"{where}: {text}")
     return lines
 
 
-def parse_settings(raw: Any, where: str = "<config>") -> Settings:
-    """Validate an already-loaded mapping into Settings, raising ConfigError."""
+def parse_settings(raw: Any, where: str = "<config>",
+                   source_check: SourceCheck | None = None) -> Settings:
+    """Validate an already-loaded mapping into Settings, raising ConfigError with every problem.
+
+    The stages do not stop at the first that fails: unset variables, the schema, the
+    cross-references and (with `source_check`) each source's own settings are all reported.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{where}: <top>: must be a mapping of sections"])
+    unset: list[str] = []
+    raw = substitute_env(raw, "", unset, where)
     problems: list[str] = []
-    raw = substitute_env(raw, "", problems, where)
-    if problems:
-        raise ConfigError(problems)
+    settings: Settings | None = None
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw, context={"references_checked": True})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(where, exc)) from None
+        problems += format_validation_error(where, exc, model=Settings)
+    problems += [f"{where}: {problem}" for problem in reference_problems(raw)]
+    if source_check is not None and isinstance(raw.get("sources"), dict):
+        problems += source_check(raw["sources"], where)
+    # A variable left unset is the problem at its key, not the empty value put in its place.
+    paths = tuple(line.split(": environment variable ")[0] + ":" for line in unset)
+    problems = unset + [p for p in problems if not p.startswith(paths)]
+    if problems or settings is None:
+        # In the file's order, each once (a key path is what follows 'file: ').
+        lines = sorted(dict.fromkeys(problems), key=lambda line: document_order(
+            raw, line.removeprefix(f"{where}: ").split(": ", 1)[0]))
+        raise ConfigError(lines or [f"{where}: invalid"])
+    return settings
 
 
-def load_settings(path: str | Path | None) -> Settings:
+def load_settings(path: str | Path | None, source_check: SourceCheck | None = None) -> Settings:
     """Load the YAML file at `path`, or the embedded demo configuration when None."""
     if path is None:
-        return parse_settings(DEMO_CONFIG, "<demo>")
-    return parse_settings(read_config_file(path), str(path))
+        return parse_settings(DEMO_CONFIG, "<demo>", source_check)
+    return parse_settings(read_config_file(path), str(path), source_check)

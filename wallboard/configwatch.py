@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from wallboard.access import Access
-from wallboard.config import ConfigError, Settings, parse_settings
+from wallboard.config import ConfigError, Settings, SourceCheck, parse_settings
 from wallboard.configfile import read_config_file
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,14 @@ class ConfigWatcher:
 
     def __init__(self, path: str | Path | None, running: Settings, access: Access,
                  check: Callable[[Settings, str], None] = lambda settings, where: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 source_check: SourceCheck | None = None) -> None:
         self.path = Path(path) if path else None
         # A copy: what the file said at start, to tell which sections an edit changed.
         self.running = running.model_copy(deep=True)
         self.access = access
-        self.check = check  # further validation a start would do (the sources' own models)
+        self.check = check  # further validation, after every problem of the file is listed
+        self.source_check = source_check  # the sources' own models, as a start checks them
         self.clock = clock
         self.signature = self._signature()
         self.ok = True
@@ -58,7 +60,7 @@ class ConfigWatcher:
         """Read and validate the whole file as a start would (runs in a thread)."""
         assert self.path is not None
         where = str(self.path)
-        settings = parse_settings(read_config_file(self.path), where)
+        settings = parse_settings(read_config_file(self.path), where, self.source_check)
         self.check(settings, where)
         return settings
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import resource
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -256,19 +256,28 @@ class ConnectionCollector:
         yield origin
 
 
-async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGuard) -> None:
+async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
+                 ready: Callable[[int], None]) -> None:
     runner = web.AppRunner(app, handle_signals=True, access_log=None)
+    # Start-up (the journal opened and folded back, ...) runs here: a fatal error ends the
+    # run before the port is open and before anything says "serving".
     await runner.setup()
     try:
         assert runner.server is not None
         guard.attach(runner.server)
         await web.TCPSite(runner, host, port).start()
+        addresses = runner.addresses  # (host, port, ...) per socket; port 0 is resolved here
+        ready(addresses[0][1] if addresses else port)
         await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit
     finally:
         await runner.cleanup()
 
 
-def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard) -> None:
-    """Run the app until SIGINT/SIGTERM, like `web.run_app`, with the guard attached."""
+def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
+          ready: Callable[[int], None] = lambda port: None) -> None:
+    """Run the app until SIGINT/SIGTERM, like `web.run_app`, with the guard attached.
+
+    `ready` is called with the port listened on once start-up succeeded and the port is open.
+    """
     with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(_serve(app, host, port, guard))
+        asyncio.run(_serve(app, host, port, guard, ready))

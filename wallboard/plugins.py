@@ -14,7 +14,8 @@ import pluggy
 from pydantic import ValidationError
 
 from wallboard import hookspecs
-from wallboard.config import ConfigError, Settings, format_validation_error
+from wallboard.config import ConfigError, Settings, SourceCheck, format_validation_error
+from wallboard.configcheck import did_you_mean
 from wallboard.sources import Source
 
 ENTRY_POINT_GROUP = "wallboard"
@@ -119,27 +120,43 @@ def build_registry(pm: pluggy.PluginManager) -> SourceRegistry:
     return registry
 
 
+def source_problems(sources: dict[str, Any], registry: SourceRegistry,
+                    where: str = "<config>") -> list[str]:
+    """'file: key.path: message' for each source whose settings its type's model refuses."""
+    problems: list[str] = []
+    for name, raw in sources.items():
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            continue  # the schema and the cross-references say so (config.py)
+        cls = registry.types.get(raw["type"])
+        if cls is None:
+            known = sorted(registry.types)
+            problems.append(f"{where}: sources.{name}.type: unknown source type "
+                            f"{raw['type']!r}; known: {', '.join(known) or 'none'}"
+                            f"{did_you_mean(raw['type'], known)}")
+            continue
+        try:
+            cls.Config.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(format_validation_error(where, exc, f"sources.{name}", cls.Config))
+    return problems
+
+
 def build_sources(settings: Settings, registry: SourceRegistry,
                   where: str = "<config>") -> list[Source]:
     """Instantiate configured sources, validating each against its type's config model."""
-    problems: list[str] = []
-    sources: list[Source] = []
-    for name, raw in settings.sources.items():
-        cls = registry.types.get(raw["type"])
-        if cls is None:
-            known = ", ".join(sorted(registry.types)) or "none"
-            problems.append(f"{where}: sources.{name}.type: unknown source type "
-                            f"{raw['type']!r}; known: {known}")
-            continue
-        try:
-            config = cls.Config.model_validate(raw)
-        except ValidationError as exc:
-            problems.extend(format_validation_error(where, exc, f"sources.{name}"))
-            continue
-        sources.append(cls(name, config))
+    problems = source_problems(settings.sources, registry, where)
     if problems:
         raise ConfigError(problems)
+    sources: list[Source] = []
+    for name, raw in settings.sources.items():
+        cls = registry.types[raw["type"]]
+        sources.append(cls(name, cls.Config.model_validate(raw)))
     return sources
+
+
+def source_check(registry: SourceRegistry) -> SourceCheck:
+    """The sources' own checks, for parse_settings to report with every other problem."""
+    return lambda sources, where: source_problems(sources, registry, where)
 
 
 def plugin_info(pm: pluggy.PluginManager, registry: SourceRegistry) -> list[dict]:
