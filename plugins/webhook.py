@@ -6,6 +6,7 @@ With a `secret`, requests must also be signed: `X-Wallboard-Timestamp: <epoch se
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any, ClassVar
 
@@ -58,13 +59,39 @@ def _find_runner(request: web.Request) -> SourceRunner | None:
     return found
 
 
-def _decode(body: bytes) -> tuple[str, list[tuple[int, Any]]]:
-    """Items with their 1-based 'line' (NDJSON) or 0-based 'index' (JSON); raises ValueError."""
+YIELD_EVERY = 2000  # items decoded or validated between two yields to the event loop
+
+
+class TooManyEvents(ValueError):
+    """The request holds more events than server.max_batch_events."""
+
+
+def _count_lines(lines: list[bytes], limit: int) -> int:
+    """NDJSON items (non-blank lines); TooManyEvents past `limit`, before decoding any."""
+    count = len(lines) - lines.count(b"")
+    if count > limit:  # exact only when it matters: lines of blanks are not items
+        count = sum(map(bool, map(bytes.strip, lines)))
+        if count > limit:
+            raise TooManyEvents(f"{count} events in one request; server.max_batch_events "
+                                f"allows {limit}")
+    return count
+
+
+async def _decode(body: bytes, limit: int) -> tuple[str, list[tuple[int, Any]]]:
+    """Items with their 1-based 'line' (NDJSON) or 0-based 'index' (JSON).
+
+    Raises TooManyEvents past `limit` items (counted before any is validated) and ValueError
+    for a body that is neither JSON nor NDJSON.
+    """
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
+        lines = body.splitlines()
+        _count_lines(lines, limit)
         items = []
-        for number, line in enumerate(body.splitlines(), start=1):
+        for number, line in enumerate(lines, start=1):
+            if number % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a long body must not hold up boards and probes
             if line.strip():
                 try:
                     items.append((number, orjson.loads(line)))
@@ -73,22 +100,34 @@ def _decode(body: bytes) -> tuple[str, list[tuple[int, Any]]]:
         if not items:
             raise ValueError("body is empty") from None
         return "line", items
-    return "index", list(enumerate(data)) if isinstance(data, list) else [(0, data)]
+    if not isinstance(data, list):
+        return "index", [(0, data)]
+    if len(data) > limit:
+        raise TooManyEvents(f"{len(data)} events in one request; server.max_batch_events "
+                            f"allows {limit}")
+    return "index", list(enumerate(data))
 
 
 async def post_events(request: web.Request) -> web.Response:
-    """Accept one event, a JSON array of events, or NDJSON; say what was refused and why.
+    """Accept one event, a JSON array of events, or NDJSON; say what became of each.
 
-    202 only once the accepted events are durable in the journal; 503 with Retry-After (and
-    nothing counted) when they cannot be stored, so that the sender retries.
+    202 once the new events are durable in the journal (also when some were refused: the
+    answer lists them), 422 when none was valid, 400 for a body that is not JSON, 413 past
+    server.max_body_bytes or server.max_batch_events, 503 with Retry-After (and nothing
+    counted) when they cannot be stored, so that the sender retries. See docs/events.md.
     """
     pipeline = request.app[keys.PIPELINE]
+    server = request.app[keys.SETTINGS].server
     runner = _find_runner(request)
     if runner is None:
         pipeline.reject("unauthorized")
         return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="wallboard"'})
-    body = await request.read()
+    try:
+        body = await webhooks.read_body(request, server.max_body_bytes)
+    except webhooks.Rejection as exc:
+        return webhooks.refuse(runner, request, webhooks.Rejection(
+            exc.reason, f"{exc} (server.max_body_bytes)"))
     config = runner.source.config
     if isinstance(config, WebhookConfig) and config.secret is not None:
         try:
@@ -99,28 +138,36 @@ async def post_events(request: web.Request) -> web.Response:
             pipeline.reject(exc.reason)
             return web.json_response({"error": f"signature: {exc}"}, status=401)
     try:
-        position, items = _decode(body)
+        position, items = await _decode(body, server.max_batch_events)
+    except TooManyEvents as exc:
+        pipeline.reject("too_many_events")  # once per request: its events were not read
+        return webhooks.refuse(runner, request, webhooks.Rejection("too_many_events", str(exc)))
     except ValueError as exc:
         pipeline.reject("malformed")
         return web.json_response({"error": f"request body: {exc}"}, status=400)
     events = []
-    rejected = []
-    for where, raw in items:
+    rejections = webhooks.Rejections()
+    for n, (where, raw) in enumerate(items, start=1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         try:
             event = pipeline.parse(raw, runner.name)
             pipeline.admit(event)
         except EventError as exc:
-            rejected.append({position: where, "field": exc.field, "error": exc.message})
+            rejections.add(position, where, exc)
             continue
-        runner.touch()
         events.append(event)
+    if events:
+        runner.touch()
     try:
-        accepted, duplicates = await pipeline.ingest_acknowledged(events)
+        ack = await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
         return webhooks.journal_down(exc)
-    status = 400 if rejected else 202
-    return web.json_response({"accepted": accepted, "duplicates": duplicates,
-                              "rejected": rejected}, status=status)
+    # 422 only when nothing of a non-empty request could be taken: a partial batch is stored,
+    # and a retry would not change what was refused.
+    status = 422 if rejections.total and not events else 202
+    return web.json_response({**webhooks.ack_answer(ack), **rejections.answer()},
+                             status=status)
 
 
 @hookimpl

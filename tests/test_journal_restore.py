@@ -20,7 +20,7 @@ from wallboard import appkeys as keys
 from wallboard import hookimpl, journal_sqlite
 from wallboard.app import create_app
 from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import parse_event
+from wallboard.events import Event, parse_event
 from wallboard.journal_sqlite import DB_NAME, SqliteJournal
 from wallboard.plugins import make_plugin_manager
 from wallboard.restore import replay_start
@@ -204,10 +204,14 @@ async def test_events_past_retention_are_pruned_in_the_background(tmp_path: Path
     seed = SqliteJournal(JournalConfig(data_dir=str(data)))
     seed.open()
     seed.start()
-    event = parse_event({"type": "contact.queued", "id": "x", "ts": clock.now - 10 * 86_400,
-                         "queue": "sales", "contact_id": "old"}, "hook")
-    await seed.append([event] * 12_000, clock.now - 10 * 86_400)  # past 7 days
-    await seed.append([event] * 5, clock.now - 3 * 86_400)  # within retention
+    def event(n: int) -> Event:  # distinct ids: the journal stores an id once
+        return parse_event({"type": "contact.queued", "id": f"x{n}",
+                            "ts": clock.now - 10 * 86_400, "queue": "sales",
+                            "contact_id": "old"}, "hook")
+
+    await seed.append([event(n) for n in range(12_000)], clock.now - 10 * 86_400)  # past 7 days
+    await seed.append([event(n) for n in range(12_000, 12_005)],
+                      clock.now - 3 * 86_400)  # within retention
     await seed.close()
 
     config = base_config(journal={"data_dir": str(data), "retention_days": 7})
@@ -222,6 +226,8 @@ async def test_events_past_retention_are_pruned_in_the_background(tmp_path: Path
             assert time.monotonic() < deadline, f"{events} events left"
             await asyncio.sleep(0.05)
         await reader.close()
+        with contextlib.closing(sqlite3.connect(data / DB_NAME)) as con:  # ids go with them
+            assert con.execute("SELECT count(*) FROM ids").fetchone()[0] == 6
         # Neither old batch is replayed: both arrived before today began.
         assert live.app[keys.RESTORED].events == 0
 

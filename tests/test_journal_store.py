@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -110,7 +111,8 @@ async def test_appends_queued_together_are_committed_in_batches_of_batch_events(
     journal.open()
     journal.start()
     one = events()[0]
-    futures = [journal.append([one], T0 + i) for i in range(50)]
+    # Distinct ids: the journal stores an id once (a repeated one is a duplicate).
+    futures = [journal.append([replace(one, id=f"e{i}")], T0 + i) for i in range(50)]
     await asyncio.gather(*futures)
     assert (journal.status.batches, journal.status.appended) == (3, 50)  # 20 + 20 + 10
     await journal.close()
@@ -122,10 +124,11 @@ async def test_prune_deletes_only_older_arrivals_while_appends_go_on(tmp_path) -
     journal.start()
     old = journal_writer.PRUNE_CHUNK * 2 + 123  # more than one delete transaction
     one = events()[3]
-    await journal.append([one] * old, T0)
-    await journal.append([one] * 10, T0 + 86_400)
+    await journal.append([replace(one, id=f"old{i}") for i in range(old)], T0)
+    await journal.append([replace(one, id=f"new{i}") for i in range(10)], T0 + 86_400)
     pruning = asyncio.ensure_future(journal.prune(T0 + 1))
-    during = [journal.append([one], T0 + 86_401 + i) for i in range(20)]
+    during = [journal.append([replace(one, id=f"during{i}")], T0 + 86_401 + i)
+              for i in range(20)]
     await asyncio.gather(*during)
     assert await pruning == old
     await journal.close()

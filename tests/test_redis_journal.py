@@ -65,10 +65,11 @@ async def eventually(check: Any, timeout: float = 5.0) -> None:
 async def test_ids_stored_by_another_node_are_duplicates_and_each_node_folds_each_event_once(
         journals: list[RedisJournal]) -> None:
     n1, n2 = journals
-    assert await n1.append([call(1), call(2), call(3, with_id=False)], time.time()) == 0
-    # A retry through the other node: 1 and 2 are known; an event without an id never is.
+    assert await n1.append([call(1), call(2), call(3, with_id=False)], time.time()) == []
+    # A retry through the other node: 1 and 2 are known (by position); an event without an id
+    # never is.
     assert await n2.append([call(1), call(2), call(4), call(3, with_id=False)],
-                           time.time()) == 2
+                           time.time()) == [0, 1]
     for journal in journals:
         await eventually(lambda j=journal: len(j.delivered) == 5)
     for journal in journals:
@@ -103,7 +104,7 @@ async def test_a_stale_lease_holder_is_refused_and_stops_its_source(
         assert not second.held and run_second.status.status == STANDBY
         old = first.held["pbx"]
         fence = first.fence("pbx")
-        assert await first.journal.append([call(10, "pbx")], time.time(), fence=fence()) == 0
+        assert await first.journal.append([call(10, "pbx")], time.time(), fence=fence()) == []
         # The holder stalls (a long GC pause, a partition): its lease expires and the other
         # node takes the source with a higher fencing token.
         await first.journal.redis.delete(first.lease_key("pbx"))
@@ -114,7 +115,7 @@ async def test_a_stale_lease_holder_is_refused_and_stops_its_source(
             await first.journal.append([call(11, "pbx")], time.time(), fence=(fence()[0], old))
         await eventually(lambda: "pbx" not in first.held and run_first.status.status == STANDBY)
         assert await second.journal.append([call(12, "pbx")], time.time(),
-                                           fence=second.fence("pbx")()) == 0
+                                           fence=second.fence("pbx")()) == []
         await eventually(lambda: len(n2.delivered) == 2)
         assert [e.contact_id for _, e in n2.delivered] == ["c10", "c12"]
         assert first.lost == 1 and second.role == "active" and first.role == "standby"

@@ -45,6 +45,7 @@ async def callback(live: Any, params: dict[str, str], *, signature: str | None =
         signature = compute(key, signed_url or url, params.items(), algorithm)
     async with live.session.post(url, data=params, headers={
             "X-Twilio-Signature": signature, **(headers or {})}) as resp:
+        live.last_headers = dict(resp.headers)  # what the 204 says was stored
         return resp.status, await resp.text()
 
 
@@ -122,10 +123,14 @@ async def test_full_task_lifecycle_gives_hand_computed_queue_kpis(live_server) -
         task_event("task.deleted", "EVd2", "WTd", t0 + 39, 30, TaskAssignmentStatus="pending"),
     ]
     lifecycle.sort(key=lambda p: int(p["TimestampMs"]))
-    for params in lifecycle:
+    for n, params in enumerate(lifecycle):
         status, body = await callback(live, params)
         assert status == 204, (params["Sid"], body)
+        if n == 0:  # task.created: one event, stored
+            assert live.last_headers["X-Wallboard-Accepted"] == "1"
     assert (await callback(live, lifecycle[0]))[0] == 204  # a retry of the first callback
+    assert (live.last_headers["X-Wallboard-Accepted"],
+            live.last_headers["X-Wallboard-Duplicates"]) == ("0", "1")
     worker = {"EventType": "worker.activity.update", "Sid": "EVw1", "ResourceType": "worker",
               "Timestamp": str(int(t0 + 200)), "WorkerSid": "WKbob", "WorkerName": "bob",
               "WorkerActivityName": "On Call", "WorkerPreviousActivityName": "Available"}

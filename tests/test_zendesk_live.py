@@ -99,14 +99,16 @@ async def test_kpis_from_the_export_and_a_restart_that_does_not_double_count(
 
 
 async def post_webhook(live: Any, body: bytes, signature: str | None,
-                       timestamp: str) -> tuple[int, Any]:
-    """POST a webhook body to the zd source's route."""
+                       timestamp: str, answer: dict[str, str] | None = None) -> tuple[int, Any]:
+    """POST a webhook body to the zd source's route; `answer` gets the answer's headers."""
     headers = {"Content-Type": "application/json",
                "X-Zendesk-Webhook-Signature-Timestamp": timestamp}
     if signature is not None:
         headers["X-Zendesk-Webhook-Signature"] = signature
     async with live.session.post(f"{live.url}/api/zendesk/zd/webhook", data=body,
                                  headers=headers) as resp:
+        if answer is not None:
+            answer.update(resp.headers)
         return resp.status, await resp.text()
 
 
@@ -127,8 +129,16 @@ async def test_signed_webhook_is_ingested_and_a_bad_signature_is_refused_and_cou
         tampered = body.replace(b'"urgent"', b'"urgenT"')
         assert (await post_webhook(live, tampered, signature, stamp))[0] == 401
         assert (await post_webhook(live, body, None, stamp))[0] == 401
-        assert (await post_webhook(live, body, signature, stamp))[0] == 204
-        assert (await post_webhook(live, body, signature, stamp))[0] == 204  # a retry
+        first: dict[str, str] = {}
+        retry: dict[str, str] = {}
+        assert (await post_webhook(live, body, signature, stamp, first))[0] == 204
+        assert (await post_webhook(live, body, signature, stamp, retry))[0] == 204  # a retry
+        # The 204 says what was stored: the ticket's events once, then only duplicates.
+        stored = int(first["X-Wallboard-Accepted"])
+        assert stored >= 1 and (first["X-Wallboard-Duplicates"], first["X-Wallboard-Late"]) == (
+            "0", "0")
+        assert (retry["X-Wallboard-Accepted"], retry["X-Wallboard-Duplicates"]) == (
+            "0", str(stored))
         _, text = await live.get_text("/metrics")
         counts = rejected_by_reason(text)
         assert counts["bad_signature"] == 1 and counts["missing_signature"] == 1

@@ -206,7 +206,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
-    pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal)
+    pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,
+                        dedupe_size=settings.server.dedupe_cache_ids)
     for item in settings.announcements:  # configured ones: shown from the start
         announcements.post(item.model_dump(), set(boards))
     cluster: Cluster | None = None

@@ -156,7 +156,11 @@ class ServerConfig(_Model):
     push_interval_ms: int = Field(200, ge=10, le=10_000)
     heartbeat_s: float = Field(10.0, gt=0)
     send_timeout_s: float = Field(5.0, gt=0)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    # A webhook request: its body (413 too_large) and its events (413 too_many_events).
+    max_body_bytes: int = Field(4 * 1_048_576, ge=1024, le=256 * 1_048_576)
+    max_batch_events: int = Field(10_000, ge=1, le=1_000_000)
+    # Event ids kept in memory in front of the journal's id table (all of it without one).
+    dedupe_cache_ids: int = Field(200_000, ge=2, le=10_000_000)
     max_queues: int = Field(200, ge=1)
     # Teams are a label of /metrics and a block of the snapshot: bounded like queues.
     max_teams: int = Field(200, ge=1)
@@ -199,7 +203,8 @@ class JournalConfig(_Model):
     key: str = Field("wallboard", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # prefix of every key
     node: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # default: host-pid
     lease_s: float = Field(10.0, ge=1, le=300)  # a dead node's sources move within this
-    dedupe_ttl_s: float = Field(2 * 86400.0, ge=60)  # how long an event id is remembered
+    # How long an event id is remembered (Redis); default: retention_days, like the events.
+    dedupe_ttl_s: float | None = Field(None, ge=60)
     timeout_s: float = Field(2.0, gt=0, le=60)  # a Redis call slower than this: journal down
     wait_replicas: int = Field(0, ge=0, le=16)  # WAIT for this many replicas before the ack
     maxlen: int | None = Field(None, ge=1000)  # also trim the stream to about this many entries

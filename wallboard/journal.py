@@ -147,10 +147,11 @@ class Journal(Protocol):
                fence: tuple[str, str] | None = None) -> asyncio.Future[Any]:
         """Queue events for the next commit; the future resolves once they are durable.
 
-        Raises JournalDown at once while the journal is down; the future fails with
-        JournalDown when the commit holding the events fails. A shared store resolves it with
-        the number of events another node had already stored, and refuses them when `fence`
-        (lease key, holder) no longer holds.
+        It resolves with the positions in `events` of those whose (source, id) the store
+        already held (duplicates: not stored again; ids are kept for the retention). Raises
+        JournalDown at once while the journal is down; the future fails with JournalDown when
+        the commit holding the events fails. A shared store refuses them when `fence` (lease
+        key, holder) no longer holds.
         """
 
     async def prune(self, before: float) -> int:

@@ -56,7 +56,7 @@ class _Append:
     __slots__ = ("bodies", "future", "holder", "ids", "lease", "size")
 
     def __init__(self, lease: str, holder: str, ids: bytes, bodies: str, size: int,
-                 future: asyncio.Future[int]) -> None:
+                 future: asyncio.Future[list[int]]) -> None:
         self.lease, self.holder, self.ids, self.bodies = lease, holder, ids, bodies
         self.size, self.future = size, future
 
@@ -72,7 +72,9 @@ class RedisJournal(RedisStreamReader):
         self.on_change: Callable[[], None] = lambda: None
         # Set by the app: folds a batch of (arrival, event) in stream order.
         self.deliver: Callable[[list[Stored]], None] = lambda batch: None
-        self.ttl_ms = int(config.dedupe_ttl_s * 1000)
+        # An id is remembered as long as the events are kept, unless configured otherwise.
+        ttl_s = config.dedupe_ttl_s or config.retention_days * 86400.0
+        self.ttl_ms = int(ttl_s * 1000)
         self.id_prefix = f"{self.prefix}:id:"
         self._sha: str | None = None  # the append script's SHA1 once Redis has loaded it
         self.head_n = 0  # the counter value last read from Redis
@@ -105,8 +107,8 @@ class RedisJournal(RedisStreamReader):
                        asyncio.create_task(self._probe(), name="journal-redis-probe")]
 
     def append(self, events: list[Event], recv: float, *,
-               fence: tuple[str, str] | None = None) -> asyncio.Future[int]:
-        """Queue events for the next round trip; the future gives the cross-node duplicates.
+               fence: tuple[str, str] | None = None) -> asyncio.Future[list[int]]:
+        """Queue events for the next round trip; the future gives the duplicates' positions.
 
         `fence` is (lease key, holder): the script refuses the events unless that lease is
         still the holder's (JournalFenced).
@@ -117,7 +119,7 @@ class RedisJournal(RedisStreamReader):
         prefix = self.id_prefix
         ids = [f"{prefix}{event.source}:{event.id}" if event.id is not None else ""
                for event in events]
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         lease, holder = fence if fence is not None else (self.counter, "")
         self._queue.append(_Append(lease, holder, orjson.dumps(ids),
                                    "\n".join(map(encode, events)), len(events), future))
@@ -187,7 +189,7 @@ class RedisJournal(RedisStreamReader):
                     "this node no longer holds the source's lease", retry_after(self.status)))
             else:
                 stored += kept
-                item.future.set_result(int(duplicates))
+                item.future.set_result([int(at) - 1 for at in duplicates])
         self.status.observe_batch(stored, time.perf_counter() - started)
 
     async def _send(self, batch: list[_Append]) -> list[Any]:

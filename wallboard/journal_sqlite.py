@@ -32,7 +32,7 @@ from wallboard.journal import (
     retry_after,
     stored_body,
 )
-from wallboard.journal_writer import Writer, probe
+from wallboard.journal_writer import Writer, probe, rollback
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_recv ON events (recv);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS probe (data BLOB);
+"""
+# Every (source, id) stored within the retention: exact de-duplication, across restarts too.
+# Its own statements (other tables are added beside it); a journal written before it existed
+# gets it on its next writable open, filled from the events it holds (see _ids_backfill).
+_IDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ids (
+    source TEXT NOT NULL,  -- '' for events without a source
+    id TEXT NOT NULL,
+    recv REAL NOT NULL,    -- first arrival: pruned with the events' retention
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ids_recv ON ids (recv);
 """
 
 
@@ -128,6 +140,7 @@ class SqliteJournal:
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
+                self._ids_backfill(con)
                 probe(con)
                 self.status.bytes = self._disk_bytes()
         except JournalError:
@@ -164,6 +177,27 @@ class SqliteJournal:
         con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                         [("format", FORMAT), ("fields", orjson.dumps(FIELDS).decode())])
         return list(FIELDS)
+
+    def _ids_backfill(self, con: sqlite3.Connection) -> None:
+        """Create the id table; fill it once from the stored events (journals made before it)."""
+        con.executescript(_IDS_SCHEMA)
+        if con.execute("SELECT 1 FROM meta WHERE key = 'ids'").fetchone() is not None:
+            return
+        source_at = self._stored_fields.index("source")
+        id_at = self._stored_fields.index("id")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            # min(recv): a duplicate an older version stored twice keeps its first arrival.
+            con.execute(
+                f"INSERT OR IGNORE INTO ids (source, id, recv) "
+                f"SELECT coalesce(json_extract(body, '$[{source_at}]'), ''), "
+                f"json_extract(body, '$[{id_at}]'), min(recv) FROM events "
+                f"WHERE json_extract(body, '$[{id_at}]') IS NOT NULL GROUP BY 1, 2")
+            con.execute("INSERT INTO meta (key, value) VALUES ('ids', '1')")
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise
 
     def _release(self) -> None:
         if self._con is not None:
@@ -303,8 +337,11 @@ class SqliteJournal:
                               self._disk_bytes, lambda: self.on_change())
 
     def append(self, events: list[Event], recv: float, *,
-               fence: tuple[str, str] | None = None) -> asyncio.Future[None]:
+               fence: tuple[str, str] | None = None) -> asyncio.Future[list[int]]:
         """Queue events for the next commit; the future resolves once they are durable.
+
+        It gives the positions in `events` of those whose (source, id) the journal already
+        held within the retention (not stored again).
 
         `fence` is ignored: one process owns the file (journal.lock) and all its sources.
         """

@@ -23,8 +23,12 @@ PRUNE_CHUNK = 5_000  # rows per delete transaction: appends queued meanwhile go 
 PROBE_BYTES = 64 * 1024  # a write this big must succeed before the journal is called up
 SIZE_EVERY_S = 1.0
 _INSERT = "INSERT INTO events (recv, ts, body) VALUES (?, ?, ?)"
+# Exact de-duplication over the retention: one row per (source, id) ever stored (journal_ids).
+_INSERT_ID = "INSERT OR IGNORE INTO ids (source, id, recv) VALUES (?, ?, ?)"
 _PRUNE = ("DELETE FROM events WHERE seq IN "
           "(SELECT seq FROM events WHERE recv < ? ORDER BY recv LIMIT ?)")
+_PRUNE_IDS = ("DELETE FROM ids WHERE (source, id) IN "
+              "(SELECT source, id FROM ids WHERE recv < ? ORDER BY recv LIMIT ?)")
 
 
 def rollback(con: sqlite3.Connection) -> None:
@@ -48,10 +52,12 @@ def probe(con: sqlite3.Connection) -> None:
 
 
 class _Append:
-    __slots__ = ("events", "future", "recv")
+    __slots__ = ("duplicates", "events", "future", "recv")
 
-    def __init__(self, events: list[Event], recv: float, future: asyncio.Future[None]) -> None:
+    def __init__(self, events: list[Event], recv: float,
+                 future: asyncio.Future[list[int]]) -> None:
         self.events, self.recv, self.future = events, recv, future
+        self.duplicates: list[int] = []  # positions of events whose id the journal held
 
 
 class _Job:
@@ -78,9 +84,9 @@ class Writer:
         self.thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self.thread.start()
 
-    def append(self, events: list[Event], recv: float) -> asyncio.Future[None]:
-        """Queue events for the next commit."""
-        future: asyncio.Future[None] = self.loop.create_future()
+    def append(self, events: list[Event], recv: float) -> asyncio.Future[list[int]]:
+        """Queue events for the next commit; the future gives the positions of duplicates."""
+        future: asyncio.Future[list[int]] = self.loop.create_future()
         self.queue.put(_Append(events, recv, future))
         return future
 
@@ -146,23 +152,54 @@ class Writer:
 
     def _commit(self, batch: list[_Append], count: int) -> None:
         if self.status.up:
-            rows = [(a.recv, e.ts, encode(e)) for a in batch for e in a.events]
             started = time.perf_counter()
             try:
                 self.con.execute("BEGIN IMMEDIATE")
+                # The ids first, in the same transaction: an id the journal holds is not stored.
+                if self._insert_ids(batch):
+                    rows = []
+                    for a in batch:
+                        known = set(a.duplicates)
+                        rows.extend((a.recv, e.ts, encode(e)) for i, e in enumerate(a.events)
+                                    if i not in known)
+                else:
+                    rows = [(a.recv, e.ts, encode(e)) for a in batch for e in a.events]
                 self.con.executemany(_INSERT, rows)
                 self.con.execute("COMMIT")
             except sqlite3.Error as exc:
                 rollback(self.con)
                 self._set_down(self.describe(exc))
             else:
-                self.status.observe_batch(count, time.perf_counter() - started)
+                self.status.observe_batch(len(rows), time.perf_counter() - started)
                 self._refresh_size()
                 self._settle(batch, None)
                 return
         # Down, or queued before the failure was seen: refused without waiting on it again.
         self.status.failed += count
         self._settle(batch, JournalDown(self.status.error or "", retry_after(self.status)))
+
+    def _insert_ids(self, batch: list[_Append]) -> bool:
+        """Record the batch's event ids; True (and `duplicates` set) when some were known."""
+        rows = [(e.source or "", e.id, a.recv) for a in batch for e in a.events
+                if e.id is not None]
+        if not rows:
+            return False
+        con = self.con
+        con.execute("SAVEPOINT ids")
+        # One executemany when every id is new (the usual case); its summed rowcount says so.
+        if con.executemany(_INSERT_ID, rows).rowcount == len(rows):
+            con.execute("RELEASE ids")
+            return False
+        # Some were known: do it again a row at a time to learn which (rare, so not tuned).
+        con.execute("ROLLBACK TO ids")
+        for item in batch:
+            item.duplicates = []
+            for i, e in enumerate(item.events):
+                if e.id is not None and not con.execute(
+                        _INSERT_ID, (e.source or "", e.id, item.recv)).rowcount:
+                    item.duplicates.append(i)
+        con.execute("RELEASE ids")
+        return True
 
     def _settle(self, batch: list[_Append], error: JournalDown | None) -> None:
         """Resolve the batch's futures on the loop, in append order."""
@@ -182,13 +219,15 @@ class Writer:
         try:
             self.con.execute("BEGIN IMMEDIATE")
             removed = self.con.execute(_PRUNE, (job.before, PRUNE_CHUNK)).rowcount
+            # Ids go with their events' retention (they count towards the same chunk).
+            removed_ids = self.con.execute(_PRUNE_IDS, (job.before, PRUNE_CHUNK)).rowcount
             self.con.execute("COMMIT")
         except sqlite3.Error as exc:
             rollback(self.con)
             log.warning("journal: pruning stopped: %s", self.describe(exc))
-            removed = 0
+            removed = removed_ids = 0
         job.removed += removed
-        if removed == PRUNE_CHUNK:
+        if PRUNE_CHUNK in (removed, removed_ids):
             self.queue.put(job)  # more to delete: appends queued meanwhile go first
             return
         if job.removed:
@@ -240,7 +279,7 @@ def _resolve(batch: list[_Append], error: JournalDown | None) -> None:
     for item in batch:
         if not item.future.done():
             if error is None:
-                item.future.set_result(None)
+                item.future.set_result(item.duplicates)
             else:
                 item.future.set_exception(error)
 

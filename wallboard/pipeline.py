@@ -17,10 +17,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from wallboard.aggregate import UNASSIGNED, Aggregator, QueueLimitError
-from wallboard.events import Event, EventError, parse_event
+from wallboard.events import TICKET_TYPES, Event, EventError, parse_event
 from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
 
@@ -29,11 +29,21 @@ FAILED = "failed"  # stored (if there is a journal) but its fold raised: quarant
 Key = tuple[str | None, str]
 
 
+class Ack(NamedTuple):
+    """What became of a request's events: new and stored, seen before, and late of the new."""
+
+    accepted: int  # new events, stored (and counted unless late)
+    duplicates: int  # ids seen before within the retention (or earlier in the request)
+    late: int  # of the accepted: older than site.lateness_s, stored but in no window
+
+
 class Pipeline:
     """The one entry point for events: sources and webhooks call `ingest`."""
 
     def __init__(self, aggregator: Aggregator, on_change: Callable[[], None] | None = None,
                  dedupe_size: int = 200_000, journal: Journal | None = None) -> None:
+        # dedupe_size ids in memory: all the de-duplication without a journal, and a cache in
+        # front of the journal's id table (exact over the retention) with one.
         self.aggregator = aggregator
         self.on_change = on_change
         self.dedupe_size = dedupe_size
@@ -144,13 +154,18 @@ class Pipeline:
         else:
             if key is not None:
                 self._pending[key] = future
-            future.add_done_callback(partial(self._stored, [event], [key], False, recv))
+            future.add_done_callback(partial(self._stored, [event], [key], False, recv, None))
             return ACCEPTED
         self._remember(key)
         return self.fold(event)
 
-    async def ingest_acknowledged(self, events: list[Event]) -> tuple[int, int]:
-        """Store events durably and fold them, then return (accepted, duplicates).
+    def is_late(self, event: Event) -> bool:
+        """Whether the fold would drop `event` as late now (the aggregator's rule)."""
+        return (event.ts < self.aggregator.clock() - self.aggregator.lateness_s
+                and event.type not in TICKET_TYPES)
+
+    async def ingest_acknowledged(self, events: list[Event]) -> Ack:
+        """Store events durably and fold them, then say what became of them (`Ack`).
 
         Raises JournalDown when they could not be stored: then nothing was counted and the
         sender's retry will be. Call `admit` on each event first.
@@ -175,11 +190,14 @@ class Pipeline:
                 batch.add(key)
             fresh.append(event)
             keys.append(key)
+        late = [0]  # the folds' verdicts, filled in by _stored before the sender is answered
         if self.journal is None:
             for event, key in zip(fresh, keys, strict=True):
                 self._remember(key)
-                self._fold_counted(event)
-        elif fresh:
+                late[0] += self._fold_counted(event) == LATE
+            self.duplicates += duplicates
+            return Ack(len(fresh), duplicates, late[0])
+        if fresh:
             recv = self.aggregator.clock()
             try:
                 future = self.journal.append(fresh, recv)
@@ -189,27 +207,37 @@ class Pipeline:
             for key in keys:
                 if key is not None:
                     self._pending[key] = future
+            if self.journal.replicated:  # folded when the stream delivers it: foreseen now
+                late[0] = sum(map(self.is_late, fresh))
             # Added before anyone awaits it: folding happens before the sender is answered.
-            future.add_done_callback(partial(self._stored, fresh, keys, True, recv))
+            future.add_done_callback(partial(self._stored, fresh, keys, True, recv, late))
             waits.append(future)
             own = future
-        stored_elsewhere = 0
+        known: list[int] = []
         for wait in waits:
             # Shielded: a sender hanging up must not cancel the write others depend on.
             result = await asyncio.shield(wait)
-            if wait is own and isinstance(result, int):
-                stored_elsewhere = result  # a shared journal: another node had these ids
-        duplicates += stored_elsewhere
-        self.duplicates += duplicates
-        return len(fresh) - stored_elsewhere, duplicates
+            if wait is own:
+                known = result  # ids the journal held (earlier, or stored by another node)
+        self.duplicates += duplicates  # the journal's own are counted as they settle
+        if known and self.journal.replicated:
+            late[0] -= sum(self.is_late(fresh[at]) for at in known)
+        return Ack(len(fresh) - len(known), duplicates + len(known), late[0])
 
     def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
-                recv: float, future: asyncio.Future[None]) -> None:
-        """Fold events the journal settled; futures settle in append order, so folds do too."""
+                recv: float, late: list[int] | None,
+                future: asyncio.Future[list[int]]) -> None:
+        """Fold events the journal settled; futures settle in append order, so folds do too.
+
+        `late` (acknowledged appends on an unshared journal) collects how many folded late.
+        """
         for key in keys:
             if key is not None:
                 self._pending.pop(key, None)
         error = future.exception()
+        known = (future.result() or ()) if error is None else ()
+        # Ids the journal held though this memory had forgotten them: duplicates, not folded.
+        self.duplicates += len(known)
         if self.journal is not None and self.journal.replicated:
             # Every node folds the shared journal in its order (`apply`), this one included.
             if error is None:
@@ -221,14 +249,17 @@ class Pipeline:
                 return
         if error is not None and acknowledged:
             return  # the sender gets a 503 and retries; forget the ids so the retry counts
-        for event, key in zip(events, keys, strict=True):
+        skip = set(known)
+        for at, (event, key) in enumerate(zip(events, keys, strict=True)):
             self._remember(key)
-            self._fold_counted(event, recv)
+            if at not in skip and self._fold_counted(event, recv) == LATE and late is not None:
+                late[0] += 1
 
-    def _fold_counted(self, event: Event, recv: float | None = None) -> None:
+    def _fold_counted(self, event: Event, recv: float | None = None) -> str | None:
         """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""
         with contextlib.suppress(EventError):  # counted under queue_limit; nobody to tell
-            self.fold(event, recv)
+            return self.fold(event, recv)
+        return None
 
     def apply(self, batch: list[tuple[float, Event]]) -> None:
         """Fold what a shared journal delivers, in its order, on every node alike."""

@@ -8,20 +8,21 @@ slot (Redis Cluster) and one script call sees a consistent view.
 # ARGV: id ttl ms, lease holder ('' = unfenced), a JSON array of id keys ('' = no id), and the
 # events' JSON joined by newlines (JSON text never holds a raw newline). Three arguments,
 # not two per event: packing thousands of arguments cost the client more than the script.
-# Returns {kept, duplicates, entry id}; kept = -1: the lease is no longer this holder's.
+# Returns {kept, positions (1-based) of the duplicates, entry id}; kept = -1: the lease is no
+# longer this holder's.
 APPEND_LUA = """
 if ARGV[2] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[2] then
-  return {-1, 0, ''}
+  return {-1, {}, ''}
 end
 local ids = cjson.decode(ARGV[3])
-local kept, dup, i = {}, 0, 0
+local kept, dup, i = {}, {}, 0
 for body in string.gmatch(ARGV[4], '[^\\n]+') do
   i = i + 1
   local key = ids[i]
   if key == '' or redis.call('SET', key, '1', 'NX', 'PX', ARGV[1]) then
     kept[#kept + 1] = body
   else
-    dup = dup + 1
+    dup[#dup + 1] = i
   end
 end
 if #kept == 0 then return {0, dup, ''} end

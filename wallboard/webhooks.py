@@ -9,10 +9,14 @@ requests cannot flood the log). Messages never include a secret or a signature.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from typing import Any
 
 from aiohttp import web
 
+from wallboard.events import EventError
 from wallboard.journal import JournalDown
+from wallboard.pipeline import Ack
 from wallboard.sources import SourceRunner
 
 log = logging.getLogger(__name__)
@@ -25,8 +29,44 @@ REASONS: dict[str, int] = {
     "malformed": 422,  # authentic but not the vendor's documented shape
     "unmapped": 422,  # authentic, but no configured survey/question maps it, or a bad score
     "upstream": 502,  # the vendor's API did not give the details the callback points to
+    "too_many_events": 413,  # more events in one request than server.max_batch_events
 }
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+REJECTIONS_LISTED = 100  # refused events listed in full in an answer; the rest are counted
+ERROR_CHARS = 300  # an error message is cut to this: an answer stays small whatever was sent
+ACK_HEADERS = ("X-Wallboard-Accepted", "X-Wallboard-Duplicates", "X-Wallboard-Late")
+
+
+class Rejections:
+    """A request's refused events: the first REJECTIONS_LISTED in full, all counted by reason."""
+
+    def __init__(self) -> None:
+        self.listed: list[dict[str, Any]] = []
+        self.total = 0
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, position: str, where: int, exc: EventError) -> None:
+        """Record one refused event at `position` ('index' or 'line') `where`."""
+        self.total += 1
+        self.reasons[exc.code] += 1
+        if len(self.listed) < REJECTIONS_LISTED:
+            self.listed.append({position: where, "field": exc.field[:ERROR_CHARS],
+                                "reason": exc.code, "error": exc.message[:ERROR_CHARS]})
+
+    def answer(self) -> dict[str, Any]:
+        """The answer's `rejected`, `rejected_total` and `rejected_reasons`."""
+        return {"rejected": self.listed, "rejected_total": self.total,
+                "rejected_reasons": dict(self.reasons)}
+
+
+def ack_answer(ack: Ack) -> dict[str, int]:
+    """What became of a request's events, for a JSON answer."""
+    return {"accepted": ack.accepted, "duplicates": ack.duplicates, "late": ack.late}
+
+
+def ack_headers(ack: Ack) -> dict[str, str]:
+    """The same as headers, for answers without a body (a vendor that expects 204)."""
+    return dict(zip(ACK_HEADERS, map(str, ack), strict=True))
 
 
 class Rejection(Exception):

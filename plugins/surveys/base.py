@@ -125,7 +125,7 @@ async def post_survey(request: web.Request) -> web.Response:
         return refuse(runner, request, exc)
     runner.touch()
     try:
-        accepted, duplicates = await pipeline.ingest_acknowledged(events)
+        ack = await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
         return webhooks.journal_down(exc)
-    return web.json_response({"accepted": accepted, "duplicates": duplicates}, status=202)
+    return web.json_response(webhooks.ack_answer(ack), status=202)

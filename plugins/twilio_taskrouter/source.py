@@ -137,9 +137,11 @@ async def post_callback(request: web.Request) -> web.Response:
         return webhooks.json_error(400, f"{exc.field}: {exc.message}")
     runner.touch()
     try:
-        accepted, _ = await pipeline.ingest_acknowledged([event])
+        ack = await pipeline.ingest_acknowledged([event])
     except JournalDown as exc:
         return webhooks.journal_down(exc)
-    if accepted:  # stored: now the task memory may change (a retry maps the same way)
+    if ack.accepted:  # stored: now the task memory may change (a retry maps the same way)
         source.mapper.remember(params_dict)
-    return web.Response(status=204, content_type="application/json")
+    # TaskRouter wants a 2xx and reads no body: what was stored goes in headers.
+    return web.Response(status=204, content_type="application/json",
+                        headers=webhooks.ack_headers(ack))

@@ -93,10 +93,12 @@ async def post_webhook(request: web.Request) -> web.Response:
         return webhooks.json_error(400, f"{exc.field}: {exc.message}")
     runner.touch()
     try:
-        await pipeline.ingest_acknowledged(events)
+        ack = await pipeline.ingest_acknowledged(events)
     except JournalDown as exc:
         return webhooks.journal_down(exc)
-    return web.Response(status=204, content_type="application/json")
+    # Zendesk expects a 2xx and reads no body: what was stored goes in headers.
+    return web.Response(status=204, content_type="application/json",
+                        headers=webhooks.ack_headers(ack))
 
 
 async def get_status(request: web.Request) -> web.Response:
