@@ -40,6 +40,7 @@ site: {name: Test site, timezone: UTC, locale: %(locale)s}
 server: {push_interval_ms: 100}
 queues:
   sales: {label: "<img src=x onerror=alert(1)>", channel: voice}
+  email: {label: Email, channel: email, service_level: {threshold_s: 3600}}
 sources:
   hook: {type: webhook, token: secret-token%(stale)s}
 journal: {data_dir: "%(data_dir)s", retry_s: 0.5}
@@ -71,6 +72,15 @@ boards:
       - {kpi: offered, window: today}
       - {kpi: aht_s, window: 1h}
       - {kpi: tickets_open}
+  waits:
+    title: Waits judged per queue
+    columns: 3
+    tiles:
+      - {kpi: oldest_wait_s}
+      - {kpi: oldest_wait_s, channel: email}
+      - {kpi: oldest_wait_s, queue: sales}
+      - {type: queue_table, window: today, thresholds: {}}
+      - {type: survey, kpi: csat, window: today}
 """
 
 # In-page probes, kept here so the tests read as prose.
@@ -90,7 +100,8 @@ JS_OVERFLOW = """() => {
     docScrolls: d.scrollWidth > d.clientWidth || d.scrollHeight > d.clientHeight
       || b.scrollWidth > b.clientWidth || b.scrollHeight > b.clientHeight,
     // Smallest value font relative to its tile height: "huge, fills the tile".
-    valueShare: Math.min(...[...document.querySelectorAll('.tile')].map(t =>
+    valueShare: Math.min(...[...document.querySelectorAll('.tile')]
+      .filter(t => t.querySelector('.tile__num')).map(t =>
       parseFloat(getComputedStyle(t.querySelector('.tile__num')).fontSize) / t.clientHeight)),
   };
 }"""
@@ -289,11 +300,11 @@ def _open_board(page: Any, server: Server, board: str = "main") -> None:
 _counter = iter(range(1, 1_000_000))
 
 
-def _event(kind: str, contact: str, **extra: Any) -> dict[str, Any]:
+def _event(kind: str, contact: str, age_s: float = 0.0, **extra: Any) -> dict[str, Any]:
     return {
         "type": kind,
         "id": f"e{next(_counter)}",
-        "ts": time.time(),
+        "ts": time.time() - age_s,
         "queue": "sales",
         "channel": "voice",
         "contact_id": contact,
@@ -308,7 +319,7 @@ def test_index_lists_boards_and_board_shows_server_values(page: Any, start_serve
     server = start_server()
     page.goto(server.url + "/")
     hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
-    assert hrefs == ["/board/main", "/board/dense"]
+    assert hrefs == ["/board/main", "/board/dense", "/board/waits"]
 
     _open_board(page, server)
     assert page.evaluate("document.documentElement.dir") == "ltr"
@@ -530,3 +541,79 @@ def test_rtl_locale_mirrors_the_grid(page: Any, start_server) -> None:
     second = page.eval_on_selector("[data-tile='t1']", "el => el.getBoundingClientRect().left")
     assert first > second  # the first tile sits on the right
     assert page.text_content("[data-tile='t0'] .tile__window") != "live"  # localized caption
+
+
+def test_a_site_wide_wait_is_judged_against_each_queues_own_threshold(page: Any,
+                                                                       start_server) -> None:
+    """An e-mail waiting ~10 min is green (its threshold is 1 h); a call at 45 s is red (20 s)."""
+    server = start_server()
+    _open_board(page, server, "waits")
+    email = _event("contact.queued", "m1", age_s=590, queue="email", channel="email")
+    server.post_events(email)
+    page.wait_for_function(f"({JS_TILE_TEXT})('t0') === '9:50'", timeout=3000)
+    assert [page.evaluate(JS_LEVEL, t) for t in ("t0", "t1", "t2")] == ["ok", "ok", "ok"]
+    server.post_events(_event("contact.queued", "v1", age_s=45))
+    page.wait_for_function(f"({JS_LEVEL})('t2') === 'crit'", timeout=3000)
+    # The site's longest wait is still the e-mail's 9:50, but the call is what is late.
+    assert page.evaluate(JS_TILE_TEXT, "t0") == "9:50"
+    assert [page.evaluate(JS_LEVEL, t) for t in ("t0", "t1")] == ["crit", "ok"]
+    # The queue table colours each queue's longest wait against that queue's threshold too.
+    cells = page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll("[data-tile='t3'] tbody tr")]
+          .map(r => [r.cells[0].textContent, r.cells[2].dataset.level]))""")
+    assert cells == {"Email": "ok", HOSTILE: "crit"}
+
+
+def test_the_queue_table_colours_service_level_against_each_queues_target(
+        page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server, "waits")
+    # Sales (target 80 %): one of two answered within 20 s, so 50 %, far under its target.
+    server.post_events([_event("contact.queued", "a", age_s=100), _event("contact.queued", "b")])
+    server.post_events([_event("contact.answered", "a", wait_s=100),
+                        _event("contact.answered", "b", wait_s=2)])
+    js_sl = """() => [...document.querySelectorAll("[data-tile='t3'] tbody tr")]
+        .filter(r => r.cells[0].textContent !== 'Email').map(r => r.cells[3].dataset.level)[0]"""
+    page.wait_for_function(f"({js_sl})() === 'crit'", timeout=3000)
+    assert page.evaluate(JS_LEVEL, "t3") == "crit"
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
+def test_labels_and_window_tags_are_readable_from_across_the_room(
+        page: Any, start_server, width: int, height: int) -> None:
+    """Minimum sizes relative to the screen: labels 2.2 % and window tags 1.8 % of its height."""
+    server = start_server()
+    page.set_viewport_size({"width": width, "height": height})
+    vmin = min(width, height)
+    for board in ("main", "dense", "waits"):
+        _open_board(page, server, board)
+        page.wait_for_timeout(300)
+        sizes = page.evaluate("""() => ({
+          label: Math.min(...[...document.querySelectorAll('.tile__label')].map(
+            e => parseFloat(getComputedStyle(e).fontSize))),
+          window: Math.min(...[...document.querySelectorAll('.tile__window')].map(
+            e => parseFloat(getComputedStyle(e).fontSize))),
+          head: Math.min(...[...document.querySelectorAll('.qtable th')].map(
+            e => parseFloat(getComputedStyle(e).fontSize))),
+        })""")
+        assert sizes["label"] >= 0.022 * vmin - 0.1, (board, sizes)
+        assert sizes["window"] >= 0.018 * vmin - 0.1, (board, sizes)
+        assert sizes["head"] >= 0.018 * vmin - 0.1, (board, sizes)
+        result = page.evaluate(JS_OVERFLOW)
+        assert result["bad"] == [] and not result["docScrolls"], (board, result)
+    # The site's name is in the header, not repeated on each site-wide tile.
+    labels = page.eval_on_selector_all(".tile__label", "els => els.map(e => e.textContent)")
+    assert labels[0] == "Longest wait" and not [x for x in labels if "Test site" in x]
+
+
+def test_a_survey_below_its_minimum_sample_says_so_in_words(page: Any, start_server) -> None:
+    server = start_server()
+    _open_board(page, server, "waits")
+    survey = {**_event("survey.response", "c1"), "kind": "csat", "score": 5, "scale_min": 1,
+              "scale_max": 5}
+    server.post_events(survey)
+    sub = "[data-tile='t4'] .tile__sub"
+    page.wait_for_function(f"document.querySelector(\"{sub}\").textContent.includes('1')",
+                           timeout=3000)
+    text = page.text_content(sub)
+    assert text.startswith("Too few answers yet") and "30" in text, text

@@ -37,6 +37,7 @@ from wallboard.restore import Restored, prune_forever, restore
 from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
 from wallboard.snapshot import SnapshotBuilder
 from wallboard.sources import Emit, SourceRunner
+from wallboard.waitratio import add_threshold_ratios
 
 log = logging.getLogger(__name__)
 # Per request to a vendor; a source may pass its own `timeout=` to fetch().
@@ -67,6 +68,7 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
           announcements: Announcements, build: str) -> dict[str, Any]:
     tree = builder.build()
+    add_threshold_ratios(tree)
     now = tree["meta"]["ts"]
     tree["meta"]["build"] = build
     history.observe(tree, now)
@@ -206,6 +208,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,
                         dedupe_size=settings.server.dedupe_cache_ids)
+    for item in settings.announcements:  # configured ones: shown from the start
+        announcements.post(item.model_dump(), set(boards))
     cluster: Cluster | None = None
     if journal is not None:
         journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once

@@ -132,6 +132,14 @@ class BoardConfig(_Model):
     tiles: list[TileConfig] = Field(min_length=1)
 
 
+class AnnouncementConfig(_Model):
+    """An announcement the boards show from the start (as if posted then), e.g. the demo's."""
+
+    text: str = Field(min_length=1, max_length=280)
+    ttl_s: float = Field(gt=0, le=7 * 86400)
+    boards: list[str] = []  # empty: every board
+
+
 class PlaylistConfig(_Model):
     """Boards shown in turn on one TV at /play/NAME."""
 

@@ -10,8 +10,12 @@ from wallboard.kpis import KPI_FORMATS
 from wallboard.locales import language, messages
 from wallboard.scope import Scope
 from wallboard.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
+from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS
 
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
+# A service level this far under its target is red (amber below the target); the page's queue
+# table uses the same margin.
+SL_CRIT_BELOW = 0.1
 
 
 def service_level_note(settings: Settings, queue: str | None, msg: dict[str, str]) -> str:
@@ -42,20 +46,19 @@ def default_board(settings: Settings) -> BoardConfig:
 
     tiles = [
         _tile("waiting", warn=5, crit=10),
-        _tile("oldest_wait_s", warn=60, crit=120),
+        _tile("oldest_wait_s"),  # judged against each queue's own threshold
         _tile("service_level", pick("today"), direction="low_bad", warn=0.8, crit=0.7),
         _tile("abandon_rate", pick("today"), warn=0.05, crit=0.1),
         _tile("agents_available", direction="low_bad", warn=1, crit=0),
-        _tile("asa_s", pick("1h", "15m"), warn=20, crit=40),
+        _tile("asa_s", pick("1h", "15m")),
         _tile("answered", pick("today")),
         _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7, type="survey"),
     ]
     for name, queue in settings.queues.items():
         target = queue.service_level.target
-        threshold = queue.service_level.threshold_s
         tiles += [
             _tile("waiting", queue=name, warn=3, crit=6),
-            _tile("oldest_wait_s", queue=name, warn=threshold, crit=threshold * 3),
+            _tile("oldest_wait_s", queue=name),
             _tile("service_level", pick("15m", "1h"), name, "low_bad", target,
                   max(0.0, target - 0.1)),
             _tile("agents_available", queue=name, direction="low_bad", warn=1, crit=0),
@@ -72,8 +75,8 @@ def _label(tile: TileConfig, scope: str, msg: dict[str, str]) -> str:
         name = msg.get(f"kpi.{tile.kpi}", tile.kpi or "")
     else:
         name = msg[f"type.{tile.type}"]
-    if tile.type in ("clock", "announcements", "queue_table"):
-        return name
+    if tile.type in ("clock", "announcements", "queue_table") or not scope:
+        return name  # site-wide: the site's name is in the header, not on every tile
     return f"{name} · {scope}"
 
 
@@ -94,7 +97,8 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
         path = ["total"]
     key = f"{prefix}.{tile.window}.{kpi}"
     out: dict[str, Any] = {
-        "id": f"t{index}", "type": tile.type, "label": _label(tile, scope, msg),
+        "id": f"t{index}", "type": tile.type,
+        "label": _label(tile, scope if tile.queue or tile.channel else None, msg),
         "kpi": kpi, "format": KPI_FORMATS.get(kpi, "count"), "window": tile.window,
         "key": key, "path": [*path, tile.window, kpi], "prefix": prefix, "scope": scope,
         "scope_path": path,
@@ -105,6 +109,21 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
                  if kpi == "service_level" and not tile.channel
                  and tile.type in ("number", "ring") else ""),
     }
+    if kpi in WAIT_KPIS and tile.thresholds is None and tile.type in ("number", "sparkline"):
+        # No thresholds set: judged against each queue's own service-level threshold, through
+        # the worst wait/threshold ratio of the queues in scope (wallboard/waitratio.py).
+        out["thresholds"] = {"direction": "high_bad", "warn": RATIO_WARN, "crit": RATIO_CRIT}
+        out["level_key"] = f"{prefix}.{tile.window}.threshold_ratio.{kpi}"
+    if kpi == "service_level" and tile.thresholds is None and tile.type in ("number", "ring"):
+        # No thresholds set: the queue's own target (one shared by every queue in scope).
+        scoped = ([settings.queues[tile.queue]] if tile.queue else
+                  [q for q in settings.queues.values()
+                   if tile.channel is None or q.channel == tile.channel])
+        targets = {q.service_level.target for q in scoped}
+        if len(targets) == 1:
+            target = targets.pop()
+            out["thresholds"] = {"direction": "low_bad", "warn": target,
+                                 "crit": max(0.0, round(target - SL_CRIT_BELOW, 6))}
     if tile.type == "number" and tile.trend:
         out["trend_key"] = f"trend.{key}"
     if tile.type == "sparkline":
@@ -118,7 +137,9 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
         out["rows_keys"] = [
             {"queue": q, "label": f"queues.{q}.label", "waiting": f"queues.{q}.live.waiting",
              "oldest": f"queues.{q}.live.oldest_wait_s",
+             "oldest_ratio": f"queues.{q}.live.threshold_ratio.oldest_wait_s",
              "sl": f"queues.{q}.{sl_window}.service_level" if sl_window else None,
+             "sl_target": settings.queues[q].service_level.target,
              "sources": f"queues.{q}.sources"}
             for q in (tile.queues or list(settings.queues))]
     if tile.type == "legal":

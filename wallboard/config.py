@@ -21,12 +21,14 @@ from pydantic import (
 
 from wallboard.boardconfig import (
     AccessConfig,
+    AnnouncementConfig,
     BoardConfig,
     PlaylistConfig,
     TileConfig,
 )
 from wallboard.configcheck import did_you_mean, document_order, reference_problems, suggestion
 from wallboard.configfile import ConfigError, read_config_file
+from wallboard.demo import demo_config
 from wallboard.events import CHANNELS, check_channel
 from wallboard.windows import DEFAULT_WINDOWS, parse_window
 
@@ -253,6 +255,7 @@ class Settings(_Model):
     boards: dict[str, BoardConfig] = {}
     playlists: dict[str, PlaylistConfig] = {}
     access: AccessConfig = AccessConfig()
+    announcements: list[AnnouncementConfig] = Field(default_factory=list, max_length=20)
 
     @field_validator("windows")
     @classmethod
@@ -283,23 +286,8 @@ class Settings(_Model):
             tile.rule = queue.legal_rules[0].name
 
 
-DEMO_CONFIG: dict[str, Any] = {
-    "site": {"name": "Demo contact center", "timezone": "UTC", "locale": "en"},
-    "queues": {
-        "sales": {"label": "Sales", "channel": "voice"},
-        "support": {"label": "Support", "channel": "voice"},
-        "chat": {"label": "Chat", "channel": "chat", "service_level": {"threshold_s": 60}},
-        "email": {
-            "label": "Email",
-            "channel": "email",
-            "service_level": {"threshold_s": 3600, "short_abandon_s": 0},
-        },
-    },
-    "sources": {"demo": {"type": "simulator", "warmup_s": 3600}},
-    # The simulator invents a fresh hour of history at every start: journaling it would count
-    # that hour again after each restart, and the demo should leave no files behind.
-    "journal": {"enabled": False},
-}
+# The embedded demo (wallboard/demo.yaml): the board of the README's screenshots.
+DEMO_CONFIG: dict[str, Any] = demo_config()
 
 
 def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any:

@@ -104,6 +104,12 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
             if isinstance(board_id, str) and board_id not in boards:
                 problems.append(_unknown(f"playlists.{name}.boards[{i}]", "board", board_id,
                                          boards))
+    for i, item in enumerate(_list(raw.get("announcements"))):
+        names = item.get("boards") if isinstance(item, dict) else None
+        for j, board_id in enumerate(_list(names)):
+            if isinstance(board_id, str) and board_id not in boards:
+                problems.append(_unknown(f"announcements[{i}].boards[{j}]", "board", board_id,
+                                         boards))
     access = _section(raw, "access")
     for board_id in _section(access, "boards"):
         if board_id not in boards:

@@ -113,7 +113,7 @@ class Simulation:
         self._events = 0
         self._contacts = 0
         # Ids must differ between runs: the pipeline drops ids it has already seen.
-        self._prefix = f"{source_name}-{int(start_ts):x}"
+        self._prefix = f"{source_name}-{seed & 0xFFFFFFFF:x}-{int(start_ts):x}"
         self.now = round(start_ts, 3)
         self.queues: list[QueueSim] = []
         for name, cfg in config.queues.items():

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
+import json
 import logging
 import math
 import random
+import re
+from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wallboard.events import check_channel
-from wallboard.sources import Emit, Source, SourceConfig
+from wallboard.sources import (
+    Emit,
+    Source,
+    SourceConfig,
+    SourceError,
+    load_state_file,
+    save_state_file,
+)
 
 from .model import Simulation
 
@@ -29,6 +40,9 @@ DEFAULT_PROFILE: tuple[float, ...] = (
 EMIT_BATCH = 500
 # Simulated seconds per step of a warm-up (a week of warm-up is ~2k steps).
 WARMUP_SLICE_S = 300.0
+# A saved simulation older than this starts afresh: re-simulating it silently up to the warm-up
+# would take longer than a start should (the default queues: about 2 s per simulated day).
+RESUME_LIMIT_S = 2 * 86_400.0
 
 
 class _Model(BaseModel):
@@ -90,11 +104,16 @@ class SimulatorConfig(SourceConfig):
 
     seed: int | None = None  # None: a new random seed each start
     tick_s: float = Field(0.25, gt=0, le=60)
-    warmup_s: float = Field(900.0, ge=0, le=7 * 86_400)
+    # Default: site.lateness_s's default, so that the whole warm-up is counted, none of it late.
+    warmup_s: float = Field(600.0, ge=0, le=7 * 86_400)
     profile: list[Annotated[float, Field(ge=0, le=100)]] = Field(
         default_factory=lambda: list(DEFAULT_PROFILE), min_length=24, max_length=24)
     queues: dict[str, SimQueueConfig] = Field(default_factory=default_queues, min_length=1)
     scheduled_staffing: bool = True  # False: every agent is logged in around the clock
+    # Where the seed and start are saved, so that a restart re-runs the same simulation and
+    # re-sends its warm-up with the same event ids (a journal drops them as duplicates).
+    # None: a new simulation, with new ids, at every start.
+    state_dir: str | None = Field(None, min_length=1)
 
     @field_validator("profile")
     @classmethod
@@ -130,11 +149,8 @@ class SimulatorSource(Source):
         if self.simulation is None:
             # A restart by the runner resumes this simulation: a second warm-up would count
             # the last minutes twice.
-            seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
-            start = self.clock.time() - config.warmup_s
-            log.info("simulator %s: seed %d, warm-up from %.3f", self.name, seed, start)
-            self.simulation = Simulation(config, seed, start, self.name)
-            self._simulated_to = start
+            await self._begin(config)
+        assert self.simulation is not None
         self.connected()
         while True:
             now = self.clock.time()
@@ -150,6 +166,52 @@ class SimulatorSource(Source):
             await self._drain(emit)
             await self.clock.sleep(config.tick_s)
 
+    @property
+    def state_path(self) -> Path | None:
+        """The file holding the seed and start of this source's simulation, if any."""
+        config = self.config
+        assert isinstance(config, SimulatorConfig)
+        if config.state_dir is None:
+            return None
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
+        return Path(config.state_dir) / f"simulator-{safe}.json"
+
+    async def _begin(self, config: SimulatorConfig) -> None:
+        """Start the simulation: the saved one if it still fits the config, else a new one.
+
+        A saved simulation is re-run from its own start with its own seed, silently up to the
+        warm-up, so the warm-up it sends again carries the ids it carried before.
+        """
+        now = self.clock.time()
+        warm_from = now - config.warmup_s
+        fingerprint = simulation_fingerprint(config)
+        path = self.state_path
+        try:
+            saved = load_state_file(path) if path is not None else {}
+        except SourceError as exc:
+            # Invented data: a new simulation (its file rewritten) beats a source that stays down.
+            log.warning("simulator %s: %s; starting a new simulation", self.name, exc)
+            saved = {}
+        seed, start = saved.get("seed"), saved.get("start")
+        if (saved.get("fingerprint") == fingerprint and isinstance(seed, int)
+                and isinstance(start, int | float) and config.seed in (None, seed)
+                and warm_from - RESUME_LIMIT_S <= start <= now):
+            log.info("simulator %s: resuming seed %d started at %.3f", self.name, seed, start)
+        else:
+            seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+            start = warm_from
+            log.info("simulator %s: seed %d, warm-up from %.3f", self.name, seed, start)
+            if path is not None:
+                await save_state_file(path, json.dumps(
+                    {"seed": seed, "start": start, "fingerprint": fingerprint}))
+        simulation = Simulation(config, seed, start, self.name)
+        skip_to = start
+        while skip_to < warm_from:  # the part before the warm-up: simulated, not sent
+            skip_to = min(warm_from, skip_to + WARMUP_SLICE_S * 12)
+            simulation.advance(skip_to)
+            await asyncio.sleep(0)
+        self.simulation, self._simulated_to = simulation, max(start, warm_from)
+
     async def _drain(self, emit: Emit) -> None:
         # An event leaves the deque only once emitted, so an emit failure loses nothing.
         sent = 0
@@ -159,3 +221,10 @@ class SimulatorSource(Source):
             sent += 1
             if sent % EMIT_BATCH == 0:
                 await asyncio.sleep(0)
+
+
+def simulation_fingerprint(config: SimulatorConfig) -> str:
+    """A digest of what shapes the simulated events: a saved run resumes only if it matches."""
+    shape = {"profile": config.profile, "scheduled_staffing": config.scheduled_staffing,
+             "queues": {n: q.model_dump() for n, q in config.queues.items()}}
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]

@@ -69,6 +69,12 @@
 
   var types = {};
 
+  /** The level of a tile's value; a wait without thresholds of its own is judged by the
+      server's worst wait/threshold ratio of the queues in scope (level_key). */
+  function levelOfTile(tile, S, value) {
+    return levelOf(tile.def.thresholds, tile.def.level_key ? S[tile.def.level_key] : value);
+  }
+
   types.number = {
     build: numberParts,
     paint: function (tile, S) {
@@ -76,7 +82,7 @@
       setNum(tile, tile.numEl, I.formatValue(tile.def.format, value));
       tile.bodyEl.classList.toggle("tile__value--empty", num(value) === null && typeof value !== "string");
       if (tile.def.trend_key) paintTrend(tile, value, S[tile.def.trend_key]);
-      return levelOf(tile.def.thresholds, value);
+      return levelOfTile(tile, S, value);
     },
   };
 
@@ -172,7 +178,7 @@
         tile.lineEl.setAttribute("points", pts);
         tile.areaEl.setAttribute("points", pts ? first + ",100 " + pts + last + ",100" : "");
       }
-      return levelOf(tile.def.thresholds, value);
+      return levelOfTile(tile, S, value);
     },
   };
 
@@ -185,9 +191,12 @@
       var value = S[tile.def.key];
       var n = num(S[tile.def.n_key]) || 0;
       setNum(tile, tile.numEl, I.formatValue(tile.def.format, value));
-      setText(tile.subEl, num(value) === null
+      var few = num(value) === null;
+      setText(tile.subEl, few
         ? t("survey.too_few", { n: I.count(n), min: I.count(tile.def.min_sample || 0) })
         : t("survey.n", { n: I.count(n) }));
+      // Below the minimum sample the words are the message, not a dash: let them wrap, large.
+      tile.bodyEl.classList.toggle("tile__value--few", few);
       return levelOf(tile.def.thresholds, value);
     },
   };
@@ -302,6 +311,20 @@
     },
   };
 
+  // The server's defaults for wait tiles (wallboard/waitratio.py): amber past the queue's
+  // threshold, red at twice it. A service level 10 points under target is red.
+  var WAIT_LEVELS = { direction: "high_bad", warn: 1, crit: 2 };
+  var SL_CRIT_BELOW = 0.1;
+  var RANK = { none: 0, ok: 1, warn: 2, crit: 3 };
+
+  function worse(a, b) {
+    return RANK[b] > RANK[a] ? b : a;
+  }
+
+  function setCellLevel(cell, level) {
+    if (cell.getAttribute("data-level") !== level) cell.setAttribute("data-level", level);
+  }
+
   types.queue_table = {
     build: function (tile) {
       var table = el("table", "qtable", tile.bodyEl);
@@ -332,8 +355,22 @@
         setText(r.cells[0], typeof label === "string" ? label : r.keys.queue);
         setText(r.cells[1], I.count(waiting));
         setText(r.cells[2], I.formatDuration(oldest));
-        if (r.cells[3]) setText(r.cells[3], I.formatValue("ratio", S[r.keys.sl]));
-        var level = oldest >= 3 * limit ? "crit" : oldest >= limit ? "warn" : "ok";
+        // Every column with a target is coloured: the longest wait against the queue's
+        // threshold (as wait tiles judge it), the service level against the queue's target.
+        var ratio = num(S[r.keys.oldest_ratio]);
+        if (ratio === null) ratio = oldest / limit;
+        var level = levelOf(WAIT_LEVELS, ratio);
+        setCellLevel(r.cells[2], level);
+        if (r.cells[3]) {
+          var sl = S[r.keys.sl];
+          setText(r.cells[3], I.formatValue("ratio", sl));
+          var target = num(S["queues." + r.keys.queue + ".sl_target"]);
+          if (target === null) target = num(r.keys.sl_target);
+          var slLevel = num(sl) === null || target === null ? "none"
+            : sl < target - SL_CRIT_BELOW ? "crit" : sl < target ? "warn" : "ok";
+          setCellLevel(r.cells[3], slLevel);
+          level = worse(level, slLevel);
+        }
         if (r.level !== level) {
           r.level = level;
           r.tr.setAttribute("data-level", level);
