@@ -185,6 +185,13 @@ def test_a_huge_unknown_key_is_not_echoed_back() -> None:
     assert caught.value.code == "unknown_field" and len(caught.value.field) <= 65
 
 
+def test_a_huge_non_text_type_is_named_not_echoed_back() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event({**BASE["queued"], "type": [0] * 1_000_000}, "src", NOW)
+    assert caught.value.code == "unknown_type" and len(str(caught.value)) < 400
+    assert "list" in str(caught.value)
+
+
 def test_journal_less_fold_keeps_agents_within_max_agents() -> None:
     """Events that skip admission (journal off, replay, other nodes): the fold bounds agents."""
     engine = Engine({"server": {"max_agents": 2}, "queues": {"sales": {}}}, T0)
