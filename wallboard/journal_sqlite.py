@@ -29,8 +29,8 @@ from wallboard.journal import (
     Quarantine,
     Stored,
     decoder,
+    encode,
     retry_after,
-    stored_body,
 )
 from wallboard.journal_writer import Writer, probe, rollback
 
@@ -309,8 +309,8 @@ class SqliteJournal:
         """Mark stored events whose fold failed; the writer does it once started. Never raises."""
         if not items or self._con is None:
             return
-        fields = self._stored_fields
-        marks = quarantine.rows(items, lambda event: stored_body(event, fields))
+        # encode: the writer's own form, so the body matches the row it wrote.
+        marks = quarantine.rows(items, encode)
         if self._writer is not None:
             self._writer.quarantine(marks)
             return
