@@ -27,7 +27,7 @@ from wallboard.aggregate import (
     QueueLimitError,
 )
 from wallboard.eventlimits import limits_of
-from wallboard.events import TICKET_TYPES, Event, EventError, check_event, parse_event
+from wallboard.events import AGENT_STATE, TICKET_TYPES, Event, EventError, check_event, parse_event
 from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
 
@@ -119,11 +119,13 @@ class Pipeline:
             self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
                           server.max_teams, "team")
         if event.agent is not None and event.type in AGENT_TYPES:
+            # Only an agent.state is refused: a contact or survey naming a new agent past the
+            # limit still counts for its queue, the fold drops the agent (as without admission).
             self._reserve(event.agent, self.aggregator.agent_windows, self._new_agents,
-                          server.max_agents, "agent")
+                          server.max_agents, "agent", refuse=event.type == AGENT_STATE)
 
     def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
-                 field: str) -> None:
+                 field: str, refuse: bool = True) -> None:
         if name in known:
             return
         now = time.monotonic()
@@ -132,6 +134,8 @@ class Pipeline:
         elif len(known) + len(new) >= limit:
             self._sweep(known, new, now, field)
             if len(known) + len(new) >= limit:
+                if not refuse:
+                    return  # admitted without a place: the fold counts agent_limit
                 self.rejected[f"{field}_limit"] += 1
                 raise EventError(field, f"{field} {name[:40]!r} would exceed "
                                  f"server.max_{field}s ({limit})", f"{field}_limit")
