@@ -37,11 +37,12 @@ Key = tuple[str | None, str]
 
 
 class Ack(NamedTuple):
-    """What became of a request's events: new and stored, seen before, and late of the new."""
+    """What became of a request's events: new and stored, seen before, late, and failed."""
 
-    accepted: int  # new events, stored (and counted unless late)
+    accepted: int  # new events, stored and folded (counted unless late)
     duplicates: int  # ids seen before within the retention (or earlier in the request)
     late: int  # of the accepted: older than site.lateness_s, stored but in no window
+    failed: int = 0  # new events stored but not counted: their fold raised or hit a limit
 
 
 class Pipeline:
@@ -238,13 +239,15 @@ class Pipeline:
                 batch.add(key)
             fresh.append(event)
             keys.append(key)
-        late = [0]  # the folds' verdicts, filled in by _stored before the sender is answered
+        # The folds' verdicts [late, failed], filled in by _stored before the sender is
+        # answered.
+        tally = [0, 0]
         if self.journal is None:
             for event, key in zip(fresh, keys, strict=True):
                 self._remember(key)
-                late[0] += self._fold_counted(event) == LATE
+                self._tally(self._fold_counted(event), tally)
             self.duplicates += duplicates
-            return Ack(len(fresh), duplicates, late[0])
+            return Ack(len(fresh) - tally[1], duplicates, tally[0], tally[1])
         if fresh:
             recv = self.aggregator.clock()
             try:
@@ -256,9 +259,9 @@ class Pipeline:
                 if key is not None:
                     self._pending[key] = future
             if self.journal.replicated:  # folded when the stream delivers it: foreseen now
-                late[0] = sum(map(self.is_late, fresh))
+                tally[0] = sum(map(self.is_late, fresh))  # (a failed fold is not foreseen)
             # Added before anyone awaits it: folding happens before the sender is answered.
-            future.add_done_callback(partial(self._stored, fresh, keys, True, recv, late))
+            future.add_done_callback(partial(self._stored, fresh, keys, True, recv, tally))
             waits.append(future)
             own = future
         known: list[int] = []
@@ -269,15 +272,24 @@ class Pipeline:
                 known = result  # ids the journal held (earlier, or stored by another node)
         self.duplicates += duplicates  # the journal's own are counted as they settle
         if known and self.journal.replicated:
-            late[0] -= sum(self.is_late(fresh[at]) for at in known)
-        return Ack(len(fresh) - len(known), duplicates + len(known), late[0])
+            tally[0] -= sum(self.is_late(fresh[at]) for at in known)
+        return Ack(len(fresh) - len(known) - tally[1], duplicates + len(known), tally[0],
+                   tally[1])
+
+    @staticmethod
+    def _tally(outcome: str | None, tally: list[int]) -> None:
+        """Count a fold's outcome into [late, failed]: None is a limit the fold refused."""
+        if outcome == LATE:
+            tally[0] += 1
+        elif outcome is None or outcome == FAILED:
+            tally[1] += 1
 
     def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
-                recv: float, late: list[int] | None,
+                recv: float, tally: list[int] | None,
                 future: asyncio.Future[list[int]]) -> None:
         """Fold events the journal settled; futures settle in append order, so folds do too.
 
-        `late` (acknowledged appends on an unshared journal) collects how many folded late.
+        `tally` (acknowledged appends on an unshared journal) collects [late, failed].
         """
         for key in keys:
             if key is not None:
@@ -300,8 +312,10 @@ class Pipeline:
         skip = set(known)
         for at, (event, key) in enumerate(zip(events, keys, strict=True)):
             self._remember(key)
-            if at not in skip and self._fold_counted(event, recv) == LATE and late is not None:
-                late[0] += 1
+            if at not in skip:
+                outcome = self._fold_counted(event, recv)
+                if tally is not None:
+                    self._tally(outcome, tally)
 
     def _fold_counted(self, event: Event, recv: float | None = None) -> str | None:
         """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""
