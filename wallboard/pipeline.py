@@ -26,7 +26,7 @@ from wallboard.aggregate import (
     Aggregator,
     QueueLimitError,
 )
-from wallboard.eventlimits import limits_of
+from wallboard.eventlimits import WIDEST_LIMITS, limits_of
 from wallboard.events import AGENT_STATE, TICKET_TYPES, Event, EventError, check_event, parse_event
 from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
@@ -336,11 +336,12 @@ class Pipeline:
 
         The event is checked again by the rules of `parse`, its times around `recv` (its
         arrival): a journal written before a rule existed may hold what the rule refuses.
-        Returns the exception its check or fold raised (counted; the caller quarantines
-        it), or None.
+        The configurable limits are taken at their widest: an event accepted before a
+        setting was lowered is not quarantined for it. Returns the exception its check or
+        fold raised (counted; the caller quarantines it), or None.
         """
         try:
-            check_event(event, recv, self.limits)
+            check_event(event, recv, WIDEST_LIMITS)
         except EventError as exc:  # stored by an older version, before a rule existed
             self.rejected[exc.code] += 1
             self.aggregator.errors.record("restore", exc, event)
