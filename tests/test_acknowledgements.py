@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import TOKEN, base_config, now
 from tests.metrics_text import refused_by_source, rejected_by_reason
+from wallboard.aggregate import Aggregator
+from wallboard.events import Event
 
 ONE_MB_OF_ONES = b"1\n" * (1_048_576 // 2)  # 524,288 lines, each valid JSON but no event
 
@@ -133,3 +138,23 @@ async def test_too_many_events_in_an_array_and_a_body_too_large_are_413(live_ser
     assert "server.max_body_bytes" in body["error"]
     _, text = await live.get_text("/metrics")
     assert refused_by_source(text, "hook") == {"too_large": 1, "too_many_events": 1}
+
+
+@pytest.mark.parametrize("journal", [True, False])
+async def test_an_event_whose_fold_fails_is_answered_as_failed_not_accepted(
+        live_server, tmp_path: Path, monkeypatch, journal: bool) -> None:
+    real_fold = Aggregator.fold
+
+    def fold(self: Aggregator, event: Event) -> bool:
+        if event.id == "q2":
+            raise RuntimeError("a bug met by q2")
+        return real_fold(self, event)
+
+    monkeypatch.setattr(Aggregator, "fold", fold)
+    extra = {"journal": {"data_dir": str(tmp_path / "data"), "batch_ms": 5}} if journal else {}
+    live = await live_server(base_config(**extra))
+    status, body = await live.post([queued(1), queued(2), queued(3)])
+    assert status == 202
+    assert (body["accepted"], body["duplicates"], body["late"], body["failed"]) == (2, 0, 0, 1)
+    api = await live.get_json("/api/snapshot")
+    assert api["queues"]["sales"]["today"]["offered"] == 2

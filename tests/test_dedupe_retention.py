@@ -97,6 +97,31 @@ async def test_a_journal_made_before_the_id_table_is_back_filled_on_open(tmp_pat
                       ("other", "q1")]
 
 
+async def test_the_back_fill_skips_a_damaged_row_which_the_restore_quarantines(
+        tmp_path: Path) -> None:
+    config = JournalConfig(data_dir=str(tmp_path), batch_ms=0)
+    journal = SqliteJournal(config)
+    journal.open()
+    journal.start()
+    assert await journal.append([event(1), event(2)], time.time()) == []
+    await journal.close()
+    with sqlite3.connect(tmp_path / DB_NAME) as con:
+        con.execute("DROP TABLE ids")
+        con.execute("DELETE FROM meta WHERE key = 'ids'")
+        con.execute("INSERT INTO events (recv, ts, body) VALUES (?, ?, ?)",
+                    (time.time(), time.time(), '["contact.queued", 17'))
+    journal = SqliteJournal(config)
+    journal.open()  # json_extract on the torn body failed the whole open
+    stored = [e.id for batch in journal.read(0) for _, e in batch]
+    assert stored == ["q1", "q2"] and journal.status.skipped == 1
+    journal.start()
+    assert await journal.append([event(2), event(3)], time.time()) == [0]
+    await journal.close()
+    journal.open(writable=False)
+    assert journal.stats().quarantined == 1
+    await journal.close()
+
+
 async def test_ids_are_pruned_with_their_events(tmp_path: Path) -> None:
     journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path), batch_ms=0))
     journal.open()

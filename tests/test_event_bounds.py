@@ -213,14 +213,17 @@ async def test_thirty_thousand_agents_stop_at_max_agents(live_server) -> None:
             assert {item["field"] for item in body["rejected"]} == {"agent"}
             assert "server.max_agents (2000)" in body["rejected"][0]["error"]
     assert accepted == 2_000
-    # Known agents keep working; a new one in a contact is refused as well.
+    # Known agents keep working; a new one in a contact counts for the queue, without the
+    # agent (as the fold does without admission), and is counted under agent_limit.
     status, body = await live.post([
         {"type": "agent.state", "id": "k1", "ts": t + 1, "agent": "agent-7", "state": "busy"},
         {"type": "contact.answered", "id": "k2", "ts": t + 1, "queue": "sales",
          "contact_id": "c1", "agent": "agent-29999", "wait_s": 3}])
-    assert body["accepted"] == 1 and fields(body) == [(1, "agent")]
+    assert body["accepted"] == 2 and fields(body) == []
     snap = await live.get_json("/api/snapshot")
     assert len(snap["agents"]) == 2_000 and snap["agents"]["agent-7"]["state"] == "busy"
+    assert "agent-29999" not in snap["agents"]
+    assert snap["queues"]["sales"]["today"]["answered"] == 1
     assert snap["queues"]["sales"]["live"]["agents_available"] == 1_999
     _, text = await live.get_text("/metrics")
     assert rejected_by_reason(text)["agent_limit"] == 28_001

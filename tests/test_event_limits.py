@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.engine import T0, Engine
-from wallboard.eventlimits import MAX_DURATION_S, Limits, markdown_table
+from wallboard.config import JournalConfig, ServerConfig
+from wallboard.eventlimits import MAX_DURATION_S, WIDEST_LIMITS, Limits, markdown_table
 from wallboard.events import FIELD_LIMITS, Event, EventError, check_event, parse_event
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
@@ -185,6 +186,13 @@ def test_a_huge_unknown_key_is_not_echoed_back() -> None:
     assert caught.value.code == "unknown_field" and len(caught.value.field) <= 65
 
 
+def test_a_huge_non_text_type_is_named_not_echoed_back() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event({**BASE["queued"], "type": [0] * 1_000_000}, "src", NOW)
+    assert caught.value.code == "unknown_type" and len(str(caught.value)) < 400
+    assert "list" in str(caught.value)
+
+
 def test_journal_less_fold_keeps_agents_within_max_agents() -> None:
     """Events that skip admission (journal off, replay, other nodes): the fold bounds agents."""
     engine = Engine({"server": {"max_agents": 2}, "queues": {"sales": {}}}, T0)
@@ -214,8 +222,23 @@ def test_replay_checks_an_event_against_its_arrival_time() -> None:
     # Eight days old today, but it arrived a day after it happened: within the window then.
     old = Event(type="contact.queued", ts=now - 8 * DAY, queue="sales", contact_id="d")
     assert engine.pipeline.replay(old, now - 7 * DAY) is None
+    # Checked against the widest retention any configuration allows (3650 days): only what
+    # no configuration would take is refused.
     old_again = Event(type="contact.queued", ts=now - 8 * DAY, queue="sales", contact_id="e")
-    assert isinstance(engine.pipeline.replay(old_again, now), EventError)
+    assert engine.pipeline.replay(old_again, now) is None
+    ancient = Event(type="contact.queued", ts=now - 3651 * DAY, queue="sales", contact_id="f")
+    assert isinstance(engine.pipeline.replay(ancient, now), EventError)
+
+
+def test_the_widest_limits_are_the_configurations_bounds() -> None:
+    def most(model: Any, name: str) -> Any:
+        return next((m.le for m in model.model_fields[name].metadata if hasattr(m, "le")),
+                    None)
+
+    assert WIDEST_LIMITS.max_name_length == most(ServerConfig, "max_name_length")
+    assert WIDEST_LIMITS.max_clock_skew_s == most(ServerConfig, "max_clock_skew_s")
+    assert WIDEST_LIMITS.retention_s == most(JournalConfig, "retention_days") * DAY
+    assert most(ServerConfig, "max_queues") is None  # unbounded: so is the list length
 
 
 def test_a_flood_of_new_names_in_one_request_is_admitted_in_linear_time() -> None:

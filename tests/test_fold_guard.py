@@ -4,6 +4,8 @@ one /metrics section, the hub's build) survives an exception, counts it and logs
 from __future__ import annotations
 
 import asyncio
+import copy
+import linecache
 import logging
 import math
 import sqlite3
@@ -29,6 +31,7 @@ from wallboard.aggregate import Aggregator
 from wallboard.config import JournalConfig, parse_settings
 from wallboard.events import Event
 from wallboard.exposition import encode
+from wallboard.foldguard import FoldErrors
 from wallboard.hub import Hub
 from wallboard.journal import encode as encode_event
 from wallboard.journal_redis import RedisJournal
@@ -129,6 +132,52 @@ def test_published_numbers_are_always_json_safe() -> None:
     message = orjson.loads(hub.snapshot_message())
     assert message["data"] == {"q.nan": None, "q.inf": None, "q.big": None, "q.ok": 2.5,
                                "q.int": 2**63 - 1, "q.list": [None, 1]}
+
+
+def test_a_known_cause_is_counted_without_reading_source_lines(monkeypatch) -> None:
+    errors = FoldErrors()
+
+    def fail() -> None:
+        raise ValueError("x")
+
+    caught = []
+    for _ in range(2):
+        try:
+            fail()
+        except ValueError as exc:
+            caught.append(exc)
+    errors.record("fold", caught[0])  # logged, with its traceback: may read the source
+    read: list[str] = []
+    monkeypatch.setattr(linecache, "getline", lambda *args, **kw: read.append(args[0]) or "")
+    errors.record("fold", caught[1])  # the same cause: counted only, on the hot path
+    assert errors.counts["fold"] == 2 and read == []
+
+
+def test_a_flush_with_only_scoped_clients_does_not_encode_the_whole_delta() -> None:
+    state = {"queues": {"sales": {"waiting": 1}, "chat": {"waiting": math.inf}}}
+    hub = Hub(lambda: copy.deepcopy(state))
+    hub.flush()
+    whole: list[int | None] = []
+    encode_delta = hub._delta
+
+    def counting(changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+        whole.extend([seq] if seq is not None else [])
+        return encode_delta(changes, removed, seq)
+
+    hub._delta = counting  # type: ignore[method-assign]
+    sent: list[str] = []
+
+    class Outbox:
+        board, scope = "b", (("queues", "sales"),)
+
+        def offer(self, text: str) -> None:
+            sent.append(text)
+
+    hub.clients.add(Outbox())  # type: ignore[arg-type]
+    state["queues"]["sales"]["waiting"] = 2
+    hub.flush()
+    assert whole == [] and orjson.loads(sent[-1])["changes"] == {"queues.sales.waiting": 2}
+    assert hub.tree["queues"]["chat"]["waiting"] is None  # made JSON-safe in the tree too
 
 
 def test_one_queue_whose_kpis_raise_does_not_blank_the_snapshot(monkeypatch) -> None:

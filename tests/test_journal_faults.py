@@ -219,7 +219,7 @@ async def test_locked_database_at_run_time_answers_503_then_recovers(
         assert time.monotonic() < deadline, "the journal did not recover"
         await asyncio.sleep(0.05)
     status, body = await live.post(second)
-    assert status == 202 and body == {"accepted": 1, "duplicates": 0, "late": 0, "rejected": [],
-                                     "rejected_total": 0, "rejected_reasons": {}}
+    assert status == 202 and body == {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0,
+                                     "rejected": [], "rejected_total": 0, "rejected_reasons": {}}
     assert (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]["offered"] == 2
 

@@ -75,8 +75,8 @@ async def test_scripted_sequence_same_kpis_in_websocket_api_and_metrics(live_ser
         events = script(t0)
         status, body = await live.post(events)
         assert status == 202, body
-        assert body == {"accepted": len(events), "duplicates": 0, "late": 0, "rejected": [],
-                        "rejected_total": 0, "rejected_reasons": {}}
+        assert body == {"accepted": len(events), "duplicates": 0, "late": 0, "failed": 0,
+                        "rejected": [], "rejected_total": 0, "rejected_reasons": {}}
         exp = expected()
         await board.wait_for(lambda s: s.get("queues.sales.15m.csat_n") == exp["csat_n"])
         api = await live.get_json("/api/snapshot")

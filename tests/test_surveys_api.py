@@ -78,16 +78,16 @@ async def test_surveymonkey_completed_then_updated_response(live: Any,
     peer.sm_response("5007154402", "3057839054", iso(now - 60))  # "Satisfied", position 4
     body = sm_callback("response_completed", "ev-1")
     status, reply = await post(live, "/api/surveys/sm", body, sm_headers(body))
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
     assert (support["csat"], support["csat_n"]) == (1.0, 1)  # 4 on 1–5: satisfied
     # SurveyMonkey re-sends the same event: fetched again, the same revision, counted once.
     assert (await post(live, "/api/surveys/sm", body, sm_headers(body)))[1] == \
-        {"accepted": 0, "duplicates": 1, "late": 0}
+        {"accepted": 0, "duplicates": 1, "late": 0, "failed": 0}
     peer.sm_response("5007154402", "3057839052", iso(now))  # edited to "Dissatisfied"
     update = sm_callback("response_updated", "ev-2")
     assert (await post(live, "/api/surveys/sm", update, sm_headers(update)))[1] == \
-        {"accepted": 1, "duplicates": 0, "late": 0}
+        {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0}
     support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
     assert (support["csat"], support["csat_n"]) == (0.0, 1)
     # The survey's details were read once at start and are cached since.
@@ -99,7 +99,7 @@ async def test_surveymonkey_other_events_tampering_and_api_failures(live: Any,
     await wait_up(live, "sm")
     created = sm_callback("response_created", "ev-0")
     assert (await post(live, "/api/surveys/sm", created, sm_headers(created)))[1] == \
-        {"accepted": 0, "duplicates": 0, "late": 0}
+        {"accepted": 0, "duplicates": 0, "late": 0, "failed": 0}
     body = sm_callback("response_completed", "ev-1", "999")
     tampered = body.replace(b"999", b"998")
     fetched = len(peer.requests)
@@ -131,7 +131,7 @@ async def test_qualtrics_trigger_on_a_secret_path_reads_the_response(
     logged = " ".join(r.getMessage() for r in caplog.records if r.name == "wallboard.webhooks")
     assert "/api/surveys/{source}/{token}" in logged and "x" * 24 not in logged
     status, reply = await post(live, f"/api/surveys/qx/{PATH_TOKEN}", form, headers)
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
     assert (support["ces"], support["ces_n"]) == (2.0, 1)
     assert peer.requests[-1] == "/API/v3/surveys/SV_abc/responses/R_1"
@@ -155,7 +155,7 @@ async def test_surveymonkey_deleted_response_leaves_the_board(live: Any,
     fetched = len(peer.requests)
     status, reply = await post(live, "/api/surveys/sm", body, sm_headers(body))
     # One mapped question.
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     assert len(peer.requests) == fetched  # a deleted response cannot be fetched: not tried
     support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
     assert (support["csat"], support["csat_n"]) == (None, 0)

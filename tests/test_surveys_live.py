@@ -120,7 +120,7 @@ async def test_a_typeform_rating_of_4_moves_its_queues_csat_exactly(live: Any) -
     body = typeform_body(4, now)
     status, reply = await post(live, "/api/surveys/tf", body,
                                {"Typeform-Signature": typeform_signature(body)})
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     snap = await live.get_json("/api/snapshot")
     sales = snap["queues"]["sales"]["today"]
     # By hand: 4 is in the top two boxes of 1–5, so 2 satisfied of 4.
@@ -132,7 +132,7 @@ async def test_a_typeform_rating_of_4_moves_its_queues_csat_exactly(live: Any) -
     # The same delivery again (Typeform retries until it gets a 2xx): counted once.
     status, reply = await post(live, "/api/surveys/tf", body,
                                {"Typeform-Signature": typeform_signature(body)})
-    assert (status, reply) == (202, {"accepted": 0, "duplicates": 1, "late": 0})
+    assert (status, reply) == (202, {"accepted": 0, "duplicates": 1, "late": 0, "failed": 0})
     assert (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]["csat_n"] == 4
 
 
@@ -141,15 +141,15 @@ async def test_delighted_replay_counts_once_and_an_update_replaces_the_score(liv
     first = delighted_body(9, now - 30)
     headers = {"X-Delighted-Webhook-Signature": delighted_signature(first)}
     assert (await post(live, "/api/surveys/dl", first, headers))[1] == \
-        {"accepted": 1, "duplicates": 0, "late": 0}
+        {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0}
     assert (await post(live, "/api/surveys/dl", first, headers))[1] == \
-        {"accepted": 0, "duplicates": 1, "late": 0}
+        {"accepted": 0, "duplicates": 1, "late": 0, "failed": 0}
     today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
     assert (today["nps"], today["nps_n"]) == (100.0, 1)
     update = delighted_body(3, now)  # the customer lowered the score: a detractor now
     status, reply = await post(live, "/api/surveys/dl", update,
                                {"X-Delighted-Webhook-Signature": delighted_signature(update)})
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
     assert (today["nps"], today["nps_n"]) == (-100.0, 1)
     # The old revision delivered late changes nothing: the newer one stands.
@@ -165,7 +165,7 @@ async def test_questionpro_with_its_header_token(live: Any) -> None:
     body = orjson.dumps(payload)
     assert (await post(live, "/api/surveys/qp", body, {}))[0] == 401
     status, reply = await post(live, "/api/surveys/qp", body, {"X-Wallboard-Token": QP_TOKEN})
-    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0})
+    assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})
     support = (await live.get_json("/api/snapshot"))["queues"]["support"]["today"]
     assert (support["nps"], support["nps_n"]) == (100.0, 1)  # 9 of 0–10: a promoter
 
@@ -251,7 +251,8 @@ async def test_a_restart_rebuilds_revised_scores_from_the_journal(tmp_path: Any)
             else:  # the first revision re-delivered after the restart is still a duplicate
                 status, reply = await post(live, "/api/surveys/dl", bodies[0], {
                     "X-Delighted-Webhook-Signature": delighted_signature(bodies[0])})
-                assert (status, reply) == (202, {"accepted": 0, "duplicates": 1, "late": 0})
+                assert (status, reply) == (202, {"accepted": 0, "duplicates": 1, "late": 0,
+                                                 "failed": 0})
             today = (await live.get_json("/api/snapshot"))["queues"]["sales"]["today"]
             shown.append((today["nps"], today["nps_n"]))
         finally:

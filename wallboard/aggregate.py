@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -143,7 +144,7 @@ class Aggregator:
         if agent is not None and agent not in self.agent_windows and (
                 len(self.agent_windows) >= self.settings.server.max_agents
                 and event.type in AGENT_TYPES):
-            self._agent_limit(event)
+            event = self._agent_limit(event)
         if now >= self.next_timer:
             self.fire_timers(now)
         queue = event.queue or UNASSIGNED
@@ -343,17 +344,17 @@ class Aggregator:
     def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
         fold_ticket(self.state, leaf.windows, e)
 
-    def _agent_limit(self, event: Event) -> None:
-        """A new agent past server.max_agents where admission did not refuse it first.
+    def _agent_limit(self, event: Event) -> Event:
+        """A new agent past server.max_agents: the event to fold instead, without the agent.
 
-        On the paths that skip admission (journal-less ingest, the start-up replay, other
-        nodes' events) a contact or survey still counts for its queue without the agent; an
-        agent.state has nothing left to count and is refused.
+        A contact or survey still counts for its queue without the agent; an agent.state has
+        nothing left to count and is refused. A copy, never the event itself: a fold that
+        raises later quarantines the event by its stored body, which still names the agent.
         """
         self.refused["agent_limit"] += 1
         if event.type == ev.AGENT_STATE:  # `==`: a journal's types are not the module's
             raise AgentLimitError(event.agent)
-        event.agent = None
+        return dataclasses.replace(event, agent=None)
 
     def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
         team, teams = e.team, self.state.teams
@@ -361,7 +362,7 @@ class Aggregator:
             # On the paths that skip admission (journal-less ingest, the start-up replay,
             # other nodes' events) the transition counts, the team does not: a metric label
             # must stay bounded.
-            e.team = None
+            e = dataclasses.replace(e, team=None)  # a copy: see _agent_limit
             self.refused["team_limit"] += 1
         try:
             previous = self.state.agent_state(e)

@@ -7,6 +7,7 @@ from the same values the parser enforces (tests/test_event_limits.py keeps the t
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -138,6 +139,12 @@ def _time_rules(limits: Limits) -> dict[str, TimeRule]:
 
 
 DEFAULT_LIMITS = Limits()
+# The widest value each configurable limit may be set to (config.py's bounds; server.max_queues
+# has none): the start-up replay checks stored events against these, so lowering a setting
+# never quarantines, for good, what was accepted under the old one. Kept equal to config.py by
+# tests/test_event_limits.py.
+WIDEST_LIMITS = Limits(max_name_length=4096, max_list_items=sys.maxsize,
+                       retention_s=3650 * DAY_S, max_clock_skew_s=86_400.0)
 
 
 def window(rule: TimeRule, now: float | None) -> tuple[float, float]:

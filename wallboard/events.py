@@ -351,8 +351,12 @@ def _full(raw: Any, source: str | None, now: float | None = None,
         if etype is None:
             raise EventError("type", "is required", "missing_field")
         known = ", ".join(sorted(EVENT_TYPES))
-        shown = etype[:40] if isinstance(etype, str) else etype
-        raise EventError("type", f"unknown event type {shown!r}; known: {known}", "unknown_type")
+        if not isinstance(etype, str):
+            # The type name, never the value: a megabyte list would land in the answer and the log.
+            raise EventError("type", f"must be text, not {type(etype).__name__}; known: {known}",
+                             "unknown_type")
+        raise EventError("type", f"unknown event type {etype[:40]!r}; known: {known}",
+                         "unknown_type")
     if "ts" not in raw:
         raise EventError("ts", "is required", "missing_field")
     ts_rule = time_rules(limits)["ticket" if etype in TICKET_TYPES else "ts"]

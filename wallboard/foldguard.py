@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import traceback
 from collections import Counter
 from typing import Any
 
@@ -31,10 +30,13 @@ def reason(exc: BaseException) -> str:
 
 def _cause(stage: str, exc: BaseException) -> tuple[str, str, str, int]:
     """Where it was raised (innermost frame) and its type: the same bug is one cause."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    last = frames[-1] if frames else None
-    return (stage, type(exc).__name__, last.filename if last else "",
-            (last.lineno or 0) if last else 0)
+    # Walked by hand: extract_tb reads every frame's source line, on the hot error path.
+    tb = exc.__traceback__
+    if tb is None:
+        return (stage, type(exc).__name__, "", 0)
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return (stage, type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno or 0)
 
 
 class FoldErrors:

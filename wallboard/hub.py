@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from wallboard.foldguard import FoldErrors, sanitize
+from wallboard.foldguard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
 from wallboard.scope import Path, Scope
 
 log = logging.getLogger(__name__)
@@ -20,15 +21,28 @@ log = logging.getLogger(__name__)
 _RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts into dotted keys."""
-    out: dict[str, Any] = {}
+def flatten(tree: dict[str, Any], prefix: str = "",
+            out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Flatten nested dicts into dotted keys; numbers JSON cannot carry become None (in place)."""
+    # The one walk of every published number per flush: NaN, ±inf and integers past 64 bits
+    # are replaced here, in the tree too, so JSON and the exposition always encode.
+    if out is None:
+        out = {}
     for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
+        kind = type(value)
+        if kind is dict:
+            flatten(value, f"{prefix}{key}.", out)
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                value = tree[key] = None
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                value = tree[key] = None
+        elif kind is list:
+            value = tree[key] = [sanitize(v) if type(v) is dict else json_safe(v)
+                                 for v in value]
+        out[f"{prefix}{key}"] = value
     return out
 
 
@@ -129,17 +143,17 @@ class Hub:
         self._last_flush = time.monotonic()
         previous, previous_tree = self.flat, self.tree
         try:
-            # The one place every published number passes: NaN, ±inf and integers past 64
-            # bits become null here, so JSON and the exposition always encode.
-            tree = sanitize(self.build())
-            flat = flatten(tree)
+            tree = self.build()
+            flat = flatten(tree)  # also makes every number JSON-safe, in `tree` too
             changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
             removed = [k for k in previous if k not in flat]
             if not changes and not removed and self.seq:
                 self.tree, self.flat = tree, flat
                 return
             # Encoded before anything is replaced: a value orjson refuses keeps the last state.
-            message = self._delta(changes, removed, self.seq + 1)
+            # Only when some client takes the whole delta: scoped boards get their own.
+            message = (self._delta(changes, removed, self.seq + 1)
+                       if any(client.scope is None for client in self.clients) else "")
         except Exception as exc:
             self.errors.record("snapshot", exc, what="the snapshot")
             return

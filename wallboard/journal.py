@@ -103,14 +103,6 @@ Quarantine = tuple[float, Event, str, str]
 QUARANTINE_REASONS_LISTED = 20  # `journal stats` lists the most frequent reasons
 
 
-def stored_body(event: Event, stored_fields: list[str]) -> bytes:
-    """The event's JSON array as a journal written with `stored_fields` holds it."""
-    values = [getattr(event, name) for name in stored_fields]
-    while values and values[-1] is None:
-        values.pop()
-    return orjson.dumps(values)
-
-
 def quarantined_line(ref: str, recv: float, stage: str, reason: str, at: float,
                      event: Event) -> bytes:
     """One NDJSON line of `journal export --quarantined` (the event itself under "event")."""

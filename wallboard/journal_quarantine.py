@@ -9,6 +9,7 @@ knows when a fold fails.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,9 @@ _MARK = ("INSERT OR IGNORE INTO quarantine (seq, stage, reason, at) "
 PRUNE = "DELETE FROM quarantine WHERE seq NOT IN (SELECT seq FROM events)"
 Row = tuple[str, str, float, float, str]
 
+log = logging.getLogger(__name__)
+_missed_logged = False  # a miss is a bug: logged once per process, not per mark
+
 
 def create(con: sqlite3.Connection) -> None:
     """Create the table if this journal predates it."""
@@ -44,23 +48,37 @@ def exists(con: sqlite3.Connection) -> bool:
                        "'quarantine'").fetchone() is not None
 
 
-def rows(items: list[Quarantine], body: Callable[[Event], bytes]) -> list[Row]:
+def rows(items: list[Quarantine], body: Callable[[Event], str]) -> list[Row]:
     """The statement's parameters for events to quarantine, in the journal's stored form."""
     now = time.time()
-    return [(stage, reason, now, recv, body(event).decode()) for recv, event, stage, reason
-            in items]
+    return [(stage, reason, now, recv, body(event)) for recv, event, stage, reason in items]
 
 
 def mark(con: sqlite3.Connection, marks: list[Row]) -> None:
     """Quarantine the events in one transaction (on the thread that owns the connection)."""
+    global _missed_logged
+    missed: list[Row] = []
     con.execute("BEGIN IMMEDIATE")
     try:
-        con.executemany(_MARK, marks)
+        for row in marks:  # one by one: a mark is rare, and each must be seen to match
+            if con.execute(_MARK, row).rowcount == 0 and not _is_marked(con, row):
+                missed.append(row)
         con.execute("COMMIT")
     except BaseException:
         if con.in_transaction:
             con.execute("ROLLBACK")
         raise
+    if missed and not _missed_logged:
+        # A miss leaves the event unmarked: a restart would fold it (and fail) again.
+        _missed_logged = True
+        log.error("journal: %s quarantine marks found no stored event (first: %s at recv "
+                  "%s); logged once", len(missed), missed[0][1], missed[0][3])
+
+
+def _is_marked(con: sqlite3.Connection, row: Row) -> bool:
+    """Whether the row's event is quarantined already (a mark made twice is no miss)."""
+    return con.execute("SELECT 1 FROM quarantine JOIN events USING (seq) WHERE recv = ? AND "
+                       "body = ?", row[3:]).fetchone() is not None
 
 
 def count(con: sqlite3.Connection) -> int:

@@ -29,8 +29,8 @@ from wallboard.journal import (
     Quarantine,
     Stored,
     decoder,
+    encode,
     retry_after,
-    stored_body,
 )
 from wallboard.journal_writer import Writer, probe, rollback
 
@@ -188,11 +188,16 @@ class SqliteJournal:
         con.execute("BEGIN IMMEDIATE")
         try:
             # min(recv): a duplicate an older version stored twice keeps its first arrival.
+            # Every json_extract behind json_valid (a CASE, evaluated in order wherever the
+            # planner puts it): it raises on a damaged body, and one torn row must not stop
+            # the start; the restore quarantines it.
+            def field(at: int) -> str:
+                return f"CASE WHEN json_valid(body) THEN json_extract(body, '$[{at}]') END"
+
             con.execute(
                 f"INSERT OR IGNORE INTO ids (source, id, recv) "
-                f"SELECT coalesce(json_extract(body, '$[{source_at}]'), ''), "
-                f"json_extract(body, '$[{id_at}]'), min(recv) FROM events "
-                f"WHERE json_extract(body, '$[{id_at}]') IS NOT NULL GROUP BY 1, 2")
+                f"SELECT coalesce({field(source_at)}, ''), {field(id_at)}, min(recv) "
+                f"FROM events WHERE {field(id_at)} IS NOT NULL GROUP BY 1, 2")
             con.execute("INSERT INTO meta (key, value) VALUES ('ids', '1')")
             con.execute("COMMIT")
         except BaseException:
@@ -304,8 +309,8 @@ class SqliteJournal:
         """Mark stored events whose fold failed; the writer does it once started. Never raises."""
         if not items or self._con is None:
             return
-        fields = self._stored_fields
-        marks = quarantine.rows(items, lambda event: stored_body(event, fields))
+        # encode: the writer's own form, so the body matches the row it wrote.
+        marks = quarantine.rows(items, encode)
         if self._writer is not None:
             self._writer.quarantine(marks)
             return

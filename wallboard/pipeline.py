@@ -26,8 +26,8 @@ from wallboard.aggregate import (
     Aggregator,
     QueueLimitError,
 )
-from wallboard.eventlimits import limits_of
-from wallboard.events import TICKET_TYPES, Event, EventError, check_event, parse_event
+from wallboard.eventlimits import WIDEST_LIMITS, limits_of
+from wallboard.events import AGENT_STATE, TICKET_TYPES, Event, EventError, check_event, parse_event
 from wallboard.foldguard import reason
 from wallboard.journal import Journal, JournalDown, JournalFenced
 
@@ -37,11 +37,12 @@ Key = tuple[str | None, str]
 
 
 class Ack(NamedTuple):
-    """What became of a request's events: new and stored, seen before, and late of the new."""
+    """What became of a request's events: new and stored, seen before, late, and failed."""
 
-    accepted: int  # new events, stored (and counted unless late)
+    accepted: int  # new events, stored and folded (counted unless late)
     duplicates: int  # ids seen before within the retention (or earlier in the request)
     late: int  # of the accepted: older than site.lateness_s, stored but in no window
+    failed: int = 0  # new events stored but not counted: their fold raised or hit a limit
 
 
 class Pipeline:
@@ -119,11 +120,13 @@ class Pipeline:
             self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
                           server.max_teams, "team")
         if event.agent is not None and event.type in AGENT_TYPES:
+            # Only an agent.state is refused: a contact or survey naming a new agent past the
+            # limit still counts for its queue, the fold drops the agent (as without admission).
             self._reserve(event.agent, self.aggregator.agent_windows, self._new_agents,
-                          server.max_agents, "agent")
+                          server.max_agents, "agent", refuse=event.type == AGENT_STATE)
 
     def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
-                 field: str) -> None:
+                 field: str, refuse: bool = True) -> None:
         if name in known:
             return
         now = time.monotonic()
@@ -132,6 +135,8 @@ class Pipeline:
         elif len(known) + len(new) >= limit:
             self._sweep(known, new, now, field)
             if len(known) + len(new) >= limit:
+                if not refuse:
+                    return  # admitted without a place: the fold counts agent_limit
                 self.rejected[f"{field}_limit"] += 1
                 raise EventError(field, f"{field} {name[:40]!r} would exceed "
                                  f"server.max_{field}s ({limit})", f"{field}_limit")
@@ -234,13 +239,15 @@ class Pipeline:
                 batch.add(key)
             fresh.append(event)
             keys.append(key)
-        late = [0]  # the folds' verdicts, filled in by _stored before the sender is answered
+        # The folds' verdicts [late, failed], filled in by _stored before the sender is
+        # answered.
+        tally = [0, 0]
         if self.journal is None:
             for event, key in zip(fresh, keys, strict=True):
                 self._remember(key)
-                late[0] += self._fold_counted(event) == LATE
+                self._tally(self._fold_counted(event), tally)
             self.duplicates += duplicates
-            return Ack(len(fresh), duplicates, late[0])
+            return Ack(len(fresh) - tally[1], duplicates, tally[0], tally[1])
         if fresh:
             recv = self.aggregator.clock()
             try:
@@ -252,9 +259,9 @@ class Pipeline:
                 if key is not None:
                     self._pending[key] = future
             if self.journal.replicated:  # folded when the stream delivers it: foreseen now
-                late[0] = sum(map(self.is_late, fresh))
+                tally[0] = sum(map(self.is_late, fresh))  # (a failed fold is not foreseen)
             # Added before anyone awaits it: folding happens before the sender is answered.
-            future.add_done_callback(partial(self._stored, fresh, keys, True, recv, late))
+            future.add_done_callback(partial(self._stored, fresh, keys, True, recv, tally))
             waits.append(future)
             own = future
         known: list[int] = []
@@ -265,15 +272,24 @@ class Pipeline:
                 known = result  # ids the journal held (earlier, or stored by another node)
         self.duplicates += duplicates  # the journal's own are counted as they settle
         if known and self.journal.replicated:
-            late[0] -= sum(self.is_late(fresh[at]) for at in known)
-        return Ack(len(fresh) - len(known), duplicates + len(known), late[0])
+            tally[0] -= sum(self.is_late(fresh[at]) for at in known)
+        return Ack(len(fresh) - len(known) - tally[1], duplicates + len(known), tally[0],
+                   tally[1])
+
+    @staticmethod
+    def _tally(outcome: str | None, tally: list[int]) -> None:
+        """Count a fold's outcome into [late, failed]: None is a limit the fold refused."""
+        if outcome == LATE:
+            tally[0] += 1
+        elif outcome is None or outcome == FAILED:
+            tally[1] += 1
 
     def _stored(self, events: list[Event], keys: list[Key | None], acknowledged: bool,
-                recv: float, late: list[int] | None,
+                recv: float, tally: list[int] | None,
                 future: asyncio.Future[list[int]]) -> None:
         """Fold events the journal settled; futures settle in append order, so folds do too.
 
-        `late` (acknowledged appends on an unshared journal) collects how many folded late.
+        `tally` (acknowledged appends on an unshared journal) collects [late, failed].
         """
         for key in keys:
             if key is not None:
@@ -296,8 +312,10 @@ class Pipeline:
         skip = set(known)
         for at, (event, key) in enumerate(zip(events, keys, strict=True)):
             self._remember(key)
-            if at not in skip and self._fold_counted(event, recv) == LATE and late is not None:
-                late[0] += 1
+            if at not in skip:
+                outcome = self._fold_counted(event, recv)
+                if tally is not None:
+                    self._tally(outcome, tally)
 
     def _fold_counted(self, event: Event, recv: float | None = None) -> str | None:
         """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""
@@ -318,11 +336,12 @@ class Pipeline:
 
         The event is checked again by the rules of `parse`, its times around `recv` (its
         arrival): a journal written before a rule existed may hold what the rule refuses.
-        Returns the exception its check or fold raised (counted; the caller quarantines
-        it), or None.
+        The configurable limits are taken at their widest: an event accepted before a
+        setting was lowered is not quarantined for it. Returns the exception its check or
+        fold raised (counted; the caller quarantines it), or None.
         """
         try:
-            check_event(event, recv, self.limits)
+            check_event(event, recv, WIDEST_LIMITS)
         except EventError as exc:  # stored by an older version, before a rule existed
             self.rejected[exc.code] += 1
             self.aggregator.errors.record("restore", exc, event)

@@ -29,8 +29,8 @@ from wallboard.journal import (
     JournalStatus,
     Quarantine,
     Stored,
+    encode,
     quarantined_line,
-    stored_body,
     values_decoder,
 )
 
@@ -142,7 +142,7 @@ class RedisStreamReader:
     # -- quarantine -------------------------------------------------------------------------
 
     def _digest(self, event: Event) -> str:
-        return hashlib.blake2b(stored_body(event, self._fields), digest_size=10).hexdigest()
+        return hashlib.blake2b(encode(event).encode(), digest_size=10).hexdigest()
 
     def _mark(self, recv: float, event: Event) -> str:
         """The quarantine field of a stored event: its entry's milliseconds and digest."""

@@ -34,7 +34,8 @@ REASONS: dict[str, int] = {
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 REJECTIONS_LISTED = 100  # refused events listed in full in an answer; the rest are counted
 ERROR_CHARS = 300  # an error message is cut to this: an answer stays small whatever was sent
-ACK_HEADERS = ("X-Wallboard-Accepted", "X-Wallboard-Duplicates", "X-Wallboard-Late")
+ACK_HEADERS = ("X-Wallboard-Accepted", "X-Wallboard-Duplicates", "X-Wallboard-Late",
+               "X-Wallboard-Failed")
 
 
 class Rejections:
@@ -61,7 +62,8 @@ class Rejections:
 
 def ack_answer(ack: Ack) -> dict[str, int]:
     """What became of a request's events, for a JSON answer."""
-    return {"accepted": ack.accepted, "duplicates": ack.duplicates, "late": ack.late}
+    return {"accepted": ack.accepted, "duplicates": ack.duplicates, "late": ack.late,
+            "failed": ack.failed}
 
 
 def ack_headers(ack: Ack) -> dict[str, str]:

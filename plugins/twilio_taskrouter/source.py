@@ -140,7 +140,8 @@ async def post_callback(request: web.Request) -> web.Response:
         ack = await pipeline.ingest_acknowledged([event])
     except JournalDown as exc:
         return webhooks.journal_down(exc)
-    if ack.accepted:  # stored: now the task memory may change (a retry maps the same way)
+    # Stored (counted or not): now the task memory may change (a retry maps the same way).
+    if ack.accepted or ack.failed:
         source.mapper.remember(params_dict)
     # TaskRouter wants a 2xx and reads no body: what was stored goes in headers.
     return web.Response(status=204, content_type="application/json",
