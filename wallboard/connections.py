@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -258,7 +259,13 @@ class ConnectionCollector:
 
 async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
                  ready: Callable[[int], None]) -> None:
-    runner = web.AppRunner(app, handle_signals=True, access_log=None)
+    # Signals only set an event: raising GracefulExit out of the loop (handle_signals=True)
+    # would let asyncio.run cancel every request in flight before the runner drains them.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     # Start-up (the journal opened and folded back, ...) runs here: a fatal error ends the
     # run before the port is open and before anything says "serving".
     await runner.setup()
@@ -268,9 +275,15 @@ async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGu
         await web.TCPSite(runner, host, port).start()
         addresses = runner.addresses  # (host, port, ...) per socket; port 0 is resolved here
         ready(addresses[0][1] if addresses else port)
-        await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit
+        await stop.wait()
+        log.info("signal received: draining requests in flight, then stopping")
     finally:
+        # Stops accepting, closes websockets (1001), lets requests in flight finish within
+        # aiohttp's shutdown_timeout, then runs the cleanup contexts, all before any task is
+        # cancelled by asyncio.run.
         await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
@@ -279,5 +292,5 @@ def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
 
     `ready` is called with the port listened on once start-up succeeded and the port is open.
     """
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(app, host, port, guard, ready))
