@@ -148,6 +148,20 @@ class SiteConfig(_Model):
         return values
 
 
+_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
+
+
+def normal_origin(origin: str) -> str:
+    """An origin as browsers send it: lower case, no trailing slash, no default port."""
+    origin = origin.strip().lower().rstrip("/")
+    scheme = origin.partition("://")[0]
+    default = _DEFAULT_PORTS.get(scheme)
+    # https://x:443 is the origin https://x, which is all a browser ever sends for it.
+    if default and origin.endswith(default):
+        return origin[: -len(default)]
+    return origin
+
+
 class ServerConfig(_Model):
     """Listening address and push behaviour."""
 
@@ -189,7 +203,7 @@ class ServerConfig(_Model):
             origin = value.strip().lower().rstrip("/")
             if not re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", origin):
                 raise ValueError(f"{value!r} is not an origin like https://host[:port]")
-            out.append(origin)
+            out.append(normal_origin(origin))
         return out
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from wallboard.config import ServerConfig
+from wallboard.config import ServerConfig, normal_origin
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def origin_ok(origin: str | None, host: str | None, allowed: list[str]) -> bool:
     if origin is None:
         return True
     origin = origin.strip().lower()
-    if origin in allowed:
+    if normal_origin(origin) in allowed:  # both normalised: https://x:443 is https://x
         return True
     try:
         parts = urlsplit(origin)
