@@ -192,6 +192,9 @@ class ServerConfig(_Model):
     body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a request body, from its headers
     keepalive_timeout_s: float = Field(75.0, gt=0, le=3600)  # idle between two requests
     max_connections: int = Field(4096, ge=1, le=1_000_000)  # websockets of boards included
+    # One client address may not take every slot; behind a reverse proxy every client has the
+    # proxy's address: raise it to max_connections there (docs/operations.md).
+    max_connections_per_ip: int = Field(256, ge=1, le=1_000_000)
     # Pages of other origins may not open /ws (no Origin header, or the Host's own: allowed).
     allowed_origins: list[str] = Field(default_factory=list, max_length=100)
 
