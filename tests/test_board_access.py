@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -306,3 +307,47 @@ async def test_with_access_on_a_tv_receives_only_its_boards_numbers(board_server
                 break
         assert "total.live.waiting" in message["data"]
         assert not [k for k in message["data"] if k.startswith(("queues.", "agents."))]
+
+
+async def test_switching_access_on_rescopes_every_tv_before_any_revoked_one_is_closed(
+        board_server, tmp_path: Path) -> None:
+    """Revoked TVs slow to close do not hold back the kept TVs' new scope."""
+    board = await board_server(config(tmp_path, enabled=False, boards={"a": [TV]}))
+    kept = [await websockets.connect(f"{board.ws_url}/ws?board=a&token={TV}")
+            for _ in range(4)]
+    revoked = [await websockets.connect(f"{board.ws_url}/ws?board=a&token=wrong-token-0001")
+               for _ in range(4)]
+    for client in board.server.app[keys.HUB].clients:
+        if client.token != TV:
+            # A TV that stopped reading: its close frame waits for room in a full buffer.
+            close = client.ws.close
+
+            async def slow_close(close: Any = close, **kwargs: Any) -> bool:
+                await asyncio.sleep(3)
+                return await close(**kwargs)
+            client.ws.close = slow_close  # type: ignore[method-assign]
+    try:
+        for tv in kept:
+            assert "queues.sales.live.waiting" in await tv.recv()  # unscoped while off
+        board.rewrite(lambda d: d["access"].update(enabled=True))
+        await asyncio.sleep(1.5)  # the watcher's tick: the reload is applied
+        status, _ = await board.status("POST", "/api/events", json=[
+            {"type": "contact.queued", "id": "c1", "ts": time.time(), "queue": "sales",
+             "contact_id": "call-1"}], headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert status == 202
+        for tv in kept:
+            scoped = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.5):
+                    while True:
+                        message = orjson.loads(await tv.recv())
+                        data = message.get("data") or message.get("changes") or {}
+                        scoped = scoped or message["type"] == "snapshot"
+                        if scoped:  # after its rescope, nothing outside board a's keys
+                            assert not [k for k in data if k.startswith("queues.")], message
+            assert scoped, "the kept TV was not resynced with its board's scope"
+    finally:
+        for tv in kept:
+            await tv.close()
+        for ws in revoked:
+            await ws.close()

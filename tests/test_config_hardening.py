@@ -24,7 +24,7 @@ from tests.serverproc import ServerProcess, journal_config
 from tests.wsclient import BoardClient
 from wallboard.access import Access
 from wallboard.app import create_app
-from wallboard.config import ConfigError, Settings, load_settings
+from wallboard.config import ConfigError, load_settings
 from wallboard.configfile import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
 from wallboard.configwatch import ConfigWatcher
 
@@ -336,24 +336,26 @@ async def test_a_valid_edit_adding_a_board_applies_its_access_part_and_waits_for
 async def test_a_bug_in_a_validator_is_a_failed_reload_not_the_end_of_the_watch(
         tmp_path: Path) -> None:
     path = tmp_path / "wallboard.yaml"
-    path.write_text(VALID)
+    text = VALID + "sources: {}\n"  # a sources section: the sources' own check runs
+    path.write_text(text)
     settings = load_settings(path)
     calls: list[str] = []
 
-    def check(new: Settings, where: str) -> None:
+    def check(sources: Any, where: str) -> list[str]:  # a source plugin's own validation
         calls.append(where)
         if len(calls) == 1:
             raise RuntimeError("plugin bug")
+        return []
 
     access = Access(settings.access, path, settings.boards, settings.playlists)
-    watcher = ConfigWatcher(path, settings, access, check)
+    watcher = ConfigWatcher(path, settings, access, source_check=check)
     assert await watcher.refresh() is False and calls == []  # unchanged: not read
-    write(path, VALID.encode() + b"# saved\n")
+    write(path, text.encode() + b"# saved\n")
     assert await watcher.refresh() is False
     assert (watcher.ok, watcher.error) == (False, f"{path}: unexpected error: "
                                                   "RuntimeError('plugin bug')")
     assert access.reload_errors == 1
-    write(path, VALID.encode())
+    write(path, text.encode())
     await watcher.refresh()  # the next save is read again
     assert (watcher.ok, watcher.error, access.reloads) == (True, None, 1)
     assert calls == [str(path)] * 2

@@ -74,7 +74,8 @@ def raise_own_fd_limit(need: int) -> None:
 async def test_1500_half_headers_are_cut_after_the_header_timeout_and_health_stays_fast(
         server_process: Callable[..., ServerProcess], tmp_path: Path) -> None:
     raise_own_fd_limit(4000)
-    server = server_process(config(tmp_path, header_timeout_s=3))
+    # Every test client shares 127.0.0.1: the per-address share must not be what cuts them.
+    server = server_process(config(tmp_path, header_timeout_s=3, max_connections_per_ip=4096))
     await server.start()
     opened = time.monotonic()
     conns = await open_half_headers(server.port, 1500)
@@ -204,14 +205,14 @@ def open_files_limit(pid: int) -> tuple[int, int]:
 
 async def test_the_server_raises_its_open_file_soft_limit_to_the_hard_limit(
         server_process: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    server = server_process(config(tmp_path), preexec=lower_fd_limit(256))
+    # A chosen hard limit, so that the fitted cap is a known number: 2000 - 2000 // 8.
+    server = server_process(config(tmp_path), preexec=lower_fd_limit(256, 2000))
     await server.start()
     assert server.proc is not None
-    assert open_files_limit(server.proc.pid) == (hard, hard)
-    assert f"open-file limit raised from 256 to {hard}" in server.log.read_text()
+    assert open_files_limit(server.proc.pid) == (2000, 2000)
+    assert "open-file limit raised from 256 to 2000" in server.log.read_text()
     seen = await metrics(server.url)
-    assert seen[("wallboard_connections_limit", "")] == min(4096, hard - max(64, hard // 8))
+    assert seen[("wallboard_connections_limit", "")] == 1750
 
 
 async def test_max_connections_is_fitted_below_a_low_hard_limit(
@@ -221,3 +222,31 @@ async def test_max_connections_is_fitted_below_a_low_hard_limit(
     seen = await metrics(server.url)
     assert seen[("wallboard_connections_limit", "")] == 300 - 64
     assert "server.max_connections 4096 lowered to 236" in server.log.read_text()
+
+
+async def test_one_address_past_max_connections_per_ip_gets_503_and_others_still_connect(
+        server_process: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = server_process(config(tmp_path, max_connections=20, max_connections_per_ip=5,
+                                   header_timeout_s=60))
+    await server.start()
+    idle = await open_half_headers(server.port, 5)  # all from 127.0.0.1
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = await closed_by_server(reader, 3)
+    writer.close()
+    assert answer is not None and answer.startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b"server.max_connections_per_ip=5" in answer and b"Retry-After: 5" in answer
+    # Another address still gets in, below the global cap.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port,
+                                                  local_addr=("127.0.0.2", 0))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    answer = await closed_by_server(reader, 3)
+    writer.close()
+    assert answer is not None and answer.startswith(b"HTTP/1.1 200"), answer
+    for _, idle_writer in idle:
+        idle_writer.close()
+    await asyncio.sleep(0.3)
+    seen = await metrics(server.url)  # from 127.0.0.1 again: its slots are free
+    assert seen[("wallboard_connections_refused_total", "max_connections_per_ip")] == 1
+    assert seen[("wallboard_connections_refused_total", "max_connections")] == 0
+    assert server.log.read_text().count("(server.max_connections_per_ip)") == 1

@@ -384,6 +384,10 @@ async def test_speed_serves_the_board_while_replaying(tmp_path: Path) -> None:
                 if seen[-1][1] == 5:
                     break
                 await asyncio.sleep(0.1)
+            # The connection guard is attached: this request's own connection is counted.
+            async with session.get(f"{base}/metrics") as resp:
+                text = await resp.text()
+            assert re.search(r"^wallboard_connections_open [1-9]", text, re.M), text
         counts = [n for _, n in seen]
         assert counts[-1] == 5, seen
         assert any(0 < n < 5 for n in counts), seen  # the events arrived one by one

@@ -125,16 +125,24 @@ async def _watch_config(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(1.0)
             if not await watcher.refresh():
                 continue
+            # First every TV's new access, without awaiting: a flush in between must send
+            # no unscoped delta to a TV now scoped, nor any delta to a revoked one.
+            revoked = []
             for client in list(hub.clients):
                 if not access.board_ok(client.board, client.token):
-                    log.info("access revoked: closing a TV on board %s", client.board)
-                    await client.ws.close(code=4403, message=b"access revoked")
+                    hub.clients.discard(client)  # its handler's hub.remove ends its sender
+                    revoked.append(client)
                     continue
                 # Access switched on (or off): a TV that stays gets its board's scope now.
                 scope = client_scope(app, client.board)
                 if client.scope != scope:
                     client.scope = scope
                     client.resync()
+            if revoked:
+                log.info("access revoked: closing %d TV(s)", len(revoked))
+                # At once: each close waits for its TV's reply (or the close timeout).
+                await asyncio.gather(*(c.ws.close(code=4403, message=b"access revoked")
+                                       for c in revoked), return_exceptions=True)
 
     task = asyncio.create_task(watch(), name="config-watch")
     yield

@@ -148,6 +148,20 @@ class SiteConfig(_Model):
         return values
 
 
+_DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
+
+
+def normal_origin(origin: str) -> str:
+    """An origin as browsers send it: lower case, no trailing slash, no default port."""
+    origin = origin.strip().lower().rstrip("/")
+    scheme = origin.partition("://")[0]
+    default = _DEFAULT_PORTS.get(scheme)
+    # https://x:443 is the origin https://x, which is all a browser ever sends for it.
+    if default and origin.endswith(default):
+        return origin[: -len(default)]
+    return origin
+
+
 class ServerConfig(_Model):
     """Listening address and push behaviour."""
 
@@ -178,6 +192,9 @@ class ServerConfig(_Model):
     body_timeout_s: float = Field(30.0, gt=0, le=3600)  # a request body, from its headers
     keepalive_timeout_s: float = Field(75.0, gt=0, le=3600)  # idle between two requests
     max_connections: int = Field(4096, ge=1, le=1_000_000)  # websockets of boards included
+    # One client address may not take every slot; behind a reverse proxy every client has the
+    # proxy's address: raise it to max_connections there (docs/operations.md).
+    max_connections_per_ip: int = Field(256, ge=1, le=1_000_000)
     # Pages of other origins may not open /ws (no Origin header, or the Host's own: allowed).
     allowed_origins: list[str] = Field(default_factory=list, max_length=100)
 
@@ -189,7 +206,7 @@ class ServerConfig(_Model):
             origin = value.strip().lower().rstrip("/")
             if not re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", origin):
                 raise ValueError(f"{value!r} is not an origin like https://host[:port]")
-            out.append(origin)
+            out.append(normal_origin(origin))
         return out
 
 

@@ -33,14 +33,12 @@ class ConfigWatcher:
     """The outcome of the last load of the config file, and its re-reads."""
 
     def __init__(self, path: str | Path | None, running: Settings, access: Access,
-                 check: Callable[[Settings, str], None] = lambda settings, where: None,
                  clock: Callable[[], float] = time.time,
                  source_check: SourceCheck | None = None) -> None:
         self.path = Path(path) if path else None
         # A copy: what the file said at start, to tell which sections an edit changed.
         self.running = running.model_copy(deep=True)
         self.access = access
-        self.check = check  # further validation, after every problem of the file is listed
         self.source_check = source_check  # the sources' own models, as a start checks them
         self.clock = clock
         self.signature = self._signature()
@@ -60,9 +58,7 @@ class ConfigWatcher:
         """Read and validate the whole file as a start would (runs in a thread)."""
         assert self.path is not None
         where = str(self.path)
-        settings = parse_settings(read_config_file(self.path), where, self.source_check)
-        self.check(settings, where)
-        return settings
+        return parse_settings(read_config_file(self.path), where, self.source_check)
 
     async def refresh(self) -> bool:
         """Re-read the file if it changed; True when the access settings in force changed."""

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from wallboard.config import ServerConfig
+from wallboard.config import ServerConfig, normal_origin
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ MIN_FD_RESERVE = 64
 REFUSED_LINGER_S = 1.0
 REFUSE_RETRY_AFTER_S = 5
 # Reasons of wallboard_connections_refused_total (a fixed set: a bounded label).
-REFUSAL_REASONS = ("max_connections", "header_timeout", "body_timeout")
+REFUSAL_REASONS = ("max_connections", "max_connections_per_ip", "header_timeout", "body_timeout")
 ORIGIN_REASONS = ("null", "foreign")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -79,6 +80,7 @@ class BodyTimeout(TimeoutError):
 class _Conn:
     transport: Any
     header_timer: asyncio.TimerHandle | None
+    peer: str
     started: bool = False
 
 
@@ -95,12 +97,15 @@ class ConnectionGuard:
             log.warning("server.max_connections %d lowered to %d to fit the open-file limit "
                         "(%d); raise LimitNOFILE to allow more", config.max_connections,
                         self.max_connections, nofile)
+        self.max_per_ip = config.max_connections_per_ip
         self.header_timeout_s = config.header_timeout_s
         self.body_timeout_s = config.body_timeout_s
         self.open = 0
         self.refused: Counter[str] = Counter()
         self.origin_refused: Counter[str] = Counter()
         self._conns: dict[object, _Conn] = {}
+        self._per_ip: Counter[str] = Counter()
+        self._ip_at_cap: set[str] = set()  # logged once per stretch, like the global cap
         self._at_cap = False  # logged once per stretch at the cap, not per connection
         self._refusal = _response(
             "503 Service Unavailable",
@@ -110,6 +115,10 @@ class ConnectionGuard:
             "408 Request Timeout",
             f"request headers not complete within server.header_timeout_s="
             f"{self.header_timeout_s:g}\n")
+        self._ip_refusal = _response(
+            "503 Service Unavailable",
+            f"too many connections from your address (server.max_connections_per_ip="
+            f"{self.max_per_ip}); retry later\n", f"Retry-After: {REFUSE_RETRY_AFTER_S}")
 
     def attach(self, server: web.Server) -> None:
         """Wrap the low-level server's per-connection hooks (after `AppRunner.setup()`)."""
@@ -128,29 +137,47 @@ class ConnectionGuard:
 
     def _made(self, handler: object, transport: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()
+        peername = transport.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else ""
         if self.open >= self.max_connections:
             self.refused["max_connections"] += 1
             if not self._at_cap:
                 self._at_cap = True
                 log.warning("%d connections open (server.max_connections): refusing new ones "
                             "with 503", self.open)
-            # Answer at once and half-close; reading stays paused, so the request the client
-            # sends meanwhile is never parsed, and the socket is cut soon after in any case.
-            transport.pause_reading()
-            transport.write(self._refusal)
-            if transport.can_write_eof():
-                transport.write_eof()
-            loop.call_later(REFUSED_LINGER_S, transport.abort)
+            self._refuse(transport, self._refusal)
+            return
+        if self._per_ip[peer] >= self.max_per_ip:
+            self.refused["max_connections_per_ip"] += 1
+            if peer not in self._ip_at_cap:
+                self._ip_at_cap.add(peer)
+                log.warning("%d connections open from %s (server.max_connections_per_ip): "
+                            "refusing its new ones with 503", self.max_per_ip, peer)
+            self._refuse(transport, self._ip_refusal)
             return
         self.open += 1
+        self._per_ip[peer] += 1
         timer = loop.call_later(self.header_timeout_s, self._header_expired, handler)
-        self._conns[handler] = _Conn(transport, timer)
+        self._conns[handler] = _Conn(transport, timer, peer)
+
+    def _refuse(self, transport: asyncio.Transport, answer: bytes) -> None:
+        # Answer at once and half-close; reading stays paused, so the request the client
+        # sends meanwhile is never parsed, and the socket is cut soon after in any case.
+        transport.pause_reading()
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(REFUSED_LINGER_S, transport.abort)
 
     def _lost(self, handler: object) -> None:
         conn = self._conns.pop(handler, None)
         if conn is None:
             return
         self.open -= 1
+        self._per_ip[conn.peer] -= 1
+        self._ip_at_cap.discard(conn.peer)
+        if not self._per_ip[conn.peer]:  # bounded by the addresses connected now
+            del self._per_ip[conn.peer]
         if self._at_cap and self.open < self.max_connections * 0.9:
             self._at_cap = False
             log.info("connections back under the cap (%d open)", self.open)
@@ -206,7 +233,7 @@ def origin_ok(origin: str | None, host: str | None, allowed: list[str]) -> bool:
     if origin is None:
         return True
     origin = origin.strip().lower()
-    if origin in allowed:
+    if normal_origin(origin) in allowed:  # both normalised: https://x:443 is https://x
         return True
     try:
         parts = urlsplit(origin)
@@ -258,7 +285,13 @@ class ConnectionCollector:
 
 async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
                  ready: Callable[[int], None]) -> None:
-    runner = web.AppRunner(app, handle_signals=True, access_log=None)
+    # Signals only set an event: raising GracefulExit out of the loop (handle_signals=True)
+    # would let asyncio.run cancel every request in flight before the runner drains them.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     # Start-up (the journal opened and folded back, ...) runs here: a fatal error ends the
     # run before the port is open and before anything says "serving".
     await runner.setup()
@@ -268,9 +301,15 @@ async def _serve(app: web.Application, host: str, port: int, guard: ConnectionGu
         await web.TCPSite(runner, host, port).start()
         addresses = runner.addresses  # (host, port, ...) per socket; port 0 is resolved here
         ready(addresses[0][1] if addresses else port)
-        await asyncio.Event().wait()  # until SIGINT/SIGTERM raise GracefulExit
+        await stop.wait()
+        log.info("signal received: draining requests in flight, then stopping")
     finally:
+        # Stops accepting, closes websockets (1001), lets requests in flight finish within
+        # aiohttp's shutdown_timeout, then runs the cleanup contexts, all before any task is
+        # cancelled by asyncio.run.
         await runner.cleanup()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
@@ -279,5 +318,5 @@ def serve(app: web.Application, host: str, port: int, guard: ConnectionGuard,
 
     `ready` is called with the port listened on once start-up succeeded and the port is open.
     """
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(app, host, port, guard, ready))

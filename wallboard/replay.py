@@ -199,6 +199,9 @@ class Replay:
         server = self.settings.server
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
+        assert runner.server is not None
+        # As `serve` does: the connection cap and deadlines, and true counts on /metrics.
+        app[keys.CONNECTIONS].attach(runner.server)
         try:
             try:
                 await web.TCPSite(runner, server.host, server.port).start()
