@@ -66,13 +66,14 @@ def _source_emit(pipeline: Pipeline, name: str,
 
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
-          announcements: Announcements, build: str) -> dict[str, Any]:
+          announcements: Announcements, build: str,
+          boards: dict[str, dict[str, Any]]) -> dict[str, Any]:
     tree = builder.build()
     add_threshold_ratios(tree)
     now = tree["meta"]["ts"]
     tree["meta"]["build"] = build
     history.observe(tree, now)
-    tree["announcements"] = announcements.active(now)
+    tree["announcements"] = announcements.by_board(now, boards)
     tree["meta"]["journal"] = journal.state if journal else "off"
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
@@ -203,7 +204,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     history = History(history_keys(boards), settings.windows, settings.server.history_step_s)
     build = build_id()
     announcements = Announcements(clock, lambda: hub.mark_dirty())
-    hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
+    hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
+                                boards),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,

@@ -160,6 +160,8 @@ def resolve_board(board_id: str, board: BoardConfig, settings: Settings) -> dict
         "messages": msg, "stale_after_s": board.stale_after_s,
         "pixel_shift_px": board.pixel_shift_px, "alert": board.alert.model_dump(),
         "tiles": [resolve_tile(i, t, settings, msg) for i, t in enumerate(board.tiles)],
+        # Source badges: a tile with no queue of its own counts every source.
+        "sources": sorted(settings.sources),
     }
 
 
@@ -170,8 +172,10 @@ def resolve_boards(settings: Settings) -> dict[str, dict[str, Any]]:
             for board_id, board in boards.items()}
 
 
-# What every board reads besides its tiles: the header, source badges, the ticker.
-_BOARD_COMMON: Scope = (("meta",), ("sources",), ("announcements",))
+# What every board reads besides its tiles: the header.
+_BOARD_COMMON: Scope = (("meta",),)
+# What a board's source badges read of each source: not last_error nor counts (admin's view).
+SOURCE_FIELDS = ("status", "last_event_ts", "lag_s")
 
 
 def board_scope(board: dict[str, Any]) -> Scope:
@@ -181,6 +185,9 @@ def board_scope(board: dict[str, Any]) -> Scope:
     start of every key of a queue named `sales.tenant-b`.
     """
     paths: set[tuple[str, ...]] = set(_BOARD_COMMON)
+    paths.add(("announcements", board["id"]))  # its own ticker, not the other boards'
+    paths.update(("sources", name, field) for name in board.get("sources", ())
+                 for field in SOURCE_FIELDS)
     for tile in board["tiles"]:
         paths.add(tuple(tile["scope_path"]))
         paths.update(("queues", row["queue"]) for row in tile.get("rows_keys", ()))

@@ -399,16 +399,15 @@
       tile.rotateAt = 0;
     },
     paint: function (tile, S, now) {
-      var list = S.announcements;
-      if (list !== tile.listRef) { // filtered when the list changes, not on every message
+      // The server sends each board its own list (this board's and the all-boards ones).
+      var list = S["announcements." + WB.config.board];
+      if (list !== tile.listRef) { // read when the list changes, not on every message
         tile.listRef = list;
         tile.texts = [];
         if (Array.isArray(list)) {
           for (var i = 0; i < list.length; i++) {
             var a = list[i];
-            if (!a || typeof a.text !== "string") continue;
-            var boards = typeof a.boards === "string" && a.boards ? a.boards.split(",") : null;
-            if (!boards || boards.indexOf(WB.config.board) >= 0) tile.texts.push(a.text);
+            if (a && typeof a.text === "string") tile.texts.push(a.text);
           }
         }
       }
