@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from wallboard.boards import default_board, resolve_boards
+from wallboard.boardconfig import TileConfig
+from wallboard.boards import default_board, resolve_boards, resolve_tile
 from wallboard.config import parse_settings
+from wallboard.locales import messages
 from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, add_threshold_ratios
 
 
@@ -61,6 +63,23 @@ def test_the_default_board_sets_no_seconds_on_its_wait_tiles() -> None:
     settings = parse_settings({"queues": {"sales": {}, "email": {"channel": "email"}}})
     waits = [t for t in default_board(settings).tiles if t.kpi in ("oldest_wait_s", "asa_s")]
     assert waits and all(t.thresholds is None for t in waits)
+
+
+def test_the_default_board_leaves_each_queues_service_level_to_its_target() -> None:
+    settings = parse_settings({"queues": {"sales": {"service_level": {"target": 0.9}},
+                                          "email": {"channel": "email"}}})
+    per_queue = [t for t in default_board(settings).tiles
+                 if t.kpi == "service_level" and t.queue]
+    assert len(per_queue) == 2 and all(t.thresholds is None for t in per_queue)
+    tiles = resolve_boards(settings)["overview"]["tiles"]
+    levels = {t["scope"]: t["thresholds"] for t in tiles
+              if t["kpi"] == "service_level" and t["prefix"].startswith("queues.")}
+    assert levels == {"sales": {"direction": "low_bad", "warn": 0.9, "crit": 0.8},
+                      "email": {"direction": "low_bad", "warn": 0.8, "crit": 0.7}}
+    # The queue table reads each queue's target from the snapshot, not from its row.
+    table = resolve_tile(0, TileConfig(type="queue_table", window="today"), settings,
+                         messages("en"))
+    assert all("sl_target" not in row for row in table["rows_keys"])
 
 
 def test_service_level_tiles_without_thresholds_take_the_queues_target() -> None:

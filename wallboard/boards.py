@@ -54,13 +54,11 @@ def default_board(settings: Settings) -> BoardConfig:
         _tile("answered", pick("today")),
         _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7, type="survey"),
     ]
-    for name, queue in settings.queues.items():
-        target = queue.service_level.target
+    for name in settings.queues:
         tiles += [
             _tile("waiting", queue=name, warn=3, crit=6),
             _tile("oldest_wait_s", queue=name),
-            _tile("service_level", pick("15m", "1h"), name, "low_bad", target,
-                  max(0.0, target - 0.1)),
+            _tile("service_level", pick("15m", "1h"), name),  # against the queue's own target
             _tile("agents_available", queue=name, direction="low_bad", warn=1, crit=0),
         ]
     return BoardConfig(title="Overview", columns=4, tiles=tiles)
@@ -139,7 +137,6 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
              "oldest": f"queues.{q}.live.oldest_wait_s",
              "oldest_ratio": f"queues.{q}.live.threshold_ratio.oldest_wait_s",
              "sl": f"queues.{q}.{sl_window}.service_level" if sl_window else None,
-             "sl_target": settings.queues[q].service_level.target,
              "sources": f"queues.{q}.sources"}
             for q in (tile.queues or list(settings.queues))]
     if tile.type == "legal":

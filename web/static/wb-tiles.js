@@ -365,7 +365,6 @@
           var sl = S[r.keys.sl];
           setText(r.cells[3], I.formatValue("ratio", sl));
           var target = num(S["queues." + r.keys.queue + ".sl_target"]);
-          if (target === null) target = num(r.keys.sl_target);
           var slLevel = num(sl) === null || target === null ? "none"
             : sl < target - SL_CRIT_BELOW ? "crit" : sl < target ? "warn" : "ok";
           setCellLevel(r.cells[3], slLevel);
