@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from wallboard import appkeys as keys
+from wallboard.app import create_app
 from wallboard.boardconfig import TileConfig
-from wallboard.boards import default_board, resolve_boards, resolve_tile
+from wallboard.boards import default_board, ratio_needs, resolve_boards, resolve_tile
 from wallboard.config import parse_settings
+from wallboard.hub import flatten
 from wallboard.locales import messages
-from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, add_threshold_ratios
+from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, add_threshold_ratios
 
 
 def _queue(channel: str, threshold: float, oldest: float, asa: float | None) -> dict:
@@ -22,7 +25,10 @@ def test_each_scope_gets_the_worst_ratio_of_its_queues() -> None:
         "channels": {c: {"live": {}, "1h": {}} for c in ("voice", "email", "chat")},
         "total": {"live": {}, "1h": {}},
     }
-    add_threshold_ratios(tree)
+    needs = {(path, window, kpi) for path in [("total",), *[("channels", c) for c in (
+        "voice", "email", "chat")], *[("queues", q) for q in ("voice", "email", "chat")]]
+        for window in ("live", "1h") for kpi in WAIT_KPIS}
+    add_threshold_ratios(tree, needs)
     assert tree["queues"]["voice"]["live"]["threshold_ratio"] == {"oldest_wait_s": 2.25}
     assert tree["queues"]["email"]["1h"]["threshold_ratio"] == {"asa_s": 0.25}
     # A window with nothing answered has no ASA: no ratio from it.
@@ -32,7 +38,30 @@ def test_each_scope_gets_the_worst_ratio_of_its_queues() -> None:
     # The site: the call 45 s against 20 s, not the e-mail's 10 min against an hour.
     assert tree["total"]["live"]["threshold_ratio"] == {"oldest_wait_s": 2.25}
     assert tree["total"]["1h"]["threshold_ratio"] == {"asa_s": 0.6}
-    assert RATIO_WARN <= 2.25 >= RATIO_CRIT > 0.1667
+
+
+def test_only_the_ratios_a_board_reads_are_computed() -> None:
+    """Wait tiles without thresholds and queue tables read ratios; nothing else is published."""
+    settings = parse_settings({
+        "journal": {"enabled": False},
+        "queues": {"sales": {}, "email": {"channel": "email",
+                                          "service_level": {"threshold_s": 3600}}},
+        "boards": {"b": {"tiles": [
+            {"kpi": "oldest_wait_s"},
+            {"kpi": "asa_s", "window": "1h", "channel": "email"},
+            {"kpi": "oldest_wait_s", "queue": "sales", "thresholds": {"warn": 30}},
+            {"type": "queue_table", "window": "today", "queues": ["email"]},
+        ]}},
+    })
+    needs = ratio_needs(resolve_boards(settings))
+    assert needs == {(("total",), "live", "oldest_wait_s"), (("channels", "email"), "1h", "asa_s"),
+                     (("queues", "email"), "live", "oldest_wait_s")}
+    app = create_app(settings)
+    tree = app[keys.HUB].current()
+    published = {k for k in flatten(tree) if ".threshold_ratio." in k}
+    # Nothing is waiting: the live ratios are 0, the ASA has no answered contact to judge.
+    assert published == {"total.live.threshold_ratio.oldest_wait_s",
+                         "queues.email.live.threshold_ratio.oldest_wait_s"}
 
 
 def test_wait_tiles_without_thresholds_read_the_ratio_and_others_keep_theirs() -> None:

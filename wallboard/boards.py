@@ -10,7 +10,7 @@ from wallboard.kpis import KPI_FORMATS
 from wallboard.locales import language, messages
 from wallboard.scope import Scope
 from wallboard.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
-from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS
+from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, RatioNeed
 
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
 # A service level this far under its target is red (amber below the target); the page's queue
@@ -200,6 +200,18 @@ def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]
     """The flat keys whose past values a board shows (sparklines, trends), with their paths."""
     return {tile["key"]: tuple(tile["path"]) for board in boards.values()
             for tile in board["tiles"] if "series_key" in tile or "trend_key" in tile}
+
+
+def ratio_needs(boards: dict[str, dict[str, Any]]) -> frozenset[RatioNeed]:
+    """The wait/threshold ratios some board reads: (scope path, window, kpi) each."""
+    needs: set[RatioNeed] = set()
+    for board in boards.values():
+        for tile in board["tiles"]:
+            if "level_key" in tile:
+                needs.add((tuple(tile["scope_path"]), tile["window"], tile["kpi"]))
+            needs.update((("queues", row["queue"]), "live", "oldest_wait_s")
+                         for row in tile.get("rows_keys", ()))  # the queue table's colour
+    return frozenset(needs)
 
 
 def text_direction(locale: str) -> str:
