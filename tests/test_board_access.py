@@ -173,7 +173,8 @@ async def test_announcements_need_the_admin_token_and_expire(board_server,
     async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
         shown = (await resp.json())["announcements"]
     # Stored as plain text (whitespace folded); the page renders it with textContent.
-    assert [(a["text"], a["boards"]) for a in shown] == [("<b>Fire drill</b> at 15:00", "a")]
+    assert {b: [a["text"] for a in items] for b, items in shown.items()} == {
+        "a": ["<b>Fire drill</b> at 15:00"], "b": []}
     for bad, field in [({"text": "", "ttl_s": 5}, "text:"), ({"text": "x"}, "ttl_s:"),
                        ({"text": "x", "ttl_s": 5, "boards": ["zz"]}, "boards:")]:
         status, text = await board.status("POST", "/api/announcements", json=bad, headers=admin)
@@ -187,7 +188,7 @@ async def test_announcements_need_the_admin_token_and_expire(board_server,
     posted = time.monotonic()
     while True:
         async with board.session.get(f"{board.url}/api/snapshot", headers=admin) as resp:
-            if (await resp.json())["announcements"] == []:
+            if (await resp.json())["announcements"] == {"a": [], "b": []}:
                 break
         assert time.monotonic() - posted < 3, "the announcement did not expire"
         await asyncio.sleep(0.1)

@@ -18,6 +18,7 @@ from websockets.typing import Origin
 from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
 from tests.wsclient import BoardClient
+from wallboard import appkeys as keys
 from wallboard.boards import scoped_tree
 from wallboard.connections import origin_ok
 from wallboard.hub import Hub, flatten
@@ -208,3 +209,59 @@ def test_hub_deltas_of_a_scope_rebuild_exactly_its_subtrees() -> None:
 ])
 def test_origin_rules(origin: str | None, host: str, ok: bool) -> None:
     assert origin_ok(origin, host, ["https://listed.example"]) is ok
+
+
+async def test_an_announcement_for_one_board_never_reaches_another_boards_tv(
+        live_server, tmp_path: Path) -> None:
+    """Posted for board a only: a's TV and token see it, b's get neither its text nor a's id."""
+    live = await live_server(access_config(tmp_path))
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    secret = "Board A only: fire drill at 15:00"
+    async with BoardClient(f"{live.ws_url}/ws?board=a&token={TV_A}") as tv_a, \
+            BoardClient(f"{live.ws_url}/ws?board=b&token={TV_B}") as tv_b:
+        await tv_a.receive()
+        await tv_b.receive()
+        async with live.session.post(f"{live.url}/api/announcements", headers=admin,
+                                     json={"text": secret, "ttl_s": 60, "boards": ["a"]}) as r:
+            assert r.status == 201, await r.text()
+        async with live.session.post(f"{live.url}/api/announcements", headers=admin,
+                                     json={"text": "Everyone: lunch", "ttl_s": 60}) as r:
+            assert r.status == 201, await r.text()
+        await tv_a.wait_for(lambda s: len(s.get("announcements.a") or []) == 2)
+        assert [a["text"] for a in tv_a.state["announcements.a"]] == [secret, "Everyone: lunch"]
+        assert tv_b.conn is not None
+        texts: list[str] = []
+        while "Everyone: lunch" not in (texts[-1] if texts else ""):
+            texts.append(await asyncio.wait_for(tv_b.conn.recv(), 5))  # type: ignore[arg-type]
+        await tv_b.conn.send(orjson.dumps({"type": "resync"}).decode())
+        while orjson.loads(texts[-1])["type"] != "snapshot":
+            texts.append(await asyncio.wait_for(tv_b.conn.recv(), 5))  # type: ignore[arg-type]
+        snapshot = orjson.loads(texts[-1])["data"]
+        assert [a["text"] for a in snapshot["announcements.b"]] == ["Everyone: lunch"]
+        assert not [k for k in snapshot if k.startswith("announcements.a")]
+        assert not [t for t in texts if "Board A only" in t or "announcements.a" in t], texts
+    async with live.session.get(f"{live.url}/api/snapshot?token={TV_B}") as resp:
+        body = await resp.text()
+    assert resp.status == 200 and "Board A only" not in body
+    shown = orjson.loads(body)["announcements"]
+    assert list(shown) == ["b"] and [a["text"] for a in shown["b"]] == ["Everyone: lunch"]
+    async with live.session.get(f"{live.url}/api/snapshot?token={TV_A}") as resp:
+        assert secret in await resp.text()
+
+
+async def test_a_boards_tv_gets_each_sources_status_but_not_its_error(
+        live_server, tmp_path: Path) -> None:
+    """Source badges need status, last event and lag; the error text is the admin's."""
+    live = await live_server(access_config(tmp_path))
+    runner = next(iter(live.app[keys.RUNNERS].values()))
+    runner.status.last_error = "connect to 10.1.2.3:5038: password rejected for user pbx"
+    live.app[keys.HUB].mark_dirty()
+    async with BoardClient(f"{live.ws_url}/ws?board=b&token={TV_B}") as tv:
+        data = (await tv.receive())["data"]
+    assert {k for k in data if k.startswith("sources.")} == {
+        "sources.hook.status", "sources.hook.last_event_ts", "sources.hook.lag_s"}
+    async with live.session.get(f"{live.url}/api/snapshot?token={TV_B}") as resp:
+        assert "password rejected" not in await resp.text()
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    async with live.session.get(f"{live.url}/api/snapshot", headers=admin) as resp:
+        assert "password rejected" in await resp.text()

@@ -116,10 +116,13 @@ def post(srv: Server, events: list[dict[str, Any]]) -> None:
     srv.post_events(events)
 
 
-def announce(srv: Server, text: str, ttl_s: float = 60) -> None:
+def announce(srv: Server, text: str, ttl_s: float = 60, boards: list[str] | None = None) -> None:
+    body: dict[str, Any] = {"text": text, "ttl_s": ttl_s}
+    if boards is not None:
+        body["boards"] = boards
     request = urllib.request.Request(
         f"{srv.url}/api/announcements", method="POST",
-        data=json.dumps({"text": text, "ttl_s": ttl_s}).encode(),
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 201
@@ -421,3 +424,22 @@ def test_a_tv_whose_token_is_removed_from_the_config_says_access_was_revoked(
     refused = re.search(r'wallboard_http_rejected_total\{code="403",endpoint="ws"\} (\S+)',
                         metrics)
     assert refused and float(refused.group(1)) >= 1
+
+
+@pytest.mark.parametrize("access", [False, True], ids=["open", "tv-token"])
+def test_an_announcement_for_one_board_shows_there_only(page: Any, server, access: bool) -> None:
+    """Board `all` shows its own announcement; board `he` neither shows nor receives it."""
+    tokens = {"all": "tv-token-for-the-all-board", "he": "tv-token-for-the-he-board"}
+    srv = (server(access={"enabled": True, "boards": {b: [t] for b, t in tokens.items()}})
+           if access else server())
+    announce(srv, "Only for the all board", boards=["all"])
+    ticker = len(ALL_TILES) - 2  # the announcements tile
+    open_board(page, srv, "all", tokens["all"] if access else None)
+    tile(page, ticker, ".ticker").filter(has_text="Only for the all board").wait_for()
+    open_board(page, srv, "he", tokens["he"] if access else None)
+    page.wait_for_timeout(500)  # a few pushes
+    assert "Only for the all board" not in tile(page, ticker).text_content()
+    assert "tile__value--empty" in (tile(page, ticker, ".tile__value").get_attribute("class")
+                                    or "")
+    received = json.dumps(page.evaluate("window.wallboard.state"))
+    assert ("Only for the all board" in received) is not access  # scoped: never sent at all

@@ -151,7 +151,7 @@ async def test_the_demo_counts_its_warm_up_and_its_windows_differ(demo) -> None:
     assert state["meta.late_events"] == 0
     offered = [state[f"total.{w}.offered"] for w in ("15m", "1h", "today")]
     assert offered[0] < offered[1] and offered[1] != offered[2], offered
-    texts = [a["text"] for a in state["announcements"] if "floor" in a["boards"].split(",")]
+    texts = [a["text"] for a in state["announcements.floor"]]
     assert texts, "the floor board has no announcement at start"
 
 

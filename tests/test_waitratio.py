@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from wallboard.boards import default_board, resolve_boards
+from wallboard import appkeys as keys
+from wallboard.app import create_app
+from wallboard.boardconfig import TileConfig
+from wallboard.boards import default_board, ratio_needs, resolve_boards, resolve_tile
 from wallboard.config import parse_settings
-from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, add_threshold_ratios
+from wallboard.hub import flatten
+from wallboard.locales import messages
+from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, add_threshold_ratios
 
 
 def _queue(channel: str, threshold: float, oldest: float, asa: float | None) -> dict:
@@ -20,7 +25,10 @@ def test_each_scope_gets_the_worst_ratio_of_its_queues() -> None:
         "channels": {c: {"live": {}, "1h": {}} for c in ("voice", "email", "chat")},
         "total": {"live": {}, "1h": {}},
     }
-    add_threshold_ratios(tree)
+    needs = {(path, window, kpi) for path in [("total",), *[("channels", c) for c in (
+        "voice", "email", "chat")], *[("queues", q) for q in ("voice", "email", "chat")]]
+        for window in ("live", "1h") for kpi in WAIT_KPIS}
+    add_threshold_ratios(tree, needs)
     assert tree["queues"]["voice"]["live"]["threshold_ratio"] == {"oldest_wait_s": 2.25}
     assert tree["queues"]["email"]["1h"]["threshold_ratio"] == {"asa_s": 0.25}
     # A window with nothing answered has no ASA: no ratio from it.
@@ -30,7 +38,30 @@ def test_each_scope_gets_the_worst_ratio_of_its_queues() -> None:
     # The site: the call 45 s against 20 s, not the e-mail's 10 min against an hour.
     assert tree["total"]["live"]["threshold_ratio"] == {"oldest_wait_s": 2.25}
     assert tree["total"]["1h"]["threshold_ratio"] == {"asa_s": 0.6}
-    assert RATIO_WARN <= 2.25 >= RATIO_CRIT > 0.1667
+
+
+def test_only_the_ratios_a_board_reads_are_computed() -> None:
+    """Wait tiles without thresholds and queue tables read ratios; nothing else is published."""
+    settings = parse_settings({
+        "journal": {"enabled": False},
+        "queues": {"sales": {}, "email": {"channel": "email",
+                                          "service_level": {"threshold_s": 3600}}},
+        "boards": {"b": {"tiles": [
+            {"kpi": "oldest_wait_s"},
+            {"kpi": "asa_s", "window": "1h", "channel": "email"},
+            {"kpi": "oldest_wait_s", "queue": "sales", "thresholds": {"warn": 30}},
+            {"type": "queue_table", "window": "today", "queues": ["email"]},
+        ]}},
+    })
+    needs = ratio_needs(resolve_boards(settings))
+    assert needs == {(("total",), "live", "oldest_wait_s"), (("channels", "email"), "1h", "asa_s"),
+                     (("queues", "email"), "live", "oldest_wait_s")}
+    app = create_app(settings)
+    tree = app[keys.HUB].current()
+    published = {k for k in flatten(tree) if ".threshold_ratio." in k}
+    # Nothing is waiting: the live ratios are 0, the ASA has no answered contact to judge.
+    assert published == {"total.live.threshold_ratio.oldest_wait_s",
+                         "queues.email.live.threshold_ratio.oldest_wait_s"}
 
 
 def test_wait_tiles_without_thresholds_read_the_ratio_and_others_keep_theirs() -> None:
@@ -61,6 +92,23 @@ def test_the_default_board_sets_no_seconds_on_its_wait_tiles() -> None:
     settings = parse_settings({"queues": {"sales": {}, "email": {"channel": "email"}}})
     waits = [t for t in default_board(settings).tiles if t.kpi in ("oldest_wait_s", "asa_s")]
     assert waits and all(t.thresholds is None for t in waits)
+
+
+def test_the_default_board_leaves_each_queues_service_level_to_its_target() -> None:
+    settings = parse_settings({"queues": {"sales": {"service_level": {"target": 0.9}},
+                                          "email": {"channel": "email"}}})
+    per_queue = [t for t in default_board(settings).tiles
+                 if t.kpi == "service_level" and t.queue]
+    assert len(per_queue) == 2 and all(t.thresholds is None for t in per_queue)
+    tiles = resolve_boards(settings)["overview"]["tiles"]
+    levels = {t["scope"]: t["thresholds"] for t in tiles
+              if t["kpi"] == "service_level" and t["prefix"].startswith("queues.")}
+    assert levels == {"sales": {"direction": "low_bad", "warn": 0.9, "crit": 0.8},
+                      "email": {"direction": "low_bad", "warn": 0.8, "crit": 0.7}}
+    # The queue table reads each queue's target from the snapshot, not from its row.
+    table = resolve_tile(0, TileConfig(type="queue_table", window="today"), settings,
+                         messages("en"))
+    assert all("sl_target" not in row for row in table["rows_keys"])
 
 
 def test_service_level_tiles_without_thresholds_take_the_queues_target() -> None:

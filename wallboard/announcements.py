@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 MAX_TEXT = 280
@@ -80,3 +80,14 @@ class Announcements:
         self.expire(now)
         return [{"id": a.id, "text": a.text, "expires": round(a.expires, 3),
                  "boards": ",".join(a.boards)} for a in self.items.values()]
+
+    def by_board(self, now: float, boards: Iterable[str]) -> dict[str, list[dict[str, object]]]:
+        """The snapshot's view per board: each board's own and the all-boards ones, oldest first.
+
+        Per board, not one list the page filters: a TV scoped to its board must not receive
+        another board's announcements (nor learn the other board ids).
+        """
+        self.expire(now)
+        return {board: [{"id": a.id, "text": a.text, "expires": round(a.expires, 3)}
+                        for a in self.items.values() if not a.boards or board in a.boards]
+                for board in boards}

@@ -20,7 +20,7 @@ from wallboard.access import Access, AccessCollector
 from wallboard.admin import admin_routes, build_id, client_scope
 from wallboard.aggregate import Aggregator
 from wallboard.announcements import Announcements
-from wallboard.boards import history_keys, resolve_boards
+from wallboard.boards import history_keys, ratio_needs, resolve_boards
 from wallboard.cluster import Cluster, ClusterCollector
 from wallboard.config import Settings
 from wallboard.configwatch import ConfigCollector, ConfigWatcher
@@ -37,7 +37,7 @@ from wallboard.restore import Restored, prune_forever, restore
 from wallboard.routes import TEMPLATES, close_websockets, core_routes, make_templates
 from wallboard.snapshot import SnapshotBuilder
 from wallboard.sources import Emit, SourceRunner
-from wallboard.waitratio import add_threshold_ratios
+from wallboard.waitratio import RatioNeed, add_threshold_ratios
 
 log = logging.getLogger(__name__)
 # Per request to a vendor; a source may pass its own `timeout=` to fetch().
@@ -66,13 +66,14 @@ def _source_emit(pipeline: Pipeline, name: str,
 
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
-          announcements: Announcements, build: str) -> dict[str, Any]:
+          announcements: Announcements, build: str,
+          boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed]) -> dict[str, Any]:
     tree = builder.build()
-    add_threshold_ratios(tree)
+    add_threshold_ratios(tree, ratios)
     now = tree["meta"]["ts"]
     tree["meta"]["build"] = build
     history.observe(tree, now)
-    tree["announcements"] = announcements.active(now)
+    tree["announcements"] = announcements.by_board(now, boards)
     tree["meta"]["journal"] = journal.state if journal else "off"
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
@@ -208,10 +209,12 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     status = journal.status if journal else None
     restored = Restored()
     boards = resolve_boards(settings)
+    ratios = ratio_needs(boards)  # computed on each flush: only those some tile reads
     history = History(history_keys(boards), settings.windows, settings.server.history_step_s)
     build = build_id()
     announcements = Announcements(clock, lambda: hub.mark_dirty())
-    hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build),
+    hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
+                                boards, ratios),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,

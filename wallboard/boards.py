@@ -10,7 +10,7 @@ from wallboard.kpis import KPI_FORMATS
 from wallboard.locales import language, messages
 from wallboard.scope import Scope
 from wallboard.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
-from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS
+from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, RatioNeed
 
 RTL_LOCALES = frozenset({"he", "ar", "fa", "ur"})
 # A service level this far under its target is red (amber below the target); the page's queue
@@ -54,13 +54,11 @@ def default_board(settings: Settings) -> BoardConfig:
         _tile("answered", pick("today")),
         _tile("csat", pick("today"), direction="low_bad", warn=0.8, crit=0.7, type="survey"),
     ]
-    for name, queue in settings.queues.items():
-        target = queue.service_level.target
+    for name in settings.queues:
         tiles += [
             _tile("waiting", queue=name, warn=3, crit=6),
             _tile("oldest_wait_s", queue=name),
-            _tile("service_level", pick("15m", "1h"), name, "low_bad", target,
-                  max(0.0, target - 0.1)),
+            _tile("service_level", pick("15m", "1h"), name),  # against the queue's own target
             _tile("agents_available", queue=name, direction="low_bad", warn=1, crit=0),
         ]
     return BoardConfig(title="Overview", columns=4, tiles=tiles)
@@ -139,7 +137,6 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
              "oldest": f"queues.{q}.live.oldest_wait_s",
              "oldest_ratio": f"queues.{q}.live.threshold_ratio.oldest_wait_s",
              "sl": f"queues.{q}.{sl_window}.service_level" if sl_window else None,
-             "sl_target": settings.queues[q].service_level.target,
              "sources": f"queues.{q}.sources"}
             for q in (tile.queues or list(settings.queues))]
     if tile.type == "legal":
@@ -160,6 +157,8 @@ def resolve_board(board_id: str, board: BoardConfig, settings: Settings) -> dict
         "messages": msg, "stale_after_s": board.stale_after_s,
         "pixel_shift_px": board.pixel_shift_px, "alert": board.alert.model_dump(),
         "tiles": [resolve_tile(i, t, settings, msg) for i, t in enumerate(board.tiles)],
+        # Source badges: a tile with no queue of its own counts every source.
+        "sources": sorted(settings.sources),
     }
 
 
@@ -170,8 +169,10 @@ def resolve_boards(settings: Settings) -> dict[str, dict[str, Any]]:
             for board_id, board in boards.items()}
 
 
-# What every board reads besides its tiles: the header, source badges, the ticker.
-_BOARD_COMMON: Scope = (("meta",), ("sources",), ("announcements",))
+# What every board reads besides its tiles: the header.
+_BOARD_COMMON: Scope = (("meta",),)
+# What a board's source badges read of each source: not last_error nor counts (admin's view).
+SOURCE_FIELDS = ("status", "last_event_ts", "lag_s")
 
 
 def board_scope(board: dict[str, Any]) -> Scope:
@@ -181,6 +182,9 @@ def board_scope(board: dict[str, Any]) -> Scope:
     start of every key of a queue named `sales.tenant-b`.
     """
     paths: set[tuple[str, ...]] = set(_BOARD_COMMON)
+    paths.add(("announcements", board["id"]))  # its own ticker, not the other boards'
+    paths.update(("sources", name, field) for name in board.get("sources", ())
+                 for field in SOURCE_FIELDS)
     for tile in board["tiles"]:
         paths.add(tuple(tile["scope_path"]))
         paths.update(("queues", row["queue"]) for row in tile.get("rows_keys", ()))
@@ -196,6 +200,18 @@ def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]
     """The flat keys whose past values a board shows (sparklines, trends), with their paths."""
     return {tile["key"]: tuple(tile["path"]) for board in boards.values()
             for tile in board["tiles"] if "series_key" in tile or "trend_key" in tile}
+
+
+def ratio_needs(boards: dict[str, dict[str, Any]]) -> frozenset[RatioNeed]:
+    """The wait/threshold ratios some board reads: (scope path, window, kpi) each."""
+    needs: set[RatioNeed] = set()
+    for board in boards.values():
+        for tile in board["tiles"]:
+            if "level_key" in tile:
+                needs.add((tuple(tile["scope_path"]), tile["window"], tile["kpi"]))
+            needs.update((("queues", row["queue"]), "live", "oldest_wait_s")
+                         for row in tile.get("rows_keys", ()))  # the queue table's colour
+    return frozenset(needs)
 
 
 def text_direction(locale: str) -> str:

@@ -9,6 +9,7 @@ an hour, whatever the mix of channels behind the one number shown.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 # Waits a contact's queue promises to keep under its service-level threshold.
@@ -16,6 +17,8 @@ WAIT_KPIS = ("oldest_wait_s", "asa_s", "wait_p50_s", "wait_p90_s")
 # Tile levels on that ratio when a tile sets no thresholds of its own: amber once the wait
 # passes the queue's threshold (that contact already misses the service level), red at twice.
 RATIO_WARN, RATIO_CRIT = 1.0, 2.0
+# A ratio some board reads: (scope path, window, kpi), e.g. (("channels", "email"), "1h", "asa_s").
+RatioNeed = tuple[tuple[str, ...], str, str]
 
 
 def _worst(into: dict[str, Any] | None, window: str, kpi: str, ratio: float) -> None:
@@ -28,24 +31,31 @@ def _worst(into: dict[str, Any] | None, window: str, kpi: str, ratio: float) -> 
         ratios[kpi] = ratio
 
 
-def add_threshold_ratios(tree: dict[str, Any]) -> None:
-    """Add each queue's wait/threshold ratios, and the worst per channel and for the site."""
-    queues = tree.get("queues") or {}
+def add_threshold_ratios(tree: dict[str, Any], needs: Collection[RatioNeed]) -> None:
+    """Add the ratios some board reads: a queue's own, or the worst of a channel's or the site's.
+
+    Only `needs` are computed: every wait x window x scope would be about a tenth more
+    snapshot keys flattened, diffed and sent on every flush, for no reader.
+    """
+    wanted: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+    for path, window, kpi in needs:
+        wanted.setdefault(path, set()).add((window, kpi))
+    if not wanted:
+        return
     channels = tree.get("channels") or {}
     total = tree.get("total")
-    for block in queues.values():
+    for name, block in (tree.get("queues") or {}).items():
         threshold = block.get("sl_threshold_s")
         if not isinstance(threshold, int | float) or threshold <= 0:
             continue
-        channel = channels.get(str(block.get("channel")))
-        for window, values in block.items():
-            if not isinstance(values, dict) or window == "legal":
-                continue
-            for kpi in WAIT_KPIS:
-                value = values.get(kpi)
+        channel = str(block.get("channel"))
+        for path, target in ((("queues", name), block), (("channels", channel),
+                                                         channels.get(channel)),
+                             (("total",), total)):
+            for window, kpi in wanted.get(path, ()):
+                values = block.get(window)
+                value = values.get(kpi) if isinstance(values, dict) else None
                 if isinstance(value, bool) or not isinstance(value, int | float) \
                         or not math.isfinite(value):
                     continue
-                ratio = round(value / threshold, 4)
-                for target in (block, channel, total):
-                    _worst(target, window, kpi, ratio)
+                _worst(target, window, kpi, round(value / threshold, 4))

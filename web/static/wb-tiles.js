@@ -365,7 +365,6 @@
           var sl = S[r.keys.sl];
           setText(r.cells[3], I.formatValue("ratio", sl));
           var target = num(S["queues." + r.keys.queue + ".sl_target"]);
-          if (target === null) target = num(r.keys.sl_target);
           var slLevel = num(sl) === null || target === null ? "none"
             : sl < target - SL_CRIT_BELOW ? "crit" : sl < target ? "warn" : "ok";
           setCellLevel(r.cells[3], slLevel);
@@ -399,16 +398,15 @@
       tile.rotateAt = 0;
     },
     paint: function (tile, S, now) {
-      var list = S.announcements;
-      if (list !== tile.listRef) { // filtered when the list changes, not on every message
+      // The server sends each board its own list (this board's and the all-boards ones).
+      var list = S["announcements." + WB.config.board];
+      if (list !== tile.listRef) { // read when the list changes, not on every message
         tile.listRef = list;
         tile.texts = [];
         if (Array.isArray(list)) {
           for (var i = 0; i < list.length; i++) {
             var a = list[i];
-            if (!a || typeof a.text !== "string") continue;
-            var boards = typeof a.boards === "string" && a.boards ? a.boards.split(",") : null;
-            if (!boards || boards.indexOf(WB.config.board) >= 0) tile.texts.push(a.text);
+            if (a && typeof a.text === "string") tile.texts.push(a.text);
           }
         }
       }
