@@ -75,7 +75,9 @@ class ServerProcess:
         """Start and wait until /healthz answers; fail with the log if it exits."""
         proc = self.spawn()
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as http:
+        # Each probe bounded: a server that accepts but never answers must not hold the test.
+        probe = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=probe) as http:
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
                     raise AssertionError(f"server exited with {proc.returncode}:\n"
@@ -84,7 +86,7 @@ class ServerProcess:
                     async with http.get(f"{self.url}/healthz") as resp:
                         if resp.status == 200:
                             return
-                except aiohttp.ClientError:
+                except (aiohttp.ClientError, TimeoutError):
                     pass
                 await asyncio.sleep(0.05)
         self.kill()

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wallboard import events
+from wallboard import eventfast, events
 from wallboard.eventlimits import Limits
 from wallboard.events import EventError
 
@@ -77,7 +77,7 @@ def test_fast_path_equals_full_check(etype: str, fields: dict, valid_base: bool,
 def test_fast_path_takes_plain_valid_events() -> None:
     raw = {"type": "contact.answered", "ts": "2026-03-27T00:00:00.250Z", "queue": "sales",
            "contact_id": "c1", "agent": "ann", "wait_s": 12, "id": "e1", "channel": "voice"}
-    fast = events._fast(raw, "contact.answered", "src")
+    fast = eventfast._fast(raw, "contact.answered", "src")
     assert fast is not None and fast == events._full(raw, "src")
     assert fast.wait_s == 12.0 and isinstance(fast.wait_s, float)
     assert fast.ts == 1774569600.25

@@ -20,7 +20,8 @@ from wallboard.config import QueueConfig, Settings
 from wallboard.counters import Layout
 from wallboard.events import Event
 from wallboard.foldguard import FoldErrors, check_foldable
-from wallboard.kpis import MET, MISSED, expiry_counts, sl_outcome
+from wallboard.kpis import MET, MISSED, sl_outcome
+from wallboard.leaf import AGENT_TYPES, AgentLimitError, Leaf, QueueLimitError
 from wallboard.sketch import SketchDeltas, bin_of
 from wallboard.state import LiveState, StaleTransition, Waiting
 from wallboard.surveys import CountedSurvey, SurveyMemory
@@ -30,35 +31,6 @@ from wallboard.windows import WindowSet, WindowSpec, parse_window
 Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
-
-
-class QueueLimitError(Exception):
-    """More distinct queues than the configured limit (labels must stay bounded)."""
-
-
-class AgentLimitError(Exception):
-    """An agent.state for a new agent past server.max_agents (counted as agent_limit)."""
-
-
-# The events whose fold keeps per-agent windows: the ones that make an agent known.
-AGENT_TYPES = frozenset({ev.AGENT_STATE, ev.CONTACT_ANSWERED, ev.CONTACT_TRANSFERRED,
-                         ev.CONTACT_ENDED, ev.SURVEY_RESPONSE})
-
-
-class Leaf:
-    """Windows for one (queue, channel) pair, with the queue's service-level settings."""
-
-    __slots__ = ("channel", "expires", "legal", "queue", "short_s", "sources", "threshold_s",
-                 "variant", "windows")
-
-    def __init__(self, queue: str, channel: str, cfg: QueueConfig, windows: WindowSet) -> None:
-        self.queue, self.channel, self.windows = queue, channel, windows
-        self.threshold_s = cfg.service_level.threshold_s
-        self.short_s = cfg.service_level.short_abandon_s
-        self.variant = cfg.service_level.variant
-        self.legal = [(r.limit_s, r.start == "call") for r in cfg.legal_rules]
-        self.expires = expiry_counts(self.variant)
-        self.sources: set[str] = set()
 
 
 class Aggregator:
