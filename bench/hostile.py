@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import os
 import resource
 import signal
@@ -363,6 +364,8 @@ def main() -> int:
     report: dict[str, Any] = {"cpus": os.cpu_count(), "quick": args.quick,
                               "load_average_at_start": round(os.getloadavg()[0], 2)}
     perf = time.perf_counter()
+    # A run that hangs says where, in every thread, before its caller's timeout would kill it.
+    faulthandler.dump_traceback_later(args.seconds + 240, exit=True)
     # SIGTERM (a timeout) ends the run through its cleanup: the server is killed, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = asyncio.run(main_async(args))
