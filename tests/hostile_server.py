@@ -7,11 +7,10 @@ drives plain functions) and bench/hostile.py (through asyncio.run).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
-import ctypes
 import itertools
 import json
-import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Coroutine
@@ -50,11 +49,17 @@ TIME_BASED = frozenset({"oldest_wait_s", "oldest_ticket_s", "tickets_at_risk", "
                         "sl_missed", "callbacks_in_promise"})
 
 
-def die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process (thread) that started it ends, so
-    that a run killed by a timeout leaves no server behind."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+# Every server process started, killed at interpreter exit too, so that a run ended by a
+# timeout leaves no server behind. Not a preexec_fn (prctl PDEATHSIG): Python code between
+# fork and exec in a process with threads (the loop thread) can deadlock the child, and
+# Popen then waits for its exec forever.
+_LIVE: list[ServerProcess] = []
+
+
+@atexit.register
+def _kill_left_over() -> None:
+    for server in _LIVE:
+        server.kill()
 
 
 class LoopThread:
@@ -219,8 +224,9 @@ class HostileServer:
         self.generation += 1
         work = self.workdir / f"run-{self.generation}"
         work.mkdir(parents=True)
-        self.server = ServerProcess(work, journal_config(work / "data"), preexec=die_with_parent)
+        self.server = ServerProcess(work, journal_config(work / "data"))
         self.started.append(self.server)
+        _LIVE.append(self.server)
         self.history.clear()
         self.tainted = False
         await self._start()
@@ -275,6 +281,8 @@ class HostileServer:
             server.kill()
             with contextlib.suppress(Exception):
                 server.wait(10)
+            if server in _LIVE:
+                _LIVE.remove(server)
         self.started.clear()
         self.server = None
 

@@ -106,6 +106,9 @@ async def test_restart_resumes_from_the_saved_cursor(tmp_path) -> None:
         second = source(peer.url, state_dir=str(tmp_path))
         async with SourceHarness(second, clock=clock) as h2:
             await h2.wait_for(lambda: len(peer.requests) > seen + 1, "poll after restart")
+            # The requests are made before the page's events are emitted: wait for those too.
+            await h2.wait_for(lambda: any(e["contact_id"] == "106" for e in h2.events),
+                              "the new ticket's events")
         assert peer.requests[seen]["updated_since"] == "2026-11-23T11:30:00Z"
     assert set(second.watch) == {"101", "106"}  # 101 from the state file; 102 is resolved
     new = {(e["contact_id"], e["type"]) for e in h2.events}
