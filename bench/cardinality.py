@@ -20,10 +20,10 @@ import orjson
 from benchio import write_report
 from workload import START_TS, VirtualClock
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import parse_settings
-from wallboard.pipeline import Pipeline
-from wallboard.snapshot import SnapshotBuilder
+from wallboard.config.settings import parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.kpi.snapshot import SnapshotBuilder
 
 HOUR = 3600.0
 TARGET_SNAPSHOT_MS = 1000  # a snapshot of every limit at its default builds within a second

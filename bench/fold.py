@@ -27,10 +27,10 @@ from workload import (
     with_ids,
 )
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import Settings, parse_settings
-from wallboard.events import Event, parse_event
-from wallboard.pipeline import Pipeline
+from wallboard.config.settings import Settings, parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.model.events import Event, parse_event
 
 TARGET_EVENTS_PER_S = 50_000
 PARSE_EVENTS = 200_000  # enough for stable parse and parse+ingest rates

@@ -1,8 +1,8 @@
 """Benchmark: journal append throughput, bytes per event, and the start-up replay of 10⁶ events.
 
 Runs the real `SqliteJournal` (WAL, synchronous=FULL, fsync per commit, its writer thread) and
-the real start-up replay (`wallboard.restore.restore`: read, decode and fold every event through
-the pipeline on the arrival-time clock), on a journal in a temporary directory.
+the real start-up replay (`wallboard.ingest.restore.restore`: read, decode and fold every event
+through the pipeline on the arrival-time clock), on a journal in a temporary directory.
 
 - append: events appended as a webhook does, `--append-size` events per append with up to
   `--in-flight` appends outstanding (many senders), timed from the first append until the last
@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchio import write_report
 from workload import CONFIG, event_stream, pin_one_core, with_ids
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event
-from wallboard.journal_sqlite import DB_NAME, SqliteJournal
-from wallboard.pipeline import Pipeline
-from wallboard.restore import Restored, replay_start, restore
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.ingest.restore import Restored, replay_start, restore
+from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
+from wallboard.model.events import Event
 
 TARGET_APPEND_PER_S = 50_000
 TARGET_REPLAY_S = 20.0  # for 10⁶ events

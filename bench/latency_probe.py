@@ -33,7 +33,7 @@ def _text_frame(payload: bytes) -> bytes:
 
 def _patch_variant(variant: str, sends: dict[int, list[float]]) -> None:
     """What-if experiments on the fan-out, applied by monkeypatching (never in the product)."""
-    from wallboard import hub as hub_mod
+    from wallboard.server import hub as hub_mod
 
     if variant == "broadcast":
         # Frame each delta once and write the same bytes to every idle client's transport in
@@ -81,9 +81,9 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
     """Run `wallboard serve` with timers on snapshot builds, flushes and websocket sends."""
     from aiohttp import web_ws
 
-    from wallboard import app as app_mod
     from wallboard import cli
-    from wallboard import hub as hub_mod
+    from wallboard.server import app as app_mod
+    from wallboard.server import hub as hub_mod
 
     trees: list[tuple[float, float]] = []  # (wall start, seconds) of each snapshot build
     flushes: list[tuple[int, float, float, float]] = []  # (seq, wall, perf start, seconds)

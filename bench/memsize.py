@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from wallboard.aggregate import Aggregator
+from wallboard.fold.aggregate import Aggregator
 
 
 def deep_size(obj: Any, seen: set[int] | None = None) -> int:

@@ -14,10 +14,10 @@ from aiohttp import web
 from benchio import write_report
 from prometheus_client import generate_latest
 
-from wallboard import appkeys as keys
-from wallboard.app import create_app
-from wallboard.config import parse_settings
-from wallboard.exposition import encode
+from wallboard.config.settings import parse_settings
+from wallboard.server import keys
+from wallboard.server.app import create_app
+from wallboard.server.exposition import encode
 
 # A scrape blocks the loop that pushes to the boards every 200 ms: keep it well under that.
 TARGET_SCRAPE_MS = 50.0

@@ -22,11 +22,11 @@ import orjson
 from aiohttp.test_utils import TestServer
 from benchio import write_report
 
-from wallboard.aggregate import Aggregator
-from wallboard.app import create_app
-from wallboard.config import parse_settings
-from wallboard.events import parse_event
-from wallboard.pipeline import Pipeline
+from wallboard.config.settings import parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.model.events import parse_event
+from wallboard.server.app import create_app
 
 # A large contact centre gets a survey answer every few seconds; 100/s is a wide margin.
 TARGET_REQUESTS_PER_S = 100

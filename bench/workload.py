@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from wallboard.events import Event
+from wallboard.model.events import Event
 
 SOURCE = "bench"
 # 21:00 UTC: a long run crosses local midnight, so the 'today' window rolls over too.

@@ -14,12 +14,13 @@ import orjson
 from aiohttp import web
 from pydantic import Field
 
-from wallboard import appkeys as keys
-from wallboard import hookimpl, webhooks
-from wallboard.events import EventError
-from wallboard.journal import JournalDown
-from wallboard.signing import SignatureError, verify
-from wallboard.sources import Emit, PushSource, Source, SourceConfig, SourceRunner
+from wallboard import hookimpl
+from wallboard.journal.interface import JournalDown
+from wallboard.kit import http as webhooks
+from wallboard.kit.signing import SignatureError, verify
+from wallboard.kit.source import Emit, PushSource, Source, SourceConfig, SourceRunner
+from wallboard.model.events import EventError
+from wallboard.server import keys
 
 SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Wallboard-Signature", "X-Wallboard-Timestamp"
 

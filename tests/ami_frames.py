@@ -115,7 +115,7 @@ async def until(live: Any, check: Callable[[dict[str, Any]], bool], what: str,
 
 
 def source_status(live: Any) -> Any:
-    from wallboard import appkeys as keys
+    from wallboard.server import keys
     return live.app[keys.RUNNERS]["pbx"].status
 
 

@@ -12,7 +12,7 @@ import re
 import ssl
 from pathlib import Path
 
-from wallboard.testing.peer import LoopbackServer
+from wallboard.kit.testing.peer import LoopbackServer
 
 AMI_CAPTURES = Path(__file__).resolve().parent / "data" / "ami-panoramisk"
 BANNER = "Asterisk Call Manager/9.0.0"

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from wallboard.app import create_app
-from wallboard.config import parse_settings
+from wallboard.config.settings import parse_settings
+from wallboard.server.app import create_app
 
 TOKEN = "test-token-123"
 REPO = Path(__file__).resolve().parents[1]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import parse_settings
-from wallboard.pipeline import Pipeline
-from wallboard.snapshot import SnapshotBuilder
+from wallboard.config.settings import parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.kpi.snapshot import SnapshotBuilder
 
 T0 = 1_795_000_000.0  # 2026-11-18, a Wednesday
 

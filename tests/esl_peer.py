@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from wallboard.testing.peer import LoopbackServer
+from wallboard.kit.testing.peer import LoopbackServer
 
 MEMBER_COLUMNS = ("queue|instance_id|uuid|session_uuid|cid_number|cid_name|system_epoch|"
                   "joined_epoch|rejoined_epoch|bridge_epoch|abandoned_epoch|base_score|"

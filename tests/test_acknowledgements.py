@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import TOKEN, base_config, now
 from tests.metrics_text import refused_by_source, rejected_by_reason
-from wallboard.aggregate import Aggregator
-from wallboard.events import Event
+from wallboard.fold.aggregate import Aggregator
+from wallboard.model.events import Event
 
 ONE_MB_OF_ONES = b"1\n" * (1_048_576 // 2)  # 524,288 lines, each valid JSON but no event
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wallboard import counters as c
-from wallboard.agentwindows import AgentWindows
-from wallboard.windows import parse_window
+from wallboard.config.windows import parse_window
+from wallboard.fold import counters as c
+from wallboard.fold.agents import AgentWindows
 
 T0 = 1_774_569_600.0  # 2026-03-27T00:00:00Z
 SPECS = [parse_window(w) for w in ("15m", "1h", "today")]

@@ -26,9 +26,9 @@ from tests.ami_frames import (
 )
 from tests.ami_peer import AmiPeer, blocks, capture, wire, with_action_id
 from tests.conftest import require_program
-from wallboard.events import parse_event
-from wallboard.sources import DOWN, STARTING, UP
-from wallboard.testing import SourceContract, SourceHarness, TcpReplay
+from wallboard.kit.source import DOWN, STARTING, UP
+from wallboard.kit.testing import SourceContract, SourceHarness, TcpReplay
+from wallboard.model.events import parse_event
 
 
 def test_md5_key_is_md5_of_challenge_and_secret_per_the_test_vector() -> None:

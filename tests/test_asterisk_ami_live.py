@@ -22,7 +22,7 @@ from tests.ami_frames import (
     until,
 )
 from tests.ami_peer import AmiPeer, blocks, capture
-from wallboard.sources import UP
+from wallboard.kit.source import UP
 
 
 async def test_full_call_abandon_and_transfer_give_the_hand_computed_kpis(live_server) -> None:

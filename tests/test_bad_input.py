@@ -195,7 +195,7 @@ def test_shipped_example_config_is_valid() -> None:
 def test_a_reservation_never_folded_lapses_and_frees_its_place() -> None:
     """A new queue admitted but never counted (here: late) holds its place only for a while."""
     from tests.engine import T0, Engine
-    from wallboard.events import EventError
+    from wallboard.model.events import EventError
 
     engine = Engine({"server": {"max_queues": 2}, "site": {"lateness_s": 60},
                      "queues": {"sales": {}}}, T0)

@@ -19,11 +19,11 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
-from wallboard import appkeys as keys
-from wallboard.app import create_app
-from wallboard.boards import board_scope, scoped_tree
-from wallboard.config import ConfigError, load_settings
-from wallboard.hub import flatten
+from wallboard.config.settings import ConfigError, load_settings
+from wallboard.server import keys
+from wallboard.server.app import create_app
+from wallboard.server.boards import board_scope, scoped_tree
+from wallboard.server.hub import flatten
 
 TV = "tv-token-for-board-a-0001"
 TV2 = "tv-token-for-board-a-0002"

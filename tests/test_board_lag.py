@@ -14,7 +14,7 @@ from tests.conftest import TOKEN
 from tests.test_board_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.test_zendesk_live import NOW_IN_RECORDING, wait_for_snapshot, zendesk_config
 from tests.zendesk_peer import ZendeskPeer
-from wallboard.sources import parse_time
+from wallboard.kit.source import parse_time
 
 
 async def test_the_export_lag_is_noted_on_the_tile_of_the_queue_it_feeds(

@@ -18,10 +18,10 @@ from websockets.typing import Origin
 from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
 from tests.wsclient import BoardClient
-from wallboard import appkeys as keys
-from wallboard.boards import scoped_tree
-from wallboard.connections import origin_ok
-from wallboard.hub import Hub, flatten
+from wallboard.server import keys
+from wallboard.server.boards import scoped_tree
+from wallboard.server.connections import origin_ok
+from wallboard.server.hub import Hub, flatten
 
 TV_B = "tv-token-for-board-b-0001"
 TV_A = "tv-token-for-board-a-0001"

@@ -9,7 +9,7 @@ from wallboard_plugins.simulator import SimulatorSource
 from wallboard_plugins.twilio_taskrouter import TwilioTaskRouterSource
 from wallboard_plugins.webhook import WebhookSource
 
-from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
+from wallboard.kit.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
 
 NO_PEER = "{} has no peer to lose: {}"
 

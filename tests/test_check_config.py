@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from tests.serverproc import journal_config
-from wallboard.access import Access
-from wallboard.boardconfig import TILE_KPIS, TILE_TYPES
-from wallboard.config import ConfigError, load_settings
-from wallboard.configwatch import ConfigWatcher
-from wallboard.kpis import KPI_FORMATS
-from wallboard.plugins import build_registry, make_plugin_manager, source_check
+from wallboard.config.boards import TILE_KPIS, TILE_TYPES
+from wallboard.config.kpis import KPI_FORMATS
+from wallboard.config.settings import ConfigError, load_settings
+from wallboard.server.access import Access
+from wallboard.server.configwatch import ConfigWatcher
+from wallboard.server.plugins import build_registry, make_plugin_manager, source_check
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = {"queues": {"sales": {}, "support": {}},

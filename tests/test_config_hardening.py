@@ -22,11 +22,11 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import free_port
 from tests.serverproc import ServerProcess, journal_config
 from tests.wsclient import BoardClient
-from wallboard.access import Access
-from wallboard.app import create_app
-from wallboard.config import ConfigError, load_settings
-from wallboard.configfile import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
-from wallboard.configwatch import ConfigWatcher
+from wallboard.config.file import MAX_CONFIG_BYTES, MAX_CONFIG_VALUES
+from wallboard.config.settings import ConfigError, load_settings
+from wallboard.server.access import Access
+from wallboard.server.app import create_app
+from wallboard.server.configwatch import ConfigWatcher
 
 VALID = "site:\n  name: Test site\nqueues:\n  sales: {channel: voice}\n"
 
@@ -248,7 +248,7 @@ async def test_a_broken_edit_keeps_the_last_good_config_and_says_so(
         assert (await healthz(http, server))["config"]["error"] == broken["error"]
         log = server.log.read_text()
         assert log.count("ERROR") == 1, log
-        assert (f"ERROR wallboard.configwatch: config {path} not reloaded, the previous "
+        assert (f"ERROR wallboard.server.configwatch: config {path} not reloaded, the previous "
                 "configuration stays in force:\n") in log
         assert "re-read" not in log  # never a success
 
@@ -273,7 +273,7 @@ async def test_a_broken_edit_keeps_the_last_good_config_and_says_so(
         assert await metric(
             http, server,
             "wallboard_config_last_reload_success_timestamp_seconds") == again["loaded_at"]
-        assert (f"WARNING wallboard.configwatch: config {path} re-read: access unchanged; "
+        assert (f"WARNING wallboard.server.configwatch: config {path} re-read: access unchanged; "
                 "queues changed and take effect at the next restart") in server.log.read_text()
         assert "label" not in config["queues"]["sales"]
         assert tv.state["queues.sales.label"] == "sales"  # the old default, until that restart

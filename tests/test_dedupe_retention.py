@@ -13,11 +13,11 @@ import pytest
 
 from tests.conftest import base_config, now, require_program
 from tests.serverproc import journal_config
-from wallboard.aggregate import Aggregator
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event
-from wallboard.journal_sqlite import DB_NAME, SqliteJournal
-from wallboard.pipeline import Ack, Pipeline
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Ack, Pipeline
+from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
+from wallboard.model.events import Event
 
 CACHE = 10  # server.dedupe_cache_ids: the memory holds at most this many ids
 OTHERS = 60  # ids sent in between: far more than the memory holds
@@ -157,7 +157,7 @@ async def test_the_pipeline_counts_a_journal_duplicate_once_and_does_not_fold_it
 async def test_on_redis_an_id_is_kept_for_the_retention_past_the_memory(tmp_path: Path) -> None:
     require_program("redis-server", "the Redis journal needs a server")
     from tests.redisproc import RedisServer
-    from wallboard.journal_redis import RedisJournal
+    from wallboard.journal.redis_backend import RedisJournal
 
     redis = RedisServer(tmp_path / "redis").start()
     try:
@@ -183,7 +183,7 @@ async def test_on_redis_an_id_is_kept_for_the_retention_past_the_memory(tmp_path
 @pytest.mark.parametrize("ttl", [None, 7200.0])
 def test_the_redis_id_ttl_defaults_to_the_retention(ttl: float | None) -> None:
     pytest.importorskip("redis")
-    from wallboard.journal_redis import RedisJournal
+    from wallboard.journal.redis_backend import RedisJournal
 
     journal = RedisJournal(JournalConfig(backend="redis", url="redis://127.0.0.1:1/0",
                                          retention_days=5, dedupe_ttl_s=ttl))

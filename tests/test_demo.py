@@ -156,7 +156,7 @@ async def test_the_demo_counts_its_warm_up_and_its_windows_differ(demo) -> None:
 
 
 def test_configured_announcements_name_configured_boards() -> None:
-    from wallboard.config import ConfigError, parse_settings
+    from wallboard.config.settings import ConfigError, parse_settings
 
     board = {"tiles": [{"kpi": "waiting"}]}
     ok = parse_settings({"boards": {"floor": board},

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestServer
 from wallboard_plugins import webhook
 
 from tests.conftest import base_config
-from wallboard import hookspecs
-from wallboard.app import create_app
-from wallboard.config import parse_settings
-from wallboard.plugins import build_registry
-from wallboard.sources import UP
-from wallboard.testing import SourceContract, SourceHarness
+from wallboard.config.settings import parse_settings
+from wallboard.kit import hookspecs
+from wallboard.kit.source import UP
+from wallboard.kit.testing import SourceContract, SourceHarness
+from wallboard.server.app import create_app
+from wallboard.server.plugins import build_registry
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```python\n(.*?)```", re.DOTALL)

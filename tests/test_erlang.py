@@ -8,15 +8,15 @@ from fractions import Fraction
 
 import pytest
 
-from wallboard import erlang
-from wallboard.erlang import (
+from wallboard.kpi import erlang
+from wallboard.kpi.erlang import (
     agents_needed,
     erlang_a_metrics,
     erlang_b,
     erlang_c,
     erlang_c_metrics,
 )
-from wallboard.staffing import estimate_patience, forecast
+from wallboard.kpi.staffing import estimate_patience, forecast
 
 try:
     from hypothesis import given, settings

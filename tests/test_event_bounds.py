@@ -19,8 +19,8 @@ from tests.metrics_text import rejected_by_reason
 from tests.serverproc import ServerProcess, journal_config, midday_zone
 from tests.test_journal_restore import Clock, running
 from wallboard import hookimpl
-from wallboard.events import Event
-from wallboard.sources import PushSource, Source, SourceConfig
+from wallboard.kit.source import PushSource, Source, SourceConfig
+from wallboard.model.events import Event
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20)  # a server pinned by an event fails, not hangs
 DAY = 86_400.0

@@ -8,9 +8,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wallboard import eventfast, events
-from wallboard.eventlimits import Limits
-from wallboard.events import EventError
+from wallboard.model import events
+from wallboard.model import fast as eventfast
+from wallboard.model.events import EventError
+from wallboard.model.limits import Limits
 
 KEYS = [*sorted(events._KNOWN_KEYS), "type", "ts", "bogus", "Queue"]
 TYPES = [*sorted(events.EVENT_TYPES), "contact.unknown", ""]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.engine import T0, Engine
-from wallboard.config import JournalConfig, ServerConfig
-from wallboard.eventlimits import MAX_DURATION_S, WIDEST_LIMITS, Limits, markdown_table
-from wallboard.events import FIELD_LIMITS, Event, EventError, check_event, parse_event
+from wallboard.config.settings import JournalConfig, ServerConfig
+from wallboard.model.events import FIELD_LIMITS, Event, EventError, check_event, parse_event
+from wallboard.model.limits import MAX_DURATION_S, WIDEST_LIMITS, Limits, markdown_table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 TABLE = re.compile(r"<!-- field-limits:.*?-->\n(.*?)<!-- /field-limits -->", re.DOTALL)
@@ -94,7 +94,7 @@ def test_the_documented_table_is_the_one_the_code_enforces() -> None:
     assert match, "docs/events.md lost its <!-- field-limits --> table"
     assert match.group(1) == markdown_table(FIELD_LIMITS), (
         "docs/events.md's field table differs from the code; regenerate it with: python -c "
-        "'from wallboard.events import FIELD_LIMITS; from wallboard.eventlimits import "
+        "'from wallboard.model.events import FIELD_LIMITS; from wallboard.model.limits import "
         "markdown_table; print(markdown_table(FIELD_LIMITS), end=\"\")'")
 
 

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import base_config, now
 from tests.wsclient import BoardClient
-from wallboard.hub import Hub, flatten
+from wallboard.server.hub import Hub, flatten
 
 
 def test_flatten_uses_dotted_paths() -> None:
@@ -37,7 +37,7 @@ class _FakeWS:
 
 
 def test_outbox_keeps_latest_state_for_a_client_that_is_behind() -> None:
-    from wallboard.hub import _RESYNC, Client
+    from wallboard.server.hub import _RESYNC, Client
 
     async def scenario() -> None:
         hub = Hub(lambda: {})

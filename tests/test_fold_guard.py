@@ -24,23 +24,23 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import base_config
 from tests.redisproc import RedisServer
 from tests.test_poisoned_journal import fold_errors
-from wallboard import counters as c
-from wallboard import sketch
-from wallboard import snapshot as snapshot_module
-from wallboard.aggregate import Aggregator
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event
-from wallboard.exposition import encode
-from wallboard.foldguard import FoldErrors
-from wallboard.hub import Hub
-from wallboard.journal import encode as encode_event
-from wallboard.journal_redis import RedisJournal
-from wallboard.journal_sqlite import SqliteJournal
-from wallboard.pipeline import Pipeline
-from wallboard.restore import Restored, restore
-from wallboard.sketch import bin_of, quantile
-from wallboard.snapshot import SnapshotBuilder
-from wallboard.staffing import forecast
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.fold import counters as c
+from wallboard.fold import sketch
+from wallboard.fold.aggregate import Aggregator
+from wallboard.fold.guard import FoldErrors
+from wallboard.fold.sketch import bin_of, quantile
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.ingest.restore import Restored, restore
+from wallboard.journal.interface import encode as encode_event
+from wallboard.journal.redis_backend import RedisJournal
+from wallboard.journal.sqlite_backend import SqliteJournal
+from wallboard.kpi import snapshot as snapshot_module
+from wallboard.kpi.snapshot import SnapshotBuilder
+from wallboard.kpi.staffing import forecast
+from wallboard.model.events import Event
+from wallboard.server.exposition import encode
+from wallboard.server.hub import Hub
 
 QUEUES = {"sales": {"channel": "voice"}, "chat": {"channel": "chat"}}
 
@@ -69,7 +69,7 @@ async def test_a_fold_that_raises_for_one_event_leaves_the_rest_of_its_batch_cou
     monkeypatch.setattr(Aggregator, "fold", fold)
     data_dir = tmp_path / "data"
     live = await live_server(base_config(journal={"data_dir": str(data_dir), "batch_ms": 5}))
-    caplog.set_level(logging.ERROR, logger="wallboard.foldguard")
+    caplog.set_level(logging.ERROR, logger="wallboard.fold.guard")
     status, body = await live.post([queued("a"), queued("boom1"), queued("b")])
     assert status == 202, body
     for n in (2, 3):  # the same bug again: counted, not logged again
@@ -223,8 +223,8 @@ def test_metrics_survive_a_value_that_is_not_a_number() -> None:
 def test_erlang_with_a_trillion_agents_returns_within_a_time_budget() -> None:
     # A subprocess: an unbounded loop must fail this test, not hang the suite.
     code = ("import time\n"
-            "from wallboard.erlang import erlang_a_metrics, erlang_c_metrics\n"
-            "from wallboard.staffing import forecast\n"
+            "from wallboard.kpi.erlang import erlang_a_metrics, erlang_c_metrics\n"
+            "from wallboard.kpi.staffing import forecast\n"
             "t = time.perf_counter()\n"
             "c = erlang_c_metrics(10**12, 0.05, 180.0, 20.0)\n"
             "a = erlang_a_metrics(10**12, 0.05, 180.0, 60.0, 20.0)\n"
@@ -358,7 +358,7 @@ def test_a_forecast_that_raises_reads_not_computable(monkeypatch) -> None:
 
 async def test_a_metrics_section_that_raises_is_left_out_of_that_scrape(live_server,
                                                                         monkeypatch) -> None:
-    from wallboard.exporter import WallboardCollector
+    from wallboard.server.exporter import WallboardCollector
 
     def broken(self: WallboardCollector, tree: dict[str, Any]) -> Any:
         raise KeyError("a collector bug")

@@ -25,8 +25,8 @@ from tests.esl_peer import (
     member_row,
     table,
 )
-from wallboard.config import ConfigError, parse_settings
-from wallboard.plugins import build_registry, build_sources, make_plugin_manager
+from wallboard.config.settings import ConfigError, parse_settings
+from wallboard.server.plugins import build_registry, build_sources, make_plugin_manager
 
 FSQ = "support@default"  # the mod_callcenter queue; the board calls it "sales"
 PASSWORD = "s3cret-esl"
@@ -247,7 +247,7 @@ async def test_peer_closing_mid_frame_is_a_source_error_and_it_reconnects(
 async def test_mid_frame_error_names_the_cut() -> None:
     from wallboard_plugins.freeswitch_callcenter.esl import EslConnection
 
-    from wallboard.sources import SourceError
+    from wallboard.kit.source import SourceError
 
     reader = asyncio.StreamReader()
     reader.feed_data(b"Content-Length: 50\nContent-Type: text/event-json\n\n{\"CC-Act")

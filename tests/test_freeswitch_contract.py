@@ -16,7 +16,7 @@ from tests.esl_peer import (
     member_row,
     table,
 )
-from wallboard.testing import SourceContract, TcpReplay
+from wallboard.kit.testing import SourceContract, TcpReplay
 
 # Callers joined a minute before the run: the source reports their waits against the clock,
 # and a wait past the event model's 7-day bound would make the transcript invalid.

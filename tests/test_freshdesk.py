@@ -8,7 +8,7 @@ from wallboard_plugins.freshdesk import FreshdeskConfig, FreshdeskSource
 from wallboard_plugins.freshdesk.mapping import Mapper, parse_time
 
 from tests.freshdesk_peer import API_KEY, FreshdeskPeer, recording
-from wallboard.testing import SourceHarness, VirtualClock
+from wallboard.kit.testing import SourceHarness, VirtualClock
 
 REC = recording()
 NOW = parse_time(REC["now"])

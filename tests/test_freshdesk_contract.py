@@ -8,7 +8,7 @@ import orjson
 from wallboard_plugins.freshdesk import FreshdeskSource
 
 from tests.freshdesk_peer import API_KEY, recording
-from wallboard.testing import HttpReplay, SourceContract
+from wallboard.kit.testing import HttpReplay, SourceContract
 
 
 class TestFreshdeskContract(SourceContract):

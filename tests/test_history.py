@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wallboard.history import SERIES_POINTS, History
+from wallboard.kpi.history import SERIES_POINTS, History
 
 KEYS = {"queues.sales.live.waiting": ("queues", "sales", "live", "waiting"),
         "total.15m.offered": ("total", "15m", "offered"),

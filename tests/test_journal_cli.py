@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from wallboard.cli import main
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import parse_event
-from wallboard.journal_cli import parse_when
-from wallboard.journal_sqlite import SqliteJournal
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.journal.cli import parse_when
+from wallboard.journal.sqlite_backend import SqliteJournal
+from wallboard.model.events import parse_event
 
 NOW = datetime(2026, 11, 18, 9, 30, tzinfo=UTC).timestamp()  # 11:30 in Jerusalem
 

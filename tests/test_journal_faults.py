@@ -27,8 +27,8 @@ from tests.conftest import base_config, now
 from tests.journal_traffic import approx_equal, contacts, expected_today, observed_today
 from tests.serverproc import journal_config
 from tests.wsclient import BoardClient
-from wallboard import journal_sqlite
-from wallboard.journal_sqlite import DB_NAME
+from wallboard.journal import sqlite_backend as journal_sqlite
+from wallboard.journal.sqlite_backend import DB_NAME
 
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
 

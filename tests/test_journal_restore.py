@@ -16,15 +16,16 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import Live, base_config
-from wallboard import appkeys as keys
-from wallboard import hookimpl, journal_sqlite
-from wallboard.app import create_app
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event, parse_event
-from wallboard.journal_sqlite import DB_NAME, SqliteJournal
-from wallboard.plugins import make_plugin_manager
-from wallboard.restore import replay_start
-from wallboard.sources import Source, SourceConfig
+from wallboard import hookimpl
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.ingest.restore import replay_start
+from wallboard.journal import sqlite_backend as journal_sqlite
+from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
+from wallboard.kit.source import Source, SourceConfig
+from wallboard.model.events import Event, parse_event
+from wallboard.server import keys
+from wallboard.server.app import create_app
+from wallboard.server.plugins import make_plugin_manager
 
 
 def utc(*parts: int) -> float:
@@ -233,7 +234,7 @@ async def test_events_past_retention_are_pruned_in_the_background(tmp_path: Path
 
 
 def test_journal_settings_are_checked_with_their_key_path(tmp_path: Path) -> None:
-    from wallboard.config import ConfigError, load_settings
+    from wallboard.config.settings import ConfigError, load_settings
 
     path = tmp_path / "site.yaml"
     path.write_text("journal:\n  batch_ms: 500\n  retention_days: 0\n")

@@ -10,11 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from wallboard import journal_sqlite, journal_writer
-from wallboard.config import JournalConfig
-from wallboard.events import Event, parse_event
-from wallboard.journal import FIELDS, JournalDown, JournalError, encode
-from wallboard.journal_sqlite import DB_NAME, SqliteJournal
+from wallboard.config.settings import JournalConfig
+from wallboard.journal import sqlite_backend as journal_sqlite
+from wallboard.journal import sqlite_writer as journal_writer
+from wallboard.journal.interface import FIELDS, JournalDown, JournalError, encode
+from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
+from wallboard.model.events import Event, parse_event
 
 T0 = 1_795_000_000.0
 RAW_EVENTS = [

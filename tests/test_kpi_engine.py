@@ -7,9 +7,9 @@ import math
 import pytest
 
 from tests.engine import T0, Engine
-from wallboard import counters as c
-from wallboard.events import EventError
-from wallboard.kpis import sl_variants, wilson
+from wallboard.fold import counters as c
+from wallboard.kpi.formulas import sl_variants, wilson
+from wallboard.model.events import EventError
 
 VARIANTS = ["answered_only", "abandons_negative", "abandons_ignored", "abandons_positive",
             "removed_within_threshold"]
@@ -267,7 +267,7 @@ def test_occupancy_from_agent_time_in_state_including_the_current_state() -> Non
 
 
 def _erlang_c_sl(n: int, a: float, aht: float, t: float) -> float:
-    """Textbook Erlang C service level, with factorials (independent of wallboard.erlang)."""
+    """Textbook Erlang C service level, with factorials (independent of wallboard.kpi.erlang)."""
     top = a ** n / math.factorial(n) * n / (n - a)
     p_wait = top / (sum(a ** k / math.factorial(k) for k in range(n)) + top)
     return 1 - p_wait * math.exp(-(n - a) * t / aht)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from wallboard.boardconfig import TILE_TYPES
-from wallboard.config import SL_VARIANTS
-from wallboard.kpis import KPI_FORMATS
+from wallboard.config.boards import TILE_TYPES
+from wallboard.config.kpis import KPI_FORMATS
+from wallboard.config.settings import SL_VARIANTS
 
 LOCALES = Path(__file__).resolve().parents[1] / "web" / "locales"
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"

@@ -32,9 +32,9 @@ from tests.opsmetrics import (
     full_config,
     samples,
 )
-from wallboard import appkeys as keys
-from wallboard.config import ConfigError, parse_settings
-from wallboard.exposition import encode
+from wallboard.config.settings import ConfigError, parse_settings
+from wallboard.server import keys
+from wallboard.server.exposition import encode
 
 REPO = Path(__file__).resolve().parents[1]
 PROMTOOL = "/usr/bin/promtool"

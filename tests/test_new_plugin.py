@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.wsclient import BoardClient
-from wallboard.testing import HttpReplay, ReplayPeer
+from wallboard.kit.testing import HttpReplay, ReplayPeer
 
 CONTRACT = ("test_config_model_accepts_the_declared_config",
             "test_config_model_rejects_bad_values_with_clear_messages",

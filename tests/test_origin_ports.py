@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wallboard.config import ServerConfig
-from wallboard.connections import origin_ok
+from wallboard.config.settings import ServerConfig
+from wallboard.server.connections import origin_ok
 
 
 @pytest.mark.parametrize(("listed", "origin", "ok"), [

@@ -16,11 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from wallboard_plugins import webhook
 
 from tests.conftest import base_config
-from wallboard import hookimpl, hookspecs
-from wallboard.app import create_app
-from wallboard.config import ConfigError, parse_settings
-from wallboard.plugins import build_registry, make_plugin_manager
-from wallboard.sources import Emit, PushSource
+from wallboard import hookimpl
+from wallboard.config.settings import ConfigError, parse_settings
+from wallboard.kit import hookspecs
+from wallboard.kit.source import Emit, PushSource
+from wallboard.server.app import create_app
+from wallboard.server.plugins import build_registry, make_plugin_manager
 
 
 def test_allow_list_loads_only_the_named_plugins() -> None:

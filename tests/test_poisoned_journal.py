@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serverproc import ServerProcess, journal_config
 from tests.wsclient import BoardClient
-from wallboard.config import JournalConfig
-from wallboard.events import Event
-from wallboard.journal_sqlite import SqliteJournal
+from wallboard.config.settings import JournalConfig
+from wallboard.journal.sqlite_backend import SqliteJournal
+from wallboard.model.events import Event
 
 HUGE = 1.7976931348623157e308
 

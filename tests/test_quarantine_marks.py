@@ -6,12 +6,13 @@ import logging
 import time
 from pathlib import Path
 
-from wallboard import aggregate, journal_quarantine
-from wallboard.aggregate import Aggregator, Leaf
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event
-from wallboard.journal_sqlite import SqliteJournal
-from wallboard.pipeline import Pipeline
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.fold import aggregate
+from wallboard.fold.aggregate import Aggregator, Leaf
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.journal import quarantine as journal_quarantine
+from wallboard.journal.sqlite_backend import SqliteJournal
+from wallboard.model.events import Event
 
 QUEUES = {"sales": {"channel": "voice"}}
 
@@ -34,7 +35,7 @@ async def test_a_fold_raising_after_the_agent_limit_dropped_the_agent_is_quarant
     # zed is one agent too many: the fold drops the agent, then raises.
     ended = Event("contact.ended", now, id="e1", source="hook", queue="sales",
                   contact_id="c1", agent="zed", talk_s=5.0)
-    caplog.set_level(logging.ERROR, logger="wallboard.journal_quarantine")
+    caplog.set_level(logging.ERROR, logger="wallboard.journal.quarantine")
     await pipeline.ingest_acknowledged([ann, ended])
     assert pipeline.aggregator.errors.counts["fold"] == 1
     assert not [r for r in caplog.records if "found no stored event" in r.getMessage()]

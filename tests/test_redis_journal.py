@@ -15,14 +15,14 @@ import yaml
 
 from tests.conftest import free_port
 from tests.redisproc import RedisServer
-from wallboard.aggregate import Aggregator
-from wallboard.cluster import Cluster
-from wallboard.config import JournalConfig, parse_settings
-from wallboard.events import Event
-from wallboard.journal import JournalFenced
-from wallboard.journal_redis import RedisJournal
-from wallboard.pipeline import Pipeline
-from wallboard.sources import STANDBY, UP, PushSource, SourceConfig, SourceRunner
+from wallboard.cluster.lease import Cluster
+from wallboard.config.settings import JournalConfig, parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.journal.interface import JournalFenced
+from wallboard.journal.redis_backend import RedisJournal
+from wallboard.kit.source import STANDBY, UP, PushSource, SourceConfig, SourceRunner
+from wallboard.model.events import Event
 
 
 def config(url: str, **extra: Any) -> JournalConfig:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import parse_settings
-from wallboard.journal_sqlite import SqliteJournal
-from wallboard.pipeline import Pipeline
-from wallboard.restore import Restored, restore
+from wallboard.config.settings import parse_settings
+from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.pipeline import Pipeline
+from wallboard.ingest.restore import Restored, restore
+from wallboard.journal.sqlite_backend import SqliteJournal
 
 AGENT = "a" * 100  # within max_name_length 128, past 64
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from wallboard.replay_input import CHUNK_BYTES, PARALLEL_ENV
+from wallboard.replay.input import CHUNK_BYTES, PARALLEL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1736935200  # 2025-01-15T10:00:00Z

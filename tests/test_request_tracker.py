@@ -22,9 +22,9 @@ from wallboard_plugins.request_tracker.mapping import (
     to_ticket,
 )
 
-from wallboard.events import parse_event
-from wallboard.sources import SourceError
-from wallboard.testing import HttpReplay, SourceContract
+from wallboard.kit.source import SourceError
+from wallboard.kit.testing import HttpReplay, SourceContract
+from wallboard.model.events import parse_event
 
 DATA = Path(__file__).resolve().parent / "data"
 # Recorded from RT 5.0.3 (Debian 12): ticket 1 created by root for caller@example.com,

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TOKEN, base_config, now
-from wallboard.signing import SignatureError, sign, verify
+from wallboard.kit.signing import SignatureError, sign, verify
 
 SECRET = "a-webhook-secret-of-some-length"
 BODY = b'{"type": "contact.queued"}'

@@ -19,9 +19,9 @@ from wallboard_plugins.simulator import SimQueueConfig, Simulation, SimulatorCon
 from wallboard_plugins.simulator.model import QUEUE_CAPACITY
 
 from tests.serverproc import ServerProcess, midday_zone
-from wallboard.config import DEMO_CONFIG
-from wallboard.events import AGENT_STATES, parse_event
-from wallboard.sources import UP, SourceRunner
+from wallboard.config.settings import DEMO_CONFIG
+from wallboard.kit.source import UP, SourceRunner
+from wallboard.model.events import AGENT_STATES, parse_event
 
 # An arbitrary instant that is not on an hour boundary (2023-11-14 22:13:20 UTC).
 START = 1_700_000_000.0

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wallboard import sketch as sk
+from wallboard.fold import sketch as sk
 
 ALPHA = 0.01
 # Bin edges sit exactly ALPHA away from the estimate; allow only float rounding on top.

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import aiohttp
 import pytest
 
-from wallboard.ratelimit import MAX_RETRY_AFTER_S, TokenBucket, parse_retry_after
-from wallboard.sources import DOWN, STARTING, UP, PollConfig, PollSource, SourceConfig
-from wallboard.testing import HttpReplay, ReplayPeer, SourceHarness, TcpReplay, VirtualClock
+from wallboard.kit.ratelimit import MAX_RETRY_AFTER_S, TokenBucket, parse_retry_after
+from wallboard.kit.source import DOWN, STARTING, UP, PollConfig, PollSource, SourceConfig
+from wallboard.kit.testing import HttpReplay, ReplayPeer, SourceHarness, TcpReplay, VirtualClock
 
 SUMMARY = b'{"waiting": 4}'
 

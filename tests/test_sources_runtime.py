@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from wallboard.sources import (
+from wallboard.kit.source import (
     DOWN,
     STALE,
     UP,
@@ -61,7 +61,7 @@ class Crashing(Source):
 
 async def test_failing_source_goes_down_with_error_then_recovers_and_others_keep_running(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="wallboard.sources")
+    caplog.set_level(logging.INFO, logger="wallboard.kit.source")
     got: list = []
     flaky = SourceRunner(Flaky("pbx", PollConfig(type="flaky", interval_s=0.01)), got.append,
                          backoff=Backoff(0.01, 0.02))

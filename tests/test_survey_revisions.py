@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.engine import T0, Engine
-from wallboard.events import parse_event
-from wallboard.surveys import SURVEY_MEMORY_S
+from wallboard.fold.surveys import SURVEY_MEMORY_S
+from wallboard.model.events import parse_event
 
 CONFIG: dict[str, Any] = {"site": {"min_survey_sample": 1},
                           "queues": {"sales": {}, "support": {}}}

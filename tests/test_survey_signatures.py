@@ -12,7 +12,7 @@ from wallboard_plugins.surveys.surveymonkey import SurveyMonkeyConfig, compute
 from wallboard_plugins.surveys.surveymonkey import verify_signature as surveymonkey_verify
 from wallboard_plugins.surveys.typeform import verify_signature as typeform_verify
 
-from wallboard.webhooks import Rejection
+from wallboard.kit.http import Rejection
 
 VECTORS = Path(__file__).resolve().parent / "data" / "signature_vectors.md"
 BODY = b'{"event_id":"01","event_type":"form_response"}'

@@ -119,7 +119,7 @@ async def test_surveymonkey_other_events_tampering_and_api_failures(live: Any,
 
 async def test_qualtrics_trigger_on_a_secret_path_reads_the_response(
         live: Any, peer: SurveyApiPeer, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="wallboard.webhooks")
+    caplog.set_level(logging.DEBUG, logger="wallboard.kit.http")
     now = time.time()
     peer.qualtrics_response("R_1", 2, iso(now).replace("+00:00", "Z"))
     form = urlencode({"Topic": "SV_abc.completedResponse.SV_abc", "Status": "Complete",
@@ -128,7 +128,7 @@ async def test_qualtrics_trigger_on_a_secret_path_reads_the_response(
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     assert (await post(live, "/api/surveys/qx", form, headers))[0] == 401
     assert (await post(live, "/api/surveys/qx/" + "x" * 24, form, headers))[0] == 403
-    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "wallboard.webhooks")
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "wallboard.kit.http")
     assert "/api/surveys/{source}/{token}" in logged and "x" * 24 not in logged
     status, reply = await post(live, f"/api/surveys/qx/{PATH_TOKEN}", form, headers)
     assert (status, reply) == (202, {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0})

@@ -16,10 +16,10 @@ from wallboard_plugins.surveys import (
     TypeformSource,
 )
 
-from wallboard.sources import UP, SourceError
-from wallboard.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
-from wallboard.testing.harness import SourceHarness
-from wallboard.testing.peer import ReplayPeer
+from wallboard.kit.source import UP, SourceError
+from wallboard.kit.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
+from wallboard.kit.testing.harness import SourceHarness
+from wallboard.kit.testing.peer import ReplayPeer
 
 DATA = Path(__file__).resolve().parent / "data" / "surveys"
 SURVEYS = {"lT4Z3j": {"questions": {"csat": {"kind": "csat"}}}}

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TOKEN, Live, base_config
 from tests.survey_peer import load
-from wallboard.app import create_app
-from wallboard.config import parse_settings
+from wallboard.config.settings import parse_settings
+from wallboard.server.app import create_app
 
 TF_SECRET = "typeform-secret-value"
 DL_KEY = "delighted-api-key-1"
@@ -172,7 +172,7 @@ async def test_questionpro_with_its_header_token(live: Any) -> None:
 
 async def test_each_refusal_has_its_status_and_reason_is_counted_and_logged_once(
         live: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="wallboard.webhooks")
+    caplog.set_level(logging.DEBUG, logger="wallboard.kit.http")
     now = time.time()
     body = typeform_body(4, now)
     good = typeform_signature(body)
@@ -203,7 +203,7 @@ async def test_each_refusal_has_its_status_and_reason_is_counted_and_logged_once
         got, reply = await post(live, "/api/surveys/tf", data, headers)
         assert (got, reply["reason"]) == (status, reason), reply
         assert reply["error"]
-        records = [r for r in caplog.records if r.name == "wallboard.webhooks"]
+        records = [r for r in caplog.records if r.name == "wallboard.kit.http"]
         assert len(records) == 1, [r.getMessage() for r in records]
         assert reason in records[0].getMessage()
         assert TF_SECRET not in records[0].getMessage()

@@ -21,7 +21,7 @@ import time
 from typing import ClassVar
 
 from wallboard import hookimpl
-from wallboard.sources import Source, SourceConfig
+from wallboard.kit.source import Source, SourceConfig
 
 
 class TickConfig(SourceConfig):

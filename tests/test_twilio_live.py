@@ -15,9 +15,9 @@ from wallboard_plugins.twilio_taskrouter.signature import compute
 
 from tests.conftest import base_config, now
 from tests.metrics_text import refused_by_source, rejected_by_reason
-from wallboard import journal_sqlite
-from wallboard.journal_sqlite import DB_NAME
-from wallboard.testing import HttpReplay
+from wallboard.journal import sqlite_backend as journal_sqlite
+from wallboard.journal.sqlite_backend import DB_NAME
+from wallboard.kit.testing import HttpReplay
 
 STATISTICS = Path(__file__).resolve().parent / "data" / "twilio_taskqueue_statistics.json"
 

@@ -19,10 +19,10 @@ from wallboard_plugins.twilio_taskrouter.signature import (
     validate,
 )
 
-from wallboard.config import ConfigError, parse_settings
-from wallboard.plugins import build_registry, build_sources, make_plugin_manager
-from wallboard.signing import SignatureError
-from wallboard.sources import SourceError
+from wallboard.config.settings import ConfigError, parse_settings
+from wallboard.kit.signing import SignatureError
+from wallboard.kit.source import SourceError
+from wallboard.server.plugins import build_registry, build_sources, make_plugin_manager
 
 STATISTICS = Path(__file__).resolve().parent / "data" / "twilio_taskqueue_statistics.json"
 

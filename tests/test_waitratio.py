@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from wallboard import appkeys as keys
-from wallboard.app import create_app
-from wallboard.boardconfig import TileConfig
-from wallboard.boards import default_board, ratio_needs, resolve_boards, resolve_tile
-from wallboard.config import parse_settings
-from wallboard.hub import flatten
-from wallboard.locales import messages
-from wallboard.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, add_threshold_ratios
+from wallboard.config.boards import TileConfig
+from wallboard.config.settings import parse_settings
+from wallboard.kpi.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, add_threshold_ratios
+from wallboard.server import keys
+from wallboard.server.app import create_app
+from wallboard.server.boards import default_board, ratio_needs, resolve_boards, resolve_tile
+from wallboard.server.hub import flatten
+from wallboard.server.locales import messages
 
 
 def _queue(channel: str, threshold: float, oldest: float, asa: float | None) -> dict:

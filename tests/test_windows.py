@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wallboard.aggregate import Aggregator
-from wallboard.config import parse_settings
-from wallboard.events import parse_event
-from wallboard.periods import CalendarPeriod, day_bounds, local_day_bounds
-from wallboard.snapshot import SnapshotBuilder
-from wallboard.windows import BUCKET_WIDTH_S, RollingWindows
+from wallboard.config.settings import parse_settings
+from wallboard.config.windows import BUCKET_WIDTH_S
+from wallboard.fold.aggregate import Aggregator
+from wallboard.fold.periods import CalendarPeriod, day_bounds, local_day_bounds
+from wallboard.fold.windows import RollingWindows
+from wallboard.kpi.snapshot import SnapshotBuilder
+from wallboard.model.events import parse_event
 
 JERUSALEM = ZoneInfo("Asia/Jerusalem")
 

@@ -13,9 +13,9 @@ from wallboard_plugins.zendesk.mapping import Mapper, parse_time
 from wallboard_plugins.zendesk.webhook import compute, verify
 
 from tests.zendesk_peer import DATA, METRICS, TICKETS, ZendeskPeer, recorded
-from wallboard.signing import SignatureError
-from wallboard.sources import SourceError
-from wallboard.testing import HttpReplay, SourceContract
+from wallboard.kit.signing import SignatureError
+from wallboard.kit.source import SourceError
+from wallboard.kit.testing import HttpReplay, SourceContract
 
 VECTOR_BODY = b'{"event_id":"01","event_type":"form_response"}'
 VECTOR_TS = "2026-01-01T00:00:00Z"

@@ -7,17 +7,19 @@ import logging
 import sys
 from pathlib import Path
 
-from wallboard import __version__, journal_cli, replay
-from wallboard.config import ConfigError, load_settings
-from wallboard.configfile import host_arg, port_arg
-from wallboard.journal import JournalError
-from wallboard.plugins import build_registry, make_plugin_manager, plugin_info, source_check
+from wallboard import __version__
+from wallboard.config.file import host_arg, port_arg
+from wallboard.config.settings import ConfigError, load_settings
+from wallboard.journal import cli as journal_cli
+from wallboard.journal.interface import JournalError
+from wallboard.replay import player as replay
+from wallboard.server.plugins import build_registry, make_plugin_manager, plugin_info, source_check
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from wallboard import appkeys as keys
-    from wallboard.app import create_app
-    from wallboard.connections import raise_nofile_limit, serve
+    from wallboard.server import keys
+    from wallboard.server.app import create_app
+    from wallboard.server.connections import raise_nofile_limit, serve
 
     pm = make_plugin_manager()
     # Every problem of the file at once, as check-config and a run-time reload name them.
@@ -59,7 +61,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
-    from wallboard.scaffold import ScaffoldError, write_plugin
+    from wallboard.kit.scaffold import ScaffoldError, write_plugin
 
     taken = build_registry(make_plugin_manager()).types
     try:

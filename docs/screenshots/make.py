@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("WALLBOARD_CHROMIUM", "/usr/bin/chromium")
-# The demo's boards (wallboard/demo.yaml) and the file each is saved as.
+# The demo's boards (wallboard/config/demo.yaml) and the file each is saved as.
 SHOTS = (("floor", "board-en"), ("floor_he", "board-he"), ("floor_ar", "board-ar"))
 
 

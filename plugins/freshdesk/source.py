@@ -12,9 +12,8 @@ import aiohttp
 import orjson
 from pydantic import Field
 
-from wallboard.events import Event
-from wallboard.ratelimit import parse_retry_after
-from wallboard.sources import (
+from wallboard.kit.ratelimit import parse_retry_after
+from wallboard.kit.source import (
     PollConfig,
     PollSource,
     SourceConfig,
@@ -22,6 +21,7 @@ from wallboard.sources import (
     load_state_file,
     save_state_file,
 )
+from wallboard.model.events import Event
 
 from .mapping import Deadline, Mapper, check_deadlines, iso, parse_time
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wallboard import hookimpl
-from wallboard.sources import Source
+from wallboard.kit.source import Source
 
 from .source import RequestTrackerConfig, RequestTrackerSource
 

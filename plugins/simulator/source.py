@@ -15,8 +15,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wallboard.events import check_channel
-from wallboard.sources import (
+from wallboard.kit.source import (
     Emit,
     Source,
     SourceConfig,
@@ -24,6 +23,7 @@ from wallboard.sources import (
     load_state_file,
     save_state_file,
 )
+from wallboard.model.events import check_channel
 
 from .model import Simulation
 

@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 from aiohttp import web
 from pydantic import Field
 
-from wallboard import appkeys as keys
-from wallboard import webhooks
-from wallboard.events import EventError
-from wallboard.journal import JournalDown
-from wallboard.sources import Emit, PushSource, SourceConfig, SourceError
-from wallboard.webhooks import DEFAULT_MAX_BODY_BYTES, Rejection, read_body, refuse
+from wallboard.journal.interface import JournalDown
+from wallboard.kit import http as webhooks
+from wallboard.kit.http import DEFAULT_MAX_BODY_BYTES, Rejection, read_body, refuse
+from wallboard.kit.source import Emit, PushSource, SourceConfig, SourceError
+from wallboard.model.events import EventError
+from wallboard.server import keys
 
 from .mapping import SurveyMapping
 

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.signing import SignatureError, verify
-from wallboard.sources import SourceConfig
-from wallboard.webhooks import Rejection
+from wallboard.kit.http import Rejection
+from wallboard.kit.signing import SignatureError, verify
+from wallboard.kit.source import SourceConfig
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event

@@ -8,8 +8,8 @@ from urllib.parse import parse_qsl, quote
 
 from pydantic import Field, model_validator
 
-from wallboard.sources import RateLimitConfig, SourceConfig, parse_time
-from wallboard.webhooks import Rejection
+from wallboard.kit.http import Rejection
+from wallboard.kit.source import RateLimitConfig, SourceConfig, parse_time
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import attribution, number, survey_event

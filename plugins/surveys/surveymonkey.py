@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.events import SURVEY_RETRACTED
-from wallboard.signing import sign
-from wallboard.sources import Emit, RateLimitConfig, SourceConfig, SourceError, parse_time
-from wallboard.webhooks import Rejection
+from wallboard.kit.http import Rejection
+from wallboard.kit.signing import sign
+from wallboard.kit.source import Emit, RateLimitConfig, SourceConfig, SourceError, parse_time
+from wallboard.model.events import SURVEY_RETRACTED
 
 from .base import SurveyConfig, SurveySource
 from .mapping import Question, attribution, number, survey_event

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from wallboard import hookimpl
-from wallboard.sources import Source
+from wallboard.kit.source import Source
 
 from .source import ROUTE, TwilioTaskRouterConfig, TwilioTaskRouterSource, post_callback
 

@@ -9,12 +9,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from pydantic import Field
 
-from wallboard import appkeys as keys
-from wallboard import webhooks
-from wallboard.events import AGENT_STATES, EventError
-from wallboard.journal import JournalDown
-from wallboard.signing import SignatureError
-from wallboard.sources import Emit, PushSource, RateLimitConfig, SourceConfig
+from wallboard.journal.interface import JournalDown
+from wallboard.kit import http as webhooks
+from wallboard.kit.signing import SignatureError
+from wallboard.kit.source import Emit, PushSource, RateLimitConfig, SourceConfig
+from wallboard.model.events import AGENT_STATES, EventError
+from wallboard.server import keys
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot

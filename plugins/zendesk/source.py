@@ -10,8 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from wallboard.events import Event
-from wallboard.sources import (
+from wallboard.kit.source import (
     PollConfig,
     PollSource,
     SourceConfig,
@@ -19,6 +18,7 @@ from wallboard.sources import (
     load_state_file,
     save_state_file,
 )
+from wallboard.model.events import Event
 
 from .mapping import Mapper
 

@@ -7,12 +7,13 @@ import time
 
 from aiohttp import web
 
-from wallboard import appkeys as keys
-from wallboard import signing, webhooks
-from wallboard.events import EventError
-from wallboard.journal import JournalDown
-from wallboard.signing import SignatureError, sign
-from wallboard.sources import SourceRunner
+from wallboard.journal.interface import JournalDown
+from wallboard.kit import http as webhooks
+from wallboard.kit import signing
+from wallboard.kit.signing import SignatureError, sign
+from wallboard.kit.source import SourceRunner
+from wallboard.model.events import EventError
+from wallboard.server import keys
 
 from .mapping import parse_time
 from .source import ZendeskConfig, ZendeskSource

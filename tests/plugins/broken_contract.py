@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from wallboard.testing import MALFORMED, PEER_DROP, HttpReplay, SourceContract
+from wallboard.kit.testing import MALFORMED, PEER_DROP, HttpReplay, SourceContract
 
 from .broken_sources import BrokenSource, FragileSource
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, ClassVar
 
-from wallboard.sources import Emit, PollConfig, PollSource, PushSource, SourceConfig, SourceError
+from wallboard.kit.source import Emit, PollConfig, PollSource, PushSource, SourceConfig, SourceError
 
 
 class BrokenConfig(SourceConfig):

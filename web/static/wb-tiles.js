@@ -311,7 +311,7 @@
     },
   };
 
-  // The server's defaults for wait tiles (wallboard/waitratio.py): amber past the queue's
+  // The server's defaults for wait tiles (wallboard/kpi/waitratio.py): amber past the queue's
   // threshold, red at twice it. A service level 10 points under target is red.
   var WAIT_LEVELS = { direction: "high_bad", warn: 1, crit: 2 };
   var SL_CRIT_BELOW = 0.1;

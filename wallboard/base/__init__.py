@@ -1,0 +1,5 @@
+"""Primitives every layer may use: the clock and the garbage-collector pause.
+
+Owns time as the code reads it (one clock type, real or virtual) and small helpers with no
+knowledge of contact centers. Imports nothing from wallboard.
+"""

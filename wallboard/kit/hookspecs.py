@@ -1,0 +1,24 @@
+"""Hook specifications: plugins wire things up at start, never on the per-event path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from wallboard.kit.source import Source
+
+hookspec = pluggy.HookspecMarker("wallboard")
+
+
+@hookspec
+def register_source_types() -> list[type[Source]]:
+    """Return source classes, each with a unique `type` name and a pydantic `Config` model."""
+
+
+@hookspec
+def register_routes() -> list[web.AbstractRouteDef]:
+    """Return extra HTTP routes (webhooks, plugin pages) to add to the app."""

@@ -1,0 +1,6 @@
+"""The canonical event model: the one contract between sources and the core.
+
+Owns the event types and fields (`schema`), their bounds (`limits`), the validation every
+event passes whichever way it came (`events`, with the per-shape fast path in `fast`).
+May import only `wallboard.base`. Plugins import it directly: see docs/events.md.
+"""

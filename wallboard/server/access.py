@@ -1,0 +1,124 @@
+"""Who may see which board: TV tokens per board and playlist, an admin token for the API.
+
+The `access` section is re-read from the config file whenever it changes (configwatch.py), so
+a token is revoked by editing the file: no restart, and TVs holding it are disconnected at once.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from wallboard.config.boards import AccessConfig
+from wallboard.config.settings import BoardConfig, PlaylistConfig
+
+
+def _matches(token: str, allowed: list[str]) -> bool:
+    # Compare with every token in constant time: the answer must not leak a prefix.
+    found = False
+    for candidate in allowed:
+        found |= hmac.compare_digest(token.encode(), candidate.encode())
+    return found
+
+
+class Access:
+    """The current access settings, their reloads, and the requests they refused."""
+
+    def __init__(self, config: AccessConfig, path: str | Path | None,
+                 boards: dict[str, BoardConfig], playlists: dict[str, PlaylistConfig]) -> None:
+        self.config = config
+        self.path = Path(path) if path else None
+        self.boards = boards
+        self.playlists = playlists
+        self.rejected: Counter[tuple[str, int]] = Counter()
+        self.reloads = 0
+        self.reload_errors = 0
+        self.last_error: str | None = None
+
+    def apply(self, config: AccessConfig) -> bool:
+        """Put a re-read, valid access section in force; True when it changed anything."""
+        # Boards and playlists new in the file are not running until a restart: their
+        # tokens open nothing yet (and a playlist token must not name a missing playlist).
+        config = config.model_copy(update={
+            "boards": {b: t for b, t in config.boards.items() if b in self.boards},
+            "playlists": {p: t for p, t in config.playlists.items() if p in self.playlists}})
+        self.reloads += 1
+        self.last_error = None
+        changed = config != self.config
+        self.config = config
+        return changed
+
+    def failed(self, error: str) -> None:
+        """Count a re-read that failed: the tokens in force stay in force."""
+        self.reload_errors += 1
+        self.last_error = error
+
+    def board_ok(self, board: str, token: str) -> bool:
+        """May a TV with this token show this board?"""
+        if not self.config.enabled:
+            return True
+        if _matches(token, self.config.boards.get(board, [])):
+            return True
+        # A playlist's token opens the boards it rotates through.
+        return any(_matches(token, tokens) for name, tokens in self.config.playlists.items()
+                   if board in self.playlists[name].boards)
+
+    def playlist_ok(self, name: str, token: str) -> bool:
+        """May a TV with this token show this playlist (its own token, or one for every board)?"""
+        if not self.config.enabled:
+            return True
+        if _matches(token, self.config.playlists.get(name, [])):
+            return True
+        return all(_matches(token, self.config.boards.get(b, []))
+                   for b in self.playlists[name].boards)
+
+    def admin_status(self, authorization: str) -> int | None:
+        """None if the admin token is right, else 403 (no admin token configured) or 401."""
+        if not self.config.admin_token:
+            return 403
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not _matches(token.strip(),
+                                                      [self.config.admin_token]):
+            return 401
+        return None
+
+    def count_rejected(self, endpoint: str, status: int) -> None:
+        """Count a refused request for /metrics."""
+        self.rejected[(endpoint, status)] += 1
+
+
+class AccessCollector:
+    """Prometheus view of refused requests and access reloads."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+
+    def collect(self) -> Iterator[Metric]:
+        """Read memory only."""
+        rejected = CounterMetricFamily("wallboard_http_rejected",
+                                       "Requests refused for a missing or wrong token",
+                                       labels=["endpoint", "code"])
+        for (endpoint, status), count in sorted(self.access.rejected.items()):
+            rejected.add_metric([endpoint, str(status)], count)
+        yield rejected
+        reloads = CounterMetricFamily("wallboard_access_reloads",
+                                      "Access section re-read after the config file changed",
+                                      labels=["result"])
+        reloads.add_metric(["ok"], self.access.reloads)
+        reloads.add_metric(["error"], self.access.reload_errors)
+        yield reloads
+
+
+def describe(access: Access) -> dict[str, Any]:
+    """What /api/admin/access shows: no tokens, only how many there are."""
+    config = access.config
+    return {"enabled": config.enabled, "file": str(access.path) if access.path else None,
+            "boards": {b: len(t) for b, t in config.boards.items()},
+            "playlists": {p: len(t) for p, t in config.playlists.items()},
+            "reloads": access.reloads, "reload_errors": access.reload_errors,
+            "last_error": access.last_error}

@@ -1,0 +1,153 @@
+"""Token checks for boards, and the admin API: announcements, access and board status."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from wallboard import __version__
+from wallboard.server import keys
+from wallboard.server.access import describe
+from wallboard.server.announcements import AnnouncementError
+from wallboard.server.boards import board_scope
+from wallboard.server.scope import Scope
+
+
+def build_id() -> str:
+    """The version plus a hash of the page's files: a TV reloads when either changes."""
+    stamp = os.environ.get("WALLBOARD_BUILD")  # a deployment may stamp its own build id
+    if stamp:
+        return stamp
+    digest = hashlib.sha256()
+    root = importlib.resources.files("wallboard_web")
+    for folder in ("static", "templates", "locales"):
+        for entry in sorted((root / folder).iterdir(), key=lambda e: e.name):
+            if entry.is_file():
+                digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def refuse(request: web.Request, endpoint: str, status: int, text: str) -> web.HTTPException:
+    """An HTTP error for a refused request, counted for /metrics."""
+    request.app[keys.ACCESS].count_rejected(endpoint, status)
+    if status == 401:
+        return web.HTTPUnauthorized(text=text, headers={"WWW-Authenticate": "Bearer"})
+    if status == 403:
+        return web.HTTPForbidden(text=text)
+    return web.HTTPBadRequest(text=text)
+
+
+def check_board_token(request: web.Request, endpoint: str, board: str) -> str:
+    """The request's TV token if it may see the board; raises 401 (none) or 403 (wrong)."""
+    access = request.app[keys.ACCESS]
+    token = request.query.get("token", "")
+    if access.board_ok(board, token):
+        return token
+    if not token:
+        raise refuse(request, endpoint, 401, f"board {board!r} needs ?token= (access is enabled)")
+    raise refuse(request, endpoint, 403, f"the token is not valid for board {board!r}")
+
+
+def check_admin(request: web.Request, endpoint: str) -> None:
+    """Raise 401/403 unless the request carries the admin token."""
+    status = request.app[keys.ACCESS].admin_status(request.headers.get("Authorization", ""))
+    if status == 403:
+        raise refuse(request, endpoint, 403, "the admin API is off: set access.admin_token")
+    if status == 401:
+        raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
+
+
+def client_scope(app: web.Application, board: str) -> Scope | None:
+    """What a TV on `board` may receive: its board's keys with access on, else everything."""
+    if not app[keys.ACCESS].config.enabled:
+        return None
+    return board_scope(app[keys.BOARDS][board])
+
+
+def check_reader(request: web.Request, endpoint: str) -> list[str] | None:
+    """With access on, the data API needs the admin token or a TV token of some board.
+
+    Returns the boards a TV token opens (the reader sees their numbers only), or None when
+    the reader may see everything (access off, or the admin token).
+    """
+    access = request.app[keys.ACCESS]
+    if not access.config.enabled:
+        return None
+    if access.admin_status(request.headers.get("Authorization", "")) is None:
+        return None
+    token = request.query.get("token", "")
+    boards = [b for b in request.app[keys.BOARDS] if token and access.board_ok(b, token)]
+    if boards:
+        return boards
+    if not token and not request.headers.get("Authorization"):
+        raise refuse(request, endpoint, 401, "access is enabled: pass ?token= or the admin token")
+    raise refuse(request, endpoint, 403, "the token is not valid for any board")
+
+
+async def post_announcement(request: web.Request) -> web.Response:
+    """Post a text announcement with an expiry (ttl_s) to every board or to some."""
+    check_admin(request, "announcements")
+    try:
+        body: Any = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise refuse(request, "announcements", 400, f"body: invalid JSON: {exc}") from None
+    try:
+        item = request.app[keys.ANNOUNCEMENTS].post(body, set(request.app[keys.BOARDS]))
+    except AnnouncementError as exc:
+        raise refuse(request, "announcements", 400, str(exc)) from None
+    return web.json_response({"id": item.id, "expires": item.expires}, status=201)
+
+
+async def list_announcements(request: web.Request) -> web.Response:
+    """The active announcements."""
+    check_admin(request, "announcements")
+    store = request.app[keys.ANNOUNCEMENTS]
+    return web.json_response(store.active(store.clock()))
+
+
+async def delete_announcement(request: web.Request) -> web.Response:
+    """Withdraw an announcement before it expires."""
+    check_admin(request, "announcements")
+    try:
+        item_id = int(request.match_info["id"])
+    except ValueError:
+        raise refuse(request, "announcements", 400, "id: must be an integer") from None
+    if not request.app[keys.ANNOUNCEMENTS].remove(item_id):
+        raise web.HTTPNotFound(text=f"no announcement {item_id}")
+    return web.Response(status=204)
+
+
+async def admin_access(request: web.Request) -> web.Response:
+    """Access settings in force (token counts, never tokens) and their reloads."""
+    check_admin(request, "admin")
+    return web.json_response(describe(request.app[keys.ACCESS]))
+
+
+async def admin_boards(request: web.Request) -> web.Response:
+    """Boards, playlists and the TVs connected to each board."""
+    check_admin(request, "admin")
+    clients: dict[str, int] = {}
+    for client in request.app[keys.HUB].clients:
+        clients[client.board] = clients.get(client.board, 0) + 1
+    boards = {b["id"]: {"title": b["title"], "locale": b["locale"], "tiles": len(b["tiles"]),
+                        "clients": clients.get(b["id"], 0)}
+              for b in request.app[keys.BOARDS].values()}
+    playlists = {name: p.model_dump() for name, p in request.app[keys.SETTINGS].playlists.items()}
+    return web.json_response({"build": request.app[keys.BUILD], "boards": boards,
+                              "playlists": playlists})
+
+
+def admin_routes() -> list[web.AbstractRouteDef]:
+    """The admin API's routes."""
+    return [
+        web.post("/api/announcements", post_announcement),
+        web.get("/api/announcements", list_announcements),
+        web.delete("/api/announcements/{id}", delete_announcement),
+        web.get("/api/admin/access", admin_access),
+        web.get("/api/admin/boards", admin_boards),
+    ]

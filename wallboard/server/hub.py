@@ -1,0 +1,258 @@
+"""The hub: latest snapshot, versioned deltas, and fan-out through per-client outboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from wallboard.fold.guard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
+from wallboard.server.scope import Path, Scope
+
+log = logging.getLogger(__name__)
+
+_RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
+
+
+def flatten(tree: dict[str, Any], prefix: str = "",
+            out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Flatten nested dicts into dotted keys; numbers JSON cannot carry become None (in place)."""
+    # The one walk of every published number per flush: NaN, ±inf and integers past 64 bits
+    # are replaced here, in the tree too, so JSON and the exposition always encode.
+    if out is None:
+        out = {}
+    for key, value in tree.items():
+        kind = type(value)
+        if kind is dict:
+            flatten(value, f"{prefix}{key}.", out)
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                value = tree[key] = None
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                value = tree[key] = None
+        elif kind is list:
+            value = tree[key] = [sanitize(v) if type(v) is dict else json_safe(v)
+                                 for v in value]
+        out[f"{prefix}{key}"] = value
+    return out
+
+
+class Client:
+    """One websocket client: an outbox holding at most one message, and its sender task."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, board: str,
+                 transport: asyncio.BaseTransport | None) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.transport = transport
+        self.board = board
+        self.token = ""  # the TV token it connected with: a revoked one is disconnected
+        # The snapshot paths this TV may receive (its board's), or None for everything.
+        self.scope: Scope | None = None
+        self.pending: Any = _RESYNC
+        self.wake = asyncio.Event()
+        self.wake.set()
+        self.coalesced = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def offer(self, message: str) -> None:
+        """Queue a delta; a client still busy with the previous one gets a snapshot instead."""
+        if self.pending is None:
+            self.pending = message
+        else:
+            self.pending = _RESYNC
+            self.coalesced += 1
+        self.wake.set()
+
+    def resync(self) -> None:
+        """Ask for a full snapshot (after a sequence gap on the client)."""
+        self.pending = _RESYNC
+        self.wake.set()
+
+    async def send_loop(self) -> None:
+        """Send whatever is pending; a send that stalls past the timeout closes the client."""
+        timeout = self.hub.send_timeout_s
+        while not self.ws.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            message, self.pending = self.pending, None
+            if message is None:
+                continue
+            if message is _RESYNC:
+                message = self.hub.snapshot_message(self.scope)
+            try:
+                # asyncio.timeout, not wait_for: no extra task per message on the fan-out path.
+                async with asyncio.timeout(timeout):
+                    await self.ws.send_str(message)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                self.hub.dropped += 1
+                log.info("closing websocket client that stayed behind (board %s)", self.board)
+                # Closing politely would wait on the same stalled socket: cut it instead.
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+
+
+class Hub:
+    """Builds snapshots at most once per push interval and fans deltas out to clients."""
+
+    def __init__(self, build: Callable[[], dict[str, Any]], push_interval_s: float = 0.2,
+                 refresh_s: float = 1.0, send_timeout_s: float = 5.0,
+                 errors: FoldErrors | None = None) -> None:
+        self.build = build
+        self.errors = errors if errors is not None else FoldErrors()
+        self.push_interval_s = push_interval_s
+        self.refresh_s = refresh_s
+        self.send_timeout_s = send_timeout_s
+        self.seq = 0
+        self.tree: dict[str, Any] = {}
+        self.flat: dict[str, Any] = {}
+        self.clients: set[Client] = set()
+        self.dropped = 0
+        self._snapshot_cache: tuple[int, str] | None = None
+        self._scoped_cache: dict[Scope, tuple[int, str]] = {}
+        # Per scope path, its flat keys at a sequence number: boards' deltas diff these.
+        self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
+        self._last_flush = 0.0
+        self._scheduled: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def mark_dirty(self) -> None:
+        """Something changed: flush now, or when the push interval allows."""
+        if self._scheduled is not None or self._loop is None:
+            return
+        delay = max(0.0, self._last_flush + self.push_interval_s - time.monotonic())
+        self._scheduled = self._loop.call_later(delay, self.flush)
+
+    def flush(self) -> None:
+        """Rebuild the snapshot, publish the delta (if any) to every client.
+
+        A build (or encoding) that raises keeps the previous snapshot: counted under
+        wallboard_fold_errors_total{stage="snapshot"}, and the next flush tries again.
+        """
+        self._scheduled = None
+        self._last_flush = time.monotonic()
+        previous, previous_tree = self.flat, self.tree
+        try:
+            tree = self.build()
+            flat = flatten(tree)  # also makes every number JSON-safe, in `tree` too
+            changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
+            removed = [k for k in previous if k not in flat]
+            if not changes and not removed and self.seq:
+                self.tree, self.flat = tree, flat
+                return
+            # Encoded before anything is replaced: a value orjson refuses keeps the last state.
+            # Only when some client takes the whole delta: scoped boards get their own.
+            message = (self._delta(changes, removed, self.seq + 1)
+                       if any(client.scope is None for client in self.clients) else "")
+        except Exception as exc:
+            self.errors.record("snapshot", exc, what="the snapshot")
+            return
+        self.tree, self.flat = tree, flat
+        self.seq += 1
+        scoped: dict[Scope, str] = {}
+        per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
+        for client in self.clients:
+            scope = client.scope
+            if scope is None:  # encoded once for every unscoped client
+                client.offer(message)
+                continue
+            text = scoped.get(scope)
+            if text is None:  # and once per board for the scoped ones
+                text = scoped[scope] = self._scoped_delta(scope, previous_tree, per_path)
+            client.offer(text)
+
+    def _path_flat(self, path: Path, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
+        """The flat keys under one scope path at `seq` (whose tree is `tree`), once per seq."""
+        cached = self._path_cache.get(path)
+        if cached is None or cached[0] != seq:
+            node: Any = tree
+            for segment in path:
+                node = node.get(segment, _RESYNC) if isinstance(node, dict) else _RESYNC
+            prefix = ".".join(path)
+            flat = ({} if node is _RESYNC else flatten(node, prefix + ".")
+                    if isinstance(node, dict) else {prefix: node})
+            cached = self._path_cache[path] = (seq, flat)  # one entry per board path: bounded
+        return cached[1]
+
+    def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
+                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> str:
+        # Diffed within the board's own subtrees (exact path segments), never by filtering
+        # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
+        # Each path is diffed once per flush, however many boards share it (meta, totals).
+        changes: dict[str, Any] = {}
+        removed: dict[str, None] = {}
+        for path in scope:
+            delta = per_path.get(path)
+            if delta is None:
+                before = self._path_flat(path, self.seq - 1, previous_tree)
+                after = self._path_flat(path, self.seq, self.tree)
+                delta = per_path[path] = (
+                    {k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
+                    [k for k in before if k not in after])
+            changes.update(delta[0])
+            removed.update(dict.fromkeys(delta[1]))
+        return self._delta(changes, list(removed))
+
+    def _delta(self, changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+        return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
+                             "changes": changes, "removed": removed}).decode()
+
+    def current(self) -> dict[str, Any]:
+        """The latest snapshot, with any pending change flushed first."""
+        if self._scheduled is not None or not self.seq:
+            self.stop()
+            self.flush()
+        return self.tree
+
+    def snapshot_message(self, scope: Scope | None = None) -> str:
+        """The full state (or a board's part of it) as one message, encoded once per seq."""
+        cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
+        if cached is None or cached[0] != self.seq:
+            data = self.flat if scope is None else {
+                k: v for path in scope
+                for k, v in self._path_flat(path, self.seq, self.tree).items()}
+            text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
+            cached = (self.seq, text)
+            if scope is None:
+                self._snapshot_cache = cached
+            else:
+                self._scoped_cache[scope] = cached  # one entry per board: bounded
+        return cached[1]
+
+    async def run(self) -> None:
+        """Refresh once per second so time-based values (longest wait, clock) stay live."""
+        self._loop = asyncio.get_running_loop()
+        self.flush()
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            if self._scheduled is None:
+                self.flush()
+
+    def stop(self) -> None:
+        """Cancel a pending flush."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+
+    def add(self, client: Client) -> None:
+        """Register a client and start its sender."""
+        self.clients.add(client)
+        client.task = asyncio.create_task(client.send_loop())
+
+    async def remove(self, client: Client) -> None:
+        """Unregister a client and stop its sender."""
+        self.clients.discard(client)
+        if client.task is not None:
+            client.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await client.task
