@@ -185,8 +185,7 @@ def _full(raw: Any, source: str | None, now: float | None = None,
     if not isinstance(raw, dict):
         raise EventError("<event>", "must be a JSON object", "malformed")
     etype = raw.get("type")
-    spec = _TYPE_FIELDS.get(etype) if isinstance(etype, str) else None
-    if spec is None:
+    if not isinstance(etype, str) or (spec := _TYPE_FIELDS.get(etype)) is None:
         if etype is None:
             raise EventError("type", "is required", "missing_field")
         known = ", ".join(sorted(EVENT_TYPES))
