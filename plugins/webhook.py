@@ -14,13 +14,21 @@ import orjson
 from aiohttp import web
 from pydantic import Field
 
-from wallboard import hookimpl
-from wallboard.journal.interface import JournalDown
-from wallboard.kit import http as webhooks
-from wallboard.kit.signing import SignatureError, verify
-from wallboard.kit.source import Emit, PushSource, Source, SourceConfig, SourceRunner
-from wallboard.model.events import EventError
-from wallboard.server import keys
+from wallboard.kit import (
+    INGEST,
+    Emit,
+    Ingest,
+    PushSource,
+    Rejection,
+    SignatureError,
+    Source,
+    SourceConfig,
+    SourceRunner,
+    hookimpl,
+    read_body,
+    refuse,
+    verify,
+)
 
 SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Wallboard-Signature", "X-Wallboard-Timestamp"
 
@@ -45,13 +53,13 @@ class WebhookSource(PushSource):
         await self.serve_requests()
 
 
-def _find_runner(request: web.Request) -> SourceRunner | None:
+def _find_runner(request: web.Request, ingest: Ingest) -> SourceRunner | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     found = None
-    for runner in request.app[keys.RUNNERS].values():
+    for runner in ingest.runners(WebhookSource):
         config = runner.source.config
         # Compare against every source so timing does not reveal which token matched.
         if isinstance(config, WebhookConfig) and hmac.compare_digest(
@@ -117,17 +125,16 @@ async def post_events(request: web.Request) -> web.Response:
     server.max_body_bytes or server.max_batch_events, 503 with Retry-After (and nothing
     counted) when they cannot be stored, so that the sender retries. See docs/events.md.
     """
-    pipeline = request.app[keys.PIPELINE]
-    server = request.app[keys.SETTINGS].server
-    runner = _find_runner(request)
+    ingest = request.app[INGEST]
+    runner = _find_runner(request, ingest)
     if runner is None:
-        pipeline.reject("unauthorized")
+        ingest.refused("unauthorized")
         return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="wallboard"'})
     try:
-        body = await webhooks.read_body(request, server.max_body_bytes)
-    except webhooks.Rejection as exc:
-        return webhooks.refuse(runner, request, webhooks.Rejection(
+        body = await read_body(request, ingest.max_body_bytes)
+    except Rejection as exc:
+        return refuse(runner, request, Rejection(
             exc.reason, f"{exc} (server.max_body_bytes)"))
     config = runner.source.config
     if isinstance(config, WebhookConfig) and config.secret is not None:
@@ -136,38 +143,24 @@ async def post_events(request: web.Request) -> web.Response:
                    timestamp=request.headers.get(TIMESTAMP_HEADER),
                    tolerance_s=config.tolerance_s, prefix="sha256=")
         except SignatureError as exc:
-            pipeline.reject(exc.reason)
+            ingest.refused(exc.reason)
             return web.json_response({"error": f"signature: {exc}"}, status=401)
     try:
-        position, items = await _decode(body, server.max_batch_events)
+        position, items = await _decode(body, ingest.max_batch_events)
     except TooManyEvents as exc:
-        pipeline.reject("too_many_events")  # once per request: its events were not read
-        return webhooks.refuse(runner, request, webhooks.Rejection("too_many_events", str(exc)))
+        ingest.refused("too_many_events")  # once per request: its events were not read
+        return refuse(runner, request, Rejection("too_many_events", str(exc)))
     except ValueError as exc:
-        pipeline.reject("malformed")
+        ingest.refused("malformed")
         return web.json_response({"error": f"request body: {exc}"}, status=400)
-    events = []
-    rejections = webhooks.Rejections()
-    for n, (where, raw) in enumerate(items, start=1):
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        try:
-            event = pipeline.parse(raw, runner.name)
-            pipeline.admit(event)
-        except EventError as exc:
-            rejections.add(position, where, exc)
-            continue
-        events.append(event)
-    if events:
-        runner.touch()
-    try:
-        ack = await pipeline.ingest_acknowledged(events)
-    except JournalDown as exc:
-        return webhooks.journal_down(exc)
+    events, rejections = await ingest.each(runner, items, position)
+    stored = await ingest.store(runner, events)
+    if stored.down is not None:
+        return stored.retry_later()
     # 422 only when nothing of a non-empty request could be taken: a partial batch is stored,
     # and a retry would not change what was refused.
     status = 422 if rejections.total and not events else 202
-    return web.json_response({**webhooks.ack_answer(ack), **rejections.answer()},
+    return web.json_response({**stored.answer(), **rejections.answer()},
                              status=status)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +23,7 @@ from wallboard.config.settings import parse_settings
 from wallboard.kit import hookspecs
 from wallboard.kit.source import UP
 from wallboard.kit.testing import SourceContract, SourceHarness
+from wallboard.server import keys
 from wallboard.server.app import create_app
 from wallboard.server.plugins import build_registry
 
@@ -111,7 +114,7 @@ def load(doc_files: Path, module: str, monkeypatch: pytest.MonkeyPatch) -> Modul
 
 def test_tutorial_sources_pass_the_contract_suite(doc_files: Path) -> None:
     assert sorted(p.name for p in doc_files.iterdir()) == [
-        "acme_helpdesk.py", "acme_pbx.py", "example_register_routes.py",
+        "acme_helpdesk.py", "acme_pbx.py", "example_ingest_route.py", "example_register_routes.py",
         "example_register_source_types.py", "test_acme.py"]
     result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
                              "test_acme.py"], cwd=doc_files, capture_output=True, text=True,
@@ -152,3 +155,40 @@ async def test_register_routes_example_serves_its_route(doc_files: Path,
             assert resp.status == 200 and await resp.json() == {"hook": 0}
     finally:
         await server.close()
+
+
+async def test_ingest_route_example_stores_once_and_answers_each_case(
+        doc_files: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    example = load(doc_files, "example_ingest_route", monkeypatch)
+    pm = pluggy.PluginManager("wallboard")
+    pm.add_hookspecs(hookspecs)
+    pm.register(webhook, name="webhook")
+    pm.register(example, name="acme")
+    config = base_config(journal={"data_dir": str(tmp_path / "journal")})
+    config["sources"]["dialer"] = {"type": "acme_hook"}
+    app = create_app(parse_settings(config), plugin_manager=pm)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    event = {"type": "contact.queued", "id": "e1", "queue": "sales", "contact_id": "c1",
+             "ts": time.time()}
+    url = f"http://127.0.0.1:{server.port}/acme"
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = []
+            for path, body in [("dialer", event), ("dialer", event),
+                               ("dialer", {**event, "id": "e2", "queue": ""}),
+                               ("hook", event), ("dialer", b"{")]:
+                data = body if isinstance(body, bytes) else json.dumps(body)
+                async with http.post(f"{url}/{path}", data=data) as resp:
+                    answers.append((resp.status, await resp.json()))
+    finally:
+        await server.close()
+    ack = {"accepted": 1, "duplicates": 0, "late": 0, "failed": 0}
+    assert answers[0] == (202, ack)
+    assert answers[1] == (202, {**ack, "accepted": 0, "duplicates": 1})
+    assert answers[2][0] == 400 and answers[2][1]["error"].startswith("queue: ")
+    assert answers[3] == (404, {"error": "no acme_hook source of that name"})  # a webhook's
+    assert answers[4] == (400, {"error": "the body is not JSON"})
+    pipeline = app[keys.PIPELINE]
+    assert pipeline.accepted == {"dialer": 1}  # stored once, under the source's name
+    assert +pipeline.rejected == {"unauthorized": 1, "malformed": 1, "bad_value": 1}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from wallboard import hookimpl
-from wallboard.kit.source import Source
+from wallboard.kit import Source, hookimpl
 
 from .source import AsteriskAmiConfig, AsteriskAmiSource
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from wallboard.kit.source import Emit, PushSource, SourceConfig, SourceError
+from wallboard.kit import Emit, PushSource, SourceConfig, SourceError
 
 from .mapping import Mapper
 from .protocol import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from wallboard.kit.source import SourceError
+from wallboard.kit import SourceError
 
 # A body bigger than this is not an ESL frame we asked for; refuse it instead of buffering.
 MAX_BODY = 16 * 1024 * 1024

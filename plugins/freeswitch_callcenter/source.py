@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field, field_validator
 
-from wallboard.kit.source import Emit, PushSource, SourceConfig
+from wallboard.kit import Emit, PushSource, SourceConfig
 
 from .esl import EslConnection, connect, parse_table
 from .mapping import Mirror

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from wallboard.kit.source import SourceError, parse_time
+from wallboard.kit import SourceError, parse_time
 
 OPEN, PENDING, RESOLVED, CLOSED = 2, 3, 4, 5
 DONE = frozenset({RESOLVED, CLOSED})

@@ -12,16 +12,16 @@ import aiohttp
 import orjson
 from pydantic import Field
 
-from wallboard.kit.ratelimit import parse_retry_after
-from wallboard.kit.source import (
+from wallboard.kit import (
     PollConfig,
     PollSource,
     SourceConfig,
     SourceError,
     load_state_file,
+    parse_retry_after,
     save_state_file,
 )
-from wallboard.model.events import Event
+from wallboard.model import Event
 
 from .mapping import Deadline, Mapper, check_deadlines, iso, parse_time
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from wallboard.kit.source import SourceError
+from wallboard.kit import SourceError
 
 Out = list[dict[str, Any]]
 # RT's default lifecycle: leaving these statuses closes a ticket for the board.

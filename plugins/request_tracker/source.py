@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from wallboard.kit.source import Emit, PollConfig, PollSource, SourceConfig, SourceError
-from wallboard.model.events import Event
+from wallboard.kit import Emit, PollConfig, PollSource, SourceConfig, SourceError
+from wallboard.model import Event
 
 from .mapping import (
     INACTIVE,

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wallboard.kit.source import (
+from wallboard.kit import (
     Emit,
     Source,
     SourceConfig,
@@ -23,7 +23,7 @@ from wallboard.kit.source import (
     load_state_file,
     save_state_file,
 )
-from wallboard.model.events import check_channel
+from wallboard.model import check_channel
 
 from .model import Simulation
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from wallboard import hookimpl
-from wallboard.kit.source import Source
+from wallboard.kit import Source, hookimpl
 
 from .base import ROUTE, TOKEN_ROUTE, SurveySource, head_survey, post_survey
 from .delighted import DelightedSource

@@ -9,12 +9,18 @@ from typing import Any, ClassVar
 from aiohttp import web
 from pydantic import Field
 
-from wallboard.journal.interface import JournalDown
-from wallboard.kit import http as webhooks
-from wallboard.kit.http import DEFAULT_MAX_BODY_BYTES, Rejection, read_body, refuse
-from wallboard.kit.source import Emit, PushSource, SourceConfig, SourceError
-from wallboard.model.events import EventError
-from wallboard.server import keys
+from wallboard.kit import (
+    DEFAULT_MAX_BODY_BYTES,
+    INGEST,
+    Emit,
+    PushSource,
+    Rejection,
+    SourceConfig,
+    SourceError,
+    read_body,
+    refuse,
+)
+from wallboard.model import EventError
 
 from .mapping import SurveyMapping
 
@@ -92,9 +98,8 @@ def check_token(config: TokenConfig, headers: Mapping[str, str], path_token: str
 
 async def head_survey(request: web.Request) -> web.Response:
     """SurveyMonkey checks a subscription URL with HEAD before it posts to it."""
-    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
-    found = runner is not None and isinstance(runner.source, SurveySource)
-    return web.Response(status=200 if found else 404)
+    found = request.app[INGEST].find(request.match_info["source"], SurveySource)
+    return web.Response(status=200 if found is not None else 404)
 
 
 async def post_survey(request: web.Request) -> web.Response:
@@ -103,12 +108,12 @@ async def post_survey(request: web.Request) -> web.Response:
     413 (too large), 401 (no signature or token), 403 (wrong one), 422 (not mappable) and
     502 (the vendor's API failed) carry a reason and are counted per source and reason.
     """
-    pipeline = request.app[keys.PIPELINE]
-    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
-    if runner is None or not isinstance(runner.source, SurveySource):
-        pipeline.reject("unauthorized")
+    ingest = request.app[INGEST]
+    found = ingest.find(request.match_info["source"], SurveySource)
+    if found is None:
+        ingest.refused("unauthorized")
         return web.json_response({"error": "no survey source of that name"}, status=404)
-    source = runner.source
+    runner, source = found
     config = source.config
     assert isinstance(config, SurveyConfig)
     try:
@@ -116,16 +121,13 @@ async def post_survey(request: web.Request) -> web.Response:
         source.authenticate(request.headers, body, request.match_info.get("token"))
         raws = await source.responses(request.headers, body)
         try:
-            events = [pipeline.parse(raw, runner.name) for raw in raws]
-            for event in events:
-                pipeline.admit(event)
+            events = ingest.all(runner, raws)
         except EventError as exc:
             raise Rejection("unmapped", f"{exc.field}: {exc.message}") from None
     except Rejection as exc:
         return refuse(runner, request, exc)
-    runner.touch()
-    try:
-        ack = await pipeline.ingest_acknowledged(events)
-    except JournalDown as exc:
-        return webhooks.journal_down(exc)
-    return web.json_response(webhooks.ack_answer(ack), status=202)
+    runner.touch()  # an authentic callback, even one that carries no response
+    stored = await ingest.store(runner, events)
+    if stored.down is not None:
+        return stored.retry_later()
+    return web.json_response(stored.answer(), status=202)

@@ -7,8 +7,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from wallboard.kit.http import Rejection
-from wallboard.model.events import SURVEY_RESPONSE
+from wallboard.kit import Rejection
+from wallboard.model import SURVEY_RESPONSE
 
 DEFAULT_SCALES = {"csat": (1.0, 5.0), "nps": (0.0, 10.0), "ces": (1.0, 7.0)}
 

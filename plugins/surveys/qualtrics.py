@@ -8,8 +8,7 @@ from urllib.parse import parse_qsl, quote
 
 from pydantic import Field, model_validator
 
-from wallboard.kit.http import Rejection
-from wallboard.kit.source import RateLimitConfig, SourceConfig, parse_time
+from wallboard.kit import RateLimitConfig, Rejection, SourceConfig, parse_time
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import attribution, number, survey_event

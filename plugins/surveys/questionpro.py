@@ -9,8 +9,7 @@ from typing import Any, ClassVar, Self
 import orjson
 from pydantic import model_validator
 
-from wallboard.kit.http import Rejection
-from wallboard.kit.source import SourceConfig
+from wallboard.kit import Rejection, SourceConfig
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import Question, attribution, number, survey_event

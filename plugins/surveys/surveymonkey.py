@@ -9,10 +9,16 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.kit.http import Rejection
-from wallboard.kit.signing import sign
-from wallboard.kit.source import Emit, RateLimitConfig, SourceConfig, SourceError, parse_time
-from wallboard.model.events import SURVEY_RETRACTED
+from wallboard.kit import (
+    Emit,
+    RateLimitConfig,
+    Rejection,
+    SourceConfig,
+    SourceError,
+    parse_time,
+    sign,
+)
+from wallboard.model import SURVEY_RETRACTED
 
 from .base import SurveyConfig, SurveySource
 from .mapping import Question, attribution, number, survey_event

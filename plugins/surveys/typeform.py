@@ -8,9 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.kit.http import Rejection
-from wallboard.kit.signing import SignatureError, verify
-from wallboard.kit.source import SourceConfig, parse_time
+from wallboard.kit import Rejection, SignatureError, SourceConfig, parse_time, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wallboard.kit.source import SourceError
+from wallboard.kit import SourceError
 
 STATISTICS_PATH = "/v1/Workspaces/{workspace}/TaskQueues/{queue}/RealTimeStatistics"
 WAITING_STATUSES = ("pending", "reserved")

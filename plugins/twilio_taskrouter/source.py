@@ -9,12 +9,18 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from pydantic import Field
 
-from wallboard.journal.interface import JournalDown
-from wallboard.kit import http as webhooks
-from wallboard.kit.signing import SignatureError
-from wallboard.kit.source import Emit, PushSource, RateLimitConfig, SourceConfig
-from wallboard.model.events import AGENT_STATES, EventError
-from wallboard.server import keys
+from wallboard.kit import (
+    INGEST,
+    Emit,
+    PushSource,
+    RateLimitConfig,
+    SignatureError,
+    SourceConfig,
+    count,
+    json_error,
+    signature_reason,
+)
+from wallboard.model import AGENT_STATES, EventError
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot
@@ -96,20 +102,20 @@ async def post_callback(request: web.Request) -> web.Response:
     403 for a bad signature, 400 for a callback that cannot be mapped, 503 with Retry-After
     when the journal cannot store it (TaskRouter then sees a failure), all counted.
     """
-    pipeline = request.app[keys.PIPELINE]
-    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
-    if runner is None or not isinstance(runner.source, TwilioTaskRouterSource):
-        pipeline.reject("unauthorized")
-        return webhooks.json_error(404, "no twilio_taskrouter source of that name")
-    source = runner.source
+    ingest = request.app[INGEST]
+    found = ingest.find(request.match_info["source"], TwilioTaskRouterSource)
+    if found is None:
+        ingest.refused("unauthorized")
+        return json_error(404, "no twilio_taskrouter source of that name")
+    runner, source = found
     config = source.config
     assert isinstance(config, TwilioTaskRouterConfig)
     body = await request.read()
     try:
         params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
     except (UnicodeDecodeError, ValueError) as exc:
-        pipeline.reject("malformed")
-        return webhooks.json_error(400, f"request body is not form-encoded: {exc}")
+        ingest.refused("malformed")
+        return json_error(400, f"request body is not form-encoded: {exc}")
     # Twilio signs the query string's parameters as part of the URL, the body's as parameters.
     try:
         secret, algorithm = choose_key(config.auth_token, config.shared_keys,
@@ -117,32 +123,28 @@ async def post_callback(request: web.Request) -> web.Response:
         validate(secret, request_urls(request, config), params,
                  request.headers.get(SIGNATURE_HEADER), algorithm)
     except SignatureError as exc:
-        pipeline.reject(exc.reason)
-        webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
-        return webhooks.json_error(403, f"signature: {exc}")
+        ingest.refused(exc.reason)
+        count(runner, signature_reason(exc.reason))  # per source
+        return json_error(403, f"signature: {exc}")
     try:
         params_dict = dict(params)
         raw = source.mapper.map(params_dict)
     except MappingError as exc:
-        pipeline.reject(exc.code)
-        return webhooks.json_error(400, str(exc))
+        ingest.refused(exc.code)
+        return json_error(400, str(exc))
     if raw is None:  # an event type the board does not count
         source.mapper.remember(params_dict)
         runner.touch()
         return web.Response(status=204, content_type="application/json")
     try:
-        event = pipeline.parse(raw, runner.name)
-        pipeline.admit(event)
+        events = ingest.all(runner, [raw])
     except EventError as exc:
-        return webhooks.json_error(400, f"{exc.field}: {exc.message}")
-    runner.touch()
-    try:
-        ack = await pipeline.ingest_acknowledged([event])
-    except JournalDown as exc:
-        return webhooks.journal_down(exc)
+        return json_error(400, f"{exc.field}: {exc.message}")
+    stored = await ingest.store(runner, events)
+    if stored.down is not None:
+        return stored.retry_later()
     # Stored (counted or not): now the task memory may change (a retry maps the same way).
-    if ack.accepted or ack.failed:
+    if stored.ack.accepted or stored.ack.failed:
         source.mapper.remember(params_dict)
     # TaskRouter wants a 2xx and reads no body: what was stored goes in headers.
-    return web.Response(status=204, content_type="application/json",
-                        headers=webhooks.ack_headers(ack))
+    return web.Response(status=204, content_type="application/json", headers=stored.headers())

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from wallboard import hookimpl
-from wallboard.kit.source import Source
+from wallboard.kit import Source, hookimpl
 
 from .source import ZendeskConfig, ZendeskSource
 from .webhook import ROUTE, STATUS_ROUTE, get_status, post_webhook

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from wallboard.kit.source import SourceError, parse_time
+from wallboard.kit import SourceError, parse_time
 
 PRIORITIES = {"urgent": 1, "high": 2, "normal": 3, "low": 4}
 RESOLVED = frozenset({"solved", "closed"})

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from wallboard.kit.source import (
+from wallboard.kit import (
     PollConfig,
     PollSource,
     SourceConfig,
@@ -18,7 +18,7 @@ from wallboard.kit.source import (
     load_state_file,
     save_state_file,
 )
-from wallboard.model.events import Event
+from wallboard.model import Event
 
 from .mapping import Mapper
 

@@ -7,13 +7,17 @@ import time
 
 from aiohttp import web
 
-from wallboard.journal.interface import JournalDown
-from wallboard.kit import http as webhooks
-from wallboard.kit import signing
-from wallboard.kit.signing import SignatureError, sign
-from wallboard.kit.source import SourceRunner
-from wallboard.model.events import EventError
-from wallboard.server import keys
+from wallboard import kit
+from wallboard.kit import (
+    INGEST,
+    SignatureError,
+    SourceRunner,
+    count,
+    json_error,
+    sign,
+    signature_reason,
+)
+from wallboard.model import EventError
 
 from .mapping import parse_time
 from .source import ZendeskConfig, ZendeskSource
@@ -44,69 +48,61 @@ def verify(secret: str, body: bytes, signature: str | None, timestamp: str | Non
             raise SignatureError("stale_timestamp", f"timestamp is {abs(now - sent):.0f}s away "
                                                     f"from now (tolerance {tolerance_s:g}s)")
     # Zendesk signs timestamp + body with no separator: the kit's check, over that message.
-    signing.verify(secret, timestamp.encode() + body, signature.strip(), tolerance_s=None,
+    kit.verify(secret, timestamp.encode() + body, signature.strip(), tolerance_s=None,
                    encoding="base64")
 
 
 def _source(request: web.Request) -> tuple[SourceRunner, ZendeskSource] | None:
-    runner = request.app[keys.RUNNERS].get(request.match_info["source"])
-    if runner is None or not isinstance(runner.source, ZendeskSource):
-        return None
-    return runner, runner.source
+    return request.app[INGEST].find(request.match_info["source"], ZendeskSource)
 
 
 async def post_webhook(request: web.Request) -> web.Response:
     """One signed `{"ticket": {...}}` body: 204 once stored, 401 for a bad signature (counted)."""
-    pipeline = request.app[keys.PIPELINE]
+    ingest = request.app[INGEST]
     found = _source(request)
     if found is None:
-        pipeline.reject("unauthorized")
-        return webhooks.json_error(404, "no zendesk source of that name")
+        ingest.refused("unauthorized")
+        return json_error(404, "no zendesk source of that name")
     runner, source = found
     config = source.config
     assert isinstance(config, ZendeskConfig)
     if config.webhook_secret is None:
-        pipeline.reject("unauthorized")
-        return webhooks.json_error(404, "this zendesk source has no webhook_secret")
+        ingest.refused("unauthorized")
+        return json_error(404, "this zendesk source has no webhook_secret")
     body = await request.read()
     try:
         verify(config.webhook_secret, body, request.headers.get(SIGNATURE_HEADER),
                request.headers.get(TIMESTAMP_HEADER), config.webhook_tolerance_s, time.time())
     except SignatureError as exc:
-        pipeline.reject(exc.reason)
-        webhooks.count(runner, webhooks.signature_reason(exc.reason))  # per source
-        return webhooks.json_error(401, f"signature: {exc}")
+        ingest.refused(exc.reason)
+        count(runner, signature_reason(exc.reason))  # per source
+        return json_error(401, f"signature: {exc}")
     try:
         payload = json.loads(body)
     except ValueError:
-        pipeline.reject("malformed")
-        return webhooks.json_error(400, "the body is not JSON")
+        ingest.refused("malformed")
+        return json_error(400, "the body is not JSON")
     ticket = payload.get("ticket") if isinstance(payload, dict) else None
     raws = source.mapper.ticket(ticket)
     if not raws:
-        pipeline.reject("malformed")
-        return webhooks.json_error(400, "expected {\"ticket\": {\"id\", \"created_at\", ...}}")
+        ingest.refused("malformed")
+        return json_error(400, "expected {\"ticket\": {\"id\", \"created_at\", ...}}")
     try:
-        events = [pipeline.parse(raw, source.name) for raw in raws]
-        for event in events:
-            pipeline.admit(event)
+        events = ingest.all(runner, raws)
     except EventError as exc:
-        return webhooks.json_error(400, f"{exc.field}: {exc.message}")
-    runner.touch()
-    try:
-        ack = await pipeline.ingest_acknowledged(events)
-    except JournalDown as exc:
-        return webhooks.journal_down(exc)
+        return json_error(400, f"{exc.field}: {exc.message}")
+    stored = await ingest.store(runner, events)
+    if stored.down is not None:
+        return stored.retry_later()
     # Zendesk expects a 2xx and reads no body: what was stored goes in headers.
-    return web.Response(status=204, content_type="application/json",
-                        headers=webhooks.ack_headers(ack))
+    return web.Response(status=204, content_type="application/json", headers=stored.headers())
 
 
 async def get_status(request: web.Request) -> web.Response:
     """The export's lag and the saved cursors, for the board's note on the tile."""
     found = _source(request)
     if found is None:
-        return webhooks.json_error(404, "no zendesk source of that name")
+        return json_error(404, "no zendesk source of that name")
     _, source = found
     return web.json_response({
         "lag_s": source.lag_s,

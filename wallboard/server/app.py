@@ -22,6 +22,7 @@ from wallboard.ingest.pipeline import Pipeline
 from wallboard.ingest.restore import Restored, prune_forever, restore
 from wallboard.journal.interface import Journal, JournalStatus, make_journal
 from wallboard.journal.redis_backend import RedisJournal
+from wallboard.kit.ingest import INGEST, Ingest
 from wallboard.kit.source import Emit, SourceRunner
 from wallboard.kpi.history import History
 from wallboard.kpi.snapshot import SnapshotBuilder
@@ -262,6 +263,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RESTORED] = restored
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
+    app[INGEST] = Ingest(pipeline, runners)  # the kit's API for HTTP-fed plugins
     app[keys.METRICS_REGISTRY] = metrics_registry
     app[keys.CLUSTER] = cluster
     app[keys.CONNECTIONS] = guard
