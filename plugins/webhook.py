@@ -45,7 +45,7 @@ class WebhookSource(PushSource):
     """Events pushed to us over HTTP; up for as long as the server runs."""
 
     type: ClassVar[str] = "webhook"
-    Config: ClassVar[type[SourceConfig]] = WebhookConfig
+    Config = WebhookConfig
     every_node: ClassVar[bool] = True  # requests reach any node behind the load balancer
 
     async def run(self, emit: Emit) -> None:

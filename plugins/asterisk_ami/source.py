@@ -155,7 +155,7 @@ class AsteriskAmiSource(PushSource):
     """Asterisk queues over the Manager Interface; the runtime reconnects with back-off."""
 
     type: ClassVar[str] = "asterisk_ami"
-    Config: ClassVar[type[SourceConfig]] = AsteriskAmiConfig
+    Config = AsteriskAmiConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

@@ -41,7 +41,7 @@ class FreeswitchCallcenterSource(PushSource):
     """Subscribes to callcenter::info, states the queues from their lists, then follows events."""
 
     type: ClassVar[str] = "freeswitch_callcenter"
-    Config: ClassVar[type[SourceConfig]] = FreeswitchCallcenterConfig
+    Config = FreeswitchCallcenterConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

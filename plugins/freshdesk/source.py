@@ -50,7 +50,7 @@ class FreshdeskSource(PollSource):
     """Reads tickets updated since the saved cursor, oldest first, every `interval_s`."""
 
     type: ClassVar[str] = "freshdesk"
-    Config: ClassVar[type[SourceConfig]] = FreshdeskConfig
+    Config = FreshdeskConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

@@ -56,7 +56,7 @@ class RequestTrackerSource(PollSource):
     """Asks RT for the tickets updated since the last poll and maps their history to events."""
 
     type: ClassVar[str] = "request_tracker"
-    Config: ClassVar[type[SourceConfig]] = RequestTrackerConfig
+    Config = RequestTrackerConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

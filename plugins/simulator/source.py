@@ -134,7 +134,7 @@ class SimulatorSource(Source):
     """A realistic, seeded contact-center simulation; the embedded demo's default source."""
 
     type: ClassVar[str] = "simulator"
-    Config: ClassVar[type[SourceConfig]] = SimulatorConfig
+    Config = SimulatorConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

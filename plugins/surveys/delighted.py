@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.kit import Rejection, SignatureError, SourceConfig, verify
+from wallboard.kit import Rejection, SignatureError, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event
@@ -39,7 +39,7 @@ class DelightedSource(SurveySource):
     """Delighted survey_response webhooks; an update replaces the response's earlier score."""
 
     type: ClassVar[str] = "delighted"
-    Config: ClassVar[type[SourceConfig]] = DelightedConfig
+    Config = DelightedConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, quote
 
 from pydantic import Field, model_validator
 
-from wallboard.kit import RateLimitConfig, Rejection, SourceConfig, parse_time
+from wallboard.kit import RateLimitConfig, Rejection, parse_time
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import attribution, number, survey_event
@@ -34,7 +34,7 @@ class QualtricsSource(SurveySource):
     """Qualtrics completedResponse subscriptions: each callback triggers one API read."""
 
     type: ClassVar[str] = "qualtrics"
-    Config: ClassVar[type[SourceConfig]] = QualtricsConfig
+    Config = QualtricsConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:

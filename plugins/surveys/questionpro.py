@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 import orjson
 from pydantic import model_validator
 
-from wallboard.kit import Rejection, SourceConfig
+from wallboard.kit import Rejection
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import Question, attribution, number, survey_event
@@ -48,7 +48,7 @@ class QuestionProSource(SurveySource):
     """QuestionPro `{complete_response}` webhooks (the v2 Responses API's response object)."""
 
     type: ClassVar[str] = "questionpro"
-    Config: ClassVar[type[SourceConfig]] = QuestionProConfig
+    Config = QuestionProConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:

@@ -88,7 +88,7 @@ class SurveyMonkeySource(SurveySource):
     """
 
     type: ClassVar[str] = "surveymonkey"
-    Config: ClassVar[type[SourceConfig]] = SurveyMonkeyConfig
+    Config = SurveyMonkeyConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.kit import Rejection, SignatureError, SourceConfig, parse_time, verify
+from wallboard.kit import Rejection, SignatureError, parse_time, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event
@@ -43,7 +43,7 @@ class TypeformSource(SurveySource):
     """Typeform `form_response` webhooks; each rated answer becomes a survey.response."""
 
     type: ClassVar[str] = "typeform"
-    Config: ClassVar[type[SourceConfig]] = TypeformConfig
+    Config = TypeformConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
