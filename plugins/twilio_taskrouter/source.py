@@ -20,14 +20,13 @@ from wallboard.kit import (
     json_error,
     signature_reason,
 )
-from wallboard.model import AGENT_STATES, EventError
+from wallboard.model import AgentState, EventError
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot
 from .signature import SETTINGS_HEADER, SIGNATURE_HEADER, choose_key, validate
 
 ROUTE = "/api/twilio/{source}/events"
-AgentState = Literal[AGENT_STATES]  # type: ignore[valid-type]
 
 
 class TwilioTaskRouterConfig(RateLimitConfig):
@@ -48,7 +47,7 @@ class TwilioTaskRouterSource(PushSource):
     """TaskRouter event callbacks posted to the server; up for as long as the server runs."""
 
     type: ClassVar[str] = "twilio_taskrouter"
-    Config: ClassVar[type[SourceConfig]] = TwilioTaskRouterConfig
+    Config = TwilioTaskRouterConfig
 
     def __init__(self, name: str, config: SourceConfig) -> None:
         super().__init__(name, config)

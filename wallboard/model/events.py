@@ -67,6 +67,7 @@ from wallboard.model.schema import (
     TICKET_STATUS,
     TICKET_STATUSES,
     TICKET_TYPES,
+    AgentState,
     Event,
     check_channel,
     event_from_fields,
@@ -78,8 +79,8 @@ __all__ = [
     "CONTACT_TRANSFERRED", "EVENT_TYPES", "FIELD_LIMITS", "QUEUE_SNAPSHOT", "SURVEY_KINDS",
     "SURVEY_RESPONSE", "SURVEY_RETRACTED", "TICKET_CREATED", "TICKET_FIRST_RESPONSE",
     "TICKET_REOPENED", "TICKET_RESOLVED", "TICKET_SLA_BREACHED", "TICKET_STATUS",
-    "TICKET_STATUSES", "TICKET_TYPES", "Event", "EventError", "Limits", "check_channel",
-    "check_event", "event_from_fields", "parse_event", "parse_ts",
+    "TICKET_STATUSES", "TICKET_TYPES", "AgentState", "Event", "EventError", "Limits",
+    "check_channel", "check_event", "event_from_fields", "parse_event", "parse_ts",
 ]
 
 _ABSOLUTE = TimeRule(0.0, "", 0.0, "")  # parse_ts: only 1970..2100
