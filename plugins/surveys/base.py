@@ -55,7 +55,8 @@ class SurveySource(PushSource):
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""
-        surveys: dict[str, SurveyMapping] = self.config.surveys  # type: ignore[attr-defined]
+        # self.config is a SurveyConfig, which the base class types as SourceConfig.
+        surveys: dict[str, SurveyMapping] = self.config.surveys  # type: ignore[attr-defined]  # ^
         mapping = surveys.get(survey_id)
         if mapping is None:
             raise Rejection("unmapped", f"survey {survey_id[:64]!r} is not configured under "

@@ -76,7 +76,8 @@ class Cluster:
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
 
-    async def hold(self, runner: SourceRunner, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def hold(self, runner: SourceRunner,
+                   run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `run` only while this node holds the source's lease; forever, until cancelled."""
         name = runner.name
         key, fence = self.lease_key(name), f"{self.journal.prefix}:fence:{name}"
