@@ -85,3 +85,12 @@ def test_a_refused_secret_is_not_echoed(source: dict[str, str]) -> None:
     for value in source.values():
         if value != "webhook":
             assert value not in text
+
+
+def test_a_refused_journal_url_does_not_show_its_password() -> None:
+    config = base_config(journal={"backend": "redis", "url": "http://:hunter2-pw@redis.example"})
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(config, "<test>")
+    text = str(caught.value)
+    assert "'http://***@redis.example' is not a redis://" in text
+    assert "hunter2" not in text
