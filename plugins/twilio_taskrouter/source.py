@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -69,7 +69,7 @@ class TwilioTaskRouterSource(PushSource):
             self.connected()
             await self.clock.sleep(config.reconcile.interval_s)
 
-    async def reconcile(self) -> list[dict]:
+    async def reconcile(self) -> list[dict[str, Any]]:
         """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
         config = self.config
         assert isinstance(config, TwilioTaskRouterConfig) and config.reconcile is not None

@@ -203,7 +203,7 @@ class RedisJournal(RedisStreamReader):
                 pipe.evalsha(self._sha, 3, self.stream, self.counter, item.lease, self.ttl_ms,
                              item.holder, item.ids, item.bodies)
             try:
-                results = await pipe.execute()
+                results: list[Any] = await pipe.execute()
             except NoScriptError:  # a restarted Redis forgot the script: nothing was applied
                 if attempt == 2:
                     raise

@@ -54,7 +54,7 @@ class SnapshotBuilder:
         rolling = sorted((s.span_s, s.name) for s in agg.specs if s.kind == "rolling")
         self.shortest_rolling = rolling[0][1] if rolling else None
         self.spans = {s.name: s.span_s for s in agg.specs}
-        self._forecast_cache: dict[tuple, dict[str, Any]] = {}
+        self._forecast_cache: dict[tuple[float | None, ...], dict[str, Any]] = {}
 
     def build(self, now: float | None = None) -> dict[str, Any]:
         """Every KPI, nested: meta, queues, channels, teams, agents and the site total."""
@@ -112,7 +112,8 @@ class SnapshotBuilder:
             "total": total,
         }
 
-    def _queue_head(self, name: str, now: float, tickets: dict) -> dict[str, Any]:
+    def _queue_head(self, name: str, now: float,
+                    tickets: dict[str | None, dict[str, float]]) -> dict[str, Any]:
         agg = self.agg
         cfg = agg.queue_config(name)
         live = agg.state.queue_live(name, now)
@@ -143,8 +144,10 @@ class SnapshotBuilder:
                               "state": state, "target": rule.target}
         return out
 
-    def _window(self, window: str, now: float, queues: dict, channels: dict, total: dict,
-                teams: dict, agents: dict, min_sample: int) -> None:
+    def _window(self, window: str, now: float, queues: dict[str, dict[str, Any]],
+                channels: dict[str, dict[str, Any]], total: dict[str, Any],
+                teams: dict[str, dict[str, Any]], agents: dict[str, dict[str, Any]],
+                min_sample: int) -> None:
         agg = self.agg
         zeros = agg.layout.zeros
 
@@ -262,7 +265,7 @@ class SnapshotBuilder:
                 (None if isinstance(v, float) else v) for k, v in raw.items()}
         return {k: cached.get(k) for k in _NO_FORECAST}
 
-    def _sum_live(self, blocks: list[dict], names: set[str] | None) -> dict:
+    def _sum_live(self, blocks: list[dict[str, Any]], names: set[str] | None) -> dict[str, Any]:
         """Waiting adds up across queues; agents are counted once each."""
         agg = self.agg
         out = {"waiting": sum(b["waiting"] for b in blocks),

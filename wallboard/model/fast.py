@@ -94,7 +94,9 @@ def _plan(etype: str, keys: tuple[str, ...]) -> _Plan | None:
     kinds = {key: spec[key] for key in keys}
     if any(kind in ("priority", _LIST, _COUNTS) for kind in kinds.values()):
         return None  # rare: left to the full check
-    of = lambda wanted: tuple(k for k, kind in kinds.items() if kind == wanted)  # noqa: E731
+    def of(wanted: str) -> tuple[str, ...]:
+        return tuple(k for k, kind in kinds.items() if kind == wanted)
+
     strs = of(_STR)
     return _Plan(tuple(k for k in strs if k in _IDS), tuple(k for k in strs if k not in _IDS),
                  of(_NUM), of(_TS), of(_DUE), "channel" in kinds,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -199,7 +200,9 @@ def field_limits(channels: tuple[str, ...], agent_states: tuple[str, ...],
             "characters (Unicode Cc) nor bidi embedding, override or isolate controls "
             "(U+202A–U+202E, U+2066–U+2069)")
     time = "RFC 3339 text with offset, or epoch seconds"
-    one_of = lambda values: "one of " + ", ".join(f"`{v}`" for v in values)  # noqa: E731
+    def one_of(values: Iterable[str]) -> str:
+        return "one of " + ", ".join(f"`{v}`" for v in values)
+
     return (
         FieldLimit(("type",), "text", "one of the event types below",
                    ("missing_field", "unknown_type")),

@@ -202,7 +202,7 @@ class Replay:
                 return 2
             host, port = runner.addresses[0][:2]
             host = {"0.0.0.0": "127.0.0.1", "::": "localhost"}.get(host, host)  # a URL to open
-            boards: dict[str, dict] = app[keys.BOARDS]
+            boards: dict[str, dict[str, Any]] = app[keys.BOARDS]
             board = next(iter(boards), "overview")
             self.report.info(f"replay: serving http://{host}:{port}/board/{board} at {speed:g}x "
                              f"(api: http://{host}:{port}/api/snapshot)")

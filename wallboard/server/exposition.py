@@ -25,7 +25,8 @@ def _escape(text: str) -> str:
 def _value(value: object, on_error: Callable[[Exception], None] | None) -> str:
     """A sample value; one that is not a number (an int past a float's range) becomes NaN."""
     try:
-        return floatToGoString(value)
+        text: str = floatToGoString(value)  # untyped in prometheus_client: say what it returns
+        return text
     except (OverflowError, TypeError, ValueError) as exc:
         if on_error is not None:
             on_error(exc)

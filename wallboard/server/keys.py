@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from aiohttp import web
@@ -34,7 +34,7 @@ RESTORED: web.AppKey[Restored] = web.AppKey("restored")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
-BOARDS: web.AppKey[dict[str, dict]] = web.AppKey("boards")
+BOARDS: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("boards")
 ACCESS: web.AppKey[Access] = web.AppKey("access")
 CONFIG: web.AppKey[ConfigWatcher] = web.AppKey("config")  # the config file and its reloads
 ANNOUNCEMENTS: web.AppKey[Announcements] = web.AppKey("announcements")

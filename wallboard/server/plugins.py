@@ -159,7 +159,7 @@ def source_check(registry: SourceRegistry) -> SourceCheck:
     return lambda sources, where: source_problems(sources, registry, where)
 
 
-def plugin_info(pm: pluggy.PluginManager, registry: SourceRegistry) -> list[dict]:
+def plugin_info(pm: pluggy.PluginManager, registry: SourceRegistry) -> list[dict[str, Any]]:
     """Plugins with their distribution version, hooks and source types."""
     versions = {ep.name: ep.dist.version if ep.dist else None
                 for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
