@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast
 
 from aiohttp import web
 from pydantic import Field, Secret
@@ -59,8 +59,7 @@ class SurveySource(PushSource):
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""
-        # self.config is a SurveyConfig, which the base class types as SourceConfig.
-        surveys: dict[str, SurveyMapping] = self.config.surveys  # type: ignore[attr-defined]  # ^
+        surveys = cast(SurveyConfig, self.config).surveys  # the base types it as SourceConfig
         mapping = surveys.get(survey_id)
         if mapping is None:
             raise Rejection("unmapped", f"survey {survey_id[:64]!r} is not configured under "

@@ -133,8 +133,8 @@ class ConnectionGuard:
             lost(handler, exc)
 
         # aiohttp has no per-connection callback to register: wrap the server's own methods.
-        server.connection_made = connection_made  # type: ignore[method-assign]  # ^
-        server.connection_lost = connection_lost  # type: ignore[method-assign]  # ^
+        server.connection_made = connection_made  # type: ignore[method-assign]  # aiohttp: no hook
+        server.connection_lost = connection_lost  # type: ignore[method-assign]  # aiohttp: no hook
 
     def _made(self, handler: object, transport: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()

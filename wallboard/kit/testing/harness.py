@@ -90,7 +90,7 @@ class _CallbackTimer:
                         timer.found.append(SlowCallback(_describe(handle), own))
 
         # asyncio has no hook around each callback: patch the method that runs them.
-        asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]  # see above
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]  # no hook
 
     def remove(self) -> None:
         asyncio.events.Handle._run = self._original  # type: ignore[method-assign]  # undo install()
