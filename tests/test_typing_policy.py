@@ -32,3 +32,9 @@ def test_mypy_checks_the_core_and_the_plugins_strictly():
                  "warn_return_any", "warn_unused_ignores"):
         assert config.get(flag) is True, flag
     assert "ignore_missing_imports" not in config  # a missing stub shows, rather than Any
+
+
+def test_the_package_is_marked_typed_for_plugins():
+    assert (REPO / "wallboard" / "py.typed").is_file()  # PEP 561: plugins' mypy reads the kit
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "py.typed" in setuptools["package-data"]["wallboard"]
