@@ -35,4 +35,5 @@ class Engine:
         """The snapshot at `at` (default: now)."""
         if at is not None:
             self.now = at
+        self.aggregator.advance(self.now)  # the hub's tick: time moves, then the read
         return self.builder.build(self.now)

@@ -57,6 +57,7 @@ class Aggregator:
         self.next_timer = math.inf  # the earliest deadline in `timers`
         self._seq = itertools.count()
         self.late = 0
+        self.advanced_to = -math.inf  # the time `advance` last moved everything to
         self.surveys = SurveyMemory()  # counted responses, for revisions to replace
         # Refused while folding (a team over server.max_teams); the pipeline's count by reason.
         self.refused: Counter[str] = Counter()
@@ -349,6 +350,7 @@ class Aggregator:
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""
+        self.advanced_to = now
         self.fire_timers(now)
         for leaf in self.leaves.values():
             leaf.windows.advance(now)

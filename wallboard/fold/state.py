@@ -99,6 +99,11 @@ class LiveState:
             live = self.queues[name] = QueueLive()
         return live
 
+    def sources(self, name: str) -> set[str]:
+        """The sources that fed a queue so far (a read: an unknown queue stays unknown)."""
+        live = self.queues.get(name)
+        return live.sources if live is not None else set()
+
     def enqueue(self, queue: str, contact_id: str, ts: float, entered: float | None
                 ) -> Waiting | None:
         """A contact starts waiting; None when it already left (a late queued event)."""
@@ -186,8 +191,8 @@ class LiveState:
                 del live.callbacks[cid]
 
     def queue_live(self, name: str, now: float) -> dict[str, float | int | None]:
-        """Live KPIs of one queue at `now`."""
-        live = self.queue(name)
+        """Live KPIs of one queue at `now` (a read: an unknown queue is not created)."""
+        live = self.queues.get(name) or QueueLive()
         snap = live.snapshot
         if snap is not None:
             waiting = snap.waiting

@@ -131,7 +131,8 @@ class Replay:
         if self.clock.now != self.emitted:  # an event moved the clock since the last snapshot
             self.latest = self.clock.now
         self.clock.now = self.clock.cap = self.emitted = max(self.latest, t)
-        doc = self.builder.build(t)  # advances the windows and fires due timers up to t first
+        self.builder.agg.advance(t)  # the replay's tick: windows and due timers move to t
+        doc = self.builder.build(t)
         doc["sources"] = {SOURCE: {"status": "up", "last_error": None,
                                    "last_event_ts": self.latest,
                                    "events": sum(self.pipeline.accepted.values())}}
