@@ -71,7 +71,7 @@ def measure(count: int, events_of: Callable[[int, float], list[dict[str, Any]]]
     pipeline = Pipeline(Aggregator(settings, clock=clock))
     for raw in events:
         clock.now = raw["ts"]
-        pipeline.ingest_raw(raw, "bench")
+        pipeline.ingest(pipeline.parse(raw, "bench"))
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

@@ -29,7 +29,7 @@ class Engine:
         if "id" not in event:
             self._n += 1
             event = {**event, "id": f"auto-{self._n}"}
-        return self.pipeline.ingest_raw(event, "test")
+        return self.pipeline.ingest(self.pipeline.parse(event, "test"))
 
     def snapshot(self, at: float | None = None) -> dict[str, Any]:
         """The snapshot at `at` (default: now)."""

@@ -399,7 +399,3 @@ class Pipeline:
             self.late += 1
             return LATE
         return ACCEPTED
-
-    def ingest_raw(self, raw: Any, source: str) -> str:
-        """Validate and ingest one decoded object; raises EventError when invalid."""
-        return self.ingest(self.parse(raw, source))

@@ -15,7 +15,7 @@ from typing import Any
 from wallboard.fold import counters as c
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.counters import add_into
-from wallboard.fold.sketch import Sketches
+from wallboard.fold.sketch import merge_sketches
 from wallboard.fold.state import agent_counts
 from wallboard.kpi.formulas import agent_window_kpis, sl_variants, window_kpis
 from wallboard.kpi.staffing import estimate_patience, forecast
@@ -24,12 +24,6 @@ _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": N
                 "forecast_abandon": None}
 _TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
                 "oldest_ticket_s": 0.0}
-
-
-def _merge_sketches(total: Sketches, other: Sketches) -> None:
-    for target, sketch in zip(total, other, strict=True):
-        for bin_, count in sketch.items():
-            target[bin_] = target.get(bin_, 0) + count
 
 
 def _agent_vector(agg: Aggregator, agent: str, window: str, now: float) -> list[float]:
@@ -168,7 +162,7 @@ class SnapshotBuilder:
                 targets.append(by_queue[leaf.queue])
             for vec, sk in targets:
                 add_into(vec, vector)
-                _merge_sketches(sk, sketches)
+                merge_sketches(sk, sketches)
         # Agent time in state feeds occupancy for the queues they serve, their team and the site.
         agent_vectors = {}
         for name in agg.agent_windows:
