@@ -179,8 +179,7 @@ def bench_memory(settings: Settings, checkpoints: list[int], until: float = math
             "agents": len(getattr(state, "agents", ())),
             "timers": len(getattr(agg, "timers", ())),
             "dedupe_ids": getattr(pipeline, "dedupe_ids", 0),
-            "dedupe_bytes": deep_size([getattr(pipeline, "_seen", ()),
-                                       getattr(pipeline, "_older", ())]),
+            "dedupe_bytes": deep_size(getattr(pipeline, "_seen", ())),
             "elapsed_s": round(time.perf_counter() - started, 2),
         })
         if truncated:

@@ -29,7 +29,6 @@ from wallboard.fold.windows import WindowSet
 from wallboard.model import events as ev
 from wallboard.model.events import Event
 
-Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
@@ -37,7 +36,7 @@ _SL = -1  # timer kind for the service-level deadline; legal rules use their ind
 class Aggregator:
     """Owns live state and windows; `fold` is the only writer."""
 
-    def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
         self.tz = ZoneInfo(settings.site.timezone)
