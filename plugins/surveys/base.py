@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 from pydantic import Field
@@ -35,6 +35,9 @@ class SurveyConfig(SourceConfig):
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
 
 
+SC = TypeVar("SC", bound=SurveyConfig)
+
+
 class TokenConfig(SurveyConfig):
     """A source without a signing scheme: a secret header and/or a secret path token."""
 
@@ -43,7 +46,7 @@ class TokenConfig(SurveyConfig):
     path_token: str | None = Field(None, min_length=24, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-class SurveySource(PushSource):
+class SurveySource(PushSource[SC]):
     """A survey tool posting to POST /api/surveys/{source}; up while the server runs."""
 
     type: ClassVar[str]
@@ -55,8 +58,7 @@ class SurveySource(PushSource):
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""
-        surveys: dict[str, SurveyMapping] = self.config.surveys  # type: ignore[attr-defined]
-        mapping = surveys.get(survey_id)
+        mapping = self.config.surveys.get(survey_id)
         if mapping is None:
             raise Rejection("unmapped", f"survey {survey_id[:64]!r} is not configured under "
                                         f"sources.{self.name}.surveys")
@@ -115,7 +117,6 @@ async def post_survey(request: web.Request) -> web.Response:
         return web.json_response({"error": "no survey source of that name"}, status=404)
     runner, source = found
     config = source.config
-    assert isinstance(config, SurveyConfig)
     try:
         body = await read_body(request, config.max_body_bytes)
         source.authenticate(request.headers, body, request.match_info.get("token"))

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import Field
 
-from wallboard.kit import Rejection, SignatureError, SourceConfig, parse_time, verify
+from wallboard.kit import Rejection, SignatureError, parse_time, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event
@@ -39,16 +39,14 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-class TypeformSource(SurveySource):
+class TypeformSource(SurveySource[TypeformConfig]):
     """Typeform `form_response` webhooks; each rated answer becomes a survey.response."""
 
     type: ClassVar[str] = "typeform"
-    Config: ClassVar[type[SourceConfig]] = TypeformConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The signature over the raw body, before anything is parsed."""
-        assert isinstance(self.config, TypeformConfig)
         if path_token is not None:
             raise Rejection("bad_signature", "typeform sources take no path token")
         verify_signature(self.config.secret, body, headers.get(SIGNATURE_HEADER))
