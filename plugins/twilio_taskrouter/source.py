@@ -19,14 +19,13 @@ from wallboard.kit import (
     json_error,
     signature_reason,
 )
-from wallboard.model import AGENT_STATES, EventError
+from wallboard.model import AgentState, EventError
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot
 from .signature import SETTINGS_HEADER, SIGNATURE_HEADER, choose_key, validate
 
 ROUTE = "/api/twilio/{source}/events"
-AgentState = Literal[AGENT_STATES]  # type: ignore[valid-type]
 
 
 class TwilioTaskRouterConfig(RateLimitConfig):

@@ -127,6 +127,7 @@ class ZendeskSource(PollSource[ZendeskConfig]):
         # One event per id (a fulfil's exact first reply wins over the metric_set's minutes),
         # in time order so a ticket's creation comes before its first reply.
         unique = {e["id"]: e for e in reversed(from_metrics + from_tickets)}
-        events: list[Event | dict[str, Any]] = sorted(unique.values(), key=lambda e: e["ts"])
+        ordered = sorted(unique.values(), key=lambda e: e["ts"])
+        events: list[Event | dict[str, Any]] = [*ordered]
         await self.save_state(cursors)
         return events

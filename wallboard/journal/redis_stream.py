@@ -38,8 +38,8 @@ try:  # an optional dependency: make_journal turns its absence into a clear erro
     import redis
     from redis.exceptions import RedisError
 except ImportError:  # pragma: no cover - exercised by a subprocess test
-    redis = None  # type: ignore[assignment]
-    RedisError = OSError  # type: ignore[assignment,misc]
+    redis = None  # type: ignore[assignment]  # None stands for absent: checked at use
+    RedisError = OSError  # type: ignore[assignment,misc]  # OSError is caught already
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class RedisStreamReader:
 
     def stats(self) -> JournalStats:
         """Counts per source and the stream's memory (reads the whole stream: CLI only)."""
-        events, sources = 0, {}
+        events, sources = 0, dict[str, int]()
         first = last = None
         oldest_ts = newest_ts = None
         for chunk in self._entries("-"):

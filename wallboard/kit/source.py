@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import random
@@ -152,7 +153,7 @@ class Source(Generic[C]):
     """
 
     type: ClassVar[str]
-    Config: ClassVar[type[SourceConfig]] = SourceConfig
+    Config: ClassVar[builtins.type[SourceConfig]] = SourceConfig
     # False: with several nodes, one runs the source at a time (a lease); True: it only
     # receives requests, which any node behind the load balancer may get (webhooks).
     every_node: ClassVar[bool] = False
@@ -267,7 +268,7 @@ class PushSource(Source[C]):
 class PollSource(Source[P]):
     """A source asked for new events every `interval_s`: override `poll()`."""
 
-    Config: ClassVar[type[SourceConfig]] = PollConfig
+    Config: ClassVar[builtins.type[SourceConfig]] = PollConfig
 
     async def poll(self) -> list[Event | dict[str, Any]]:
         """Return the events that happened since the previous poll."""

@@ -147,7 +147,10 @@ class SnapshotBuilder:
                 teams: dict, agents: dict, min_sample: int) -> None:
         agg = self.agg
         zeros = agg.layout.zeros
-        fresh = lambda: (zeros(), [{} for _ in range(c.SKETCH_KINDS)])  # noqa: E731
+
+        def fresh() -> tuple[list[float], Sketches]:
+            return zeros(), [{} for _ in range(c.SKETCH_KINDS)]
+
         by_queue = {q: fresh() for q in queues}
         by_channel = {ch: fresh() for ch in channels}
         site = fresh()
@@ -176,12 +179,12 @@ class SnapshotBuilder:
         for name, vector in agent_vectors.items():
             live = state_agents.get(name)
             times = [(k, vector[k]) for k in c.STATE_TIME.values()]
-            targets = [site[0]]
+            served = [site[0]]
             if live is not None:
-                targets += [by_queue[q][0] for q in live.queues if q in by_queue]
+                served += [by_queue[q][0] for q in live.queues if q in by_queue]
                 channels_served = {agg.queue_config(q).channel for q in live.queues}
-                targets += [by_channel[ch][0] for ch in channels_served if ch in by_channel]
-            for target in targets:
+                served += [by_channel[ch][0] for ch in channels_served if ch in by_channel]
+            for target in served:
                 for k, value in times:
                     target[k] += value
             if name in agents:
@@ -229,7 +232,7 @@ class SnapshotBuilder:
 
     def _forecast_window(self, name: str) -> str | None:
         window = self.agg.queue_config(name).staffing.window or self.shortest_rolling
-        return window if self.spans.get(window) else None
+        return window if window is not None and self.spans.get(window) else None
 
     def _forecast(self, name: str, v: list[float], live: dict[str, Any]) -> dict[str, Any]:
         """Agents needed now and what the agents staffed now would achieve (Erlang A or C)."""
