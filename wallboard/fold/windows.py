@@ -17,7 +17,7 @@ from wallboard.fold.periods import (
     kept,
     shift_bounds,
 )
-from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches, sub_sketches
+from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches, merge_sketches
 
 
 def bucket_width(span_s: int, finest_s: int = BUCKET_WIDTH_S) -> int:
@@ -128,7 +128,7 @@ class RollingWindows:
                         total[k] -= value
                     sketches = self.slot_sketches[slot]
                     if sketches is not None:
-                        sub_sketches(total_sketches, sketches)
+                        merge_sketches(total_sketches, sketches, -1)
             if self.last_idx <= new_idx - covered:
                 total[:] = [0.0] * self.size  # drop float residue once a span is empty
         self.now_idx = new_idx

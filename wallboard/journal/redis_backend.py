@@ -66,6 +66,10 @@ class RedisJournal(RedisStreamReader):
 
     replicated = True  # the pipeline folds what `deliver` hands over, not what it appended
 
+    def shared(self) -> RedisJournal:
+        """The stream several nodes share: itself."""
+        return self
+
     def __init__(self, config: JournalConfig) -> None:
         super().__init__(config)
         self.status = JournalStatus(retry_s=config.retry_s)

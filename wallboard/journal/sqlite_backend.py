@@ -101,6 +101,10 @@ class SqliteJournal:
 
     replicated = False
 
+    def shared(self) -> None:
+        """One node's own file: nothing shared."""
+        return None
+
     def __init__(self, config: JournalConfig) -> None:
         self.config = config
         self.dir = Path(config.data_dir)

@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from wallboard.base.clock import Clock
 from wallboard.kit.ratelimit import TokenBucket, parse_retry_after
 from wallboard.model.events import Event, EventError, parse_ts
 
@@ -52,25 +53,6 @@ class SourceError(Exception):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-class Clock:
-    """Wall-clock time, monotonic time and sleeping; tests swap in a virtual clock."""
-
-    def __call__(self) -> float:
-        return self.time()
-
-    def time(self) -> float:
-        """Seconds since the epoch (event timestamps)."""
-        return time.time()
-
-    def monotonic(self) -> float:
-        """Seconds for measuring intervals."""
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds`; cancellable like asyncio.sleep."""
-        await asyncio.sleep(seconds)
 
 
 def _write_atomically(path: Path, text: str) -> None:
