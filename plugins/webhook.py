@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     INGEST,
@@ -36,8 +36,9 @@ SIGNATURE_HEADER, TIMESTAMP_HEADER = "X-Wallboard-Signature", "X-Wallboard-Times
 class WebhookConfig(SourceConfig):
     """A webhook source is identified by its bearer token."""
 
-    token: str = Field(min_length=8)
-    secret: str | None = Field(None, min_length=16)  # set: requests must be signed
+    token: Secret[Annotated[str, Field(min_length=8)]]
+    # Set: requests must be signed.
+    secret: Secret[Annotated[str, Field(min_length=16)]] | None = None
     tolerance_s: float = Field(300.0, gt=0, le=86_400)  # how old a signed request may be
 
 
@@ -61,7 +62,7 @@ def _find_source(request: web.Request,
     found = None
     for runner, source in ingest.runners(WebhookSource):
         # Compare against every source so timing does not reveal which token matched.
-        if hmac.compare_digest(source.config.token.encode(), token.encode()):
+        if hmac.compare_digest(source.config.token.get_secret_value().encode(), token.encode()):
             found = runner, source
     return found
 
@@ -138,7 +139,7 @@ async def post_events(request: web.Request) -> web.Response:
     config = source.config
     if config.secret is not None:
         try:
-            verify(config.secret, body, request.headers.get(SIGNATURE_HEADER),
+            verify(config.secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER),
                    timestamp=request.headers.get(TIMESTAMP_HEADER),
                    tolerance_s=config.tolerance_s, prefix="sha256=")
         except SignatureError as exc:

@@ -6,11 +6,11 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     PollConfig,
@@ -31,7 +31,7 @@ class FreshdeskConfig(PollConfig):
     """Where the helpdesk is, its API key, and how groups map to the board's queues."""
 
     url: str = Field(pattern=r"^https?://\S+$")  # e.g. https://acme.freshdesk.com
-    api_key: str = Field(min_length=8)
+    api_key: Secret[Annotated[str, Field(min_length=8)]]
     interval_s: float = Field(60.0, gt=0)
     per_page: int = Field(100, ge=1, le=100)
     max_pages: int = Field(50, ge=1)  # per poll; the rest is read on the next poll
@@ -97,7 +97,7 @@ class FreshdeskSource(PollSource[FreshdeskConfig]):
 
     async def get_page(self, url: str, params: dict[str, str]) -> tuple[Any, bool]:
         """One page and whether its `Link` header names a next one; waits out 429s."""
-        key = base64.b64encode(f"{self.settings.api_key}:X".encode()).decode()
+        key = base64.b64encode(f"{self.settings.api_key.get_secret_value()}:X".encode()).decode()
         auth = {"Authorization": f"Basic {key}"}  # Freshdesk: the API key, password "X"
         for attempt in range(self.settings.max_retries + 1):
             if self.limiter is not None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     DEFAULT_MAX_BODY_BYTES,
@@ -37,13 +37,16 @@ class SurveyConfig(SourceConfig):
 
 SC = TypeVar("SC", bound=SurveyConfig)
 
+# A secret URL path segment: /api/surveys/{source}/{path_token}.
+_PathToken = Secret[Annotated[str, Field(min_length=24, pattern=r"^[A-Za-z0-9_-]+$")]]
+
 
 class TokenConfig(SurveyConfig):
     """A source without a signing scheme: a secret header and/or a secret path token."""
 
-    token: str | None = Field(None, min_length=24)  # sent in `token_header`
+    token: Secret[Annotated[str, Field(min_length=24)]] | None = None  # sent in `token_header`
     token_header: str = Field("X-Wallboard-Token", min_length=1)
-    path_token: str | None = Field(None, min_length=24, pattern=r"^[A-Za-z0-9_-]+$")
+    path_token: _PathToken | None = None
 
 
 class SurveySource(PushSource[SC]):
@@ -86,7 +89,8 @@ def check_token(config: TokenConfig, headers: Mapping[str, str], path_token: str
     if config.path_token is not None:
         if path_token is None:
             raise Rejection("missing_signature", "this source needs its secret path token")
-        if not hmac.compare_digest(config.path_token.encode(), path_token.encode()):
+        if not hmac.compare_digest(config.path_token.get_secret_value().encode(),
+                                   path_token.encode()):
             raise Rejection("bad_signature", "wrong path token")
     elif path_token is not None:
         raise Rejection("bad_signature", "this source has no path token")
@@ -94,7 +98,8 @@ def check_token(config: TokenConfig, headers: Mapping[str, str], path_token: str
         given = headers.get(config.token_header)
         if not given:
             raise Rejection("missing_signature", f"the request has no {config.token_header}")
-        if not hmac.compare_digest(config.token.encode(), given.strip().encode()):
+        if not hmac.compare_digest(config.token.get_secret_value().encode(),
+                                   given.strip().encode()):
             raise Rejection("bad_signature", f"wrong {config.token_header}")
 
 

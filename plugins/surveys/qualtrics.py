@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import parse_qsl, quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, Secret, model_validator
 
 from wallboard.kit import RateLimitConfig, Rejection, parse_time
 
@@ -20,7 +20,7 @@ class QualtricsConfig(TokenConfig, RateLimitConfig):
     """The path token of the publicationUrl, and the API token that reads responses."""
 
     api_url: str = Field(pattern=r"^https?://[^/\s]+/?$")  # https://{datacenter}.qualtrics.com
-    api_token: str = Field(min_length=8)
+    api_token: Secret[Annotated[str, Field(min_length=8)]]
 
     @model_validator(mode="after")
     def _authenticated(self) -> Self:
@@ -55,7 +55,7 @@ class QualtricsSource(SurveySource[QualtricsConfig]):
         mapping = self.survey(survey_id)
         url = (f"{config.api_url.rstrip('/')}/API/v3/surveys/{quote(survey_id, safe='')}"
                f"/responses/{quote(response_id, safe='')}")
-        payload = await self.api_json(url, {"X-API-TOKEN": config.api_token})
+        payload = await self.api_json(url, {"X-API-TOKEN": config.api_token.get_secret_value()})
         result = payload.get("result") if isinstance(payload, dict) else None
         values = result.get("values") if isinstance(result, dict) else None
         if not isinstance(values, dict):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import Rejection, SignatureError, parse_time, verify
 
@@ -19,7 +19,7 @@ SIGNATURE_HEADER = "Typeform-Signature"
 class TypeformConfig(SurveyConfig):
     """The webhook's secret, and per form id which field refs are rated questions."""
 
-    secret: str = Field(min_length=8)
+    secret: Secret[Annotated[str, Field(min_length=8)]]
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> None:
@@ -49,7 +49,7 @@ class TypeformSource(SurveySource[TypeformConfig]):
         """The signature over the raw body, before anything is parsed."""
         if path_token is not None:
             raise Rejection("bad_signature", "typeform sources take no path token")
-        verify_signature(self.config.secret, body, headers.get(SIGNATURE_HEADER))
+        verify_signature(self.config.secret.get_secret_value(), body, headers.get(SIGNATURE_HEADER))
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """Rated answers mapped by `field.ref`; hidden fields attribute them."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     INGEST,
@@ -31,8 +31,9 @@ ROUTE = "/api/twilio/{source}/events"
 class TwilioTaskRouterConfig(RateLimitConfig):
     """The Auth Token that signs callbacks, and how TaskRouter names map to the board's."""
 
-    auth_token: str = Field(min_length=16)
-    shared_keys: dict[str, str] = Field(default_factory=dict)  # key id -> HMAC-SHA256 secret
+    auth_token: Secret[Annotated[str, Field(min_length=16)]]
+    # Key id -> HMAC-SHA256 secret.
+    shared_keys: dict[str, Secret[str]] = Field(default_factory=dict)
     public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+/\S*$")
     trust_forwarded: bool = False  # rebuild the URL from X-Forwarded-Proto / X-Forwarded-Host
     queues: dict[str, str] = Field(default_factory=dict)  # TaskQueueSid or name -> queue
@@ -68,7 +69,7 @@ class TwilioTaskRouterSource(PushSource[TwilioTaskRouterConfig]):
         """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
         config = self.config
         assert config.reconcile is not None
-        login = f"{config.reconcile.account_sid}:{config.auth_token}".encode()
+        login = f"{config.reconcile.account_sid}:{config.auth_token.get_secret_value()}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
         events = []
         for task_queue, queue in config.reconcile.task_queues.items():
@@ -112,7 +113,8 @@ async def post_callback(request: web.Request) -> web.Response:
         return json_error(400, f"request body is not form-encoded: {exc}")
     # Twilio signs the query string's parameters as part of the URL, the body's as parameters.
     try:
-        secret, algorithm = choose_key(config.auth_token, config.shared_keys,
+        shared = {key: value.get_secret_value() for key, value in config.shared_keys.items()}
+        secret, algorithm = choose_key(config.auth_token.get_secret_value(), shared,
                                        request.headers.get(SETTINGS_HEADER))
         validate(secret, request_urls(request, config), params,
                  request.headers.get(SIGNATURE_HEADER), algorithm)

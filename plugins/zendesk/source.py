@@ -6,9 +6,9 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, Secret, model_validator
 
 from wallboard.kit import (
     PollConfig,
@@ -31,8 +31,8 @@ class ZendeskConfig(PollConfig):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$")  # https://acme.zendesk.com
     email: str | None = Field(None, min_length=3)
-    api_token: str | None = Field(None, min_length=8)
-    oauth_token: str | None = Field(None, min_length=8)
+    api_token: Secret[Annotated[str, Field(min_length=8)]] | None = None
+    oauth_token: Secret[Annotated[str, Field(min_length=8)]] | None = None
     start_time: int = Field(0, ge=0)  # where the very first export starts (unix seconds)
     state_dir: str = Field("./wallboard-data", min_length=1)  # the cursor file lives here
     interval_s: float = Field(60.0, gt=0)
@@ -43,7 +43,7 @@ class ZendeskConfig(PollConfig):
     groups: dict[str, str] = Field(default_factory=dict)  # group_id -> queue
     queue: str | None = None  # the queue of tickets whose group is not mapped
     channel: str = "ticket"
-    webhook_secret: str | None = Field(None, min_length=8)
+    webhook_secret: Secret[Annotated[str, Field(min_length=8)]] | None = None
     webhook_tolerance_s: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
@@ -79,8 +79,9 @@ class ZendeskSource(PollSource[ZendeskConfig]):
         """Basic `{email}/token:{api_token}`, or a Bearer OAuth token."""
         config = self.config
         if config.oauth_token is not None:
-            return {"Authorization": f"Bearer {config.oauth_token}"}
-        login = f"{config.email}/token:{config.api_token}".encode()
+            return {"Authorization": f"Bearer {config.oauth_token.get_secret_value()}"}
+        assert config.api_token is not None  # _credentials: oauth_token, or email and api_token
+        login = f"{config.email}/token:{config.api_token.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(login).decode()}
 
     async def export(self, path: str, params: dict[str, Any], key: str,

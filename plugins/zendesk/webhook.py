@@ -70,8 +70,9 @@ async def post_webhook(request: web.Request) -> web.Response:
         return json_error(404, "this zendesk source has no webhook_secret")
     body = await request.read()
     try:
-        verify(config.webhook_secret, body, request.headers.get(SIGNATURE_HEADER),
-               request.headers.get(TIMESTAMP_HEADER), config.webhook_tolerance_s, time.time())
+        verify(config.webhook_secret.get_secret_value(), body,
+               request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER),
+               config.webhook_tolerance_s, time.time())
     except SignatureError as exc:
         ingest.refused(exc.reason)
         count(runner, signature_reason(exc.reason))  # per source

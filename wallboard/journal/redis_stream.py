@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from wallboard.config.settings import JournalConfig
+from wallboard.config.settings import JournalConfig, safe_url
 from wallboard.journal.interface import (
     FIELDS,
     QUARANTINE_REASONS_LISTED,
@@ -69,7 +69,7 @@ class RedisStreamReader:
         self.quarantine_key = f"{prefix}:quarantine"
         self.status = JournalStatus(retry_s=config.retry_s)
         self._fields: list[str] = list(FIELDS)
-        self.location = f"{_safe_url(config.url)} stream {self.stream}"
+        self.location = f"{safe_url(config.url)} stream {self.stream}"
         self.last_id: bytes = b"$"
         self.folded_n = 0  # the counter value at the last entry folded
         self._sync: Any = None
@@ -243,11 +243,3 @@ class RedisStreamReader:
         held, reasons = self._quarantine_stats()
         return JournalStats(self.location, events, size, oldest_ts, newest_ts, first, last,
                             ordered, held, reasons)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
