@@ -158,3 +158,23 @@ async def test_prometheus_sees_the_boards_numbers(live_server, prometheus, tmp_p
 async def _at_least(check: Any, target: float) -> bool:
     value = await check()
     return value is not None and value >= target
+
+
+async def test_metrics_declares_the_format_it_writes(live_server, tmp_path) -> None:
+    """/metrics says text format 0.0.4, and its body is that: promtool, which reads 0.0.4 text,
+    has nothing to say, and prometheus_client's 0.0.4 parser reads every line."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    live = await live_server(full_config(tmp_path / "journal"))
+    status, body = await live.post(day_events(time.time()))
+    assert status == 202 and body["rejected"] == [], body
+    async with live.session.get(f"{live.url}/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        text = await resp.text()
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert "wallboard_queue_contacts_waiting" in families
+    require_program("/usr/bin/promtool", "Debian package prometheus provides promtool")
+    result = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr

@@ -24,14 +24,14 @@ Event = dict[str, Any]
 
 def _int(value: str | None, default: int | None = None) -> int | None:
     try:
-        return int(value) if value not in (None, "") else default  # type: ignore[arg-type]
+        return int(value) if value else default
     except ValueError:
         return default
 
 
 def _num(value: str | None) -> float | None:
     try:
-        return float(value) if value not in (None, "") else None  # type: ignore[arg-type]
+        return float(value) if value else None
     except ValueError:
         return None
 

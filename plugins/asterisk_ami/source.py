@@ -8,9 +8,9 @@ import itertools
 import socket
 import ssl
 from collections import deque
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import Emit, PushSource, SourceConfig, SourceError
 
@@ -34,7 +34,7 @@ class AsteriskAmiConfig(SourceConfig):
     tls: bool = False
     tls_verify: bool = True  # a self-signed PBX certificate needs tls_verify: false
     username: str = Field(min_length=1)
-    secret: str = Field(min_length=1)
+    secret: Secret[Annotated[str, Field(min_length=1)]]
     auth: Literal["plain", "md5"] = "plain"
     # Asterisk queue name -> board queue name; with only_mapped_queues, others are ignored.
     queues: dict[str, str] = Field(default_factory=dict)
@@ -151,15 +151,13 @@ def enable_keepalive(writer: asyncio.StreamWriter) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-class AsteriskAmiSource(PushSource):
+class AsteriskAmiSource(PushSource[AsteriskAmiConfig]):
     """Asterisk queues over the Manager Interface; the runtime reconnects with back-off."""
 
     type: ClassVar[str] = "asterisk_ami"
-    Config: ClassVar[type[SourceConfig]] = AsteriskAmiConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: AsteriskAmiConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, AsteriskAmiConfig)
         self.cfg = config
         # The model outlives connections: a reconnect's snapshot is compared with it.
         self.mapper = Mapper(self._queue_name, config.entered_from)
@@ -206,9 +204,9 @@ class AsteriskAmiSource(PushSource):
             if challenge.response != "Success" or not token:
                 raise SourceError(f"AMI {cfg.host}:{cfg.port}: MD5 challenge refused: "
                                   f"{challenge.get('Message') or 'no challenge given'}")
-            fields.update({"AuthType": "MD5", "Key": md5_key(token, cfg.secret)})
+            fields.update({"AuthType": "MD5", "Key": md5_key(token, cfg.secret.get_secret_value())})
         else:
-            fields["Secret"] = cfg.secret
+            fields["Secret"] = cfg.secret.get_secret_value()
         answer = await conn.request("Login", fields)
         if answer.response != "Success":
             message = answer.get("Message") or "login refused"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import Field, Secret, field_validator
 
 from wallboard.kit import Emit, PushSource, SourceConfig
 
@@ -22,7 +22,7 @@ class FreeswitchCallcenterConfig(SourceConfig):
 
     host: str = Field(min_length=1)
     port: int = Field(8021, ge=1, le=65535)
-    password: str = Field(min_length=1)
+    password: Secret[Annotated[str, Field(min_length=1)]]
     # mod_callcenter queue names (e.g. "support@default"); empty: every queue it lists.
     queues: list[str] = Field(default_factory=list)
     # mod_callcenter queue name -> wallboard queue name; unlisted queues keep their name.
@@ -37,22 +37,21 @@ class FreeswitchCallcenterConfig(SourceConfig):
         return value
 
 
-class FreeswitchCallcenterSource(PushSource):
+class FreeswitchCallcenterSource(PushSource[FreeswitchCallcenterConfig]):
     """Subscribes to callcenter::info, states the queues from their lists, then follows events."""
 
     type: ClassVar[str] = "freeswitch_callcenter"
-    Config: ClassVar[type[SourceConfig]] = FreeswitchCallcenterConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: FreeswitchCallcenterConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, FreeswitchCallcenterConfig)
         self.settings = config
         self.mirror = Mirror(rename=dict(config.queue_names))
 
     async def run(self, emit: Emit) -> None:
         """One ESL session: auth, subscribe, snapshot, then events until the socket ends."""
         cfg = self.settings
-        conn = await connect(cfg.host, cfg.port, cfg.password, timeout_s=cfg.timeout_s)
+        conn = await connect(cfg.host, cfg.port, cfg.password.get_secret_value(),
+                             timeout_s=cfg.timeout_s)
         try:
             # Subscribe before listing, so nothing happening between the lists and the first
             # event is lost; events read meanwhile wait in conn.pending and apply afterwards.

@@ -10,8 +10,9 @@ from wallboard.kit import SourceError, parse_time
 OPEN, PENDING, RESOLVED, CLOSED = 2, 3, 4, 5
 DONE = frozenset({RESOLVED, CLOSED})
 # Unresolved statuses on the board: 6 and 7 are Freshdesk's default "Waiting on Customer" and
-# "Waiting on Third Party"; custom statuses count as open.
-WORKING = {OPEN: "open", PENDING: "pending", 6: "pending", 7: "hold"}
+# "Waiting on Third Party"; custom statuses count as open (keyed by object: looked up with
+# whatever the API sent).
+WORKING: dict[object, str] = {OPEN: "open", PENDING: "pending", 6: "pending", 7: "hold"}
 FIRST_RESPONSE, RESOLUTION = "first_response_time", "resolution_time"
 
 
@@ -88,7 +89,7 @@ class Mapper:
         created = parse_time(ticket.get("created_at"))
         if created is None:
             raise SourceError(f"ticket {ticket_id}: no valid created_at")
-        stats = ticket.get("stats") if isinstance(ticket.get("stats"), dict) else {}
+        stats = raw if isinstance(raw := ticket.get("stats"), dict) else {}
         status = ticket.get("status")
         base: dict[str, Any] = {"contact_id": ticket_id, "queue": self.queue_of(ticket),
                                 "channel": "ticket"}

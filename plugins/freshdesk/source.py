@@ -6,16 +6,15 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     PollConfig,
     PollSource,
-    SourceConfig,
     SourceError,
     load_state_file,
     parse_retry_after,
@@ -32,7 +31,7 @@ class FreshdeskConfig(PollConfig):
     """Where the helpdesk is, its API key, and how groups map to the board's queues."""
 
     url: str = Field(pattern=r"^https?://\S+$")  # e.g. https://acme.freshdesk.com
-    api_key: str = Field(min_length=8)
+    api_key: Secret[Annotated[str, Field(min_length=8)]]
     interval_s: float = Field(60.0, gt=0)
     per_page: int = Field(100, ge=1, le=100)
     max_pages: int = Field(50, ge=1)  # per poll; the rest is read on the next poll
@@ -46,15 +45,13 @@ class FreshdeskConfig(PollConfig):
     max_retries: int = Field(3, ge=0)  # 429s waited out within one poll
 
 
-class FreshdeskSource(PollSource):
+class FreshdeskSource(PollSource[FreshdeskConfig]):
     """Reads tickets updated since the saved cursor, oldest first, every `interval_s`."""
 
     type: ClassVar[str] = "freshdesk"
-    Config: ClassVar[type[SourceConfig]] = FreshdeskConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: FreshdeskConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, FreshdeskConfig)
         self.settings = config
         self.mapper = Mapper(config.groups, config.default_queue)
         self.cursor: str | None = None
@@ -100,7 +97,7 @@ class FreshdeskSource(PollSource):
 
     async def get_page(self, url: str, params: dict[str, str]) -> tuple[Any, bool]:
         """One page and whether its `Link` header names a next one; waits out 429s."""
-        key = base64.b64encode(f"{self.settings.api_key}:X".encode()).decode()
+        key = base64.b64encode(f"{self.settings.api_key.get_secret_value()}:X".encode()).decode()
         auth = {"Authorization": f"Basic {key}"}  # Freshdesk: the API key, password "X"
         for attempt in range(self.settings.max_retries + 1):
             if self.limiter is not None:

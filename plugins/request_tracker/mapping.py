@@ -107,8 +107,9 @@ def to_ticket(payload: Any) -> Ticket:
     people = payload.get("Requestor")
     requestors = frozenset(r for r in map(ref_id, people) if r) if isinstance(people, list) \
         else frozenset()
+    raw_priority = payload.get("Priority")
     try:
-        priority: int | None = int(payload.get("Priority"))  # type: ignore[arg-type]
+        priority = int(raw_priority) if raw_priority is not None else None
     except (TypeError, ValueError):
         priority = None
     status = payload.get("Status")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, Secret, model_validator
 
-from wallboard.kit import Emit, PollConfig, PollSource, SourceConfig, SourceError
+from wallboard.kit import Emit, PollConfig, PollSource, SourceError
 from wallboard.model import Event
 
 from .mapping import (
@@ -32,9 +32,10 @@ class RequestTrackerConfig(PollConfig):
     """Where RT is, how to log in, which queues to follow."""
 
     url: str = Field(pattern=r"^https?://\S+$")  # WebBaseURL + WebPath, e.g. https://rt.example/rt
-    token: str | None = Field(None, min_length=8)  # an RT auth token (RT::Authen::Token)
+    # An RT auth token (RT::Authen::Token).
+    token: Secret[Annotated[str, Field(min_length=8)]] | None = None
     username: str | None = Field(None, min_length=1)
-    password: str | None = Field(None, min_length=1)
+    password: Secret[Annotated[str, Field(min_length=1)]] | None = None
     # RT queue name -> board queue name; when given, only these queues are polled.
     queues: dict[str, str] = Field(default_factory=dict)
     interval_s: float = Field(30.0, gt=0)
@@ -52,21 +53,20 @@ class RequestTrackerConfig(PollConfig):
         return self
 
 
-class RequestTrackerSource(PollSource):
+class RequestTrackerSource(PollSource[RequestTrackerConfig]):
     """Asks RT for the tickets updated since the last poll and maps their history to events."""
 
     type: ClassVar[str] = "request_tracker"
-    Config: ClassVar[type[SourceConfig]] = RequestTrackerConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: RequestTrackerConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, RequestTrackerConfig)
         self.cfg = config
         self.api = config.url.rstrip("/") + "/REST/2.0"
         if config.token is not None:
-            self.headers = {"Authorization": f"token {config.token}"}
+            self.headers = {"Authorization": f"token {config.token.get_secret_value()}"}
         else:
-            login = f"{config.username}:{config.password}".encode()
+            assert config.password is not None  # _one_login: a token, or both of these
+            login = f"{config.username}:{config.password.get_secret_value()}".encode()
             self.headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
         self.since: float | None = None  # the newest LastUpdated read, RT's clock
         self.seen: dict[str, float | None] = {}  # ticket id -> LastUpdated already mapped

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     DEFAULT_MAX_BODY_BYTES,
@@ -35,15 +35,21 @@ class SurveyConfig(SourceConfig):
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
 
 
+SC = TypeVar("SC", bound=SurveyConfig)
+
+# A secret URL path segment: /api/surveys/{source}/{path_token}.
+_PathToken = Secret[Annotated[str, Field(min_length=24, pattern=r"^[A-Za-z0-9_-]+$")]]
+
+
 class TokenConfig(SurveyConfig):
     """A source without a signing scheme: a secret header and/or a secret path token."""
 
-    token: str | None = Field(None, min_length=24)  # sent in `token_header`
+    token: Secret[Annotated[str, Field(min_length=24)]] | None = None  # sent in `token_header`
     token_header: str = Field("X-Wallboard-Token", min_length=1)
-    path_token: str | None = Field(None, min_length=24, pattern=r"^[A-Za-z0-9_-]+$")
+    path_token: _PathToken | None = None
 
 
-class SurveySource(PushSource):
+class SurveySource(PushSource[SC]):
     """A survey tool posting to POST /api/surveys/{source}; up while the server runs."""
 
     type: ClassVar[str]
@@ -55,8 +61,7 @@ class SurveySource(PushSource):
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""
-        surveys: dict[str, SurveyMapping] = self.config.surveys  # type: ignore[attr-defined]
-        mapping = surveys.get(survey_id)
+        mapping = self.config.surveys.get(survey_id)
         if mapping is None:
             raise Rejection("unmapped", f"survey {survey_id[:64]!r} is not configured under "
                                         f"sources.{self.name}.surveys")
@@ -84,7 +89,8 @@ def check_token(config: TokenConfig, headers: Mapping[str, str], path_token: str
     if config.path_token is not None:
         if path_token is None:
             raise Rejection("missing_signature", "this source needs its secret path token")
-        if not hmac.compare_digest(config.path_token.encode(), path_token.encode()):
+        if not hmac.compare_digest(config.path_token.get_secret_value().encode(),
+                                   path_token.encode()):
             raise Rejection("bad_signature", "wrong path token")
     elif path_token is not None:
         raise Rejection("bad_signature", "this source has no path token")
@@ -92,7 +98,8 @@ def check_token(config: TokenConfig, headers: Mapping[str, str], path_token: str
         given = headers.get(config.token_header)
         if not given:
             raise Rejection("missing_signature", f"the request has no {config.token_header}")
-        if not hmac.compare_digest(config.token.encode(), given.strip().encode()):
+        if not hmac.compare_digest(config.token.get_secret_value().encode(),
+                                   given.strip().encode()):
             raise Rejection("bad_signature", f"wrong {config.token_header}")
 
 
@@ -115,7 +122,6 @@ async def post_survey(request: web.Request) -> web.Response:
         return web.json_response({"error": "no survey source of that name"}, status=404)
     runner, source = found
     config = source.config
-    assert isinstance(config, SurveyConfig)
     try:
         body = await read_body(request, config.max_body_bytes)
         source.authenticate(request.headers, body, request.match_info.get("token"))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
-from wallboard.kit import Rejection, SignatureError, SourceConfig, verify
+from wallboard.kit import Rejection, SignatureError, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event
@@ -21,7 +21,7 @@ SCORE = "score"  # the one rated answer of a Delighted response: its key under `
 class DelightedConfig(SurveyConfig):
     """The API key that signs webhooks; `surveys` keyed by survey type (nps, csat, ces…)."""
 
-    api_key: str = Field(min_length=8)
+    api_key: Secret[Annotated[str, Field(min_length=8)]]
 
 
 def verify_signature(api_key: str, body: bytes, header: str | None) -> None:
@@ -35,19 +35,18 @@ def verify_signature(api_key: str, body: bytes, header: str | None) -> None:
         raise Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the body") from None
 
 
-class DelightedSource(SurveySource):
+class DelightedSource(SurveySource[DelightedConfig]):
     """Delighted survey_response webhooks; an update replaces the response's earlier score."""
 
     type: ClassVar[str] = "delighted"
-    Config: ClassVar[type[SourceConfig]] = DelightedConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The signature over the raw body, before anything is parsed."""
-        assert isinstance(self.config, DelightedConfig)
         if path_token is not None:
             raise Rejection("bad_signature", "delighted sources take no path token")
-        verify_signature(self.config.api_key, body, headers.get(SIGNATURE_HEADER))
+        verify_signature(self.config.api_key.get_secret_value(), body,
+                         headers.get(SIGNATURE_HEADER))
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """The score of a created or updated response; other events (unsubscribes) count 0."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import parse_qsl, quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, Secret, model_validator
 
-from wallboard.kit import RateLimitConfig, Rejection, SourceConfig, parse_time
+from wallboard.kit import RateLimitConfig, Rejection, parse_time
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import attribution, number, survey_event
@@ -20,7 +20,7 @@ class QualtricsConfig(TokenConfig, RateLimitConfig):
     """The path token of the publicationUrl, and the API token that reads responses."""
 
     api_url: str = Field(pattern=r"^https?://[^/\s]+/?$")  # https://{datacenter}.qualtrics.com
-    api_token: str = Field(min_length=8)
+    api_token: Secret[Annotated[str, Field(min_length=8)]]
 
     @model_validator(mode="after")
     def _authenticated(self) -> Self:
@@ -30,22 +30,19 @@ class QualtricsConfig(TokenConfig, RateLimitConfig):
         return self
 
 
-class QualtricsSource(SurveySource):
+class QualtricsSource(SurveySource[QualtricsConfig]):
     """Qualtrics completedResponse subscriptions: each callback triggers one API read."""
 
     type: ClassVar[str] = "qualtrics"
-    Config: ClassVar[type[SourceConfig]] = QualtricsConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The configured secret path token and/or header."""
-        assert isinstance(self.config, QualtricsConfig)
         check_token(self.config, headers, path_token)
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """GET /API/v3/surveys/{SurveyID}/responses/{ResponseID}; values by question id."""
         config = self.config
-        assert isinstance(config, QualtricsConfig)
         try:
             form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -58,7 +55,7 @@ class QualtricsSource(SurveySource):
         mapping = self.survey(survey_id)
         url = (f"{config.api_url.rstrip('/')}/API/v3/surveys/{quote(survey_id, safe='')}"
                f"/responses/{quote(response_id, safe='')}")
-        payload = await self.api_json(url, {"X-API-TOKEN": config.api_token})
+        payload = await self.api_json(url, {"X-API-TOKEN": config.api_token.get_secret_value()})
         result = payload.get("result") if isinstance(payload, dict) else None
         values = result.get("values") if isinstance(result, dict) else None
         if not isinstance(values, dict):

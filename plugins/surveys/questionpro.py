@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 import orjson
 from pydantic import model_validator
 
-from wallboard.kit import Rejection, SourceConfig
+from wallboard.kit import Rejection
 
 from .base import SurveySource, TokenConfig, check_token
 from .mapping import Question, attribution, number, survey_event
@@ -44,16 +44,14 @@ def parse_questionpro_time(text: Any) -> float | None:
     return local.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone]))).timestamp()
 
 
-class QuestionProSource(SurveySource):
+class QuestionProSource(SurveySource[QuestionProConfig]):
     """QuestionPro `{complete_response}` webhooks (the v2 Responses API's response object)."""
 
     type: ClassVar[str] = "questionpro"
-    Config: ClassVar[type[SourceConfig]] = QuestionProConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The configured secret header and/or path token."""
-        assert isinstance(self.config, QuestionProConfig)
         check_token(self.config, headers, path_token)
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     Emit,
     RateLimitConfig,
     Rejection,
-    SourceConfig,
     SourceError,
     parse_time,
     sign,
@@ -32,9 +31,9 @@ Choices = dict[str, dict[str, tuple[int, float | None]]]  # question -> choice -
 class SurveyMonkeyConfig(SurveyConfig, RateLimitConfig):
     """The app's key and secret (they sign callbacks) and the token that reads responses."""
 
-    api_key: str = Field(min_length=4)
-    api_secret: str = Field(min_length=8)
-    access_token: str = Field(min_length=8)
+    api_key: Secret[Annotated[str, Field(min_length=4)]]  # half of the signing key
+    api_secret: Secret[Annotated[str, Field(min_length=8)]]
+    access_token: Secret[Annotated[str, Field(min_length=8)]]
     api_url: str = Field("https://api.surveymonkey.com", pattern=r"^https?://[^/\s]+/?$")
     refresh_s: float = Field(3600.0, ge=10)  # how often survey details (choices) are re-read
 
@@ -49,10 +48,11 @@ def verify_signature(config: SurveyMonkeyConfig, body: bytes, headers: Mapping[s
     signature, key = headers.get(SIGNATURE_HEADER), headers.get(API_KEY_HEADER)
     if not signature:
         raise Rejection("missing_signature", f"the request has no {SIGNATURE_HEADER}")
-    expected = compute(config.api_key, config.api_secret, body)
+    api_key = config.api_key.get_secret_value()
+    expected = compute(api_key, config.api_secret.get_secret_value(), body)
     matched = hmac.compare_digest(expected.encode(), signature.strip().encode())
     if key is not None:  # sent by SurveyMonkey: it must be the configured one too
-        matched &= hmac.compare_digest(config.api_key.encode(), key.strip().encode())
+        matched &= hmac.compare_digest(api_key.encode(), key.strip().encode())
     if not matched:
         raise Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the body")
 
@@ -80,7 +80,7 @@ def read_choices(details: Any) -> Choices:
     return out
 
 
-class SurveyMonkeySource(SurveySource):
+class SurveyMonkeySource(SurveySource[SurveyMonkeyConfig]):
     """SurveyMonkey response webhooks: verified, then the response details fetched and mapped.
 
     `run` keeps each configured survey's details (choice positions and weights) cached,
@@ -88,22 +88,20 @@ class SurveyMonkeySource(SurveySource):
     """
 
     type: ClassVar[str] = "surveymonkey"
-    Config: ClassVar[type[SourceConfig]] = SurveyMonkeyConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: SurveyMonkeyConfig) -> None:
         super().__init__(name, config)
         self.choices: dict[str, Choices] = {}
 
     @property
     def _config(self) -> SurveyMonkeyConfig:
-        assert isinstance(self.config, SurveyMonkeyConfig)
         return self.config
 
     def _url(self, path: str) -> str:
         return self._config.api_url.rstrip("/") + path
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._config.access_token}"}
+        return {"Authorization": f"Bearer {self._config.access_token.get_secret_value()}"}
 
     async def load_choices(self, survey_id: str) -> Choices:
         """GET /v3/surveys/{id}/details and cache its choices; SourceError on failure."""

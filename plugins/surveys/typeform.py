@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import Field
+from pydantic import Field, Secret
 
-from wallboard.kit import Rejection, SignatureError, SourceConfig, parse_time, verify
+from wallboard.kit import Rejection, SignatureError, parse_time, verify
 
 from .base import SurveyConfig, SurveySource
 from .mapping import attribution, number, survey_event
@@ -19,7 +19,7 @@ SIGNATURE_HEADER = "Typeform-Signature"
 class TypeformConfig(SurveyConfig):
     """The webhook's secret, and per form id which field refs are rated questions."""
 
-    secret: str = Field(min_length=8)
+    secret: Secret[Annotated[str, Field(min_length=8)]]
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> None:
@@ -39,19 +39,17 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-class TypeformSource(SurveySource):
+class TypeformSource(SurveySource[TypeformConfig]):
     """Typeform `form_response` webhooks; each rated answer becomes a survey.response."""
 
     type: ClassVar[str] = "typeform"
-    Config: ClassVar[type[SourceConfig]] = TypeformConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The signature over the raw body, before anything is parsed."""
-        assert isinstance(self.config, TypeformConfig)
         if path_token is not None:
             raise Rejection("bad_signature", "typeform sources take no path token")
-        verify_signature(self.config.secret, body, headers.get(SIGNATURE_HEADER))
+        verify_signature(self.config.secret.get_secret_value(), body, headers.get(SIGNATURE_HEADER))
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """Rated answers mapped by `field.ref`; hidden fields attribute them."""

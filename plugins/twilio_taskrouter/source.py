@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, Secret
 
 from wallboard.kit import (
     INGEST,
@@ -15,26 +15,25 @@ from wallboard.kit import (
     PushSource,
     RateLimitConfig,
     SignatureError,
-    SourceConfig,
     count,
     json_error,
     signature_reason,
 )
-from wallboard.model import AGENT_STATES, EventError
+from wallboard.model import AgentState, EventError
 
 from .mapping import Mapper, MappingError
 from .reconcile import ReconcileConfig, statistics_url, to_snapshot
 from .signature import SETTINGS_HEADER, SIGNATURE_HEADER, choose_key, validate
 
 ROUTE = "/api/twilio/{source}/events"
-AgentState = Literal[AGENT_STATES]  # type: ignore[valid-type]
 
 
 class TwilioTaskRouterConfig(RateLimitConfig):
     """The Auth Token that signs callbacks, and how TaskRouter names map to the board's."""
 
-    auth_token: str = Field(min_length=16)
-    shared_keys: dict[str, str] = Field(default_factory=dict)  # key id -> HMAC-SHA256 secret
+    auth_token: Secret[Annotated[str, Field(min_length=16)]]
+    # Key id -> HMAC-SHA256 secret.
+    shared_keys: dict[str, Secret[str]] = Field(default_factory=dict)
     public_url: str | None = Field(None, pattern=r"^https?://[^/\s]+/\S*$")
     trust_forwarded: bool = False  # rebuild the URL from X-Forwarded-Proto / X-Forwarded-Host
     queues: dict[str, str] = Field(default_factory=dict)  # TaskQueueSid or name -> queue
@@ -44,22 +43,19 @@ class TwilioTaskRouterConfig(RateLimitConfig):
     reconcile: ReconcileConfig | None = None  # periodic TaskQueue statistics, optional
 
 
-class TwilioTaskRouterSource(PushSource):
+class TwilioTaskRouterSource(PushSource[TwilioTaskRouterConfig]):
     """TaskRouter event callbacks posted to the server; up for as long as the server runs."""
 
     type: ClassVar[str] = "twilio_taskrouter"
-    Config: ClassVar[type[SourceConfig]] = TwilioTaskRouterConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: TwilioTaskRouterConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, TwilioTaskRouterConfig)
         self.mapper = Mapper(config.queues, config.activities, config.unknown_activity,
                              config.queued_on)
 
     async def run(self, emit: Emit) -> None:
         """Report up and wait for callbacks; with `reconcile`, emit queue snapshots meanwhile."""
         config = self.config
-        assert isinstance(config, TwilioTaskRouterConfig)
         if config.reconcile is None:
             await self.serve_requests()
             return
@@ -72,8 +68,8 @@ class TwilioTaskRouterSource(PushSource):
     async def reconcile(self) -> list[dict]:
         """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
         config = self.config
-        assert isinstance(config, TwilioTaskRouterConfig) and config.reconcile is not None
-        login = f"{config.reconcile.account_sid}:{config.auth_token}".encode()
+        assert config.reconcile is not None
+        login = f"{config.reconcile.account_sid}:{config.auth_token.get_secret_value()}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
         events = []
         for task_queue, queue in config.reconcile.task_queues.items():
@@ -109,7 +105,6 @@ async def post_callback(request: web.Request) -> web.Response:
         return json_error(404, "no twilio_taskrouter source of that name")
     runner, source = found
     config = source.config
-    assert isinstance(config, TwilioTaskRouterConfig)
     body = await request.read()
     try:
         params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
@@ -118,7 +113,8 @@ async def post_callback(request: web.Request) -> web.Response:
         return json_error(400, f"request body is not form-encoded: {exc}")
     # Twilio signs the query string's parameters as part of the URL, the body's as parameters.
     try:
-        secret, algorithm = choose_key(config.auth_token, config.shared_keys,
+        shared = {key: value.get_secret_value() for key, value in config.shared_keys.items()}
+        secret, algorithm = choose_key(config.auth_token.get_secret_value(), shared,
                                        request.headers.get(SETTINGS_HEADER))
         validate(secret, request_urls(request, config), params,
                  request.headers.get(SIGNATURE_HEADER), algorithm)

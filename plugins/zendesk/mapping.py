@@ -123,7 +123,7 @@ class Mapper:
         queue = self.known.get(tid, self.queue)
         first_reply = metric == "reply_time" and item.get("instance_id", 1) == 1
         if kind == "apply_sla" and first_reply:
-            sla = item.get("sla") if isinstance(item.get("sla"), dict) else {}
+            sla = raw if isinstance(raw := item.get("sla"), dict) else {}
             target_s = sla.get("target_in_seconds")
             if not isinstance(target_s, int | float):
                 minutes = _minutes(sla.get("target"))

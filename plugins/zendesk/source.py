@@ -6,14 +6,13 @@ import base64
 import json
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, Secret, model_validator
 
 from wallboard.kit import (
     PollConfig,
     PollSource,
-    SourceConfig,
     SourceError,
     load_state_file,
     save_state_file,
@@ -32,8 +31,8 @@ class ZendeskConfig(PollConfig):
 
     url: str = Field(pattern=r"^https?://[^/\s]+/?$")  # https://acme.zendesk.com
     email: str | None = Field(None, min_length=3)
-    api_token: str | None = Field(None, min_length=8)
-    oauth_token: str | None = Field(None, min_length=8)
+    api_token: Secret[Annotated[str, Field(min_length=8)]] | None = None
+    oauth_token: Secret[Annotated[str, Field(min_length=8)]] | None = None
     start_time: int = Field(0, ge=0)  # where the very first export starts (unix seconds)
     state_dir: str = Field("./wallboard-data", min_length=1)  # the cursor file lives here
     interval_s: float = Field(60.0, gt=0)
@@ -44,7 +43,7 @@ class ZendeskConfig(PollConfig):
     groups: dict[str, str] = Field(default_factory=dict)  # group_id -> queue
     queue: str | None = None  # the queue of tickets whose group is not mapped
     channel: str = "ticket"
-    webhook_secret: str | None = Field(None, min_length=8)
+    webhook_secret: Secret[Annotated[str, Field(min_length=8)]] | None = None
     webhook_tolerance_s: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
@@ -54,16 +53,14 @@ class ZendeskConfig(PollConfig):
         return self
 
 
-class ZendeskSource(PollSource):
+class ZendeskSource(PollSource[ZendeskConfig]):
     """Every `interval_s`: new ticket metric events and tickets since the saved cursors."""
 
     type: ClassVar[str] = "zendesk"
-    Config: ClassVar[type[SourceConfig]] = ZendeskConfig
     lag_s: ClassVar[float] = EXPORT_LAG_S
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: ZendeskConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, ZendeskConfig)
         self.mapper = Mapper(config.groups, config.queue, config.channel)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.state_path = Path(config.state_dir) / f"zendesk-{safe}.json"
@@ -81,17 +78,16 @@ class ZendeskSource(PollSource):
     def headers(self) -> dict[str, str]:
         """Basic `{email}/token:{api_token}`, or a Bearer OAuth token."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         if config.oauth_token is not None:
-            return {"Authorization": f"Bearer {config.oauth_token}"}
-        login = f"{config.email}/token:{config.api_token}".encode()
+            return {"Authorization": f"Bearer {config.oauth_token.get_secret_value()}"}
+        assert config.api_token is not None  # _credentials: oauth_token, or email and api_token
+        login = f"{config.email}/token:{config.api_token.get_secret_value()}".encode()
         return {"Authorization": "Basic " + base64.b64encode(login).decode()}
 
     async def export(self, path: str, params: dict[str, Any], key: str,
                      cursors: dict[str, Any]) -> list[Any]:
         """The pages of one cursor export from the saved cursor to the end of the stream."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         url = config.url.rstrip("/") + path
         pages = []
         for _ in range(config.max_pages_per_poll):
@@ -116,7 +112,6 @@ class ZendeskSource(PollSource):
     async def poll(self) -> list[Event | dict[str, Any]]:
         """Both exports from the saved cursors; the new cursors saved once all pages are read."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         if self.cursors is None:
             self.cursors = self.load_state()
         cursors = dict(self.cursors)  # committed only when every page has been read
@@ -133,6 +128,7 @@ class ZendeskSource(PollSource):
         # One event per id (a fulfil's exact first reply wins over the metric_set's minutes),
         # in time order so a ticket's creation comes before its first reply.
         unique = {e["id"]: e for e in reversed(from_metrics + from_tickets)}
-        events: list[Event | dict[str, Any]] = sorted(unique.values(), key=lambda e: e["ts"])
+        ordered = sorted(unique.values(), key=lambda e: e["ts"])
+        events: list[Event | dict[str, Any]] = [*ordered]
         await self.save_state(cursors)
         return events

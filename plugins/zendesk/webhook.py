@@ -20,7 +20,7 @@ from wallboard.kit import (
 from wallboard.model import EventError
 
 from .mapping import parse_time
-from .source import ZendeskConfig, ZendeskSource
+from .source import ZendeskSource
 
 ROUTE = "/api/zendesk/{source}/webhook"
 STATUS_ROUTE = "/api/zendesk/{source}/status"
@@ -65,14 +65,14 @@ async def post_webhook(request: web.Request) -> web.Response:
         return json_error(404, "no zendesk source of that name")
     runner, source = found
     config = source.config
-    assert isinstance(config, ZendeskConfig)
     if config.webhook_secret is None:
         ingest.refused("unauthorized")
         return json_error(404, "this zendesk source has no webhook_secret")
     body = await request.read()
     try:
-        verify(config.webhook_secret, body, request.headers.get(SIGNATURE_HEADER),
-               request.headers.get(TIMESTAMP_HEADER), config.webhook_tolerance_s, time.time())
+        verify(config.webhook_secret.get_secret_value(), body,
+               request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER),
+               config.webhook_tolerance_s, time.time())
     except SignatureError as exc:
         ingest.refused(exc.reason)
         count(runner, signature_reason(exc.reason))  # per source

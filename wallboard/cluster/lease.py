@@ -14,7 +14,7 @@ import os
 import socket
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import orjson
@@ -75,7 +75,8 @@ class Cluster:
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
 
-    async def hold(self, runner: SourceRunner, run: Callable[[], Awaitable[None]]) -> None:
+    async def hold(self, runner: SourceRunner,
+                   run: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `run` only while this node holds the source's lease; forever, until cancelled."""
         name = runner.name
         key, fence = self.lease_key(name), f"{self.journal.prefix}:fence:{name}"

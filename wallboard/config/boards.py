@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Secret, field_validator, model_validator
 
 from wallboard.config.check import did_you_mean
 from wallboard.config.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
@@ -150,16 +150,18 @@ class PlaylistConfig(_Model):
 class AccessConfig(_Model):
     """Tokens: per board (and playlist) for TVs, one for the admin API. Re-read without restart."""
 
+    # Tokens are Secret: masked in reprs, logs and dumps. Checked as text first (the inner
+    # Annotated), so a refused one is reported as for any text field.
     enabled: bool = False
-    admin_token: str | None = Field(None, min_length=16)
-    boards: dict[str, list[str]] = {}
-    playlists: dict[str, list[str]] = {}
+    admin_token: Secret[Annotated[str, Field(min_length=16)]] | None = None
+    boards: dict[str, list[Secret[str]]] = {}
+    playlists: dict[str, list[Secret[str]]] = {}
 
     @field_validator("boards", "playlists")
     @classmethod
-    def _long_tokens(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _long_tokens(cls, value: dict[str, list[Secret[str]]]) -> dict[str, list[Secret[str]]]:
         for name, tokens in value.items():
             for token in tokens:
-                if len(token) < 16:
+                if len(token.get_secret_value()) < 16:
                     raise ValueError(f"{name}: tokens must be at least 16 characters")
         return value

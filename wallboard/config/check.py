@@ -15,6 +15,7 @@ from difflib import get_close_matches
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
 from wallboard.config.windows import DEFAULT_WINDOWS
 from wallboard.model.events import CHANNELS
@@ -171,7 +172,7 @@ def model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMod
     return None
 
 
-def suggestion(item: dict[str, Any], model: type[BaseModel] | None) -> str:
+def suggestion(item: ErrorDetails, model: type[BaseModel] | None) -> str:
     """'did you mean' for a pydantic error: an unknown key, or a value not among a Literal's."""
     if item["type"] == "extra_forbidden" and model is not None and item["loc"]:
         parent = model_at(model, tuple(item["loc"][:-1]))

@@ -151,6 +151,14 @@ class SiteConfig(_Model):
 _DEFAULT_PORTS = {"http": ":80", "https": ":443", "ws": ":80", "wss": ":443"}
 
 
+def safe_url(url: str) -> str:
+    """The URL without its password (redis://:pw@host), for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
 def normal_origin(origin: str) -> str:
     """An origin as browsers send it: lower case, no trailing slash, no default port."""
     origin = origin.strip().lower().rstrip("/")
@@ -241,7 +249,7 @@ class JournalConfig(_Model):
         if not value:
             raise ValueError("required when backend is redis (e.g. redis://127.0.0.1:6379/0)")
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+            raise ValueError(f"{safe_url(value)!r} is not a redis://, rediss:// or unix:// URL")
         return value
 
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import time
 from itertools import islice
 from zoneinfo import ZoneInfo
 
 from wallboard.config.windows import WindowSpec
 from wallboard.fold.counters import FIELDS, Deltas
-from wallboard.fold.periods import CalendarPeriod, calendar_range, day_bounds, shift_bounds
+from wallboard.fold.periods import (
+    CalendarPeriod,
+    calendar_range,
+    day_bounds,
+    kept,
+    shift_bounds,
+)
 from wallboard.fold.sketch import SketchDeltas, Sketches
 from wallboard.fold.windows import bucket_width
 
@@ -126,6 +132,8 @@ class AgentWindows:
         low = (int(self.now // width) - buckets + 1) * width
         n_counts, n_intervals = self._appended
         cached = self._cache.get(name)
+        counts: Iterator[tuple[float, Deltas]]
+        intervals: Iterator[tuple[float, float, int]]
         if cached is not None and cached[0] == low:
             # Same first bucket: only entries appended since need adding (live boards read
             # every few hundred ms; a full sum happens when the window moves, once a bucket).
@@ -162,9 +170,9 @@ class AgentWindows:
     def vector(self, name: str) -> tuple[list[float], Sketches]:
         """Counters of a window by name (agents keep no sketches)."""
         if name == "today":
-            return self.day.totals, []  # type: ignore[union-attr]
+            return kept(self.day, name).totals, []
         if name == "yesterday":
-            return self.day.prev_totals, []  # type: ignore[union-attr]
+            return kept(self.day, name).prev_totals, []
         if name == "shift":
-            return self.shift.totals, []  # type: ignore[union-attr]
+            return kept(self.shift, name).totals, []
         return self._rolling(name), []

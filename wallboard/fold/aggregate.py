@@ -148,19 +148,21 @@ class Aggregator:
     # -- contacts ---------------------------------------------------------------------------
 
     def _queued(self, e: Event, leaf: Leaf, now: float) -> None:
+        contact_id = e.contact_id
+        assert contact_id is not None  # parse_event requires it on every contact event
         leaf.windows.add(e.ts, _OFFERED)
-        waiting = self.state.enqueue(leaf.queue, e.contact_id, e.ts, e.entered_ts)  # type: ignore
+        waiting = self.state.enqueue(leaf.queue, contact_id, e.ts, e.entered_ts)
         if waiting is None:
             return
         timers, enqueued = self.timers, waiting.enqueued
         if leaf.expires:
             deadline = enqueued + leaf.threshold_s
-            heapq.heappush(timers, (deadline, next(self._seq), leaf.queue, e.contact_id,
-                                    enqueued, _SL))  # type: ignore[arg-type]
+            heapq.heappush(timers, (deadline, next(self._seq), leaf.queue, contact_id,
+                                    enqueued, _SL))
         for i, (limit, from_call) in enumerate(leaf.legal):
             start = waiting.entered if from_call else enqueued
-            heapq.heappush(timers, (start + limit, next(self._seq), leaf.queue, e.contact_id,
-                                    enqueued, i))  # type: ignore[arg-type]
+            heapq.heappush(timers, (start + limit, next(self._seq), leaf.queue, contact_id,
+                                    enqueued, i))
         if timers and timers[0][0] < self.next_timer:
             self.next_timer = timers[0][0]
 
@@ -185,8 +187,9 @@ class Aggregator:
     def _left(self, e: Event, leaf: Leaf, how: str, deltas: c.Deltas,
               sketch: SketchDeltas | None = None) -> float:
         """A contact leaves the queue: fold its deltas, its SL event and legal outcomes."""
-        ts = e.ts
-        waiting = self.state.dequeue(leaf.queue, e.contact_id, ts)  # type: ignore[arg-type]
+        ts, contact_id = e.ts, e.contact_id
+        assert contact_id is not None  # parse_event requires it on every contact event
+        waiting = self.state.dequeue(leaf.queue, contact_id, ts)
         wait = e.wait_s
         if wait is None:
             wait = ts - waiting.enqueued if waiting is not None else 0.0
@@ -275,10 +278,12 @@ class Aggregator:
     def _callback_requested(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "callback", [(c.CALLBACKS_REQUESTED, 1.0)])
         promise = e.promise_s or self.queue_config(leaf.queue).callback_promise_s
-        self.state.queue(leaf.queue).callbacks[e.contact_id] = e.ts + promise  # type: ignore
+        assert e.contact_id is not None  # parse_event requires it on every contact event
+        self.state.queue(leaf.queue).callbacks[e.contact_id] = e.ts + promise
 
     def _callback_completed(self, e: Event, leaf: Leaf, now: float) -> None:
-        promised = self.state.queue(leaf.queue).callbacks.pop(e.contact_id, None)  # type: ignore
+        assert e.contact_id is not None  # parse_event requires it on every contact event
+        promised = self.state.queue(leaf.queue).callbacks.pop(e.contact_id, None)
         deltas = [(c.CALLBACKS_COMPLETED, 1.0)]
         if promised is not None and e.ts <= promised:
             deltas.append((c.CALLBACKS_IN_PROMISE, 1.0))
@@ -341,7 +346,8 @@ class Aggregator:
             previous = self.state.agent_state(e)
         except StaleTransition:
             return
-        windows = self._agent(e.agent, now)  # type: ignore[arg-type]
+        assert e.agent is not None  # parse_event requires it on agent.state
+        windows = self._agent(e.agent, now)
         if previous is not None:
             index = c.STATE_TIME.get(previous[0])
             if index is not None:

@@ -88,13 +88,21 @@ class CalendarPeriod:
         self.sketches = [{} for _ in range(self.kinds)]
 
 
+def kept(period: CalendarPeriod | None, name: str) -> CalendarPeriod:
+    """The period a calendar window reads; KeyError, as for any unknown window, if not kept."""
+    if period is None:
+        raise KeyError(name)
+    return period
+
+
 def calendar_range(day: CalendarPeriod | None, shift: CalendarPeriod | None, name: str,
                    now: float) -> tuple[float, float] | None:
     """The span of time a calendar window covers at `now`; None for a rolling window."""
     if name == "today":
-        return day.start, now  # type: ignore[union-attr]
+        return kept(day, name).start, now
     if name == "yesterday":
-        return day.prev_start, day.prev_end  # type: ignore[union-attr]
+        d = kept(day, name)
+        return d.prev_start, d.prev_end
     if name == "shift":
-        return shift.start, now  # type: ignore[union-attr]
+        return kept(shift, name).start, now
     return None

@@ -123,16 +123,17 @@ class LiveState:
 
     def agent_state(self, event: Event) -> tuple[str, float] | None:
         """Apply an agent transition; returns the previous state and its start, if any."""
-        state, ts = event.state, event.ts
+        agent, state, ts = event.agent, event.state, event.ts
+        assert agent is not None and state is not None  # parse_event requires both
         if event.team is not None:
             self.teams.add(event.team)
-        live = self.agents.get(event.agent)  # type: ignore[arg-type]
+        live = self.agents.get(agent)
         if live is None:
             queues = (tuple(event.queues) if event.queues is not None else
                       (event.queue,) if event.queue is not None else ())
-            self.agents[event.agent] = AgentLive(state, queues, event.team, ts)  # type: ignore
+            self.agents[agent] = AgentLive(state, queues, event.team, ts)
             for name in queues:
-                self.queue(name).agents[state] += 1  # type: ignore[index]
+                self.queue(name).agents[state] += 1
             return None
         if ts < live.since:
             raise StaleTransition  # an older transition must not undo a newer one
@@ -145,21 +146,22 @@ class LiveState:
                 for name in queues:
                     counts = by_name[name].agents
                     counts[live.state] -= 1
-                    counts[state] += 1  # type: ignore[index]
+                    counts[state] += 1
         else:
             for name in live.queues:
                 by_name[name].agents[live.state] -= 1
             for name in queues:
-                self.queue(name).agents[state] += 1  # type: ignore[index]
+                self.queue(name).agents[state] += 1
             live.queues = queues
-        live.state, live.since = state, ts  # type: ignore[assignment]
+        live.state, live.since = state, ts
         if event.team is not None:
             live.team = event.team
         return previous
 
     def queue_snapshot(self, event: Event) -> None:
         """Replace a queue's live counts with what a snapshot-only source reports."""
-        self.queue(event.queue).snapshot = QueueSnapshot(  # type: ignore[arg-type]
+        assert event.queue is not None  # parse_event requires it on queue.snapshot
+        self.queue(event.queue).snapshot = QueueSnapshot(
             event.ts, int(event.waiting or 0), event.oldest_wait_s, dict(event.agents or {})
         )
 

@@ -10,7 +10,13 @@ from zoneinfo import ZoneInfo
 
 from wallboard.config.windows import BUCKET_WIDTH_S, WindowSpec
 from wallboard.fold.counters import Deltas
-from wallboard.fold.periods import CalendarPeriod, calendar_range, day_bounds, shift_bounds
+from wallboard.fold.periods import (
+    CalendarPeriod,
+    calendar_range,
+    day_bounds,
+    kept,
+    shift_bounds,
+)
 from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches, merge_sketches
 
 
@@ -253,7 +259,8 @@ class WindowSet:
         takes: they are added to copies, and stored only by the next `flush` (the tick's).
         """
         if name == "yesterday":
-            return self.day.prev_totals, self.day.prev_sketches  # type: ignore[union-attr]
+            day = kept(self.day, name)
+            return day.prev_totals, day.prev_sketches
         totals, sketches = self._stored(name)
         if not self._batch and not self._batch_sketches:
             return totals, sketches
@@ -263,9 +270,11 @@ class WindowSet:
 
     def _stored(self, name: str) -> tuple[list[float], Sketches]:
         if name == "today":
-            return self.day.totals, self.day.sketches  # type: ignore[union-attr]
+            day = kept(self.day, name)
+            return day.totals, day.sketches
         if name == "shift":
-            return self.shift.totals, self.shift.sketches  # type: ignore[union-attr]
+            shift = kept(self.shift, name)
+            return shift.totals, shift.sketches
         for ring in self.rings:
             if name in ring.totals:
                 return ring.totals[name], ring.sketches[name]
@@ -274,9 +283,9 @@ class WindowSet:
     def period_start(self, name: str) -> float | None:
         """Start of a calendar window (None for rolling ones)."""
         if name == "today":
-            return self.day.start  # type: ignore[union-attr]
+            return kept(self.day, name).start
         if name == "yesterday":
-            return self.day.prev_start  # type: ignore[union-attr]
+            return kept(self.day, name).prev_start
         if name == "shift":
-            return self.shift.start  # type: ignore[union-attr]
+            return kept(self.shift, name).start
         return None

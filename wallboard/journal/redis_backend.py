@@ -38,8 +38,8 @@ try:  # an optional dependency: make_journal turns its absence into a clear erro
     import redis.asyncio as aioredis
     from redis.exceptions import NoScriptError
 except ImportError:  # pragma: no cover - exercised by a subprocess test
-    aioredis = None  # type: ignore[assignment]
-    NoScriptError = OSError  # type: ignore[assignment,misc]
+    aioredis = None  # type: ignore[assignment]  # None stands for absent: checked at use
+    NoScriptError = OSError  # type: ignore[assignment,misc]  # a stand-in no call raises
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class RedisJournal(RedisStreamReader):
     def start(self) -> None:
         """Start the writer, the tail that folds the stream, and the health probe."""
         url, timeout = self.config.url, self.config.timeout_s
+        assert url is not None  # JournalConfig requires one for backend: redis
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout,
                                              socket_connect_timeout=timeout)
         # A blocking XREAD holds its connection for BLOCK_MS: a client of its own.

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from wallboard.config.settings import JournalConfig
+from wallboard.config.settings import JournalConfig, safe_url
 from wallboard.journal.interface import (
     FIELDS,
     QUARANTINE_REASONS_LISTED,
@@ -38,8 +38,8 @@ try:  # an optional dependency: make_journal turns its absence into a clear erro
     import redis
     from redis.exceptions import RedisError
 except ImportError:  # pragma: no cover - exercised by a subprocess test
-    redis = None  # type: ignore[assignment]
-    RedisError = OSError  # type: ignore[assignment,misc]
+    redis = None  # type: ignore[assignment]  # None stands for absent: checked at use
+    RedisError = OSError  # type: ignore[assignment,misc]  # OSError is caught already
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class RedisStreamReader:
         self.quarantine_key = f"{prefix}:quarantine"
         self.status = JournalStatus(retry_s=config.retry_s)
         self._fields: list[str] = list(FIELDS)
-        self.location = f"{_safe_url(config.url)} stream {self.stream}"
+        self.location = f"{safe_url(config.url)} stream {self.stream}"
         self.last_id: bytes = b"$"
         self.folded_n = 0  # the counter value at the last entry folded
         self._sync: Any = None
@@ -221,7 +221,7 @@ class RedisStreamReader:
 
     def stats(self) -> JournalStats:
         """Counts per source and the stream's memory (reads the whole stream: CLI only)."""
-        events, sources = 0, {}
+        events, sources = 0, dict[str, int]()
         first = last = None
         oldest_ts = newest_ts = None
         for chunk in self._entries("-"):
@@ -243,11 +243,3 @@ class RedisStreamReader:
         held, reasons = self._quarantine_stats()
         return JournalStats(self.location, events, size, oldest_ts, newest_ts, first, last,
                             ordered, held, reasons)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"

@@ -156,6 +156,7 @@ class Writer:
             try:
                 self.con.execute("BEGIN IMMEDIATE")
                 # The ids first, in the same transaction: an id the journal holds is not stored.
+                rows: list[tuple[float, float, str]]
                 if self._insert_ids(batch):
                     rows = []
                     for a in batch:

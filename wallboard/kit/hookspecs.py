@@ -17,8 +17,10 @@ hookspec = pluggy.HookspecMarker("wallboard")
 @hookspec
 def register_source_types() -> list[type[Source]]:
     """Return source classes, each with a unique `type` name and a pydantic `Config` model."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' hookimpls
 
 
 @hookspec
 def register_routes() -> list[web.AbstractRouteDef]:
     """Return extra HTTP routes (webhooks, plugin pages) to add to the app."""
+    raise NotImplementedError  # a specification: pluggy calls the plugins' hookimpls

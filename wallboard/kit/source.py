@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import random
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 import aiohttp
 import orjson
@@ -121,14 +122,20 @@ class SourceStatus:
     rejected: dict[str, int] = field(default_factory=dict)
 
 
-class Source:
+C = TypeVar("C", bound=SourceConfig)
+P = TypeVar("P", bound=PollConfig)
+
+
+class Source(Generic[C]):
     """Base of all sources: push style overrides `run`, poll style uses PollSource.
 
-    The runtime injects `http` (the app's shared aiohttp session) and `clock` before `run`.
+    Generic in its config model: `class AcmeSource(PushSource[AcmeConfig])` types
+    `self.config` as an `AcmeConfig` and makes it the class's `Config`. The runtime injects
+    `http` (the app's shared aiohttp session) and `clock`, and binds `connected`, before `run`.
     """
 
     type: ClassVar[str]
-    Config: ClassVar[type[SourceConfig]] = SourceConfig
+    Config: ClassVar[builtins.type[SourceConfig]] = SourceConfig
     # False: with several nodes, one runs the source at a time (a lease); True: it only
     # receives requests, which any node behind the load balancer may get (webhooks).
     every_node: ClassVar[bool] = False
@@ -136,9 +143,21 @@ class Source:
     # last minute): shown on the tiles the source feeds, so a late number is not a surprise.
     lag_s: ClassVar[float] = 0.0
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__:
+            return
+        # The config model named in the base, e.g. PushSource[AcmeConfig], is the one the
+        # registry validates a source's settings with.
+        for base in getattr(cls, "__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, SourceConfig):
+                    cls.Config = arg
+                    return
+
+    def __init__(self, name: str, config: C) -> None:
         self.name = name
-        self.config = config
+        self.config: C = config
         self.clock = Clock()
         self._http: aiohttp.ClientSession | None = None
         self._limiter: TokenBucket | None = None
@@ -168,6 +187,10 @@ class Source:
     def connected(self) -> None:
         """Tell the runtime the source is live (a push source calls this once connected)."""
         self._connected()
+
+    def bind(self, connected: Callable[[], None]) -> None:
+        """The runtime's hand-over: `connected()` reports to this callback from now on."""
+        self._connected = connected
 
     async def run(self, emit: Emit) -> None:
         """Produce events until cancelled; raise SourceError on failure."""
@@ -211,7 +234,7 @@ class Source:
             raise SourceError(f"GET {url}: response is not JSON: {exc}") from None
 
 
-class PushSource(Source):
+class PushSource(Source[C]):
     """A source fed over a connection it opens: override `run(emit)`.
 
     Call `self.connected()` once the connection is up, emit events as they arrive, and raise
@@ -224,10 +247,10 @@ class PushSource(Source):
         await asyncio.Event().wait()
 
 
-class PollSource(Source):
+class PollSource(Source[P]):
     """A source asked for new events every `interval_s`: override `poll()`."""
 
-    Config: ClassVar[type[SourceConfig]] = PollConfig
+    Config: ClassVar[builtins.type[SourceConfig]] = PollConfig
 
     async def poll(self) -> list[Event | dict[str, Any]]:
         """Return the events that happened since the previous poll."""
@@ -235,7 +258,7 @@ class PollSource(Source):
 
     async def run(self, emit: Emit) -> None:
         """Poll forever; the first successful poll marks the source up."""
-        interval = getattr(self.config, "interval_s", 5.0)
+        interval = self.config.interval_s
         while True:
             for event in await self.poll():
                 emit(event)
@@ -270,7 +293,7 @@ class SourceRunner:
     session given to the source.
     """
 
-    def __init__(self, source: Source, emit: Emit, backoff: Backoff | None = None,
+    def __init__(self, source: Source[Any], emit: Emit, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.time, *,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.source = source
@@ -283,7 +306,7 @@ class SourceRunner:
         if http is not None:
             source.http = http
         self.backoff = backoff or Backoff()
-        source._connected = self._on_connected
+        source.bind(self._on_connected)
         self.on_change: Callable[[], None] = lambda: None
 
     def _set(self, status: str, error: str | None = None) -> None:

@@ -305,8 +305,10 @@ def erlang_a_metrics(n: int, arrival_rate_per_s: float, aht_s: float, patience_s
 def _staffing(agents: int | None, model: Model, a: float, n: int,
               m: ErlangCResult | ErlangAResult) -> StaffingResult:
     """Flatten either model's metrics into a StaffingResult."""
-    c = isinstance(m, ErlangCResult)
-    wait, p_ab = (m.asa_s, 0.0) if c else (m.mean_wait_s, m.p_abandon)  # type: ignore[union-attr]
+    if isinstance(m, ErlangCResult):
+        wait, p_ab = m.asa_s, 0.0
+    else:
+        wait, p_ab = m.mean_wait_s, m.p_abandon
     return StaffingResult(agents, agents is not None, model, a, n, m.service_level, m.p_wait,
                           wait, p_ab, m.occupancy)
 

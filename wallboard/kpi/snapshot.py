@@ -15,7 +15,7 @@ from typing import Any
 from wallboard.fold import counters as c
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.counters import add_into
-from wallboard.fold.sketch import merge_sketches
+from wallboard.fold.sketch import Sketches, merge_sketches
 from wallboard.fold.state import agent_counts
 from wallboard.kpi.formulas import agent_window_kpis, sl_variants, window_kpis
 from wallboard.kpi.staffing import estimate_patience, forecast
@@ -145,7 +145,10 @@ class SnapshotBuilder:
                 teams: dict, agents: dict, min_sample: int) -> None:
         agg = self.agg
         zeros = agg.layout.zeros
-        fresh = lambda: (zeros(), [{} for _ in range(c.SKETCH_KINDS)])  # noqa: E731
+
+        def fresh() -> tuple[list[float], Sketches]:
+            return zeros(), [{} for _ in range(c.SKETCH_KINDS)]
+
         by_queue = {q: fresh() for q in queues}
         by_channel = {ch: fresh() for ch in channels}
         site = fresh()
@@ -174,12 +177,12 @@ class SnapshotBuilder:
         for name, vector in agent_vectors.items():
             live = state_agents.get(name)
             times = [(k, vector[k]) for k in c.STATE_TIME.values()]
-            targets = [site[0]]
+            served = [site[0]]
             if live is not None:
-                targets += [by_queue[q][0] for q in live.queues if q in by_queue]
+                served += [by_queue[q][0] for q in live.queues if q in by_queue]
                 channels_served = {agg.queue_config(q).channel for q in live.queues}
-                targets += [by_channel[ch][0] for ch in channels_served if ch in by_channel]
-            for target in targets:
+                served += [by_channel[ch][0] for ch in channels_served if ch in by_channel]
+            for target in served:
                 for k, value in times:
                     target[k] += value
             if name in agents:
@@ -227,7 +230,7 @@ class SnapshotBuilder:
 
     def _forecast_window(self, name: str) -> str | None:
         window = self.agg.queue_config(name).staffing.window or self.shortest_rolling
-        return window if self.spans.get(window) else None
+        return window if window is not None and self.spans.get(window) else None
 
     def _forecast(self, name: str, v: list[float], live: dict[str, Any]) -> dict[str, Any]:
         """Agents needed now and what the agents staffed now would achieve (Erlang A or C)."""

@@ -15,9 +15,11 @@ from wallboard.kpi.erlang import (
 
 def _usable(x: float | None) -> float | None:
     """A finite, non-negative float, or None for missing or garbage input."""
+    if x is None:
+        return None
     try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        v = float(x)
+    except (TypeError, ValueError):  # the annotation is a wish: sources may send anything
         return None
     return v if math.isfinite(v) and v >= 0 and not isinstance(x, bool) else None
 

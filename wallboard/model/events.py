@@ -67,6 +67,7 @@ from wallboard.model.schema import (
     TICKET_STATUS,
     TICKET_STATUSES,
     TICKET_TYPES,
+    AgentState,
     Event,
     check_channel,
     event_from_fields,
@@ -78,8 +79,8 @@ __all__ = [
     "CONTACT_TRANSFERRED", "EVENT_TYPES", "FIELD_LIMITS", "QUEUE_SNAPSHOT", "SURVEY_KINDS",
     "SURVEY_RESPONSE", "SURVEY_RETRACTED", "TICKET_CREATED", "TICKET_FIRST_RESPONSE",
     "TICKET_REOPENED", "TICKET_RESOLVED", "TICKET_SLA_BREACHED", "TICKET_STATUS",
-    "TICKET_STATUSES", "TICKET_TYPES", "Event", "EventError", "Limits", "check_channel",
-    "check_event", "event_from_fields", "parse_event", "parse_ts",
+    "TICKET_STATUSES", "TICKET_TYPES", "AgentState", "Event", "EventError", "Limits",
+    "check_channel", "check_event", "event_from_fields", "parse_event", "parse_ts",
 ]
 
 _ABSOLUTE = TimeRule(0.0, "", 0.0, "")  # parse_ts: only 1970..2100
@@ -185,8 +186,7 @@ def _full(raw: Any, source: str | None, now: float | None = None,
     if not isinstance(raw, dict):
         raise EventError("<event>", "must be a JSON object", "malformed")
     etype = raw.get("type")
-    spec = _TYPE_FIELDS.get(etype) if isinstance(etype, str) else None
-    if spec is None:
+    if not isinstance(etype, str) or (spec := _TYPE_FIELDS.get(etype)) is None:
         if etype is None:
             raise EventError("type", "is required", "missing_field")
         known = ", ".join(sorted(EVENT_TYPES))

@@ -62,7 +62,6 @@ _FAST_REQUIRED = {
     for etype, spec in _TYPE_FIELDS.items() if etype in _FAST_TYPES
 }
 _AGENT_STATE_SET = frozenset(AGENT_STATES)
-_UNKNOWN = "unknown"
 _IDS = frozenset({"id", "contact_id", "response_id"})
 
 
@@ -81,6 +80,8 @@ class _Plan:
 
 
 _PLANS: dict[tuple[str, ...], _Plan | None] = {}
+# A shape not planned yet: a _Plan itself, so the lookup stays one `get` and one `is`.
+_UNKNOWN = _Plan((), (), (), (), (), False, False, ())
 _MAX_PLANS = 1024  # senders use a handful of shapes; a flood of odd ones is not cached
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 CHANNELS = frozenset({"voice", "chat", "email", "messaging", "social", "video", "ticket", "other"})
-AGENT_STATES = ("available", "busy", "wrapup", "away", "offline")
+# The Literal is the one list: config models type fields with it, AGENT_STATES iterates it.
+AgentState = Literal["available", "busy", "wrapup", "away", "offline"]
+AGENT_STATES: tuple[AgentState, ...] = get_args(AgentState)
 SURVEY_KINDS = frozenset({"csat", "nps", "ces"})
 
 CONTACT_QUEUED = "contact.queued"

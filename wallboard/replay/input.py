@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from operator import length_hint
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,7 +141,7 @@ def _produce(path: Path, conn: Connection) -> None:
                     continue
                 if isinstance(read, EventError):
                     bad.append(len(items))
-                    items.append((read.field, read.message, read.code))  # type: ignore[union-attr]
+                    items.append((read.field, read.message, read.code))
                 else:
                     items.append(vars(read))
                 numbers.append(lineno)
@@ -189,7 +190,7 @@ class Reader:
         if run is None:
             return self._lineno
         # Events are handed out straight from a list: where its iterator stands tells the line.
-        consumed = self._run_len - run.__length_hint__()
+        consumed = self._run_len - length_hint(run)
         return self._run_lines[consumed - 1] if consumed else self._lineno
 
     @lineno.setter
@@ -248,8 +249,8 @@ class Reader:
                     continue
                 self._lineno = lineno
                 if isinstance(read, EventError):
-                    self.reject(read)  # type: ignore[arg-type]
+                    self.reject(read)
                 else:
-                    yield read  # type: ignore[misc]
+                    yield read
             self.lineno, self.offset = lineno, min(offset, self.report.size)
             self.report.progress(lineno - self.rejected.total(), self.offset)

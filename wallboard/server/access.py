@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
+from pydantic import Secret
 
 from wallboard.config.boards import AccessConfig
 from wallboard.config.settings import BoardConfig, PlaylistConfig
@@ -22,11 +23,11 @@ from wallboard.server.boards import board_scope
 from wallboard.server.scope import Scope
 
 
-def _matches(token: str, allowed: list[str]) -> bool:
+def _matches(token: str, allowed: list[Secret[str]]) -> bool:
     # Compare with every token in constant time: the answer must not leak a prefix.
     found = False
     for candidate in allowed:
-        found |= hmac.compare_digest(token.encode(), candidate.encode())
+        found |= hmac.compare_digest(token.encode(), candidate.get_secret_value().encode())
     return found
 
 

@@ -37,8 +37,9 @@ async def post_announcement(request: web.Request) -> web.Response:
         body: Any = orjson.loads(await request.read())
     except orjson.JSONDecodeError as exc:
         raise refuse(request, "announcements", 400, f"body: invalid JSON: {exc}") from None
+    boards = request.app[keys.BOARDS]
     try:
-        item = request.app[keys.ANNOUNCEMENTS].post(body, set(request.app[keys.BOARDS]))
+        item = request.app[keys.ANNOUNCEMENTS].post(body, set(boards))
     except AnnouncementError as exc:
         raise refuse(request, "announcements", 400, str(exc)) from None
     return web.json_response({"id": item.id, "expires": item.expires}, status=201)

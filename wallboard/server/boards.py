@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from wallboard.config.boards import BoardConfig, ThresholdConfig, TileConfig
 from wallboard.config.kpis import KPI_FORMATS
@@ -30,9 +30,9 @@ def service_level_note(settings: Settings, queue: str | None, msg: dict[str, str
 
 
 def _tile(kpi: str, window: str | None = None, queue: str | None = None,
-          direction: str = "high_bad", warn: float | None = None,
+          direction: Literal["high_bad", "low_bad"] = "high_bad", warn: float | None = None,
           crit: float | None = None, **extra: Any) -> TileConfig:
-    thresholds = (ThresholdConfig(direction=direction, warn=warn, crit=crit)  # type: ignore[arg-type]
+    thresholds = (ThresholdConfig(direction=direction, warn=warn, crit=crit)
                   if warn is not None or crit is not None else None)
     return TileConfig(kpi=kpi, window=window, queue=queue, thresholds=thresholds, **extra)
 
@@ -64,7 +64,7 @@ def default_board(settings: Settings) -> BoardConfig:
     return BoardConfig(title="Overview", columns=4, tiles=tiles)
 
 
-def _label(tile: TileConfig, scope: str, msg: dict[str, str]) -> str:
+def _label(tile: TileConfig, scope: str | None, msg: dict[str, str]) -> str:
     if tile.label:
         return tile.label
     if tile.type == "survey":

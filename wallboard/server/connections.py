@@ -132,8 +132,9 @@ class ConnectionGuard:
             self._lost(handler)
             lost(handler, exc)
 
-        server.connection_made = connection_made  # type: ignore[method-assign]
-        server.connection_lost = connection_lost  # type: ignore[method-assign]
+        # aiohttp has no per-connection callback to register: wrap the server's own methods.
+        server.connection_made = connection_made  # type: ignore[method-assign]  # ^
+        server.connection_lost = connection_lost  # type: ignore[method-assign]  # ^
 
     def _made(self, handler: object, transport: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()

@@ -7,6 +7,10 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+# What `encode` writes, declared as such. Not prometheus_client's CONTENT_TYPE_LATEST: in recent
+# versions that says version=1.0.0, which would tell a scraper to expect another format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "info": "gauge",
           "summary": "summary", "stateset": "gauge", "gaugehistogram": "histogram",
           "unknown": "untyped"}

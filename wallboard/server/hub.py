@@ -50,7 +50,7 @@ class Client:
     """One websocket client: an outbox holding at most one message, and its sender task."""
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, board: str,
-                 transport: asyncio.BaseTransport | None) -> None:
+                 transport: asyncio.Transport | None) -> None:
         self.hub = hub
         self.ws = ws
         self.transport = transport

@@ -94,7 +94,7 @@ class SourceRegistry:
 
 def plugin_name(pm: pluggy.PluginManager, plugin: object) -> str:
     """The name a plugin was registered under."""
-    return pm.get_name(plugin) or getattr(plugin, "__name__", repr(plugin))
+    return pm.get_name(plugin) or str(getattr(plugin, "__name__", repr(plugin)))
 
 
 def build_registry(pm: pluggy.PluginManager) -> SourceRegistry:

@@ -12,14 +12,13 @@ from urllib.parse import quote
 import jinja2
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from wallboard import __version__
 from wallboard.server import keys
 from wallboard.server.access import check_board_token, check_reader, client_scope, refuse
 from wallboard.server.boards import board_scope, scoped_tree, text_direction
 from wallboard.server.connections import origin_ok
-from wallboard.server.exposition import encode
+from wallboard.server.exposition import CONTENT_TYPE, encode
 from wallboard.server.hub import Client
 from wallboard.server.plugins import plugin_info
 
@@ -190,7 +189,7 @@ async def metrics(request: web.Request) -> web.Response:
     errors = request.app[keys.AGGREGATOR].errors
     body = encode(request.app[keys.METRICS_REGISTRY],
                   lambda exc: errors.record("exporter", exc, what="/metrics"))
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def close_websockets(app: web.Application) -> None:

@@ -15,14 +15,15 @@ _ALL = None  # trie leaf: the whole subtree is in scope
 def _trie(scope: Scope) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for path in scope:
-        node: dict[str, Any] | None = root
+        node = root
         for segment in path[:-1]:
-            node = node.setdefault(segment, {})  # type: ignore[union-attr]
-            if node is _ALL:  # a shorter path already covers this one
+            child: dict[str, Any] | None = node.setdefault(segment, {})
+            if child is None:  # _ALL: a shorter path already covers this one
                 break
+            node = child
         else:
             if path:
-                node[path[-1]] = _ALL  # type: ignore[index]
+                node[path[-1]] = _ALL
     return root
 
 

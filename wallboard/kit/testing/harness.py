@@ -88,10 +88,11 @@ class _CallbackTimer:
                     if own > timer.limit_s:
                         timer.found.append(SlowCallback(_describe(handle), own))
 
-        asyncio.events.Handle._run = _run  # type: ignore[method-assign]
+        # asyncio has no hook around each callback: patch the method that runs them.
+        asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]  # see above
 
     def remove(self) -> None:
-        asyncio.events.Handle._run = self._original  # type: ignore[method-assign]
+        asyncio.events.Handle._run = self._original  # type: ignore[method-assign]  # undo install()
 
 
 class _StallSampler:
