@@ -72,6 +72,23 @@ def test_a_snapshot_build_changes_nothing_however_far_the_clock_moved() -> None:
         assert fingerprint(engine.aggregator) == before, f"a build {later} s on wrote"
 
 
+def test_events_folded_since_the_tick_are_read_without_being_stored() -> None:
+    """The windows batch the current bucket's events: a read adds them to copies, and reads
+    exactly what the tick then stores."""
+    engine = Engine(CONFIG)
+    busy(engine)
+    engine.snapshot()
+    engine.send({"type": "contact.ended", "ts": engine.now + 1, "queue": "sales",
+                 "contact_id": "c0", "agent": "a0", "talk_s": 61.3, "wrap_s": 7.1})
+    engine.send({"type": "contact.queued", "ts": engine.now + 2, "queue": "support",
+                 "contact_id": "s1"})
+    before = fingerprint(engine.aggregator)
+    read = engine.builder.build(engine.now)
+    assert fingerprint(engine.aggregator) == before
+    assert read["queues"]["support"]["15m"]["offered"] == 1
+    assert read == engine.snapshot()  # the tick stores what the read showed
+
+
 def test_the_tick_gives_the_figures_a_build_used_to() -> None:
     """Advance then build: windows that rolled over and deadlines passed show in the read."""
     engine = Engine(CONFIG)

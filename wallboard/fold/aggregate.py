@@ -359,8 +359,10 @@ class Aggregator:
         self.fire_timers(now)
         for leaf in self.leaves.values():
             leaf.windows.advance(now)
+            leaf.windows.flush()  # reads add the batch to copies: the tick stores it
         for windows in self.agent_windows.values():
             windows.advance(now)
+            windows.store()
         self.state.expire(now)
         self.surveys.forget(now)
 

@@ -66,10 +66,6 @@ class RedisJournal(RedisStreamReader):
 
     replicated = True  # the pipeline folds what `deliver` hands over, not what it appended
 
-    def shared(self) -> RedisJournal:
-        """The stream several nodes share: itself."""
-        return self
-
     def __init__(self, config: JournalConfig) -> None:
         super().__init__(config)
         self.status = JournalStatus(retry_s=config.retry_s)
@@ -93,6 +89,10 @@ class RedisJournal(RedisStreamReader):
         self._tasks: list[asyncio.Task[None]] = []
         self._marking: set[asyncio.Task[None]] = set()  # quarantine writes in flight
         self._down_by = "write"
+
+    def shared(self) -> RedisJournal:
+        """The stream several nodes share: itself."""
+        return self
 
     # -- running ------------------------------------------------------------------------
 

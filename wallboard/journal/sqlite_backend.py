@@ -101,10 +101,6 @@ class SqliteJournal:
 
     replicated = False
 
-    def shared(self) -> None:
-        """One node's own file: nothing shared."""
-        return None
-
     def __init__(self, config: JournalConfig) -> None:
         self.config = config
         self.dir = Path(config.data_dir)
@@ -117,6 +113,10 @@ class SqliteJournal:
         self._lock_fd: int | None = None
         self._writer: Writer | None = None
         self.on_change: Callable[[], None] = lambda: None  # up or down: runs on the loop
+
+    def shared(self) -> None:
+        """One node's own file: nothing shared."""
+        return None
 
     # -- opening -------------------------------------------------------------------------
 
