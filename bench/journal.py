@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchio import write_report
 from workload import CONFIG, event_stream, pin_one_core, with_ids
 
+from wallboard.base.clock import VirtualClock
 from wallboard.config.settings import JournalConfig, parse_settings
 from wallboard.fold.aggregate import Aggregator
 from wallboard.ingest.pipeline import Pipeline
@@ -45,16 +46,6 @@ REPLAY_TARGET_EVENTS = 1_000_000
 # 00:30 UTC: ten hours of a busy center stay inside one 'today', so all of it is replayed.
 DAY_START = datetime(2025, 1, 15, 0, 30, tzinfo=UTC).timestamp()
 CHUNK = 100_000  # events generated (untimed) before each timed append run
-
-
-class Clock:
-    """The replay's 'now': just after the last stored event."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def stream(seed: int = 42) -> Iterator[Event]:
@@ -130,7 +121,7 @@ def phase_replay(data: Path) -> dict[str, Any]:
         last = batch[-1][0]
     read_s = time.perf_counter() - started
     gc.enable()
-    clock = Clock(last + 1.0)
+    clock = VirtualClock(last + 1.0)  # the replay's "now": just after the last stored event
     aggregator = Aggregator(settings, clock)
     pipeline = Pipeline(aggregator)
     restored = Restored()

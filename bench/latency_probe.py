@@ -42,6 +42,8 @@ def _patch_variant(variant: str, sends: dict[int, list[float]]) -> None:
         def flush(self: hub_mod.Hub) -> None:
             self._scheduled = None
             self._last_flush = time.monotonic()
+            if self.advance is not None:  # the tick: time moves, then the build reads
+                self.advance()
             tree = self.build()
             flat = hub_mod.flatten(tree)
             previous = self.flat

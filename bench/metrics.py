@@ -49,13 +49,14 @@ def build(queues: int, agents: int, seed: int = 7) -> web.Application:
             wait = rng.expovariate(1 / 30)
             outcome = "contact.answered" if rng.random() < 0.9 else "contact.abandoned"
             for kind, ts in (("contact.queued", start), (outcome, min(start + wait, now))):
-                pipeline.ingest_raw({"type": kind, "id": f"{kind}-{n}", "ts": ts,
-                                     "queue": queue, "contact_id": f"c{n}"}, "hook")
+                pipeline.ingest(pipeline.parse({"type": kind, "id": f"{kind}-{n}", "ts": ts,
+                                                "queue": queue, "contact_id": f"c{n}"}, "hook"))
     states = ("available", "busy", "wrapup", "away")
     for i in range(max(agents, 50)):
-        pipeline.ingest_raw({"type": "agent.state", "id": f"a{i}", "ts": now - 5,
-                             "agent": f"agent{i:04d}", "team": f"team{i % 10}",
-                             "state": states[i % 4], "queues": [names[i % queues]]}, "hook")
+        pipeline.ingest(pipeline.parse({"type": "agent.state", "id": f"a{i}", "ts": now - 5,
+                                        "agent": f"agent{i:04d}", "team": f"team{i % 10}",
+                                        "state": states[i % 4],
+                                        "queues": [names[i % queues]]}, "hook"))
     return app
 
 

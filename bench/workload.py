@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+from wallboard.base.clock import VirtualClock as VirtualClock  # the benchmarks' clock
 from wallboard.model.events import Event
 
 SOURCE = "bench"
@@ -36,17 +37,6 @@ PROFILES: dict[str, tuple[float, float, float, float, float, float]] = {
 CHANNEL_OF = {name: q["channel"] for name, q in CONFIG["queues"].items()}
 SURVEY_SCALES = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 
-
-
-class VirtualClock:
-    """A clock the benchmark moves forward with event time."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        """The current virtual time."""
-        return self.now
 
 
 def event_stream(seed: int = 42, arrivals_per_s: float = 6.0, agents: int = 300,

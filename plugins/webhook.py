@@ -42,11 +42,10 @@ class WebhookConfig(SourceConfig):
     tolerance_s: float = Field(300.0, gt=0, le=86_400)  # how old a signed request may be
 
 
-class WebhookSource(PushSource):
+class WebhookSource(PushSource[WebhookConfig]):
     """Events pushed to us over HTTP; up for as long as the server runs."""
 
     type: ClassVar[str] = "webhook"
-    Config = WebhookConfig
     every_node: ClassVar[bool] = True  # requests reach any node behind the load balancer
 
     async def run(self, emit: Emit) -> None:
@@ -54,18 +53,17 @@ class WebhookSource(PushSource):
         await self.serve_requests()
 
 
-def _find_runner(request: web.Request, ingest: Ingest) -> SourceRunner | None:
+def _find_source(request: web.Request,
+                 ingest: Ingest) -> tuple[SourceRunner, WebhookSource] | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     found = None
-    for runner in ingest.runners(WebhookSource):
-        config = runner.source.config
+    for runner, source in ingest.runners(WebhookSource):
         # Compare against every source so timing does not reveal which token matched.
-        if isinstance(config, WebhookConfig) and hmac.compare_digest(
-                config.token.get_secret_value().encode(), token.encode()):
-            found = runner
+        if hmac.compare_digest(source.config.token.get_secret_value().encode(), token.encode()):
+            found = runner, source
     return found
 
 
@@ -127,18 +125,19 @@ async def post_events(request: web.Request) -> web.Response:
     counted) when they cannot be stored, so that the sender retries. See docs/events.md.
     """
     ingest = request.app[INGEST]
-    runner = _find_runner(request, ingest)
-    if runner is None:
+    found = _find_source(request, ingest)
+    if found is None:
         ingest.refused("unauthorized")
         return web.json_response({"error": "missing or wrong bearer token"}, status=401,
                                  headers={"WWW-Authenticate": 'Bearer realm="wallboard"'})
+    runner, source = found
     try:
         body = await read_body(request, ingest.max_body_bytes)
     except Rejection as exc:
         return refuse(runner, request, Rejection(
             exc.reason, f"{exc} (server.max_body_bytes)"))
-    config = runner.source.config
-    if isinstance(config, WebhookConfig) and config.secret is not None:
+    config = source.config
+    if config.secret is not None:
         try:
             verify(config.secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER),
                    timestamp=request.headers.get(TIMESTAMP_HEADER),

@@ -29,10 +29,11 @@ class Engine:
         if "id" not in event:
             self._n += 1
             event = {**event, "id": f"auto-{self._n}"}
-        return self.pipeline.ingest_raw(event, "test")
+        return self.pipeline.ingest(self.pipeline.parse(event, "test"))
 
     def snapshot(self, at: float | None = None) -> dict[str, Any]:
         """The snapshot at `at` (default: now)."""
         if at is not None:
             self.now = at
+        self.aggregator.advance(self.now)  # the hub's tick: time moves, then the read
         return self.builder.build(self.now)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from wallboard_plugins.asterisk_ami import AsteriskAmiSource
 from wallboard_plugins.asterisk_ami.mapping import Mapper
-from wallboard_plugins.asterisk_ami.protocol import md5_key, parse_frame
+from wallboard_plugins.asterisk_ami.protocol import Message, md5_key, parse_lines
 from wallboard_plugins.asterisk_ami.source import enable_keepalive
 
 from tests.ami_frames import (
@@ -30,6 +30,11 @@ from wallboard.kit.source import DOWN, STARTING, UP
 from wallboard.kit.testing import SourceContract, SourceHarness, TcpReplay
 from wallboard.model.events import parse_event
 
+
+def parse_frame(raw: bytes | str) -> Message:
+    """One frame from its raw text (CRLF or bare LF line ends), as the reader splits it."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return parse_lines(text.replace("\r\n", "\n").split("\n"))
 
 def test_md5_key_is_md5_of_challenge_and_secret_per_the_test_vector() -> None:
     assert md5_key("911725589", "password") == "7c6a3462ff7219ebc3c13d236a067739"

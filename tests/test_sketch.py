@@ -21,10 +21,28 @@ DAY = 86400.0
 YEAR = 365 * DAY
 
 
+def add(s: dict[int, int], bin_: int, count: int = 1) -> None:
+    """One bin's count, through the fold's delta path."""
+    sk.add_sketches([s], [(0, bin_, count)])
+
+
+def merge_into(total: dict[int, int], other: dict[int, int], sign: int = 1) -> None:
+    sk.merge_sketches([total], [other], sign)
+
+
+def quantile(s: dict[int, int], q: float) -> float | None:
+    return sk.quantiles(s, [q])[0]
+
+
+def bin_bounds(b: int) -> tuple[float, float]:
+    """The range (lo, hi] a value bin holds, from the module's definition (γ^(i−1), γ^i]."""
+    return sk.GAMMA ** (b - 1), sk.GAMMA**b
+
+
 def build(values: list[float]) -> dict[int, int]:
     s: dict[int, int] = {}
     for v in values:
-        sk.add(s, sk.bin_of(v))
+        add(s, sk.bin_of(v))
     return s
 
 
@@ -37,7 +55,7 @@ def exact_quantile(values: list[float], q: float) -> float:
 
 def assert_close(values: list[float], s: dict[int, int], q: float) -> None:
     exact = exact_quantile(values, q)
-    est = sk.quantile(s, q)
+    est = quantile(s, q)
     assert est is not None
     if exact <= sk.MIN_VALUE:
         assert est == 0.0, (q, exact, est)
@@ -108,8 +126,6 @@ def test_zero_bin_is_below_every_value_bin() -> None:
 def test_bin_of_rejects_non_finite(value: float) -> None:
     with pytest.raises(ValueError):
         sk.bin_of(value)
-    with pytest.raises(ValueError):
-        sk.add_value({}, value)
 
 
 @given(st.floats(min_value=0.01, max_value=1e10, exclude_min=True))
@@ -117,14 +133,14 @@ def test_every_value_is_within_alpha_of_its_bin_estimate(x: float) -> None:
     b = sk.bin_of(x)
     est = sk.bin_estimate(b)
     assert abs(est - x) <= TOL * x
-    lo, hi = sk.bin_bounds(b)
+    lo, hi = bin_bounds(b)
     # (lo, hi] up to float rounding of log and pow
     assert lo * (1 - 1e-12) <= x <= hi * (1 + 1e-12)
 
 
 def test_bin_edges_are_exactly_alpha_from_the_estimate() -> None:
     for b in (-200, -1, 0, 1, 7, 300, 900):
-        lo, hi = sk.bin_bounds(b)
+        lo, hi = bin_bounds(b)
         est = sk.bin_estimate(b)
         assert (hi - est) / hi == pytest.approx(ALPHA, rel=1e-9)
         assert (est - lo) / lo == pytest.approx(ALPHA, rel=1e-9)
@@ -135,15 +151,6 @@ def test_bin_of_is_monotone(values: list[float]) -> None:
     values.sort()
     bins = [sk.bin_of(v) for v in values]
     assert bins == sorted(bins)
-
-
-def test_add_value_equals_add_bin_of() -> None:
-    rng = random.Random(7)
-    values = first_response(rng, 2000)
-    a: dict[int, int] = {}
-    for v in values:
-        sk.add_value(a, v)
-    assert a == build(values)
 
 
 # ---------------------------------------------------------------- quantiles vs exact
@@ -158,7 +165,7 @@ def test_quantiles_within_relative_error(gen, n: int, seed: int) -> None:
     assert sk.count(s) == n
     for q in QS:
         assert_close(values, s, q)
-    assert sk.quantiles(s, QS) == [sk.quantile(s, q) for q in QS]
+    assert sk.quantiles(s, QS) == [quantile(s, q) for q in QS]
 
 
 def test_measured_error_never_exceeds_alpha() -> None:
@@ -185,19 +192,19 @@ def test_rank_uses_nearest_rank_without_float_creep() -> None:
     for k in range(0, 101):
         q = k / 100
         assert_close(values, s, q)
-        assert sk.quantile(s, q) == sk.bin_estimate(sk.bin_of(exact_quantile(values, q)))
+        assert quantile(s, q) == sk.bin_estimate(sk.bin_of(exact_quantile(values, q)))
 
 
 def test_nearest_rank_small_cases() -> None:
     s = build([10.0, 20.0, 30.0, 40.0])
     est = sk.bin_estimate
     b = sk.bin_of
-    assert sk.quantile(s, 0.0) == est(b(10.0))
-    assert sk.quantile(s, 0.25) == est(b(10.0))
-    assert sk.quantile(s, 0.26) == est(b(20.0))
-    assert sk.quantile(s, 0.5) == est(b(20.0))
-    assert sk.quantile(s, 0.51) == est(b(30.0))
-    assert sk.quantile(s, 1.0) == est(b(40.0))
+    assert quantile(s, 0.0) == est(b(10.0))
+    assert quantile(s, 0.25) == est(b(10.0))
+    assert quantile(s, 0.26) == est(b(20.0))
+    assert quantile(s, 0.5) == est(b(20.0))
+    assert quantile(s, 0.51) == est(b(30.0))
+    assert quantile(s, 1.0) == est(b(40.0))
 
 
 durations = st.one_of(
@@ -218,14 +225,14 @@ def test_quantiles_within_relative_error_hypothesis(
     qs = [*QS, *extra]
     for q in qs:
         assert_close(values, s, q)
-    assert sk.quantiles(s, qs) == [sk.quantile(s, q) for q in qs]
+    assert sk.quantiles(s, qs) == [quantile(s, q) for q in qs]
 
 
 def test_quantiles_keep_the_callers_order() -> None:
     values = lognormal_handle(random.Random(5), 1000)
     s = build(values)
     qs = [0.99, 0.1, 0.5, 0.5, 1.0, 0.0]
-    assert sk.quantiles(s, qs) == [sk.quantile(s, q) for q in qs]
+    assert sk.quantiles(s, qs) == [quantile(s, q) for q in qs]
     assert sk.quantiles(s, []) == []
 
 
@@ -233,7 +240,7 @@ def test_quantiles_keep_the_callers_order() -> None:
 
 
 def test_empty_sketch() -> None:
-    assert sk.quantile({}, 0.5) is None
+    assert quantile({}, 0.5) is None
     assert sk.quantiles({}, [0.5, 0.9]) == [None, None]
     assert sk.count({}) == 0
 
@@ -242,16 +249,16 @@ def test_empty_sketch() -> None:
 def test_q_out_of_range(q: float) -> None:
     s = build([1.0, 2.0])
     with pytest.raises(ValueError):
-        sk.quantile(s, q)
+        quantile(s, q)
     with pytest.raises(ValueError):
         sk.quantiles(s, [0.5, q])
     with pytest.raises(ValueError):
-        sk.quantile({}, q)  # checked even when empty
+        quantile({}, q)  # checked even when empty
 
 
 def test_merge_sign_must_be_unit() -> None:
     with pytest.raises(ValueError):
-        sk.merge_into({}, {1: 1}, sign=2)
+        merge_into({}, {1: 1}, sign=2)
 
 
 # ---------------------------------------------------------------- merge and subtract
@@ -266,12 +273,12 @@ def assert_clean(s: dict[int, int]) -> None:
 def test_merge_and_subtract_are_bin_exact(a: list[float], b: list[float]) -> None:
     sa, sb = build(a), build(b)
     total = dict(sa)
-    sk.merge_into(total, sb)
+    merge_into(total, sb)
     assert total == build(a + b)
-    sk.merge_into(total, sb, sign=-1)
+    merge_into(total, sb, sign=-1)
     assert total == sa
     assert_clean(total)
-    sk.merge_into(total, sa, sign=-1)
+    merge_into(total, sa, sign=-1)
     assert total == {}
 
 
@@ -280,14 +287,14 @@ def test_merge_matches_concatenation_seeded() -> None:
     parts = [gen(rng, 3000) for gen in GENERATORS]
     total: dict[int, int] = {}
     for part in parts:
-        sk.merge_into(total, build(part))
+        merge_into(total, build(part))
     everything = [v for part in parts for v in part]
     assert total == build(everything)
     assert total == dict(Counter(sk.bin_of(v) for v in everything))  # independent tally
     for q in QS:
         assert_close(everything, total, q)
     for part in parts[:2]:
-        sk.merge_into(total, build(part), sign=-1)
+        merge_into(total, build(part), sign=-1)
     rest = [v for part in parts[2:] for v in part]
     assert total == build(rest)
     assert_clean(total)
@@ -297,15 +304,15 @@ def test_subtract_single_values_leaves_no_residue() -> None:
     values = exponential_waits(random.Random(3), 5000)
     s = build(values)
     for v in values:
-        sk.add(s, sk.bin_of(v), -1)
+        add(s, sk.bin_of(v), -1)
     assert s == {}
 
 
 def test_merge_into_itself() -> None:
     s = build([1.0, 2.0, 2.0])
-    sk.merge_into(s, s)
+    merge_into(s, s)
     assert s == build([1.0, 1.0, 2.0, 2.0, 2.0, 2.0])
-    sk.merge_into(s, s, sign=-1)
+    merge_into(s, s, sign=-1)
     assert s == {}
 
 
@@ -323,14 +330,14 @@ def test_rolling_ring_running_total_equals_recomputation() -> None:
             idx = now_idx - (rng.randrange(span_buckets) if rng.random() < 0.1 else 0)
             v = rng.choice(GENERATORS)(rng, 1)[0]
             buckets.setdefault(idx, []).append(v)
-            sk.add(bucket_sketches.setdefault(idx, {}), sk.bin_of(v))
-            sk.add(total, sk.bin_of(v))
+            add(bucket_sketches.setdefault(idx, {}), sk.bin_of(v))
+            add(total, sk.bin_of(v))
         # advance the clock by 0..3 buckets, evicting whatever falls out
         for _ in range(rng.randrange(4)):
             now_idx += 1
             gone = now_idx - span_buckets
             if gone in bucket_sketches:
-                sk.merge_into(total, bucket_sketches.pop(gone), sign=-1)
+                merge_into(total, bucket_sketches.pop(gone), sign=-1)
                 del buckets[gone]
         live = [v for vs in buckets.values() for v in vs]
         assert total == build(live), step
@@ -339,23 +346,23 @@ def test_rolling_ring_running_total_equals_recomputation() -> None:
             for q in QS:
                 assert_close(live, total, q)
         else:
-            assert sk.quantile(total, 0.5) is None
+            assert quantile(total, 0.5) is None
 
 
 def test_negative_bins_from_corrections_are_ignored_by_queries() -> None:
     # A correction subtracts a value whose original add fell in an evicted bucket.
     s = build([1.0, 2.0, 3.0])
-    sk.add(s, sk.bin_of(500.0), -1)
+    add(s, sk.bin_of(500.0), -1)
     assert s[sk.bin_of(500.0)] == -1
     assert sk.count(s) == 3
-    assert sk.quantile(s, 1.0) == sk.bin_estimate(sk.bin_of(3.0))
+    assert quantile(s, 1.0) == sk.bin_estimate(sk.bin_of(3.0))
     assert sk.quantiles(s, [0.0, 1.0]) == [
         sk.bin_estimate(sk.bin_of(1.0)),
         sk.bin_estimate(sk.bin_of(3.0)),
     ]
-    sk.add(s, sk.bin_of(500.0), 1)  # the matching add arrives: the key goes away
+    add(s, sk.bin_of(500.0), 1)  # the matching add arrives: the key goes away
     assert s == build([1.0, 2.0, 3.0])
-    sk.add(s, 5, 0)  # a zero count adds nothing, not even a key
+    add(s, 5, 0)  # a zero count adds nothing, not even a key
     assert s == build([1.0, 2.0, 3.0])
 
 

@@ -75,12 +75,6 @@ def parse_lines(lines: Iterable[str]) -> Message:
     return Message(pairs)
 
 
-def parse_frame(raw: bytes | str) -> Message:
-    """One frame from its raw text (CRLF or bare LF line ends)."""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return parse_lines(text.replace("\r\n", "\n").split("\n"))
-
-
 def encode_action(action: str, action_id: str, fields: dict[str, str] | None = None) -> bytes:
     """An action as wire bytes: `Action`, `ActionID`, then the fields, ended by a blank line."""
     lines = [f"Action: {action}", f"ActionID: {action_id}"]

@@ -151,15 +151,13 @@ def enable_keepalive(writer: asyncio.StreamWriter) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
-class AsteriskAmiSource(PushSource):
+class AsteriskAmiSource(PushSource[AsteriskAmiConfig]):
     """Asterisk queues over the Manager Interface; the runtime reconnects with back-off."""
 
     type: ClassVar[str] = "asterisk_ami"
-    Config = AsteriskAmiConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: AsteriskAmiConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, AsteriskAmiConfig)
         self.cfg = config
         # The model outlives connections: a reconnect's snapshot is compared with it.
         self.mapper = Mapper(self._queue_name, config.entered_from)

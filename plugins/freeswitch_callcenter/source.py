@@ -37,15 +37,13 @@ class FreeswitchCallcenterConfig(SourceConfig):
         return value
 
 
-class FreeswitchCallcenterSource(PushSource):
+class FreeswitchCallcenterSource(PushSource[FreeswitchCallcenterConfig]):
     """Subscribes to callcenter::info, states the queues from their lists, then follows events."""
 
     type: ClassVar[str] = "freeswitch_callcenter"
-    Config = FreeswitchCallcenterConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: FreeswitchCallcenterConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, FreeswitchCallcenterConfig)
         self.settings = config
         self.mirror = Mirror(rename=dict(config.queue_names))
 

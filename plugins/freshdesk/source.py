@@ -15,7 +15,6 @@ from pydantic import Field, Secret
 from wallboard.kit import (
     PollConfig,
     PollSource,
-    SourceConfig,
     SourceError,
     load_state_file,
     parse_retry_after,
@@ -46,15 +45,13 @@ class FreshdeskConfig(PollConfig):
     max_retries: int = Field(3, ge=0)  # 429s waited out within one poll
 
 
-class FreshdeskSource(PollSource):
+class FreshdeskSource(PollSource[FreshdeskConfig]):
     """Reads tickets updated since the saved cursor, oldest first, every `interval_s`."""
 
     type: ClassVar[str] = "freshdesk"
-    Config = FreshdeskConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: FreshdeskConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, FreshdeskConfig)
         self.settings = config
         self.mapper = Mapper(config.groups, config.default_queue)
         self.cursor: str | None = None

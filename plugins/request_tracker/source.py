@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, Secret, model_validator
 
-from wallboard.kit import Emit, PollConfig, PollSource, SourceConfig, SourceError
+from wallboard.kit import Emit, PollConfig, PollSource, SourceError
 from wallboard.model import Event
 
 from .mapping import (
@@ -53,15 +53,13 @@ class RequestTrackerConfig(PollConfig):
         return self
 
 
-class RequestTrackerSource(PollSource):
+class RequestTrackerSource(PollSource[RequestTrackerConfig]):
     """Asks RT for the tickets updated since the last poll and maps their history to events."""
 
     type: ClassVar[str] = "request_tracker"
-    Config = RequestTrackerConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: RequestTrackerConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, RequestTrackerConfig)
         self.cfg = config
         self.api = config.url.rstrip("/") + "/REST/2.0"
         if config.token is not None:

@@ -130,13 +130,12 @@ class SimulatorConfig(SourceConfig):
         return value
 
 
-class SimulatorSource(Source):
+class SimulatorSource(Source[SimulatorConfig]):
     """A realistic, seeded contact-center simulation; the embedded demo's default source."""
 
     type: ClassVar[str] = "simulator"
-    Config = SimulatorConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: SimulatorConfig) -> None:
         super().__init__(name, config)
         self.simulation: Simulation | None = None
         self._simulated_to = 0.0
@@ -145,7 +144,6 @@ class SimulatorSource(Source):
     async def run(self, emit: Emit) -> None:
         """Replay the warm-up with past timestamps, then emit simulated events as they happen."""
         config = self.config
-        assert isinstance(config, SimulatorConfig)
         if self.simulation is None:
             # A restart by the runner resumes this simulation: a second warm-up would count
             # the last minutes twice.
@@ -170,7 +168,6 @@ class SimulatorSource(Source):
     def state_path(self) -> Path | None:
         """The file holding the seed and start of this source's simulation, if any."""
         config = self.config
-        assert isinstance(config, SimulatorConfig)
         if config.state_dir is None:
             return None
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)

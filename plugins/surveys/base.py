@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, cast
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from aiohttp import web
 from pydantic import Field, Secret
@@ -35,6 +35,8 @@ class SurveyConfig(SourceConfig):
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, le=16 * 1024 * 1024)
 
 
+SC = TypeVar("SC", bound=SurveyConfig)
+
 # A secret URL path segment: /api/surveys/{source}/{path_token}.
 _PathToken = Secret[Annotated[str, Field(min_length=24, pattern=r"^[A-Za-z0-9_-]+$")]]
 
@@ -47,7 +49,7 @@ class TokenConfig(SurveyConfig):
     path_token: _PathToken | None = None
 
 
-class SurveySource(PushSource):
+class SurveySource(PushSource[SC]):
     """A survey tool posting to POST /api/surveys/{source}; up while the server runs."""
 
     type: ClassVar[str]
@@ -59,8 +61,7 @@ class SurveySource(PushSource):
 
     def survey(self, survey_id: str) -> SurveyMapping:
         """The mapping of a survey, or a 422 naming the id."""
-        surveys = cast(SurveyConfig, self.config).surveys  # the base types it as SourceConfig
-        mapping = surveys.get(survey_id)
+        mapping = self.config.surveys.get(survey_id)
         if mapping is None:
             raise Rejection("unmapped", f"survey {survey_id[:64]!r} is not configured under "
                                         f"sources.{self.name}.surveys")
@@ -121,7 +122,6 @@ async def post_survey(request: web.Request) -> web.Response:
         return web.json_response({"error": "no survey source of that name"}, status=404)
     runner, source = found
     config = source.config
-    assert isinstance(config, SurveyConfig)
     try:
         body = await read_body(request, config.max_body_bytes)
         source.authenticate(request.headers, body, request.match_info.get("token"))

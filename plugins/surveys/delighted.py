@@ -35,16 +35,14 @@ def verify_signature(api_key: str, body: bytes, header: str | None) -> None:
         raise Rejection("bad_signature", f"{SIGNATURE_HEADER} does not match the body") from None
 
 
-class DelightedSource(SurveySource):
+class DelightedSource(SurveySource[DelightedConfig]):
     """Delighted survey_response webhooks; an update replaces the response's earlier score."""
 
     type: ClassVar[str] = "delighted"
-    Config = DelightedConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The signature over the raw body, before anything is parsed."""
-        assert isinstance(self.config, DelightedConfig)
         if path_token is not None:
             raise Rejection("bad_signature", "delighted sources take no path token")
         verify_signature(self.config.api_key.get_secret_value(), body,

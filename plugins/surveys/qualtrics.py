@@ -30,22 +30,19 @@ class QualtricsConfig(TokenConfig, RateLimitConfig):
         return self
 
 
-class QualtricsSource(SurveySource):
+class QualtricsSource(SurveySource[QualtricsConfig]):
     """Qualtrics completedResponse subscriptions: each callback triggers one API read."""
 
     type: ClassVar[str] = "qualtrics"
-    Config = QualtricsConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The configured secret path token and/or header."""
-        assert isinstance(self.config, QualtricsConfig)
         check_token(self.config, headers, path_token)
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """GET /API/v3/surveys/{SurveyID}/responses/{ResponseID}; values by question id."""
         config = self.config
-        assert isinstance(config, QualtricsConfig)
         try:
             form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=True))
         except (UnicodeDecodeError, ValueError) as exc:

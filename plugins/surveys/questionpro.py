@@ -44,16 +44,14 @@ def parse_questionpro_time(text: Any) -> float | None:
     return local.replace(tzinfo=timezone(timedelta(hours=_ZONES[zone]))).timestamp()
 
 
-class QuestionProSource(SurveySource):
+class QuestionProSource(SurveySource[QuestionProConfig]):
     """QuestionPro `{complete_response}` webhooks (the v2 Responses API's response object)."""
 
     type: ClassVar[str] = "questionpro"
-    Config = QuestionProConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The configured secret header and/or path token."""
-        assert isinstance(self.config, QuestionProConfig)
         check_token(self.config, headers, path_token)
 
     async def responses(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:

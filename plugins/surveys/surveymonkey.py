@@ -13,7 +13,6 @@ from wallboard.kit import (
     Emit,
     RateLimitConfig,
     Rejection,
-    SourceConfig,
     SourceError,
     parse_time,
     sign,
@@ -81,7 +80,7 @@ def read_choices(details: Any) -> Choices:
     return out
 
 
-class SurveyMonkeySource(SurveySource):
+class SurveyMonkeySource(SurveySource[SurveyMonkeyConfig]):
     """SurveyMonkey response webhooks: verified, then the response details fetched and mapped.
 
     `run` keeps each configured survey's details (choice positions and weights) cached,
@@ -89,15 +88,13 @@ class SurveyMonkeySource(SurveySource):
     """
 
     type: ClassVar[str] = "surveymonkey"
-    Config = SurveyMonkeyConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: SurveyMonkeyConfig) -> None:
         super().__init__(name, config)
         self.choices: dict[str, Choices] = {}
 
     @property
     def _config(self) -> SurveyMonkeyConfig:
-        assert isinstance(self.config, SurveyMonkeyConfig)
         return self.config
 
     def _url(self, path: str) -> str:

@@ -39,16 +39,14 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-class TypeformSource(SurveySource):
+class TypeformSource(SurveySource[TypeformConfig]):
     """Typeform `form_response` webhooks; each rated answer becomes a survey.response."""
 
     type: ClassVar[str] = "typeform"
-    Config = TypeformConfig
 
     def authenticate(self, headers: Mapping[str, str], body: bytes,
                      path_token: str | None) -> None:
         """The signature over the raw body, before anything is parsed."""
-        assert isinstance(self.config, TypeformConfig)
         if path_token is not None:
             raise Rejection("bad_signature", "typeform sources take no path token")
         verify_signature(self.config.secret.get_secret_value(), body, headers.get(SIGNATURE_HEADER))

@@ -15,7 +15,6 @@ from wallboard.kit import (
     PushSource,
     RateLimitConfig,
     SignatureError,
-    SourceConfig,
     count,
     json_error,
     signature_reason,
@@ -44,22 +43,19 @@ class TwilioTaskRouterConfig(RateLimitConfig):
     reconcile: ReconcileConfig | None = None  # periodic TaskQueue statistics, optional
 
 
-class TwilioTaskRouterSource(PushSource):
+class TwilioTaskRouterSource(PushSource[TwilioTaskRouterConfig]):
     """TaskRouter event callbacks posted to the server; up for as long as the server runs."""
 
     type: ClassVar[str] = "twilio_taskrouter"
-    Config = TwilioTaskRouterConfig
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: TwilioTaskRouterConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, TwilioTaskRouterConfig)
         self.mapper = Mapper(config.queues, config.activities, config.unknown_activity,
                              config.queued_on)
 
     async def run(self, emit: Emit) -> None:
         """Report up and wait for callbacks; with `reconcile`, emit queue snapshots meanwhile."""
         config = self.config
-        assert isinstance(config, TwilioTaskRouterConfig)
         if config.reconcile is None:
             await self.serve_requests()
             return
@@ -72,7 +68,7 @@ class TwilioTaskRouterSource(PushSource):
     async def reconcile(self) -> list[dict[str, Any]]:
         """One queue.snapshot per configured TaskQueue, from its real-time statistics."""
         config = self.config
-        assert isinstance(config, TwilioTaskRouterConfig) and config.reconcile is not None
+        assert config.reconcile is not None
         login = f"{config.reconcile.account_sid}:{config.auth_token.get_secret_value()}".encode()
         headers = {"Authorization": "Basic " + base64.b64encode(login).decode()}
         events = []
@@ -109,7 +105,6 @@ async def post_callback(request: web.Request) -> web.Response:
         return json_error(404, "no twilio_taskrouter source of that name")
     runner, source = found
     config = source.config
-    assert isinstance(config, TwilioTaskRouterConfig)
     body = await request.read()
     try:
         params = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))

@@ -13,7 +13,6 @@ from pydantic import Field, Secret, model_validator
 from wallboard.kit import (
     PollConfig,
     PollSource,
-    SourceConfig,
     SourceError,
     load_state_file,
     save_state_file,
@@ -54,16 +53,14 @@ class ZendeskConfig(PollConfig):
         return self
 
 
-class ZendeskSource(PollSource):
+class ZendeskSource(PollSource[ZendeskConfig]):
     """Every `interval_s`: new ticket metric events and tickets since the saved cursors."""
 
     type: ClassVar[str] = "zendesk"
-    Config = ZendeskConfig
     lag_s: ClassVar[float] = EXPORT_LAG_S
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init__(self, name: str, config: ZendeskConfig) -> None:
         super().__init__(name, config)
-        assert isinstance(config, ZendeskConfig)
         self.mapper = Mapper(config.groups, config.queue, config.channel)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.state_path = Path(config.state_dir) / f"zendesk-{safe}.json"
@@ -81,7 +78,6 @@ class ZendeskSource(PollSource):
     def headers(self) -> dict[str, str]:
         """Basic `{email}/token:{api_token}`, or a Bearer OAuth token."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         if config.oauth_token is not None:
             return {"Authorization": f"Bearer {config.oauth_token.get_secret_value()}"}
         assert config.api_token is not None  # _credentials: oauth_token, or email and api_token
@@ -92,7 +88,6 @@ class ZendeskSource(PollSource):
                      cursors: dict[str, Any]) -> list[Any]:
         """The pages of one cursor export from the saved cursor to the end of the stream."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         url = config.url.rstrip("/") + path
         pages = []
         for _ in range(config.max_pages_per_poll):
@@ -117,7 +112,6 @@ class ZendeskSource(PollSource):
     async def poll(self) -> list[Event | dict[str, Any]]:
         """Both exports from the saved cursors; the new cursors saved once all pages are read."""
         config = self.config
-        assert isinstance(config, ZendeskConfig)
         if self.cursors is None:
             self.cursors = self.load_state()
         cursors = dict(self.cursors)  # committed only when every page has been read

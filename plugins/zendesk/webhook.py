@@ -20,7 +20,7 @@ from wallboard.kit import (
 from wallboard.model import EventError
 
 from .mapping import parse_time
-from .source import ZendeskConfig, ZendeskSource
+from .source import ZendeskSource
 
 ROUTE = "/api/zendesk/{source}/webhook"
 STATUS_ROUTE = "/api/zendesk/{source}/status"
@@ -65,7 +65,6 @@ async def post_webhook(request: web.Request) -> web.Response:
         return json_error(404, "no zendesk source of that name")
     runner, source = found
     config = source.config
-    assert isinstance(config, ZendeskConfig)
     if config.webhook_secret is None:
         ingest.refused("unauthorized")
         return json_error(404, "this zendesk source has no webhook_secret")

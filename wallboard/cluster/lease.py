@@ -48,7 +48,6 @@ class Cluster:
         self.held: dict[str, str] = {}  # source -> lease value
         self.sources: list[str] = []  # sources run under a lease
         self.takeovers = 0  # leases this node acquired
-        self.lost = 0  # leases this node lost or gave up while running the source
 
     def lease_key(self, source: str) -> str:
         """The Redis key of a source's lease."""
@@ -126,7 +125,6 @@ class Cluster:
                     continue
                 log.warning("lease: %s stops source %s: cannot renew its lease: %s",
                             self.node, name, exc)
-            self.lost += 1
             return
 
     async def share(self, runners: dict[str, SourceRunner]) -> None:

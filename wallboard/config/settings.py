@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -42,8 +42,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-SL_VARIANTS = ("answered_only", "abandons_negative", "abandons_ignored", "abandons_positive",
-               "removed_within_threshold")
+SlVariant = Literal["answered_only", "abandons_negative", "abandons_ignored", "abandons_positive",
+                    "removed_within_threshold"]
+SL_VARIANTS: tuple[str, ...] = get_args(SlVariant)
 
 
 def _zone(value: str | None) -> str | None:
@@ -62,8 +63,7 @@ class ServiceLevelConfig(_Model):
     threshold_s: float = Field(20.0, gt=0)
     target: float = Field(0.8, ge=0, le=1)
     short_abandon_s: float = Field(5.0, ge=0)
-    variant: Literal["answered_only", "abandons_negative", "abandons_ignored",
-                     "abandons_positive", "removed_within_threshold"] = "abandons_negative"
+    variant: SlVariant = "abandons_negative"
 
 
 class LegalRuleConfig(_Model):

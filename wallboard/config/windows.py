@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from wallboard.base.durations import format_duration, parse_duration
 
 DEFAULT_WINDOWS = ("15m", "1h", "today")
 BUCKET_WIDTH_S = 10
-_ROLLING = re.compile(r"^(\d+)(s|m|h)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600}
+MAX_SPAN_S = 24 * 3600
 CALENDAR_KINDS = ("today", "yesterday", "shift")
 
 
@@ -25,11 +25,12 @@ def parse_window(name: str) -> WindowSpec:
     """Parse '15m', '1h', '90s', 'today', 'yesterday' or 'shift'; ValueError otherwise."""
     if name in CALENDAR_KINDS:
         return WindowSpec(name, name)
-    match = _ROLLING.match(name)
-    if not match:
+    try:
+        span = parse_duration(name)
+    except ValueError:
         raise ValueError(f"unknown window {name!r}: use a span like 15m, 1h, 90s, or one of "
-                         f"{', '.join(CALENDAR_KINDS)}")
-    span = int(match.group(1)) * _UNITS[match.group(2)]
-    if not BUCKET_WIDTH_S <= span <= 24 * 3600:
-        raise ValueError(f"window {name!r}: a rolling span must lie between 10s and 24h")
-    return WindowSpec(name, "rolling", span)
+                         f"{', '.join(CALENDAR_KINDS)}") from None
+    if span != int(span) or not BUCKET_WIDTH_S <= span <= MAX_SPAN_S:
+        raise ValueError(f"window {name!r}: a rolling span must be whole seconds between "
+                         f"{format_duration(BUCKET_WIDTH_S)} and {format_duration(MAX_SPAN_S)}")
+    return WindowSpec(name, "rolling", int(span))

@@ -122,7 +122,12 @@ class AgentWindows:
         while intervals and intervals[0][1] <= horizon:
             intervals.popleft()
 
-    def _rolling(self, name: str) -> list[float]:
+    def store(self) -> None:
+        """Bring every rolling sum up to date (the tick's part: a read never stores one)."""
+        for name in self._spans:
+            self._rolling(name, store=True)
+
+    def _rolling(self, name: str, store: bool = False) -> list[float]:
         width, buckets = self._spans[name]
         low = (int(self.now // width) - buckets + 1) * width
         n_counts, n_intervals = self._appended
@@ -133,6 +138,10 @@ class AgentWindows:
             # Same first bucket: only entries appended since need adding (live boards read
             # every few hundred ms; a full sum happens when the window moves, once a bucket).
             _, seen_counts, seen_intervals, vector = cached
+            if seen_counts == n_counts and seen_intervals == n_intervals:
+                return vector
+            if not store:  # a read adds to a copy: the same sums the tick then stores
+                vector = list(vector)
             counts = islice(reversed(self.counts), n_counts - seen_counts)
             intervals = islice(reversed(self.intervals), n_intervals - seen_intervals)
         else:
@@ -146,7 +155,8 @@ class AgentWindows:
             piece = end - (start if start > low else low)
             if piece > 0:
                 vector[k] += piece
-        self._cache[name] = (low, n_counts, n_intervals, vector)
+        if store:
+            self._cache[name] = (low, n_counts, n_intervals, vector)
         return vector
 
     def time_range(self, name: str, now: float) -> tuple[float, float]:

@@ -29,7 +29,6 @@ from wallboard.fold.windows import WindowSet
 from wallboard.model import events as ev
 from wallboard.model.events import Event
 
-Clock = Callable[[], float]
 UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
@@ -37,7 +36,7 @@ _SL = -1  # timer kind for the service-level deadline; legal rules use their ind
 class Aggregator:
     """Owns live state and windows; `fold` is the only writer."""
 
-    def __init__(self, settings: Settings, clock: Clock = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
         self.tz = ZoneInfo(settings.site.timezone)
@@ -57,6 +56,7 @@ class Aggregator:
         self.next_timer = math.inf  # the earliest deadline in `timers`
         self._seq = itertools.count()
         self.late = 0
+        self.advanced_to = -math.inf  # the time `advance` last moved everything to
         self.surveys = SurveyMemory()  # counted responses, for revisions to replace
         # Refused while folding (a team over server.max_teams); the pipeline's count by reason.
         self.refused: Counter[str] = Counter()
@@ -355,11 +355,14 @@ class Aggregator:
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""
+        self.advanced_to = now
         self.fire_timers(now)
         for leaf in self.leaves.values():
             leaf.windows.advance(now)
+            leaf.windows.flush()  # reads add the batch to copies: the tick stores it
         for windows in self.agent_windows.values():
             windows.advance(now)
+            windows.store()
         self.state.expire(now)
         self.surveys.forget(now)
 

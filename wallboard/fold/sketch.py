@@ -23,8 +23,8 @@ at most ``floor(ln(hi/lo)/ln γ) + 2`` value bins plus the zero bin. That makes 
 10 ms–1 day and 1,096 for 10 ms–1 year.
 
 Counts are signed. A correction may subtract from a bin that holds nothing in the bucket where
-it lands, and subtraction never raises. ``count``, ``quantile`` and ``quantiles`` use only the
-bins with positive counts and treat the rest as empty.
+it lands, and subtraction never raises. ``count`` and ``quantiles`` use only the bins with
+positive counts and treat the rest as empty.
 
 Ranks use the nearest-rank definition. Over ``n`` values, quantile ``q`` is the value of rank
 ``max(1, ceil(q·n))`` in ascending order. So ``q = 0`` is the minimum, ``q = 1`` the maximum
@@ -34,8 +34,8 @@ rank: ``0.07 * 100 == 7.000000000000001`` gives rank 7, not 8. The sketch return
 of the bin holding the exact nearest-rank value, so the relative error guarantee carries over
 to every quantile.
 
-Hot path: ``add(s, bin_of(x))`` takes about 0.2 µs. ``add_value(s, x)`` makes one call for
-both. Raw bins can also be passed around as ``(kind, bin, count)`` deltas (see windows.py).
+Values reach sketches as ``(kind, bin_of(x), count)`` deltas (``add_sketches``, the per-event
+path; see windows.py); whole sketches are added or subtracted with ``merge_sketches``.
 """
 
 from __future__ import annotations
@@ -52,14 +52,13 @@ __all__ = [
     "MIN_VALUE",
     "RELATIVE_ERROR",
     "ZERO_BIN",
-    "add",
-    "add_value",
-    "bin_bounds",
+    "SketchDeltas",
+    "Sketches",
+    "add_sketches",
     "bin_estimate",
     "bin_of",
     "count",
-    "merge_into",
-    "quantile",
+    "merge_sketches",
     "quantiles",
 ]
 
@@ -89,61 +88,6 @@ def bin_of(value: float) -> int:
     return b if b <= MAX_BIN else MAX_BIN
 
 
-def add(sketch: dict[int, int], bin: int, count: int = 1) -> None:
-    """Add `count` (negative to subtract) to one bin; a bin reaching 0 is removed."""
-    c = sketch.get(bin, 0) + count
-    if c:
-        sketch[bin] = c
-    else:
-        sketch.pop(bin, None)
-
-
-def add_value(sketch: dict[int, int], value: float, count: int = 1) -> None:
-    """``add(sketch, bin_of(value), count)`` in one call."""
-    if value <= MIN_VALUE:
-        b = ZERO_BIN
-    else:
-        try:
-            b = ceil(log(value) * _INV_LN_GAMMA)
-        except (ValueError, OverflowError):
-            raise ValueError(f"not a finite duration: {value!r}") from None
-        if b > MAX_BIN:
-            b = MAX_BIN
-    c = sketch.get(b, 0) + count
-    if c:
-        sketch[b] = c
-    else:
-        sketch.pop(b, None)
-
-
-def merge_into(total: dict[int, int], other: dict[int, int], sign: int = 1) -> None:
-    """Add (sign=1) or subtract (sign=-1) a whole sketch into `total`, bin for bin, exactly."""
-    if sign != 1 and sign != -1:
-        raise ValueError(f"sign must be 1 or -1, not {sign!r}")
-    if other is total:
-        if sign == 1:
-            for b in total:
-                total[b] *= 2
-        else:
-            total.clear()
-        return
-    get = total.get
-    if sign == 1:
-        for b, c in other.items():
-            r = get(b, 0) + c
-            if r:
-                total[b] = r
-            else:
-                total.pop(b, None)
-    else:
-        for b, c in other.items():
-            r = get(b, 0) - c
-            if r:
-                total[b] = r
-            else:
-                total.pop(b, None)
-
-
 def count(sketch: dict[int, int]) -> int:
     """Number of values the quantiles rank over: the sum of the positive bin counts."""
     return sum(c for c in sketch.values() if c > 0)
@@ -154,15 +98,6 @@ def bin_estimate(bin: int) -> float:
     if bin == ZERO_BIN:
         return 0.0
     return _EST_FACTOR * GAMMA ** min(bin, MAX_BIN)  # no overflow, whatever the bin
-
-
-def bin_bounds(bin: int) -> tuple[float, float]:
-    """The half-open range (lo, hi] of values a bin holds (the zero bin: (-inf, MIN_VALUE])."""
-    if bin == ZERO_BIN:
-        return float("-inf"), MIN_VALUE
-    if bin >= MAX_BIN:
-        return GAMMA ** (MAX_BIN - 1), float("inf")
-    return GAMMA ** (bin - 1), GAMMA**bin
 
 
 def _rank(q: float, n: int) -> int:
@@ -183,15 +118,6 @@ def _cumulative(sketch: dict[int, int]) -> tuple[list[int], list[int]]:
         bins = [b for b, c in zip(bins, counts, strict=True) if c > 0]
         counts = [c for c in counts if c > 0]
     return bins, list(accumulate(counts))
-
-
-def quantile(sketch: dict[int, int], q: float) -> float | None:
-    """Estimated nearest-rank q-quantile; None when the sketch is empty."""
-    _check_q(q)
-    bins, cum = _cumulative(sketch)
-    if not cum:
-        return None
-    return bin_estimate(bins[bisect_left(cum, _rank(q, cum[-1]))])
 
 
 def quantiles(sketch: dict[int, int], qs: Sequence[float]) -> list[float | None]:
@@ -221,12 +147,18 @@ def add_sketches(total: Sketches, deltas: SketchDeltas) -> None:
             sketch.pop(bin_, None)  # no residue keys: memory follows non-empty bins
 
 
-def sub_sketches(total: Sketches, bucket: Sketches) -> None:
-    """Subtract a bucket's sketches from running totals."""
-    for kind, sketch in enumerate(bucket):
-        target = total[kind]
-        for bin_, count in sketch.items():
-            value = target.get(bin_, 0) - count
+def merge_sketches(total: Sketches, other: Sketches, sign: int = 1) -> None:
+    """Add (sign=1) or subtract (sign=-1) sketches into `total`, kind for kind, bin for bin.
+
+    The one count merge: bins that fall to zero are dropped (memory follows non-empty bins).
+    """
+    if sign != 1 and sign != -1:
+        raise ValueError(f"sign must be 1 or -1, not {sign!r}")
+    for target, sketch in zip(total, other, strict=True):
+        get = target.get
+        # A sketch merged into itself is read from a copy: its bins change under the loop.
+        for bin_, count in (list(sketch.items()) if sketch is target else sketch.items()):
+            value = get(bin_, 0) + sign * count
             if value:
                 target[bin_] = value
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from wallboard.base.recent import Recent
 from wallboard.model.events import AGENT_STATES, Event
 
 # A contact we never hear about again must not pin "longest wait" forever.
@@ -87,10 +88,8 @@ class LiveState:
         self.teams: set[str] = set()  # every team named so far: bounded by server.max_teams
         self.tickets: dict[str, Ticket] = {}
         self.resolved_order: OrderedDict[str, None] = OrderedDict()
-        # Tombstones in two generations of MAX_DEPARTED/2: the newest half to all of the last
-        # MAX_DEPARTED departures are remembered, for a set add per departure.
-        self.departed: set[tuple[str, str]] = set()
-        self._departed_older: set[tuple[str, str]] = set()
+        # Tombstones: the newest half to all of the last MAX_DEPARTED departures.
+        self.departed = Recent(MAX_DEPARTED)
 
     def queue(self, name: str) -> QueueLive:
         """The live record of a queue, created on first use."""
@@ -99,11 +98,16 @@ class LiveState:
             live = self.queues[name] = QueueLive()
         return live
 
+    def sources(self, name: str) -> set[str]:
+        """The sources that fed a queue so far (a read: an unknown queue stays unknown)."""
+        live = self.queues.get(name)
+        return live.sources if live is not None else set()
+
     def enqueue(self, queue: str, contact_id: str, ts: float, entered: float | None
                 ) -> Waiting | None:
         """A contact starts waiting; None when it already left (a late queued event)."""
         key = (queue, contact_id)
-        if key in self.departed or key in self._departed_older:
+        if key in self.departed:
             return None
         waiting = Waiting(ts, entered if entered is not None and entered <= ts else ts)
         live = self.queues.get(queue) or self.queue(queue)
@@ -114,10 +118,7 @@ class LiveState:
         """A contact leaves the queue; returns its waiting record if we had one."""
         live = self.queues.get(queue) or self.queue(queue)
         waiting = live.waiting.pop(contact_id, None)
-        departed = self.departed
-        departed.add((queue, contact_id))
-        if len(departed) >= MAX_DEPARTED // 2:
-            self._departed_older, self.departed = departed, set()
+        self.departed.add((queue, contact_id))
         return waiting
 
     def agent_state(self, event: Event) -> tuple[str, float] | None:
@@ -188,8 +189,8 @@ class LiveState:
                 del live.callbacks[cid]
 
     def queue_live(self, name: str, now: float) -> dict[str, float | int | None]:
-        """Live KPIs of one queue at `now`."""
-        live = self.queue(name)
+        """Live KPIs of one queue at `now` (a read: an unknown queue is not created)."""
+        live = self.queues.get(name) or QueueLive()
         snap = live.snapshot
         if snap is not None:
             waiting = snap.waiting

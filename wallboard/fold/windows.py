@@ -17,7 +17,7 @@ from wallboard.fold.periods import (
     kept,
     shift_bounds,
 )
-from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches, sub_sketches
+from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches, merge_sketches
 
 
 def bucket_width(span_s: int, finest_s: int = BUCKET_WIDTH_S) -> int:
@@ -128,7 +128,7 @@ class RollingWindows:
                         total[k] -= value
                     sketches = self.slot_sketches[slot]
                     if sketches is not None:
-                        sub_sketches(total_sketches, sketches)
+                        merge_sketches(total_sketches, sketches, -1)
             if self.last_idx <= new_idx - covered:
                 total[:] = [0.0] * self.size  # drop float residue once a span is empty
         self.now_idx = new_idx
@@ -168,9 +168,17 @@ class WindowSet:
 
     @property
     def lifetime(self) -> list[float]:
-        """Totals since start (for Prometheus counters)."""
-        self.flush()
-        return self._lifetime
+        """Totals since start (for Prometheus counters); a read, batched events included."""
+        if not self._batch:
+            return self._lifetime
+        return self._with_batch(self._lifetime)
+
+    def _with_batch(self, totals: list[float]) -> list[float]:
+        # What flush() would make of `totals`, on a copy: the same additions, in the same order.
+        out = list(totals)
+        for k, d in self._batch.items():
+            out[k] += d
+        return out
 
     def flush(self) -> None:
         """Fold the batched events of the current bucket into every window."""
@@ -245,14 +253,25 @@ class WindowSet:
             (r.now_idx + 1) * r.width >= (idx + 1) * width for r in self.rings) else -1
 
     def vector(self, name: str) -> tuple[list[float], Sketches]:
-        """Counters and sketches of a window by name."""
-        self.flush()
-        if name == "today":
-            day = kept(self.day, name)
-            return day.totals, day.sketches
+        """Counters and sketches of a window by name: a read, batched events included.
+
+        The batch holds events of the bucket holding now, which every window but yesterday
+        takes: they are added to copies, and stored only by the next `flush` (the tick's).
+        """
         if name == "yesterday":
             day = kept(self.day, name)
             return day.prev_totals, day.prev_sketches
+        totals, sketches = self._stored(name)
+        if not self._batch and not self._batch_sketches:
+            return totals, sketches
+        sketches = [dict(sketch) for sketch in sketches]
+        add_sketches(sketches, self._batch_sketches)
+        return self._with_batch(totals), sketches
+
+    def _stored(self, name: str) -> tuple[list[float], Sketches]:
+        if name == "today":
+            day = kept(self.day, name)
+            return day.totals, day.sketches
         if name == "shift":
             shift = kept(self.shift, name)
             return shift.totals, shift.sketches

@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any, NamedTuple
 
+from wallboard.base.recent import Recent
 from wallboard.fold.aggregate import (
     AGENT_TYPES,
     UNASSIGNED,
@@ -63,11 +64,7 @@ class Pipeline:
         self.on_change = on_change
         self.dedupe_size = dedupe_size
         self.journal = journal
-        # Two generations of dedupe_size/2 ids: between half and all of the newest dedupe_size
-        # ids are remembered at any time, for a set add per event rather than an LRU update.
-        self._generation = max(dedupe_size // 2, 1)
-        self._seen: set[Key] = set()
-        self._older: set[Key] = set()
+        self._seen = Recent(dedupe_size)  # between half and all of the newest dedupe_size ids
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
@@ -86,7 +83,7 @@ class Pipeline:
     @property
     def dedupe_ids(self) -> int:
         """How many event ids are remembered for de-duplication now."""
-        return len(self._seen) + len(self._older)
+        return len(self._seen)
 
     def reject(self, reason: str) -> None:
         """Count an event refused before it became an Event (bad JSON, bad field)."""
@@ -168,16 +165,11 @@ class Pipeline:
                 del new[name]
 
     def _is_duplicate(self, key: Key | None) -> bool:
-        return key is not None and (key in self._seen or key in self._older
-                                    or key in self._pending)
+        return key is not None and (key in self._seen or key in self._pending)
 
     def _remember(self, key: Key | None) -> None:
-        if key is None:
-            return
-        seen = self._seen
-        seen.add(key)
-        if len(seen) >= self._generation:
-            self._older, self._seen = seen, set()
+        if key is not None:
+            self._seen.add(key)
 
     def ingest(self, event: Event, fence: tuple[str, str] | None = None) -> str:
         """A source's event: de-duplicate, store, fold once stored; raises EventError.
@@ -186,15 +178,10 @@ class Pipeline:
         """
         key = (event.source, event.id) if event.id is not None else None
         if self.journal is None:  # `wallboard replay` and journal-less servers: the short way
-            # _is_duplicate/_remember inlined: this is the replay's per-event path.
-            if key is not None:
-                seen = self._seen
-                if key in seen or key in self._older:
-                    self.duplicates += 1
-                    return DUPLICATE
-                seen.add(key)
-                if len(seen) >= self._generation:
-                    self._older, self._seen = seen, set()
+            # One call (check and remember): this is the replay's per-event path.
+            if key is not None and not self._seen.first(key):
+                self.duplicates += 1
+                return DUPLICATE
             return self.fold(event)
         if self._is_duplicate(key):
             self.duplicates += 1
@@ -235,7 +222,7 @@ class Pipeline:
         for event in events:
             key = (event.source, event.id) if event.id is not None else None
             if key is not None:
-                if key in self._seen or key in self._older or key in batch:
+                if key in self._seen or key in batch:
                     duplicates += 1
                     continue
                 pending = self._pending.get(key)
@@ -399,7 +386,3 @@ class Pipeline:
             self.late += 1
             return LATE
         return ACCEPTED
-
-    def ingest_raw(self, raw: Any, source: str) -> str:
-        """Validate and ingest one decoded object; raises EventError when invalid."""
-        return self.ingest(self.parse(raw, source))

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,13 +24,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from wallboard.base.durations import parse_duration
 from wallboard.config.settings import JournalConfig, Settings, load_settings, parse_settings
 from wallboard.fold.periods import day_bounds
 from wallboard.journal.interface import Journal, JournalStats, make_journal, to_line
 from wallboard.model.events import EventError, parse_ts
 
-_RELATIVE = re.compile(r"^(?:now)?-(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RELATIVE = ("now-", "-")  # now-15m, -15m: a duration before now
 
 
 def parse_until(text: str) -> float:
@@ -53,9 +52,11 @@ def parse_when(text: str, settings: Settings, now: float) -> float:
         bounds = day_bounds(ZoneInfo(settings.site.timezone))
         start = bounds(now)[0]
         return start if word == "today" else bounds(start - 1)[0]
-    match = _RELATIVE.match(word)
-    if match:
-        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    for prefix in _RELATIVE:
+        if word.startswith(prefix):
+            with contextlib.suppress(ValueError):
+                return now - parse_duration(word.removeprefix(prefix))
+            break
     try:
         return parse_until(text)
     except argparse.ArgumentTypeError:

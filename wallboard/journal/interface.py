@@ -14,12 +14,15 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.model.events import Event
+
+if TYPE_CHECKING:  # a backend module imports this one: named for the type checker only
+    from wallboard.journal.redis_backend import RedisJournal
 
 # Batch commit durations (seconds) for the /metrics histogram.
 BATCH_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -119,6 +122,9 @@ class Journal(Protocol):
     # True: several nodes share the store and each folds what `deliver` hands it, in the
     # store's order, rather than what it appended itself.
     replicated: bool
+
+    def shared(self) -> RedisJournal | None:
+        """The store several nodes share, for the cluster's leases and delivery; None: one node."""
 
     def open(self, *, writable: bool = True) -> None:
         """Open (creating if needed) and prove the store writable; raises JournalError.

@@ -90,6 +90,10 @@ class RedisJournal(RedisStreamReader):
         self._marking: set[asyncio.Task[None]] = set()  # quarantine writes in flight
         self._down_by = "write"
 
+    def shared(self) -> RedisJournal:
+        """The stream several nodes share: itself."""
+        return self
+
     # -- running ------------------------------------------------------------------------
 
     def start(self) -> None:

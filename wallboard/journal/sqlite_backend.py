@@ -114,6 +114,10 @@ class SqliteJournal:
         self._writer: Writer | None = None
         self.on_change: Callable[[], None] = lambda: None  # up or down: runs on the loop
 
+    def shared(self) -> None:
+        """One node's own file: nothing shared."""
+        return None
+
     # -- opening -------------------------------------------------------------------------
 
     def open(self, *, writable: bool = True) -> None:

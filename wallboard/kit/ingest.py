@@ -23,7 +23,7 @@ from wallboard.kit.http import Rejections, ack_answer, ack_headers, journal_down
 from wallboard.kit.source import Source, SourceRunner
 from wallboard.model.events import Event, EventError
 
-S = TypeVar("S", bound=Source)
+S = TypeVar("S", bound=Source[Any])
 YIELD_EVERY = 2000  # events validated between two yields to the event loop
 NOTHING = Ack(0, 0, 0, 0)
 
@@ -67,9 +67,11 @@ class Ingest:
             return None
         return runner, runner.source
 
-    def runners(self, kind: type[Source]) -> Iterator[SourceRunner]:
-        """Every running source that is a `kind`, e.g. to find which one a token belongs to."""
-        return (r for r in self._runners.values() if isinstance(r.source, kind))
+    def runners(self, kind: type[S]) -> Iterator[tuple[SourceRunner, S]]:
+        """Every runner and source that is a `kind`, e.g. to find whose token a request has."""
+        for runner in self._runners.values():
+            if isinstance(runner.source, kind):
+                yield runner, runner.source
 
     def refused(self, reason: str) -> None:
         """Count a request refused before its events were read (no source, bad signature...).

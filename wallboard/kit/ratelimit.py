@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from wallboard.kit.source import Clock
+    from wallboard.base.clock import Clock
 
 # A vendor asking us to wait longer than this is treated as "down for an hour", not obeyed
 # blindly: a typo on their side must not park the source for a week.

@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from wallboard.base.clock import Clock
 from wallboard.kit.ratelimit import TokenBucket, parse_retry_after
 from wallboard.model.events import Event, EventError, parse_ts
 
@@ -52,25 +53,6 @@ class SourceError(Exception):
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-class Clock:
-    """Wall-clock time, monotonic time and sleeping; tests swap in a virtual clock."""
-
-    def __call__(self) -> float:
-        return self.time()
-
-    def time(self) -> float:
-        """Seconds since the epoch (event timestamps)."""
-        return time.time()
-
-    def monotonic(self) -> float:
-        """Seconds for measuring intervals."""
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait `seconds`; cancellable like asyncio.sleep."""
-        await asyncio.sleep(seconds)
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -140,10 +122,16 @@ class SourceStatus:
     rejected: dict[str, int] = field(default_factory=dict)
 
 
-class Source:
+C = TypeVar("C", bound=SourceConfig)
+P = TypeVar("P", bound=PollConfig)
+
+
+class Source(Generic[C]):
     """Base of all sources: push style overrides `run`, poll style uses PollSource.
 
-    The runtime injects `http` (the app's shared aiohttp session) and `clock` before `run`.
+    Generic in its config model: `class AcmeSource(PushSource[AcmeConfig])` types
+    `self.config` as an `AcmeConfig` and makes it the class's `Config`. The runtime injects
+    `http` (the app's shared aiohttp session) and `clock`, and binds `connected`, before `run`.
     """
 
     type: ClassVar[str]
@@ -155,9 +143,21 @@ class Source:
     # last minute): shown on the tiles the source feeds, so a late number is not a surprise.
     lag_s: ClassVar[float] = 0.0
 
-    def __init__(self, name: str, config: SourceConfig) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Config" in cls.__dict__:
+            return
+        # The config model named in the base, e.g. PushSource[AcmeConfig], is the one the
+        # registry validates a source's settings with.
+        for base in getattr(cls, "__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, SourceConfig):
+                    cls.Config = arg
+                    return
+
+    def __init__(self, name: str, config: C) -> None:
         self.name = name
-        self.config = config
+        self.config: C = config
         self.clock = Clock()
         self._http: aiohttp.ClientSession | None = None
         self._limiter: TokenBucket | None = None
@@ -187,6 +187,10 @@ class Source:
     def connected(self) -> None:
         """Tell the runtime the source is live (a push source calls this once connected)."""
         self._connected()
+
+    def bind(self, connected: Callable[[], None]) -> None:
+        """The runtime's hand-over: `connected()` reports to this callback from now on."""
+        self._connected = connected
 
     async def run(self, emit: Emit) -> None:
         """Produce events until cancelled; raise SourceError on failure."""
@@ -230,7 +234,7 @@ class Source:
             raise SourceError(f"GET {url}: response is not JSON: {exc}") from None
 
 
-class PushSource(Source):
+class PushSource(Source[C]):
     """A source fed over a connection it opens: override `run(emit)`.
 
     Call `self.connected()` once the connection is up, emit events as they arrive, and raise
@@ -243,7 +247,7 @@ class PushSource(Source):
         await asyncio.Event().wait()
 
 
-class PollSource(Source):
+class PollSource(Source[P]):
     """A source asked for new events every `interval_s`: override `poll()`."""
 
     Config: ClassVar[builtins.type[SourceConfig]] = PollConfig
@@ -254,7 +258,7 @@ class PollSource(Source):
 
     async def run(self, emit: Emit) -> None:
         """Poll forever; the first successful poll marks the source up."""
-        interval = getattr(self.config, "interval_s", 5.0)
+        interval = self.config.interval_s
         while True:
             for event in await self.poll():
                 emit(event)
@@ -289,7 +293,7 @@ class SourceRunner:
     session given to the source.
     """
 
-    def __init__(self, source: Source, emit: Emit, backoff: Backoff | None = None,
+    def __init__(self, source: Source[Any], emit: Emit, backoff: Backoff | None = None,
                  clock: Callable[[], float] = time.time, *,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.source = source
@@ -302,7 +306,7 @@ class SourceRunner:
         if http is not None:
             source.http = http
         self.backoff = backoff or Backoff()
-        source._connected = self._on_connected
+        source.bind(self._on_connected)
         self.on_change: Callable[[], None] = lambda: None
 
     def _set(self, status: str, error: str | None = None) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from wallboard.fold import counters as c
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.counters import add_into
-from wallboard.fold.sketch import Sketches
+from wallboard.fold.sketch import Sketches, merge_sketches
 from wallboard.fold.state import agent_counts
 from wallboard.kpi.formulas import agent_window_kpis, sl_variants, window_kpis
 from wallboard.kpi.staffing import estimate_patience, forecast
@@ -24,12 +24,6 @@ _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": N
                 "forecast_abandon": None}
 _TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
                 "oldest_ticket_s": 0.0}
-
-
-def _merge_sketches(total: Sketches, other: Sketches) -> None:
-    for target, sketch in zip(total, other, strict=True):
-        for bin_, count in sketch.items():
-            target[bin_] = target.get(bin_, 0) + count
 
 
 def _agent_vector(agg: Aggregator, agent: str, window: str, now: float) -> list[float]:
@@ -57,10 +51,13 @@ class SnapshotBuilder:
         self._forecast_cache: dict[tuple[float | None, ...], dict[str, Any]] = {}
 
     def build(self, now: float | None = None) -> dict[str, Any]:
-        """Every KPI, nested: meta, queues, channels, teams, agents and the site total."""
+        """Every KPI, nested: meta, queues, channels, teams, agents and the site total.
+
+        A read: it changes nothing. The windows are as of the last `Aggregator.advance`, which
+        the hub's tick (or the replay) runs at `now` first.
+        """
         agg = self.agg
         now = agg.clock() if now is None else now
-        agg.advance(now)
         min_sample = agg.settings.site.min_survey_sample
         tickets = agg.state.ticket_live(now, agg.settings.site.ticket_at_risk_s)
         queues: dict[str, dict[str, Any]] = {}
@@ -123,7 +120,7 @@ class SnapshotBuilder:
             "sl_variant": cfg.service_level.variant,
             "sl_threshold_s": cfg.service_level.threshold_s,
             "sl_target": cfg.service_level.target,
-            "sources": ",".join(sorted(agg.state.queue(name).sources)),
+            "sources": ",".join(sorted(agg.state.sources(name))),
             "live": live,
         }
         if cfg.legal_rules:
@@ -133,7 +130,8 @@ class SnapshotBuilder:
     def _legal_live(self, name: str, now: float) -> dict[str, dict[str, Any]]:
         """For each legal rule: the oldest covered wait against its limit, and its state."""
         cfg = self.agg.queue_config(name)
-        waiting = self.agg.state.queue(name).waiting.values()
+        live = self.agg.state.queues.get(name)
+        waiting = live.waiting.values() if live is not None else ()
         out = {}
         for rule in cfg.legal_rules:
             starts = [w.entered if rule.start == "call" else w.enqueued for w in waiting]
@@ -170,7 +168,7 @@ class SnapshotBuilder:
                 targets.append(by_queue[leaf.queue])
             for vec, sk in targets:
                 add_into(vec, vector)
-                _merge_sketches(sk, sketches)
+                merge_sketches(sk, sketches)
         # Agent time in state feeds occupancy for the queues they serve, their team and the site.
         agent_vectors = {}
         for name in agg.agent_windows:
@@ -271,7 +269,8 @@ class SnapshotBuilder:
         out = {"waiting": sum(b["waiting"] for b in blocks),
                "oldest_wait_s": max((b["oldest_wait_s"] for b in blocks), default=0.0),
                "callbacks_pending": sum(b["callbacks_pending"] for b in blocks)}
-        if any(agg.state.queue(q).snapshot for q in (names or agg.queue_configs)):
+        queues = agg.state.queues
+        if any(q in queues and queues[q].snapshot for q in (names or agg.queue_configs)):
             # Snapshot-fed queues give counts only, so distinct agents cannot be known: sum them.
             for key in blocks[0] if blocks else ():
                 if key.startswith("agents_"):

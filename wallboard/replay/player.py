@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -37,6 +36,7 @@ import orjson
 from aiohttp import web
 
 from wallboard.base.clock import VirtualClock
+from wallboard.base.durations import parse_duration
 from wallboard.base.gcpause import gc_paused
 from wallboard.config.file import host_arg, port_arg
 from wallboard.config.settings import Settings, load_settings, parse_settings
@@ -51,16 +51,15 @@ from wallboard.server.app import create_app
 
 SLACK_S = 0.01  # events due within this much real time are folded as one batch, no sleep
 YIELD_EVERY_S = 0.05  # when behind schedule, still let the server run this often
-_INTERVAL = re.compile(r"^(\d+)([smhd]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_interval(text: str) -> int:
     """An interval like 30s, 15m, 1h, 1d (or bare seconds) in whole seconds."""
-    match = _INTERVAL.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"not an interval: {text!r} (use e.g. 30s, 15m, 1h, 1d)")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    with contextlib.suppress(ValueError):
+        seconds = parse_duration(text)
+        if seconds and seconds == int(seconds):
+            return int(seconds)
+    raise argparse.ArgumentTypeError(f"not an interval: {text!r} (use e.g. 30s, 15m, 1h, 1d)")
 
 
 def parse_speed(text: str) -> float | None:
@@ -131,7 +130,8 @@ class Replay:
         if self.clock.now != self.emitted:  # an event moved the clock since the last snapshot
             self.latest = self.clock.now
         self.clock.now = self.clock.cap = self.emitted = max(self.latest, t)
-        doc = self.builder.build(t)  # advances the windows and fires due timers up to t first
+        self.builder.agg.advance(t)  # the replay's tick: windows and due timers move to t
+        doc = self.builder.build(t)
         doc["sources"] = {SOURCE: {"status": "up", "last_error": None,
                                    "last_event_ts": self.latest,
                                    "events": sum(self.pipeline.accepted.values())}}

@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
 from pydantic import Secret
 
 from wallboard.config.boards import AccessConfig
 from wallboard.config.settings import BoardConfig, PlaylistConfig
+from wallboard.server import keys
+from wallboard.server.boards import board_scope
+from wallboard.server.scope import Scope
 
 
 def _matches(token: str, allowed: list[Secret[str]]) -> bool:
@@ -123,3 +127,60 @@ def describe(access: Access) -> dict[str, Any]:
             "playlists": {p: len(t) for p, t in config.playlists.items()},
             "reloads": access.reloads, "reload_errors": access.reload_errors,
             "last_error": access.last_error}
+
+
+def refuse(request: web.Request, endpoint: str, status: int, text: str) -> web.HTTPException:
+    """An HTTP error for a refused request, counted for /metrics."""
+    request.app[keys.ACCESS].count_rejected(endpoint, status)
+    if status == 401:
+        return web.HTTPUnauthorized(text=text, headers={"WWW-Authenticate": "Bearer"})
+    if status == 403:
+        return web.HTTPForbidden(text=text)
+    return web.HTTPBadRequest(text=text)
+
+
+def check_board_token(request: web.Request, endpoint: str, board: str) -> str:
+    """The request's TV token if it may see the board; raises 401 (none) or 403 (wrong)."""
+    access = request.app[keys.ACCESS]
+    token = request.query.get("token", "")
+    if access.board_ok(board, token):
+        return token
+    if not token:
+        raise refuse(request, endpoint, 401, f"board {board!r} needs ?token= (access is enabled)")
+    raise refuse(request, endpoint, 403, f"the token is not valid for board {board!r}")
+
+
+def check_admin(request: web.Request, endpoint: str) -> None:
+    """Raise 401/403 unless the request carries the admin token."""
+    status = request.app[keys.ACCESS].admin_status(request.headers.get("Authorization", ""))
+    if status == 403:
+        raise refuse(request, endpoint, 403, "the admin API is off: set access.admin_token")
+    if status == 401:
+        raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
+
+
+def client_scope(app: web.Application, board: str) -> Scope | None:
+    """What a TV on `board` may receive: its board's keys with access on, else everything."""
+    if not app[keys.ACCESS].config.enabled:
+        return None
+    return board_scope(app[keys.BOARDS][board])
+
+
+def check_reader(request: web.Request, endpoint: str) -> list[str] | None:
+    """With access on, the data API needs the admin token or a TV token of some board.
+
+    Returns the boards a TV token opens (the reader sees their numbers only), or None when
+    the reader may see everything (access off, or the admin token).
+    """
+    access = request.app[keys.ACCESS]
+    if not access.config.enabled:
+        return None
+    if access.admin_status(request.headers.get("Authorization", "")) is None:
+        return None
+    token = request.query.get("token", "")
+    boards = [b for b in request.app[keys.BOARDS] if token and access.board_ok(b, token)]
+    if boards:
+        return boards
+    if not token and not request.headers.get("Authorization"):
+        raise refuse(request, endpoint, 401, "access is enabled: pass ?token= or the admin token")
+    raise refuse(request, endpoint, 403, "the token is not valid for any board")

@@ -1,4 +1,4 @@
-"""Token checks for boards, and the admin API: announcements, access and board status."""
+"""The admin API: announcements, access and board status; the build id TVs reload on."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from aiohttp import web
 
 from wallboard import __version__
 from wallboard.server import keys
-from wallboard.server.access import describe
+from wallboard.server.access import check_admin, describe, refuse
 from wallboard.server.announcements import AnnouncementError
-from wallboard.server.boards import board_scope
-from wallboard.server.scope import Scope
 
 
 def build_id() -> str:
@@ -30,63 +28,6 @@ def build_id() -> str:
             if entry.is_file():
                 digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:12]}"
-
-
-def refuse(request: web.Request, endpoint: str, status: int, text: str) -> web.HTTPException:
-    """An HTTP error for a refused request, counted for /metrics."""
-    request.app[keys.ACCESS].count_rejected(endpoint, status)
-    if status == 401:
-        return web.HTTPUnauthorized(text=text, headers={"WWW-Authenticate": "Bearer"})
-    if status == 403:
-        return web.HTTPForbidden(text=text)
-    return web.HTTPBadRequest(text=text)
-
-
-def check_board_token(request: web.Request, endpoint: str, board: str) -> str:
-    """The request's TV token if it may see the board; raises 401 (none) or 403 (wrong)."""
-    access = request.app[keys.ACCESS]
-    token = request.query.get("token", "")
-    if access.board_ok(board, token):
-        return token
-    if not token:
-        raise refuse(request, endpoint, 401, f"board {board!r} needs ?token= (access is enabled)")
-    raise refuse(request, endpoint, 403, f"the token is not valid for board {board!r}")
-
-
-def check_admin(request: web.Request, endpoint: str) -> None:
-    """Raise 401/403 unless the request carries the admin token."""
-    status = request.app[keys.ACCESS].admin_status(request.headers.get("Authorization", ""))
-    if status == 403:
-        raise refuse(request, endpoint, 403, "the admin API is off: set access.admin_token")
-    if status == 401:
-        raise refuse(request, endpoint, 401, "Authorization: Bearer <access.admin_token> needed")
-
-
-def client_scope(app: web.Application, board: str) -> Scope | None:
-    """What a TV on `board` may receive: its board's keys with access on, else everything."""
-    if not app[keys.ACCESS].config.enabled:
-        return None
-    return board_scope(app[keys.BOARDS][board])
-
-
-def check_reader(request: web.Request, endpoint: str) -> list[str] | None:
-    """With access on, the data API needs the admin token or a TV token of some board.
-
-    Returns the boards a TV token opens (the reader sees their numbers only), or None when
-    the reader may see everything (access off, or the admin token).
-    """
-    access = request.app[keys.ACCESS]
-    if not access.config.enabled:
-        return None
-    if access.admin_status(request.headers.get("Authorization", "")) is None:
-        return None
-    token = request.query.get("token", "")
-    boards = [b for b in request.app[keys.BOARDS] if token and access.board_ok(b, token)]
-    if boards:
-        return boards
-    if not token and not request.headers.get("Authorization"):
-        raise refuse(request, endpoint, 401, "access is enabled: pass ?token= or the admin token")
-    raise refuse(request, endpoint, 403, "the token is not valid for any board")
 
 
 async def post_announcement(request: web.Request) -> web.Response:

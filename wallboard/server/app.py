@@ -21,7 +21,6 @@ from wallboard.fold.aggregate import Aggregator
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.ingest.restore import Restored, prune_forever, restore
 from wallboard.journal.interface import Journal, JournalStatus, make_journal
-from wallboard.journal.redis_backend import RedisJournal
 from wallboard.kit.ingest import INGEST, Ingest
 from wallboard.kit.source import Emit, SourceRunner
 from wallboard.kpi.history import History
@@ -29,8 +28,8 @@ from wallboard.kpi.snapshot import SnapshotBuilder
 from wallboard.kpi.waitratio import RatioNeed, add_threshold_ratios
 from wallboard.model.events import Event, EventError
 from wallboard.server import keys
-from wallboard.server.access import Access, AccessCollector
-from wallboard.server.admin import admin_routes, build_id, client_scope
+from wallboard.server.access import Access, AccessCollector, client_scope
+from wallboard.server.admin import admin_routes, build_id
 from wallboard.server.announcements import Announcements
 from wallboard.server.boards import history_keys, ratio_needs, resolve_boards
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
@@ -74,7 +73,7 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
           announcements: Announcements, build: str,
           boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed]) -> dict[str, Any]:
-    tree = builder.build()
+    tree = builder.build(builder.agg.advanced_to)  # the time the hub's tick moved to
     add_threshold_ratios(tree, ratios)
     now = tree["meta"]["ts"]
     tree["meta"]["build"] = build
@@ -222,7 +221,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
                                 boards, ratios),
               push_interval_s=settings.server.push_interval_ms / 1000,
-              send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors)
+              send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors,
+              advance=lambda: aggregator.advance(aggregator.clock()))
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,
                         dedupe_size=settings.server.dedupe_cache_ids)
     for item in settings.announcements:  # configured ones: shown from the start
@@ -230,9 +230,10 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     cluster: Cluster | None = None
     if journal is not None:
         journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once
-        if isinstance(journal, RedisJournal):
-            journal.deliver = pipeline.apply  # every node folds the stream, in its order
-            cluster = Cluster(journal)
+        shared = journal.shared()
+        if shared is not None:
+            shared.deliver = pipeline.apply  # every node folds the stream, in its order
+            cluster = Cluster(shared)
     for source in sources:
         fence = (cluster.fence(source.name) if cluster is not None and not source.every_node
                  else lambda: None)

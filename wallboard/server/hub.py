@@ -61,7 +61,6 @@ class Client:
         self.pending: Any = _RESYNC
         self.wake = asyncio.Event()
         self.wake.set()
-        self.coalesced = 0
         self.task: asyncio.Task[None] | None = None
 
     def offer(self, message: str) -> None:
@@ -70,7 +69,6 @@ class Client:
             self.pending = message
         else:
             self.pending = _RESYNC
-            self.coalesced += 1
         self.wake.set()
 
     def resync(self) -> None:
@@ -107,8 +105,12 @@ class Hub:
 
     def __init__(self, build: Callable[[], dict[str, Any]], push_interval_s: float = 0.2,
                  refresh_s: float = 1.0, send_timeout_s: float = 5.0,
-                 errors: FoldErrors | None = None) -> None:
+                 errors: FoldErrors | None = None,
+                 advance: Callable[[], None] | None = None) -> None:
         self.build = build
+        # Moves time (windows, deadlines, expiry) to now: run by each flush, the one place
+        # where time advances; reads serve what the last flush built.
+        self.advance = advance
         self.errors = errors if errors is not None else FoldErrors()
         self.push_interval_s = push_interval_s
         self.refresh_s = refresh_s
@@ -143,6 +145,8 @@ class Hub:
         self._last_flush = time.monotonic()
         previous, previous_tree = self.flat, self.tree
         try:
+            if self.advance is not None:
+                self.advance()
             tree = self.build()
             flat = flatten(tree)  # also makes every number JSON-safe, in `tree` too
             changes = {k: v for k, v in flat.items() if previous.get(k, _RESYNC) != v}
@@ -208,7 +212,7 @@ class Hub:
                              "changes": changes, "removed": removed}).decode()
 
     def current(self) -> dict[str, Any]:
-        """The latest snapshot, with any pending change flushed first."""
+        """The latest snapshot, any pending change flushed first (the tick, brought forward)."""
         if self._scheduled is not None or not self.seq:
             self.stop()
             self.flush()

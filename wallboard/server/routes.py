@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from wallboard import __version__
 from wallboard.server import keys
-from wallboard.server.admin import check_board_token, check_reader, client_scope, refuse
+from wallboard.server.access import check_board_token, check_reader, client_scope, refuse
 from wallboard.server.boards import board_scope, scoped_tree, text_direction
 from wallboard.server.connections import origin_ok
 from wallboard.server.exposition import CONTENT_TYPE, encode

@@ -6,7 +6,8 @@ registered as the `pytest11` entry point `wallboard`; the rest is imported from 
 
 from __future__ import annotations
 
-from .clock import VirtualClock
+from wallboard.base.clock import VirtualClock
+
 from .contract import EVENTS, MALFORMED, PEER_DROP, SourceContract, default_malformed
 from .harness import ContractViolation, LoopWatch, SlowCallback, SourceHarness, run_isolated
 from .peer import HttpReplay, LoopbackServer, ReplayPeer, TcpReplay

@@ -18,10 +18,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from wallboard.base.clock import VirtualClock
 from wallboard.kit.source import STARTING, Backoff, Source, SourceRunner
 from wallboard.model.events import Event, EventError, parse_event
-
-from .clock import VirtualClock
 
 T = TypeVar("T")
 

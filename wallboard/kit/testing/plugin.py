@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
+from wallboard.base.clock import VirtualClock
 from wallboard.kit.source import Source
 
-from .clock import VirtualClock
 from .harness import SourceHarness
 from .peer import HttpReplay, ReplayPeer, TcpReplay
 
