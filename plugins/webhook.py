@@ -165,7 +165,7 @@ async def post_events(request: web.Request) -> web.Response:
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The webhook source type."""
     return [WebhookSource]
 

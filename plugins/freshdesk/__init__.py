@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wallboard.kit import Source, hookimpl
 
 from .source import FreshdeskConfig, FreshdeskSource
@@ -10,6 +12,6 @@ __all__ = ["FreshdeskConfig", "FreshdeskSource"]
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The freshdesk source type."""
     return [FreshdeskSource]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wallboard.kit import Source, hookimpl
 
 from .source import RequestTrackerConfig, RequestTrackerSource
@@ -10,6 +12,6 @@ __all__ = ["RequestTrackerConfig", "RequestTrackerSource"]
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The request_tracker source type."""
     return [RequestTrackerSource]

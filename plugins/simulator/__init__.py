@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from wallboard.kit import Source, hookimpl
 
 from .model import Simulation
@@ -11,6 +13,6 @@ __all__ = ["SimQueueConfig", "Simulation", "SimulatorConfig", "SimulatorSource"]
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """Provide the `simulator` source type."""
     return [SimulatorSource]

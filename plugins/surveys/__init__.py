@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from wallboard.kit import Source, hookimpl
@@ -18,7 +20,7 @@ __all__ = ["DelightedSource", "QualtricsSource", "QuestionProSource", "SurveyMon
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The survey source types."""
     return [TypeformSource, SurveyMonkeySource, DelightedSource, QuestionProSource,
             QualtricsSource]

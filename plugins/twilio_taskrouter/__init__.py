@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from wallboard.kit import Source, hookimpl
@@ -12,7 +14,7 @@ __all__ = ["TwilioTaskRouterConfig", "TwilioTaskRouterSource"]
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The twilio_taskrouter source type."""
     return [TwilioTaskRouterSource]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from wallboard.kit import Source, hookimpl
@@ -13,7 +15,7 @@ __all__ = ["ZendeskConfig", "ZendeskSource"]
 
 
 @hookimpl
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """The zendesk source type."""
     return [ZendeskSource]
 

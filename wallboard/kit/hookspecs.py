@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -15,7 +15,7 @@ hookspec = pluggy.HookspecMarker("wallboard")
 
 
 @hookspec
-def register_source_types() -> list[type[Source]]:
+def register_source_types() -> list[type[Source[Any]]]:
     """Return source classes, each with a unique `type` name and a pydantic `Config` model."""
     raise NotImplementedError  # a specification: pluggy calls the plugins' hookimpls
 

@@ -88,7 +88,7 @@ def trace_hook_calls(pm: pluggy.PluginManager) -> None:
 class SourceRegistry:
     """Source classes by type name, and which plugin provided each."""
 
-    types: dict[str, type[Source]] = field(default_factory=dict)
+    types: dict[str, type[Source[Any]]] = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
 
 
@@ -142,12 +142,12 @@ def source_problems(sources: dict[str, Any], registry: SourceRegistry,
 
 
 def build_sources(settings: Settings, registry: SourceRegistry,
-                  where: str = "<config>") -> list[Source]:
+                  where: str = "<config>") -> list[Source[Any]]:
     """Instantiate configured sources, validating each against its type's config model."""
     problems = source_problems(settings.sources, registry, where)
     if problems:
         raise ConfigError(problems)
-    sources: list[Source] = []
+    sources: list[Source[Any]] = []
     for name, raw in settings.sources.items():
         cls = registry.types[raw["type"]]
         sources.append(cls(name, cls.Config.model_validate(raw)))

@@ -49,7 +49,7 @@ def _short(payload: bytes) -> str:
 class SourceContract:
     """Subclass as `TestMySourceContract` and declare the class attributes below."""
 
-    source_class: ClassVar[type[Source]]
+    source_class: ClassVar[type[Source[Any]]]
     # A valid config (without `type`); strings may use {peer_url}, {peer_host}, {peer_port}.
     config: ClassVar[dict[str, Any]] = {}
     # (overrides of `config`, a fragment the error must contain); a None value drops the key.
@@ -69,7 +69,7 @@ class SourceContract:
         """The declared config with the peer's address filled in and `type` added."""
         return {**_fill(self.config, peer), "type": self.source_class.type}
 
-    def make_source(self, peer: ReplayPeer | None) -> Source:
+    def make_source(self, peer: ReplayPeer | None) -> Source[Any]:
         """A source instance for `peer`, validated like a configuration file would be."""
         config = self.source_class.Config.model_validate(self.make_config(peer))
         return self.source_class(self.source_name, config)

@@ -182,7 +182,7 @@ class LoopWatch:
 class SourceHarness:
     """A source under a real SourceRunner: every emitted event checked, every status seen."""
 
-    def __init__(self, source: Source, *, clock: VirtualClock | None = None,
+    def __init__(self, source: Source[Any], *, clock: VirtualClock | None = None,
                  http: aiohttp.ClientSession | None = None, poll_s: float = 0.005) -> None:
         self.source = source
         self.clock = clock or VirtualClock()

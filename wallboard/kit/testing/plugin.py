@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -26,10 +27,10 @@ def replay_peer() -> Callable[[HttpReplay | TcpReplay], ReplayPeer]:
 
 
 @pytest.fixture
-def source_harness(virtual_clock: VirtualClock) -> Callable[[Source], SourceHarness]:
+def source_harness(virtual_clock: VirtualClock) -> Callable[[Source[Any]], SourceHarness]:
     """Factory: `async with source_harness(source) as h:` runs it on the virtual clock."""
 
-    def make(source: Source) -> SourceHarness:
+    def make(source: Source[Any]) -> SourceHarness:
         return SourceHarness(source, clock=virtual_clock)
 
     return make
