@@ -29,7 +29,7 @@ def test_mypy_checks_the_core_and_the_plugins_strictly():
     assert config["files"] == list(CHECKED)
     assert "pydantic.mypy" in config["plugins"]
     for flag in ("disallow_untyped_defs", "check_untyped_defs", "disallow_any_generics",
-                 "warn_return_any", "warn_unused_ignores"):
+                 "warn_return_any", "warn_unused_ignores", "no_implicit_reexport"):
         assert config.get(flag) is True, flag
     assert "ignore_missing_imports" not in config  # a missing stub shows, rather than Any
 

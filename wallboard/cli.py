@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from wallboard import __version__
-from wallboard.config.file import host_arg, port_arg
-from wallboard.config.settings import ConfigError, load_settings
+from wallboard.config.file import ConfigError, host_arg, port_arg
+from wallboard.config.settings import load_settings
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
 from wallboard.replay import player as replay

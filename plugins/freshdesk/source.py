@@ -18,11 +18,12 @@ from wallboard.kit import (
     SourceError,
     load_state_file,
     parse_retry_after,
+    parse_time,
     save_state_file,
 )
 from wallboard.model import Event
 
-from .mapping import Deadline, Mapper, check_deadlines, iso, parse_time
+from .mapping import Deadline, Mapper, check_deadlines, iso
 
 _NEXT = re.compile(r'rel="?next"?')
 

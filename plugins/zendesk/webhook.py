@@ -14,12 +14,12 @@ from wallboard.kit import (
     SourceRunner,
     count,
     json_error,
+    parse_time,
     sign,
     signature_reason,
 )
 from wallboard.model import EventError
 
-from .mapping import parse_time
 from .source import ZendeskSource
 
 ROUTE = "/api/zendesk/{source}/webhook"

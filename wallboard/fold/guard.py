@@ -12,7 +12,8 @@ import math
 from collections import Counter
 from typing import Any
 
-from wallboard.model.events import _TYPE_FIELDS, QUEUE_SNAPSHOT, Event
+from wallboard.model.events import QUEUE_SNAPSHOT, Event
+from wallboard.model.schema import _TYPE_FIELDS
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,9 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from wallboard.base.recent import Recent
-from wallboard.fold.aggregate import (
-    AGENT_TYPES,
-    UNASSIGNED,
-    AgentLimitError,
-    Aggregator,
-    QueueLimitError,
-)
+from wallboard.fold.aggregate import UNASSIGNED, Aggregator
 from wallboard.fold.guard import reason
+from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, QueueLimitError
 from wallboard.journal.interface import Journal, JournalDown, JournalFenced
 from wallboard.model.events import (
     AGENT_STATE,

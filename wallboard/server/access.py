@@ -16,8 +16,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
 from pydantic import Secret
 
-from wallboard.config.boards import AccessConfig
-from wallboard.config.settings import BoardConfig, PlaylistConfig
+from wallboard.config.boards import AccessConfig, BoardConfig, PlaylistConfig
 from wallboard.server import keys
 from wallboard.server.boards import board_scope
 from wallboard.server.scope import Scope

@@ -18,8 +18,8 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from wallboard.config.file import read_config_file
-from wallboard.config.settings import ConfigError, Settings, SourceCheck, parse_settings
+from wallboard.config.file import ConfigError, read_config_file
+from wallboard.config.settings import Settings, SourceCheck, parse_settings
 from wallboard.server.access import Access
 
 log = logging.getLogger(__name__)

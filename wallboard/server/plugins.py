@@ -14,7 +14,8 @@ import pluggy
 from pydantic import ValidationError
 
 from wallboard.config.check import did_you_mean
-from wallboard.config.settings import ConfigError, Settings, SourceCheck, format_validation_error
+from wallboard.config.file import ConfigError
+from wallboard.config.settings import Settings, SourceCheck, format_validation_error
 from wallboard.kit import hookspecs
 from wallboard.kit.source import Source
 
