@@ -156,6 +156,35 @@ def test_windowed_kpis_equal_brute_force_under_disorder_and_duplicates(
         assert snap["queues"][variant]["live"]["waiting"] == waiting[variant]
 
 
+@pytest.mark.parametrize("left_as", ["abandoned", "answered"])
+@pytest.mark.parametrize("wait", [2.0, 5.0, 12.0, 45.0])
+def test_an_outcome_reported_after_its_deadline_counts_when_the_contact_left(
+        left_as: str, wait: float) -> None:
+    """Hypothesis found it: the SL timer fired first, the leave arrived 2 minutes late."""
+    config = {"site": {"timezone": "Asia/Jerusalem", "lateness_s": 900},
+              "queues": {v: {"service_level": {"threshold_s": T_SL, "short_abandon_s": SHORT,
+                                               "variant": v}} for v in VARIANTS}}
+    enqueued = START + 4870.0
+    contacts = [Contact(v, enqueued, left_as, wait, 30.0) for v in VARIANTS]
+    engine = Engine(config, START)
+    for k in contacts:
+        engine.send({"type": "contact.queued", "id": f"q{k.queue}", "ts": k.enqueued,
+                     "queue": k.queue, "contact_id": k.queue}, at=enqueued + 1)
+    late = enqueued + T_SL + 120  # every deadline has fired by now
+    for k in contacts:
+        engine.send({"type": f"contact.{left_as}", "id": f"l{k.queue}", "ts": enqueued + wait,
+                     "queue": k.queue, "contact_id": k.queue, "wait_s": wait}, at=late)
+    # Every `now` that puts the 15m window's edge between the leave and the deadline, and
+    # around them, against the recount.
+    for now in [enqueued + 900 + step for step in range(-20, 60, 5)]:
+        engine.now = max(engine.now, now)
+        snap = engine.snapshot(engine.now)
+        expected = brute_force(contacts, "15m", engine.now)
+        for variant, n in expected.items():
+            got = snap["queues"][variant]["15m"]
+            assert (got["sl_met"], got["sl_missed"]) == (n["met"], n["missed"]), (variant, now)
+
+
 @settings(max_examples=40, deadline=None)
 @given(waits=st.lists(st.floats(0, 3000).map(lambda x: round(x, 2)), min_size=1, max_size=80))
 def test_wait_percentiles_within_one_percent_of_exact(waits: list[float]) -> None:

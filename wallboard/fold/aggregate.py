@@ -230,11 +230,11 @@ class Aggregator:
                   waiting: Waiting | None, deltas: c.Deltas) -> None:
         deadline = ts - wait + leaf.threshold_s
         if waiting is not None and waiting.sl_missed:
-            if outcome != MISSED:
-                # The deadline timer fired before this (late) event: take the miss back.
-                leaf.windows.add(waiting.enqueued + leaf.threshold_s, [(c.SL_MISSED, -1.0)])
-            else:
-                return
+            if outcome == MISSED and wait > leaf.threshold_s:
+                return  # missed at its deadline, where the timer counted it
+            # The deadline timer fired before this (late) event, but the contact left within
+            # T: take that miss back; a miss (abandons_negative) counts when it left.
+            leaf.windows.add(waiting.enqueued + leaf.threshold_s, [(c.SL_MISSED, -1.0)])
         if outcome == MET:
             deltas.append((c.SL_MET, 1.0))
         elif outcome == MISSED:
