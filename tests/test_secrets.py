@@ -94,3 +94,10 @@ def test_a_refused_journal_url_does_not_show_its_password() -> None:
     text = str(caught.value)
     assert "'http://***@redis.example' is not a redis://" in text
     assert "hunter2" not in text
+
+
+def test_the_settings_repr_does_not_show_a_source_secret() -> None:
+    settings = parse_settings(base_config(), "<test>")
+    token = settings.sources["hook"]["token"]
+    assert len(token) >= 8 and token not in repr(settings) and token not in str(settings)
+    assert "queues=" in repr(settings)  # the rest is still shown
