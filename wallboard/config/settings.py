@@ -276,8 +276,7 @@ class Settings(_Model):
     metrics: MetricsConfig = MetricsConfig()
     windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}
-    # Raw until each source's own model reads it (secrets become Secrets there): kept out of
-    # the repr so a logged Settings never shows a token.
+    # Raw until the source's own model reads it: out of the repr, so no token is ever logged.
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False)
     boards: dict[str, BoardConfig] = {}
     playlists: dict[str, PlaylistConfig] = {}
