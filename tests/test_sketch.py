@@ -165,7 +165,8 @@ def test_quantiles_within_relative_error(gen, n: int, seed: int) -> None:
     assert sk.count(s) == n
     for q in QS:
         assert_close(values, s, q)
-    assert sk.quantiles(s, QS) == [quantile(s, q) for q in QS]
+    # Many ranks in one walk equal each rank asked alone (the batch walk must not drift).
+    assert sk.quantiles(s, QS) == [sk.quantiles(s, [q])[0] for q in QS]
 
 
 def test_measured_error_never_exceeds_alpha() -> None:
