@@ -17,7 +17,7 @@ from websockets.typing import Origin
 
 from tests.conftest import TOKEN as WEBHOOK_TOKEN
 from tests.conftest import base_config
-from tests.wsclient import BoardClient
+from tests.wsclient import BoardClient, unframe
 from wallboard.server import keys
 from wallboard.server.boards import scoped_tree
 from wallboard.server.connections import origin_ok
@@ -168,8 +168,8 @@ def test_hub_deltas_of_a_scope_rebuild_exactly_its_subtrees() -> None:
     class Outbox:
         board, scope = "b", (("meta",), ("queues", "sales"))
 
-        def offer(self, text: str) -> None:
-            messages.append(text)
+        def offer(self, frame: bytes) -> None:
+            messages.append(unframe(frame).decode())
 
     hub.clients.add(Outbox())  # type: ignore[arg-type]
     steps: list[Callable[[], None]] = [

@@ -36,18 +36,43 @@ class _FakeWS:
     closed = False
 
 
+class _FakeTransport:
+    """Records writes; its buffer holds whatever size the test sets."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.buffered = 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
 def test_outbox_keeps_latest_state_for_a_client_that_is_behind() -> None:
-    from wallboard.server.hub import _RESYNC, Client
+    from wallboard.server.hub import Client
 
     async def scenario() -> None:
         hub = Hub(lambda: {})
-        client = Client(hub, _FakeWS(), "b", None)  # type: ignore[arg-type]
-        assert client.pending is _RESYNC  # a new client starts with a snapshot
-        client.pending = None
-        client.offer("delta-1")
-        assert client.pending == "delta-1"
-        client.offer("delta-2")  # still unsent: a later delta alone would leave a gap
-        assert client.pending is _RESYNC
+        transport = _FakeTransport()
+        client = Client(hub, _FakeWS(), "b", transport)  # type: ignore[arg-type]
+        assert client.pending  # a new client starts with a snapshot
+        client.offer(b"delta-0")  # not before its snapshot: that would leave a gap
+        assert transport.written == [] and client.pending
+        client.pending = False
+        client.offer(b"delta-1")  # keeping up: written at once, the very bytes
+        assert transport.written == [b"delta-1"] and not client.pending
+        transport.buffered = hub.buffer_limit + 1  # it stopped reading
+        client.offer(b"delta-2")  # its backlog is bounded: a snapshot replaces the deltas
+        assert transport.written == [b"delta-1"] and client.pending
+        transport.buffered = 0
+        client.pending, client.busy = False, True  # its sender is writing a snapshot
+        client.offer(b"delta-3")
+        assert transport.written == [b"delta-1"] and client.pending
 
     asyncio.run(scenario())
 

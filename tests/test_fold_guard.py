@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import base_config
 from tests.redisproc import RedisServer
 from tests.test_poisoned_journal import fold_errors
+from tests.wsclient import unframe
 from wallboard.config.settings import JournalConfig, parse_settings
 from wallboard.fold import counters as c
 from wallboard.fold import sketch
@@ -160,7 +161,7 @@ def test_a_flush_with_only_scoped_clients_does_not_encode_the_whole_delta() -> N
     whole: list[int | None] = []
     encode_delta = hub._delta
 
-    def counting(changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+    def counting(changes: dict[str, Any], removed: list[str], seq: int | None = None) -> bytes:
         whole.extend([seq] if seq is not None else [])
         return encode_delta(changes, removed, seq)
 
@@ -170,8 +171,8 @@ def test_a_flush_with_only_scoped_clients_does_not_encode_the_whole_delta() -> N
     class Outbox:
         board, scope = "b", (("queues", "sales"),)
 
-        def offer(self, text: str) -> None:
-            sent.append(text)
+        def offer(self, frame: bytes) -> None:
+            sent.append(unframe(frame).decode())
 
     hub.clients.add(Outbox())  # type: ignore[arg-type]
     state["queues"]["sales"]["waiting"] = 2

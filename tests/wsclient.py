@@ -11,6 +11,21 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 
+def unframe(frame: bytes) -> bytes:
+    """The payload of one final, unmasked text frame (RFC 6455 5.2), its lengths checked."""
+    assert frame[0] == 0x81, f"not a final text frame: {frame[:2]!r}"
+    assert not frame[1] & 0x80, "a server frame is never masked"
+    n, start = frame[1], 2
+    if n == 126:
+        n, start = int.from_bytes(frame[2:4], "big"), 4
+        assert n >= 126, "length not in its shortest form"
+    elif n == 127:
+        n, start = int.from_bytes(frame[2:10], "big"), 10
+        assert n >= 65536, "length not in its shortest form"
+    assert len(frame) == start + n, (len(frame), start, n)
+    return frame[start:]
+
+
 class BoardClient:
     """Connects to /ws, keeps the flat state and the sequence, checks for gaps."""
 

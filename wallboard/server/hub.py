@@ -12,13 +12,17 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from wallboard.fold.guard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
 from wallboard.server.scope import Path, Scope
 
 log = logging.getLogger(__name__)
 
-_RESYNC = object()  # outbox marker: the client is behind, send it a full snapshot
+_RESYNC = object()  # marks a key that was absent
+# A client's unread bytes in our transport buffer (beyond the kernel's SO_SNDBUF) before its
+# deltas give way to one snapshot: asyncio's default high-water mark, ~30 deltas of 2 KB.
+BUFFER_LIMIT = 64 * 1024
 
 
 def flatten(tree: dict[str, Any], prefix: str = "",
@@ -46,51 +50,83 @@ def flatten(tree: dict[str, Any], prefix: str = "",
     return out
 
 
+def text_frame(payload: bytes) -> bytes:
+    """One final, unmasked, uncompressed websocket text frame: server to client (RFC 6455)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
 class Client:
-    """One websocket client: an outbox holding at most one message, and its sender task."""
+    """One websocket client: deltas written at once while it keeps up, else a snapshot."""
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, board: str,
-                 transport: asyncio.Transport | None) -> None:
+                 transport: asyncio.Transport | None,
+                 writer: AbstractStreamWriter | None = None) -> None:
         self.hub = hub
         self.ws = ws
         self.transport = transport
+        # The response's stream writer, from `ws.prepare()`: its drain() waits while the
+        # transport's buffer is over its high-water mark (aiohttp's own flow control).
+        self.writer = writer
         self.board = board
         self.token = ""  # the TV token it connected with: a revoked one is disconnected
         # The snapshot paths this TV may receive (its board's), or None for everything.
         self.scope: Scope | None = None
-        self.pending: Any = _RESYNC
+        self.pending = True  # owes a full snapshot: new, or it fell behind
+        self.busy = False  # its sender is writing a snapshot or waiting for it to drain
         self.wake = asyncio.Event()
         self.wake.set()
         self.task: asyncio.Task[None] | None = None
 
-    def offer(self, message: str) -> None:
-        """Queue a delta; a client still busy with the previous one gets a snapshot instead."""
-        if self.pending is None:
-            self.pending = message
-        else:
-            self.pending = _RESYNC
+    def offer(self, frame: bytes) -> None:
+        """Write a delta's frame now; a client behind or busy gets a snapshot next instead."""
+        if not self.pending and not self.busy:
+            transport = self.transport
+            if transport is None or transport.is_closing() or self.ws.closed:
+                return  # going away: its handler removes it
+            # A bounded backlog per client: past it, the deltas it has not read are
+            # replaced by one snapshot (sent once it drains, or it is cut).
+            if transport.get_write_buffer_size() <= self.hub.buffer_limit:
+                # The same bytes for every client of a scope. Safe beside aiohttp's own
+                # writes (pings, close): compression is off on board sockets, so each of
+                # its frames is one synchronous write too, and no frame can interleave.
+                transport.write(frame)
+                return
+        self.pending = True
         self.wake.set()
 
     def resync(self) -> None:
         """Ask for a full snapshot (after a sequence gap on the client)."""
-        self.pending = _RESYNC
+        self.pending = True
         self.wake.set()
 
+    async def _drain(self) -> None:
+        if self.writer is not None:
+            await self.writer.drain()
+
     async def send_loop(self) -> None:
-        """Send whatever is pending; a send that stalls past the timeout closes the client."""
+        """Send a snapshot when one is owed; a client that stalls past the timeout is cut."""
         timeout = self.hub.send_timeout_s
         while not self.ws.closed:
             await self.wake.wait()
             self.wake.clear()
-            message, self.pending = self.pending, None
-            if message is None:
+            if not self.pending:
                 continue
-            if message is _RESYNC:
-                message = self.hub.snapshot_message(self.scope)
+            self.busy = True
             try:
-                # asyncio.timeout, not wait_for: no extra task per message on the fan-out path.
+                # asyncio.timeout, not wait_for: no extra task per message.
                 async with asyncio.timeout(timeout):
-                    await self.ws.send_str(message)
+                    await self._drain()  # what it has not read yet goes first
+                    if self.ws.closed or self.transport is None:
+                        return
+                    # Taken now, after the wait: the snapshot carries the latest sequence.
+                    self.pending = False
+                    self.transport.write(self.hub.snapshot_frame(self.scope))
+                    await self._drain()  # deltas meanwhile make it owe another snapshot
             except (TimeoutError, ConnectionError, RuntimeError):
                 self.hub.dropped += 1
                 log.info("closing websocket client that stayed behind (board %s)", self.board)
@@ -98,6 +134,8 @@ class Client:
                 if self.transport is not None:
                     self.transport.abort()
                 return
+            finally:
+                self.busy = False
 
 
 class Hub:
@@ -115,13 +153,14 @@ class Hub:
         self.push_interval_s = push_interval_s
         self.refresh_s = refresh_s
         self.send_timeout_s = send_timeout_s
+        self.buffer_limit = BUFFER_LIMIT
         self.seq = 0
         self.tree: dict[str, Any] = {}
         self.flat: dict[str, Any] = {}
         self.clients: set[Client] = set()
         self.dropped = 0
-        self._snapshot_cache: tuple[int, str] | None = None
-        self._scoped_cache: dict[Scope, tuple[int, str]] = {}
+        # Per scope (None: everything), the snapshot's (seq, payload, frame), built once per seq.
+        self._snapshot_cache: dict[Scope | None, tuple[int, bytes, bytes]] = {}
         # Per scope path, its flat keys at a sequence number: boards' deltas diff these.
         self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
@@ -132,8 +171,16 @@ class Hub:
         """Something changed: flush now, or when the push interval allows."""
         if self._scheduled is not None or self._loop is None:
             return
+        # Leading edge: a change after a quiet interval goes out on the next loop turn;
+        # only changes coming faster than the interval wait, coalesced into one message.
         delay = max(0.0, self._last_flush + self.push_interval_s - time.monotonic())
-        self._scheduled = self._loop.call_later(delay, self.flush)
+        self._scheduled = self._loop.call_later(delay, self._push)
+
+    def _push(self) -> None:
+        # Only pushes of changes start the interval: the once-a-second refresh of clocks
+        # does not make the next change wait.
+        self._last_flush = time.monotonic()
+        self.flush()
 
     def flush(self) -> None:
         """Rebuild the snapshot, publish the delta (if any) to every client.
@@ -142,7 +189,6 @@ class Hub:
         wallboard_fold_errors_total{stage="snapshot"}, and the next flush tries again.
         """
         self._scheduled = None
-        self._last_flush = time.monotonic()
         previous, previous_tree = self.flat, self.tree
         try:
             if self.advance is not None:
@@ -156,24 +202,25 @@ class Hub:
                 return
             # Encoded before anything is replaced: a value orjson refuses keeps the last state.
             # Only when some client takes the whole delta: scoped boards get their own.
-            message = (self._delta(changes, removed, self.seq + 1)
-                       if any(client.scope is None for client in self.clients) else "")
+            message = (text_frame(self._delta(changes, removed, self.seq + 1))
+                       if any(client.scope is None for client in self.clients) else b"")
         except Exception as exc:
             self.errors.record("snapshot", exc, what="the snapshot")
             return
         self.tree, self.flat = tree, flat
         self.seq += 1
-        scoped: dict[Scope, str] = {}
+        scoped: dict[Scope, bytes] = {}
         per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
         for client in self.clients:
             scope = client.scope
-            if scope is None:  # encoded once for every unscoped client
+            if scope is None:  # encoded and framed once for every unscoped client
                 client.offer(message)
                 continue
-            text = scoped.get(scope)
-            if text is None:  # and once per board for the scoped ones
-                text = scoped[scope] = self._scoped_delta(scope, previous_tree, per_path)
-            client.offer(text)
+            frame = scoped.get(scope)
+            if frame is None:  # and once per board for the scoped ones
+                frame = scoped[scope] = text_frame(
+                    self._scoped_delta(scope, previous_tree, per_path))
+            client.offer(frame)
 
     def _path_flat(self, path: Path, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
         """The flat keys under one scope path at `seq` (whose tree is `tree`), once per seq."""
@@ -189,7 +236,7 @@ class Hub:
         return cached[1]
 
     def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
-                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> str:
+                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> bytes:
         # Diffed within the board's own subtrees (exact path segments), never by filtering
         # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
         # Each path is diffed once per flush, however many boards share it (meta, totals).
@@ -207,31 +254,38 @@ class Hub:
             removed.update(dict.fromkeys(delta[1]))
         return self._delta(changes, list(removed))
 
-    def _delta(self, changes: dict[str, Any], removed: list[str], seq: int | None = None) -> str:
+    def _delta(self, changes: dict[str, Any], removed: list[str],
+               seq: int | None = None) -> bytes:
         return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
-                             "changes": changes, "removed": removed}).decode()
+                             "changes": changes, "removed": removed})
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, any pending change flushed first (the tick, brought forward)."""
-        if self._scheduled is not None or not self.seq:
+        if self._scheduled is not None:
             self.stop()
+            self._push()
+        elif not self.seq:
             self.flush()
         return self.tree
 
     def snapshot_message(self, scope: Scope | None = None) -> str:
-        """The full state (or a board's part of it) as one message, encoded once per seq."""
-        cached = self._snapshot_cache if scope is None else self._scoped_cache.get(scope)
+        """The full state (or a board's part of it) as one JSON message."""
+        return self._snapshot(scope)[1].decode()
+
+    def snapshot_frame(self, scope: Scope | None = None) -> bytes:
+        """The same message as a websocket frame, encoded and framed once per seq."""
+        return self._snapshot(scope)[2]
+
+    def _snapshot(self, scope: Scope | None) -> tuple[int, bytes, bytes]:
+        cached = self._snapshot_cache.get(scope)
         if cached is None or cached[0] != self.seq:
             data = self.flat if scope is None else {
                 k: v for path in scope
                 for k, v in self._path_flat(path, self.seq, self.tree).items()}
-            text = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data}).decode()
-            cached = (self.seq, text)
-            if scope is None:
-                self._snapshot_cache = cached
-            else:
-                self._scoped_cache[scope] = cached  # one entry per board: bounded
-        return cached[1]
+            payload = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data})
+            # One entry per board's scope and one for everything: bounded.
+            cached = self._snapshot_cache[scope] = (self.seq, payload, text_frame(payload))
+        return cached
 
     async def run(self) -> None:
         """Refresh once per second so time-based values (longest wait, clock) stay live."""

@@ -129,15 +129,18 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         request.app[keys.CONNECTIONS].refuse_origin(origin or "")
         raise web.HTTPForbidden(text=f"websocket Origin {origin!r} is neither this server's "
                                      "nor listed in server.allowed_origins")
-    ws = web.WebSocketResponse(heartbeat=settings.server.heartbeat_s, max_msg_size=65536)
-    await ws.prepare(request)
+    # No permessage-deflate: a compressed frame depends on each connection's compressor, so
+    # it could not be framed once and written to every TV; deltas are a few KB on a LAN.
+    ws = web.WebSocketResponse(heartbeat=settings.server.heartbeat_s, max_msg_size=65536,
+                               compress=False)
+    writer = await ws.prepare(request)
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is not None:
         # A bounded kernel buffer per TV: a client that stops reading blocks our sender soon,
         # and is cut after send_timeout_s instead of holding megabytes of stale updates.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = request.app[keys.HUB]
-    client = Client(hub, ws, board, request.transport)
+    client = Client(hub, ws, board, request.transport, writer)
     client.token = token
     # Tokens separate audiences (one board per client of an outsourcer): with access on, a TV
     # gets only the numbers its board shows, not the other boards' queues or agents' names.
