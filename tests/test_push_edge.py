@@ -1,0 +1,119 @@
+"""Push at the floor: leading-edge flushes, coalesced bursts, one frame for every client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import base_config, now
+from tests.wsclient import BoardClient, unframe
+from wallboard.server import hub as hub_mod
+from wallboard.server import keys
+
+WAITING = "queues.sales.live.waiting"
+
+
+def queued(k: int) -> dict[str, Any]:
+    """One contact.queued event on sales."""
+    return {"type": "contact.queued", "id": f"e{k}", "ts": now(), "queue": "sales",
+            "contact_id": f"c{k}"}
+
+
+def config(push_interval_ms: int) -> dict[str, Any]:
+    """The base config with the push interval given."""
+    out = base_config()
+    out["server"] = {"push_interval_ms": push_interval_ms}
+    return out
+
+
+async def test_an_isolated_event_on_an_idle_server_goes_out_at_once(live_server) -> None:
+    # A 1 s interval: a trailing-edge push (or one timed from the last refresh) would show
+    # up as hundreds of milliseconds, the leading edge as a few.
+    live = await live_server(config(1000))
+    async with BoardClient(f"{live.ws_url}/ws?board=overview") as board:
+        await board.receive()
+        latencies = []
+        for k in range(1, 6):
+            await asyncio.sleep(1.2)  # quiet for longer than the interval
+            sent = time.monotonic()
+            status, _ = await live.post(queued(k))
+            assert status == 202
+            seen = await board.wait_for(lambda s, k=k: s[WAITING] == k, timeout=5)
+            latencies.append(seen - sent)
+        assert board.gaps == 0
+    assert max(latencies) < 0.25, latencies
+
+
+async def test_a_burst_is_coalesced_to_one_message_per_interval(live_server) -> None:
+    live = await live_server(config(300))
+    async with BoardClient(f"{live.ws_url}/ws?board=overview") as board:
+        await board.receive()
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        posts = 60
+        for k in range(1, posts + 1):  # one event every ~20 ms: far faster than the interval
+            status, _ = await live.post(queued(k))
+            assert status == 202
+            await asyncio.sleep(0.02)
+        span = time.monotonic() - start
+        values: list[int] = []
+        while board.state.get(WAITING) != posts:
+            message = await board.receive(timeout=5)
+            if message["type"] == "delta" and WAITING in message["changes"]:
+                values.append(message["changes"][WAITING])
+        assert board.gaps == 0
+    # Every message carried the latest count, in order, and there were about span / interval
+    # of them (one more for the leading edge, one for the final trailing push).
+    assert values == sorted(values) and values[-1] == posts
+    assert 2 <= len(values) <= span / 0.3 + 2, (len(values), span)
+
+
+async def test_every_client_gets_the_same_frame_encoded_once(live_server,
+                                                             monkeypatch) -> None:
+    framed: list[bytes] = []
+    original = hub_mod.text_frame
+
+    def counting(payload: bytes) -> bytes:
+        frame = original(payload)
+        framed.append(frame)
+        return frame
+
+    monkeypatch.setattr(hub_mod, "text_frame", counting)
+    live = await live_server(config(50))
+    hub = live.server.app[keys.HUB]
+    boards = [BoardClient(f"{live.ws_url}/ws?board=overview") for _ in range(12)]
+    for board in boards:
+        await board.__aenter__()
+        await board.receive()
+    try:
+        for board in boards:  # asked for deflate (the default), offered none
+            assert board.conn is not None
+            assert "Sec-WebSocket-Extensions" not in board.conn.response.headers
+        await asyncio.sleep(0.3)
+        framed.clear()
+        seq = hub.seq
+        status, _ = await live.post(queued(1))
+        assert status == 202
+        carried: set[bytes] = set()  # the message that brought the event, per client
+        for board in boards:
+            assert board.conn is not None
+            while True:
+                data = await asyncio.wait_for(board.conn.recv(decode=False), 5)
+                if b'"queues.sales.live.waiting":1' in data:
+                    carried.add(data)
+                    break
+        # One frame per flush, whatever the number of clients; they all read the same bytes.
+        assert 1 <= len(framed) <= hub.seq - seq
+        assert len(carried) == 1 and carried <= {unframe(frame) for frame in framed}
+    finally:
+        for board in boards:
+            await board.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 70000])
+def test_text_frame_lengths_round_trip(size: int) -> None:
+    payload = b"x" * size
+    assert unframe(hub_mod.text_frame(payload)) == payload
