@@ -143,3 +143,65 @@ async def client_worker(url: str, count: int, result: Path, concurrency: int,
                      "bytes": r.bytes, "gaps": r.gaps, "connected": r.connected,
                      "closed_early": r.closed_early, "error": r.error} for r in records],
     }))
+
+
+# --------------------------------------------------------------------------- driver side
+
+
+@dataclass
+class Workers:
+    """Client processes started by the bench, and where each writes its result."""
+
+    procs: list[tuple[asyncio.subprocess.Process, Path]] = field(default_factory=list)
+    connected: int = 0
+    connect_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def pids(self) -> list[int]:
+        """The client processes' ids."""
+        return [p.pid for p, _ in self.procs]
+
+    async def start(self, script: Path, url: str, clients: int, procs: int, compression: str,
+                    results: Path) -> None:
+        """Start the processes and wait until every client connected (or failed)."""
+        shares = [clients // procs + (i < clients % procs) for i in range(procs)]
+        for i, share in enumerate(shares):
+            result = results / f"clients-{i}.json"
+            cmd = [sys.executable, str(script), "--client-worker", "--url", url,
+                   "--clients", str(share), "--result", str(result),
+                   "--compression", compression]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+            self.procs.append((proc, result))
+        started = time.monotonic()
+        for (proc, _), share in zip(self.procs, shares, strict=True):
+            assert proc.stdout is not None
+            line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode().split(" ", 2)
+            if not line or line[0] != "READY":
+                raise RuntimeError(f"client worker failed: {line}")
+            self.connected += int(line[1])
+            if int(line[1]) < share:
+                self.errors.extend(json.loads(line[2]))
+        self.connect_s = round(time.monotonic() - started, 2)
+
+    async def tell(self, word: bytes) -> None:
+        """Send GO or STOP to every process."""
+        for proc, _ in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(word + b"\n")
+            await proc.stdin.drain()
+
+    async def finish(self) -> list[dict[str, Any]]:
+        """STOP, wait for every process, and read their results."""
+        await self.tell(b"STOP")
+        for proc, _ in self.procs:
+            await asyncio.wait_for(proc.wait(), 60)
+        return [orjson.loads(path.read_bytes()) for _, path in self.procs]
+
+    async def kill(self) -> None:
+        """Kill the processes still running (after an error)."""
+        for proc, _ in self.procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

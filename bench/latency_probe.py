@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -15,74 +13,9 @@ from latency_stats import pct
 
 # --------------------------------------------------------------------------- server probe
 
-_SEQ = re.compile(r'"seq":(\d+)')
-
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """An unmasked, uncompressed, final websocket text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x81, n))
-    elif n < 65536:
-        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
-    return header + payload
-
-
-def _patch_variant(variant: str, sends: dict[int, list[float]]) -> None:
-    """What-if experiments on the fan-out, applied by monkeypatching (never in the product)."""
-    from wallboard.server import hub as hub_mod
-
-    if variant == "broadcast":
-        # Frame each delta once and write the same bytes to every idle client's transport in
-        # the flush itself (uncompressed frames are valid on deflate connections); clients
-        # that are busy or backed up go through their outbox as before.
-        def flush(self: hub_mod.Hub) -> None:
-            self._scheduled = None
-            self._last_flush = time.monotonic()
-            if self.advance is not None:  # the tick: time moves, then the build reads
-                self.advance()
-            tree = self.build()
-            flat = hub_mod.flatten(tree)
-            previous = self.flat
-            changes = {k: v for k, v in flat.items() if previous.get(k, hub_mod._RESYNC) != v}
-            removed = [k for k in previous if k not in flat]
-            self.tree, self.flat = tree, flat
-            if not changes and not removed and self.seq:
-                return
-            self.seq += 1
-            payload = orjson.dumps({"type": "delta", "seq": self.seq, "changes": changes,
-                                    "removed": removed})
-            frame = _text_frame(payload)
-            message: str | None = None
-            direct = 0
-            first = 0.0
-            for client in self.clients:
-                writer = client.ws._writer
-                transport = writer.transport if writer is not None else None
-                if (client.pending is None and transport is not None
-                        and not transport.is_closing() and not writer._send_lock.locked()
-                        and transport.get_write_buffer_size() < 64 * 1024):
-                    transport.write(frame)
-                    direct += 1
-                    first = first or time.perf_counter()
-                else:
-                    message = message or payload.decode()
-                    client.offer(message)
-            if direct:
-                sends[self.seq] = [direct, first, time.perf_counter()]
-
-        hub_mod.Hub.flush = flush  # type: ignore[method-assign]
-    elif variant != "stock":
-        raise SystemExit(f"unknown server variant {variant!r}")
-
 
 def run_probed_server(out: Path, argv: list[str]) -> int:
     """Run `wallboard serve` with timers on snapshot builds, flushes and websocket sends."""
-    from aiohttp import web_ws
-
     from wallboard import cli
     from wallboard.server import app as app_mod
     from wallboard.server import hub as hub_mod
@@ -91,7 +24,6 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
     flushes: list[tuple[int, float, float, float]] = []  # (seq, wall, perf start, seconds)
     sends: dict[int, list[float]] = {}  # seq -> [sends, first done, last done] (perf)
     lag: list[tuple[float, float]] = []  # (wall, seconds late)
-    _patch_variant(os.environ.get("WALLBOARD_BENCH_VARIANT", "stock"), sends)
 
     orig_tree = getattr(app_mod, "_tree", None)
 
@@ -109,15 +41,15 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
         if self.seq != seq:
             flushes.append((self.seq, wall, start, time.perf_counter() - start))
 
-    orig_send = web_ws.WebSocketResponse.send_str
+    orig_offer = hub_mod.Client.offer
 
-    async def send_str(self: web_ws.WebSocketResponse, data: str,
-                       compress: int | None = None) -> None:
-        await orig_send(self, data, compress)
+    def offer(self: hub_mod.Client, frame: bytes) -> None:
+        # Deltas are written in the flush itself (the hub's seq is theirs); a client that is
+        # behind gets a snapshot later from its sender, not counted here.
+        orig_offer(self, frame)
         done = time.perf_counter()
-        match = _SEQ.search(data, 0, 40)
-        if match:
-            record = sends.setdefault(int(match.group(1)), [0, done, done])
+        if not self.pending:
+            record = sends.setdefault(self.hub.seq, [0, done, done])
             record[0] += 1
             record[2] = done
 
@@ -141,7 +73,7 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
         app_mod._tree = tree  # type: ignore[attr-defined]
     hub_mod.Hub.flush = flush  # type: ignore[method-assign]
     hub_mod.Hub.run = run  # type: ignore[method-assign]
-    web_ws.WebSocketResponse.send_str = send_str  # type: ignore[method-assign]
+    hub_mod.Client.offer = offer  # type: ignore[method-assign]
     try:
         return cli.main(argv)
     finally:

@@ -107,9 +107,26 @@ class Sender:
             self.errors.append(f"{type(exc).__name__}: {exc}")
         self.rtts.append(time.perf_counter() - start)
 
+    def _body(self, due: int) -> bytes:
+        now = time.time()
+        return orjson.dumps([
+            {"type": "contact.queued", "ts": now, "queue": QUEUE, "channel": "voice",
+             "contact_id": f"c{i}", "id": f"b{i}"} for i in range(self.sent + 1, due + 1)])
+
+    async def single(self, session: aiohttp.ClientSession) -> float:
+        """Post one event on its own (numbered after those sent); its round trip in s."""
+        body = self._body(self.sent + 1)
+        self.sent += 1
+        self.batches.append((self.sent, time.time()))
+        rtts, self.rtts = self.rtts, []
+        await self._post(session, body)
+        rtt, self.rtts = self.rtts[0], rtts  # kept apart from the round trips under load
+        return rtt
+
     async def run(self, session: aiohttp.ClientSession) -> None:
         """Send for `duration` seconds, one batch per `batch_s`, then wait for the replies."""
-        total = int(self.rate * self.duration)
+        base = self.sent  # after any single events
+        total = base + int(self.rate * self.duration)
         pending: set[asyncio.Task[None]] = set()
         t0 = time.monotonic()
         k = 0
@@ -118,13 +135,10 @@ class Sender:
             delay = t0 + k * self.batch_s - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            due = min(total, int(self.rate * (time.monotonic() - t0)))
+            due = min(total, base + int(self.rate * (time.monotonic() - t0)))
             if due <= self.sent:
                 continue
-            now = time.time()
-            body = orjson.dumps([
-                {"type": "contact.queued", "ts": now, "queue": QUEUE, "channel": "voice",
-                 "contact_id": f"c{i}", "id": f"b{i}"} for i in range(self.sent + 1, due + 1)])
+            body = self._body(due)
             self.sent = due
             sent_at = time.time()
             self.batches.append((due, sent_at))
@@ -136,13 +150,18 @@ class Sender:
         await asyncio.gather(*pending)
 
 
-def latency_pairs(changes: list[list[Any]], batches: list[tuple[int, float]]
+def latency_pairs(changes: list[list[Any]], batches: list[tuple[int, float]], skip: int = 0
                   ) -> tuple[list[tuple[float, float, float | None]], int]:
-    """Per client: (latency s, events, build - send s) runs, and the events never seen."""
+    """Per client: (latency s, events, build - send s) runs, and the events never seen.
+
+    Events up to `skip` (a batch boundary) are left out: they belong to another phase.
+    """
     # Event i (cumulative) counts as delivered at the first change whose value is >= i.
     out: list[tuple[float, float, float | None]] = []
-    seen = 0
+    seen = skip
     b = 0  # batch holding event seen + 1
+    while b < len(batches) and batches[b][0] <= skip:
+        b += 1
     total = batches[-1][0] if batches else 0
     for value, received, built in changes:
         value = min(value, total)
