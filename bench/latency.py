@@ -52,12 +52,14 @@ def read_metric(text: str, name: str) -> float | None:
     return None
 
 
-def write_config(path: Path, push_interval_ms: int) -> None:
+def write_config(path: Path, push_interval_ms: int, clients: int) -> None:
     """A server config: a webhook source, the bench queue and a few ordinary ones."""
     config = {
         "site": {"name": "Latency bench", "timezone": "UTC"},
         "server": {"push_interval_ms": push_interval_ms, "max_body_bytes": 16 * 1024 * 1024,
-                   "send_timeout_s": 10},
+                   "send_timeout_s": 10,
+                   # Every TV and the sender come from 127.0.0.1, as behind a proxy.
+                   "max_connections_per_ip": clients + 256},
         "queues": {
             QUEUE: {"label": "Bench", "channel": "voice"},
             "sales": {"label": "Sales", "channel": "voice"},
@@ -159,7 +161,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     print("bare broadcast ...", flush=True)
     report["bare"] = await measure_bare(args, tmp)
     config = tmp / "config.yaml"
-    write_config(config, args.push_interval_ms)
+    write_config(config, args.push_interval_ms, args.clients)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_cmd = [sys.executable, "-m", "wallboard", "--log-level", "WARNING", "serve",
@@ -281,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-ms", type=float, default=10.0, help="one POST per this")
     parser.add_argument("--push-interval-ms", type=int, default=200)
     parser.add_argument("--drain", type=float, default=2.0, help="seconds to wait after sending")
-    parser.add_argument("--client-procs", type=int, default=1, help="client processes")
+    parser.add_argument("--client-procs", type=int, default=2,
+                        help="client processes (one per core: the clients are part of the floor)")
     parser.add_argument("--compression", choices=("deflate", "none"), default="deflate",
                         help="websocket permessage-deflate, as browsers negotiate it")
     parser.add_argument("--profile-server", type=Path, help="run the server under cProfile")

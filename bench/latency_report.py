@@ -113,7 +113,14 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"bare broadcast: {b['clients_connected']} clients (closed early "
           f"{b['clients_closed_early']}), {b['messages']:,} messages: p50 "
           f"{b['latency_ms']['p50']} ms p99 {b['latency_ms']['p99']} ms max "
-          f"{b['latency_ms']['max']} ms; client loop lag {b['client_loop_lag_ms']}")
+          f"{b['latency_ms']['max']} ms; client loop lag {b['client_loop_lag_ms']}; CPU (% of "
+          f"one core) server {b['cpu_pct_of_one_core']['server']}, clients "
+          f"{b['cpu_pct_of_one_core']['clients']}, other processes "
+          f"{b['cpu_pct_of_one_core']['other_processes']}")
+    for name, run in (("bare broadcast", b), ("wallboard", r)):
+        if run["clients_connected"] < run["clients_requested"]:
+            print(f"WARNING: {name}: only {run['clients_connected']} of "
+                  f"{run['clients_requested']} clients connected: not the load asked for")
     lat = r["latency_ms"]
     print(f"wallboard: clients connected {r['clients_connected']}/{r['clients_requested']} "
           f"(server gauge {r['server_ws_clients_metric']}, dropped "

@@ -117,3 +117,57 @@ async def test_every_client_gets_the_same_frame_encoded_once(live_server,
 def test_text_frame_lengths_round_trip(size: int) -> None:
     payload = b"x" * size
     assert unframe(hub_mod.text_frame(payload)) == payload
+
+
+class _Transport:
+    """Records what is written to one fake client."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class _WS:
+    closed = False
+
+
+def test_a_fanout_in_slices_keeps_every_client_in_order() -> None:
+    import orjson
+
+    state = {"n": 0}
+    slice_ = hub_mod.FANOUT_SLICE
+
+    async def scenario() -> None:
+        hub = hub_mod.Hub(lambda: dict(state))
+        hub._loop = asyncio.get_running_loop()
+        hub.flush()
+        transports = [_Transport() for _ in range(2 * slice_ + 50)]
+        clients = [hub_mod.Client(hub, _WS(), "b", t) for t in transports]  # type: ignore[arg-type]
+        for client in clients:
+            client.pending = False  # as if each had its snapshot at seq 1
+            client.snapshot_seq = hub.seq
+            hub.clients.add(client)
+        state["n"] = 1
+        hub.flush()  # seq 2: the first slice now, the others on the next turns of the loop
+        assert sum(len(t.written) for t in transports) == slice_
+        # One client's sender writes it a snapshot (seq 2) before its slice comes.
+        late = next(c for c, t in zip(clients, transports, strict=True) if not t.written)
+        late.snapshot_seq = hub.seq
+        state["n"] = 2
+        hub.flush()  # seq 3 before the slices of seq 2 ran: they are written first
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        for client, transport in zip(clients, transports, strict=True):
+            seqs = [orjson.loads(unframe(frame))["seq"] for frame in transport.written]
+            assert seqs == ([3] if client is late else [2, 3]), seqs
+
+    asyncio.run(scenario())

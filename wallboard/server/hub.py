@@ -23,6 +23,7 @@ _RESYNC = object()  # marks a key that was absent
 # A client's unread bytes in our transport buffer (beyond the kernel's SO_SNDBUF) before its
 # deltas give way to one snapshot: asyncio's default high-water mark, ~30 deltas of 2 KB.
 BUFFER_LIMIT = 64 * 1024
+FANOUT_SLICE = 200  # clients written to per turn of the event loop
 
 
 def flatten(tree: dict[str, Any], prefix: str = "",
@@ -77,6 +78,7 @@ class Client:
         # The snapshot paths this TV may receive (its board's), or None for everything.
         self.scope: Scope | None = None
         self.pending = True  # owes a full snapshot: new, or it fell behind
+        self.snapshot_seq = -1  # the seq of the last snapshot written: older deltas are in it
         self.busy = False  # its sender is writing a snapshot or waiting for it to drain
         self.wake = asyncio.Event()
         self.wake.set()
@@ -84,6 +86,8 @@ class Client:
 
     def offer(self, frame: bytes) -> None:
         """Write a delta's frame now; a client behind or busy gets a snapshot next instead."""
+        if self.hub.seq <= self.snapshot_seq:
+            return  # a fan-out in slices reached it after its snapshot: already included
         if not self.pending and not self.busy:
             transport = self.transport
             if transport is None or transport.is_closing() or self.ws.closed:
@@ -125,6 +129,7 @@ class Client:
                         return
                     # Taken now, after the wait: the snapshot carries the latest sequence.
                     self.pending = False
+                    self.snapshot_seq = self.hub.seq
                     self.transport.write(self.hub.snapshot_frame(self.scope))
                     await self._drain()  # deltas meanwhile make it owe another snapshot
             except (TimeoutError, ConnectionError, RuntimeError):
@@ -165,6 +170,8 @@ class Hub:
         self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
         self._scheduled: asyncio.TimerHandle | None = None
+        self._fanout: list[tuple[Client, bytes]] = []  # the last delta's writes, in slices
+        self._fanout_at = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def mark_dirty(self) -> None:
@@ -189,6 +196,7 @@ class Hub:
         wallboard_fold_errors_total{stage="snapshot"}, and the next flush tries again.
         """
         self._scheduled = None
+        self._finish_fanout()  # the previous delta reaches everyone before the next one
         previous, previous_tree = self.flat, self.tree
         try:
             if self.advance is not None:
@@ -211,16 +219,37 @@ class Hub:
         self.seq += 1
         scoped: dict[Scope, bytes] = {}
         per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
+        jobs: list[tuple[Client, bytes]] = []
         for client in self.clients:
             scope = client.scope
             if scope is None:  # encoded and framed once for every unscoped client
-                client.offer(message)
+                jobs.append((client, message))
                 continue
             frame = scoped.get(scope)
             if frame is None:  # and once per board for the scoped ones
                 frame = scoped[scope] = text_frame(
                     self._scoped_delta(scope, previous_tree, per_path))
+            jobs.append((client, frame))
+        self._fanout, self._fanout_at = jobs, 0
+        self._fan_slice()
+
+    def _fan_slice(self) -> None:
+        # A write is a send() per client (tens of µs on loopback): in slices, so that POSTs
+        # and the other tasks run between them instead of after a thousand sends.
+        jobs, start = self._fanout, self._fanout_at
+        end = len(jobs) if self._loop is None else min(len(jobs), start + FANOUT_SLICE)
+        for client, frame in jobs[start:end]:
             client.offer(frame)
+        self._fanout_at = end
+        if end < len(jobs) and self._loop is not None:
+            self._loop.call_soon(self._fan_slice)
+        else:
+            self._fanout = []
+
+    def _finish_fanout(self) -> None:
+        for client, frame in self._fanout[self._fanout_at:]:
+            client.offer(frame)
+        self._fanout = []  # the slice still scheduled finds nothing left
 
     def _path_flat(self, path: Path, seq: int, tree: dict[str, Any]) -> dict[str, Any]:
         """The flat keys under one scope path at `seq` (whose tree is `tree`), once per seq."""
