@@ -171,3 +171,63 @@ def test_a_fanout_in_slices_keeps_every_client_in_order() -> None:
             assert seqs == ([3] if client is late else [2, 3]), seqs
 
     asyncio.run(scenario())
+
+
+async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+    """One server text frame off a raw socket, parsed as JSON."""
+    import orjson
+
+    head = await reader.readexactly(2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    assert head[0] == 0x81, head  # a final text frame, uncompressed (RSV1 clear)
+    result: dict[str, Any] = orjson.loads(await reader.readexactly(n))
+    return result
+
+
+async def test_a_client_that_falls_behind_gets_one_snapshot_not_a_backlog(live_server) -> None:
+    import socket
+
+    # 150 queues: a ~0.5 MB snapshot, more than the kernel buffers and our 64 KiB hold.
+    queues = {f"q{i:03d}": {"label": f"Queue {i}"} for i in range(150)}
+    queues["sales"] = {"label": "Sales"}
+    cfg = base_config(queues=queues)
+    cfg["server"] = {"push_interval_ms": 50, "send_timeout_s": 10.0}
+    live = await live_server(cfg)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.server.port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+    writer.write((f"GET /ws?board=overview HTTP/1.1\r\nHost: 127.0.0.1:{live.server.port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    try:
+        posts = 10
+        for k in range(1, posts + 1):  # changes while it reads nothing
+            status, _ = await live.post(queued(k))
+            assert status == 202
+            await asyncio.sleep(0.06)
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        kinds: list[str] = []
+        state: dict[str, Any] = {}
+        seq = None
+        while state.get(WAITING) != posts:
+            message = await asyncio.wait_for(read_frame(reader), 10)
+            kinds.append(message["type"])
+            if message["type"] == "snapshot":
+                state = dict(message["data"])
+            else:
+                assert message["seq"] == seq + 1, (seq, message["seq"])  # never a gap
+                state.update(message["changes"])
+            seq = message["seq"]
+    finally:
+        writer.close()
+    # Its first snapshot was still unread when the changes came: they became one more
+    # snapshot, not ten deltas queued behind it.
+    assert kinds[0] == "snapshot" and kinds.count("snapshot") >= 2, kinds
+    assert kinds.count("delta") < posts, kinds
