@@ -243,6 +243,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "clients_closed_early": sum(c["closed_early"] for c in clients),
         "server_ws_clients_metric": read_metric(metrics, "wallboard_websocket_clients"),
         "server_ws_dropped_metric": read_metric(metrics, "wallboard_websocket_clients_dropped"),
+        # The journal's commits (fsync each with journal.sync: full) are in every POST's
+        # round trip and before every fold: a busy disk shows here first.
+        "journal_commit_mean_ms": round(1000 * (read_metric(
+            metrics, "wallboard_journal_batch_seconds_sum") or 0.0) / max(1.0, read_metric(
+                metrics, "wallboard_journal_batch_seconds_count") or 0.0), 2),
         "events_sent": sender.sent - idle_count,
         "events_per_s_sent": round((sender.sent - idle_count) / send_span, 1),
         "batches": len(sender.batches) - idle_count,

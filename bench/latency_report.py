@@ -128,7 +128,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"events sent {r['events_sent']:,} = {r['events_per_s_sent']:,.0f}/s in "
           f"{r['batches']} batches; POST errors {r['post_errors']}; POST round trip p50 "
           f"{r['post_rtt_ms']['p50']} ms p99 {r['post_rtt_ms']['p99']} ms max "
-          f"{r['post_rtt_ms']['max']} ms")
+          f"{r['post_rtt_ms']['max']} ms; journal commit mean {r['journal_commit_mean_ms']} ms")
     print(f"messages received {r['messages_received']:,}; {r['messages_per_s']:,.0f}/s while "
           f"sending ({r['snapshots_received']} full snapshots, {r['sequence_gaps']} sequence "
           f"gaps), {r['bytes_per_s'] / 1e6:.2f} MB/s of JSON, {r['bytes_per_message']:,.0f} "
