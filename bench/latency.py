@@ -32,12 +32,13 @@ from latency_probe import run_probed_server, summarize_probe
 from latency_report import (
     TARGET_CLIENTS,
     TARGET_RATE,
+    add_figures,
     bare_figures,
-    figures,
     phase_latency,
     print_profile,
     print_report,
     rtt_ms,
+    summary,
 )
 from latency_stats import BOARD, QUEUE, TOKEN, CpuSampler, Sender, ensure_open_files
 
@@ -52,7 +53,8 @@ def read_metric(text: str, name: str) -> float | None:
     return None
 
 
-def write_config(path: Path, push_interval_ms: int, clients: int) -> None:
+def write_config(path: Path, push_interval_ms: int, clients: int,
+                 journal_batch_ms: int | None = None) -> None:
     """A server config: a webhook source, the bench queue and a few ordinary ones."""
     config = {
         "site": {"name": "Latency bench", "timezone": "UTC"},
@@ -72,6 +74,8 @@ def write_config(path: Path, push_interval_ms: int, clients: int) -> None:
         # Next to the config, in the run's temporary directory: never the working directory.
         "journal": {"data_dir": str(path.parent / "journal")},
     }
+    if journal_batch_ms is not None:  # a what-if: the product's default otherwise
+        config["journal"]["batch_ms"] = journal_batch_ms
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -161,7 +165,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     print("bare broadcast ...", flush=True)
     report["bare"] = await measure_bare(args, tmp)
     config = tmp / "config.yaml"
-    write_config(config, args.push_interval_ms, args.clients)
+    write_config(config, args.push_interval_ms, args.clients, args.journal_batch_ms)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_cmd = [sys.executable, "-m", "wallboard", "--log-level", "WARNING", "serve",
@@ -297,12 +301,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="time snapshot builds, flushes and fan-out inside the server")
     parser.add_argument("--idle-events", type=int, default=20,
                         help="isolated events on the idle server before the load")
+    parser.add_argument("--journal-batch-ms", type=int,
+                        help="what-if: the journal's wait for more appends before a commit")
     parser.add_argument("--bare-bytes", type=int, default=2048,
                         help="size of the bare broadcast's message")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
     parser.add_argument("--out", type=Path, help="the whole report (default "
                         "bench/results/latency.json)")
-    parser.add_argument("--json", type=Path, help="the acceptance figures alone, flat")
+    parser.add_argument("--json", type=Path, help="the acceptance figures alone: `figures` "
+                        "(as bench/report.py reads them) and a flat `summary`")
     parser.add_argument("--client-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -325,14 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = [round(v, 2) for v in os.getloadavg()]
     report = asyncio.run(measure(args))
-    report["figures"] = figures(report, args.push_interval_ms, args.clients, args.rate)
-    report["figures"]["load_average_before"] = load_before
+    report["summary"] = summary(report, args.push_interval_ms, args.clients, args.rate)
+    report["summary"]["load_average_before"] = load_before
+    add_figures(report)
     print_report(report)
     report.update(name="latency", quick=args.quick, clients=args.clients, rate=args.rate,
                   duration_s=args.duration, push_interval_ms=args.push_interval_ms,
                   compression=args.compression,
                   elapsed_s=round(time.perf_counter() - started, 1))
-    for path, body in ((out, report), (args.json, report["figures"])):
+    figures = {"figures": report["figures"], "summary": report["summary"]}
+    for path, body in ((out, report), (args.json, figures)):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(body, indent=2, default=str) + "\n")

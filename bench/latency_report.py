@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from benchio import figure
 from latency_stats import latency_pairs, pct, weighted_percentiles
 
 IDLE_TARGET_MS = 30.0  # an isolated event on an idle server, p50
@@ -67,8 +68,8 @@ def rtt_ms(rtts: list[float]) -> dict[str, float]:
             "max": round(1000 * (rtts[-1] if rtts else 0), 2)}
 
 
-def figures(r: dict[str, Any], interval_ms: float, clients: int, rate: int) -> dict[str, Any]:
-    """The acceptance figures, flat, with their floor, ratio and targets (for a bench report)."""
+def summary(r: dict[str, Any], interval_ms: float, clients: int, rate: int) -> dict[str, Any]:
+    """The acceptance figures, flat, with their floor, ratio and targets."""
     bare = r["bare"]["latency_ms"]["p99"]
     p50, p99 = r["latency_ms"]["p50"], r["latency_ms"]["p99"]
     target = interval_ms + BARE_FACTOR * bare
@@ -89,6 +90,23 @@ def figures(r: dict[str, Any], interval_ms: float, clients: int, rate: int) -> d
         "post_target_met": post <= POST_TARGET_MS,
         "load_average": r["load_average"],
     }
+
+
+def add_figures(r: dict[str, Any]) -> None:
+    """The headline figures as `r["figures"]` (benchio.figure), what bench/report.py reads."""
+    f = r["summary"]
+    load = f"{f['clients']:,} TVs at {f['events_per_s']:,} events/s"
+    figure(r, f"fan-out p99 event→client, {load}", f["event_to_client_p99_ms"], "ms",
+           floor=f["bare_broadcast_p99_ms"], floor_name="bare websockets broadcast p99",
+           target=f"≤ {f['push_interval_ms']:g} ms + {BARE_FACTOR:g} × bare p99 = "
+                  f"{f['target_p99_ms']:g} ms",
+           met=f["p99_target_met"] if f["at_target_load"] else None)
+    figure(r, f"idle single event → {f['clients']:,} TVs, p50", f["idle_event_p50_ms"], "ms",
+           floor=f["bare_broadcast_p50_ms"], floor_name="bare websockets broadcast p50",
+           target=f"≤ {IDLE_TARGET_MS:g} ms", met=f["idle_target_met"])
+    figure(r, f"POST round trip p99, {load}", f["post_rtt_p99_ms"], "ms",
+           target=f"≤ {POST_TARGET_MS:g} ms",
+           met=f["post_target_met"] if f["at_target_load"] else None)
 
 
 def print_profile(path: Path, limit: int = 30) -> list[str]:
@@ -158,7 +176,7 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"WARNING: other processes used {cpu['other_processes']:.0f}% of a core while "
               f"sending (of {cpu['machine_cores'] * 100:.0f}%): these figures include "
               f"contention from outside the benchmark")
-    f = r["figures"]
+    f = r["summary"]
     load = "" if f["at_target_load"] else (
         f" (at {f['clients']} clients, {f['events_per_s']} events/s: not the target load of "
         f"{TARGET_CLIENTS} clients at {TARGET_RATE} events/s)")
