@@ -96,10 +96,13 @@ def add_figures(r: dict[str, Any]) -> None:
     """The headline figures as `r["figures"]` (benchio.figure), what bench/report.py reads."""
     f = r["summary"]
     load = f"{f['clients']:,} TVs at {f['events_per_s']:,} events/s"
-    figure(r, f"fan-out p99 event→client, {load}", f["event_to_client_p99_ms"], "ms",
+    # Beyond the push interval (the coalescing the server is asked to do), so that the ratio
+    # to the bare broadcast's p99 is the one the target is about.
+    figure(r, f"fan-out p99 event→client beyond the {f['push_interval_ms']:g} ms interval, "
+              f"{load}", f["event_to_client_p99_ms"] - f["push_interval_ms"], "ms",
            floor=f["bare_broadcast_p99_ms"], floor_name="bare websockets broadcast p99",
-           target=f"≤ {f['push_interval_ms']:g} ms + {BARE_FACTOR:g} × bare p99 = "
-                  f"{f['target_p99_ms']:g} ms",
+           target=f"≤ {BARE_FACTOR:g}× (p99 {f['event_to_client_p99_ms']:g} ms ≤ "
+                  f"{f['target_p99_ms']:g} ms)",
            met=f["p99_target_met"] if f["at_target_load"] else None)
     figure(r, f"idle single event → {f['clients']:,} TVs, p50", f["idle_event_p50_ms"], "ms",
            floor=f["bare_broadcast_p50_ms"], floor_name="bare websockets broadcast p50",
