@@ -1,4 +1,4 @@
-"""The hub: latest snapshot, versioned deltas, and fan-out through per-client outboxes."""
+"""The hub: latest snapshot, versioned deltas, and fan-out of pre-framed bytes to clients."""
 
 from __future__ import annotations
 
