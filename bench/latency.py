@@ -177,8 +177,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         server_cmd[1:1] = ["-m", "cProfile", "-o", str(args.profile_server)]
     report["server_cmd"] = server_cmd
     server_log = (tmp / "server.log").open("wb")
+    env = dict(os.environ)
+    if args.fanout_slice:
+        env["WALLBOARD_BENCH_FANOUT_SLICE"] = str(args.fanout_slice)
     server = await asyncio.create_subprocess_exec(
-        *server_cmd, stdout=server_log, stderr=asyncio.subprocess.STDOUT)
+        *server_cmd, stdout=server_log, stderr=asyncio.subprocess.STDOUT, env=env)
     workers = Workers()
     try:
         async with aiohttp.ClientSession(
@@ -303,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="isolated events on the idle server before the load")
     parser.add_argument("--journal-batch-ms", type=int,
                         help="what-if: the journal's wait for more appends before a commit")
+    parser.add_argument("--fanout-slice", type=int,
+                        help="what-if: clients written to per loop turn (implies the probe)")
     parser.add_argument("--bare-bytes", type=int, default=2048,
                         help="size of the bare broadcast's message")
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run")
@@ -320,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(client_worker(args.url, args.clients, args.result, args.concurrency,
                                   compression))
         return 0
+    args.probe_server = args.probe_server or bool(args.fanout_slice)
     if args.quick:
         args.clients, args.rate, args.duration, args.drain = 50, 200, 4.0, 1.0
         args.idle_events = min(args.idle_events, 5)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,18 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
     flushes: list[tuple[int, float, float, float]] = []  # (seq, wall, perf start, seconds)
     sends: dict[int, list[float]] = {}  # seq -> [sends, first done, last done] (perf)
     lag: list[tuple[float, float]] = []  # (wall, seconds late)
+    pauses: list[tuple[float, int, float]] = []  # (wall, generation, seconds) of each gc run
+    started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.time(), info["generation"], time.perf_counter() - started[0]))
+
+    gc.callbacks.append(on_gc)
+    if os.environ.get("WALLBOARD_BENCH_FANOUT_SLICE"):  # a what-if: clients per loop turn
+        hub_mod.FANOUT_SLICE = int(os.environ["WALLBOARD_BENCH_FANOUT_SLICE"])
 
     orig_tree = getattr(app_mod, "_tree", None)
 
@@ -78,7 +92,7 @@ def run_probed_server(out: Path, argv: list[str]) -> int:
         return cli.main(argv)
     finally:
         out.write_bytes(orjson.dumps({
-            "trees": trees, "lag": lag,
+            "trees": trees, "lag": lag, "gc": pauses,
             "flushes": [{"seq": seq, "wall": wall, "seconds": secs,
                          "sends": sends.get(seq, [0, start, start])[0],
                          "first_send_s": sends.get(seq, [0, start, start])[1] - start,
@@ -108,4 +122,6 @@ def summarize_probe(path: Path, start: float, end: float, clients: int) -> dict[
         "flushes_reaching_every_client": f"{len(full)}/{len(flushes)}",
         "flush_interval_ms": stats([b - a for a, b in itertools.pairwise(walls)]),
         "loop_lag_ms": stats([v for w, v in data["lag"] if start <= w <= end]),
+        **{f"gc_gen{g}_pause_ms": stats([s for w, gen, s in data["gc"]
+                                         if gen == g and start <= w <= end]) for g in (0, 1, 2)},
     }
