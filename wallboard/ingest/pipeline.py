@@ -19,6 +19,8 @@ from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any, NamedTuple
 
+import orjson
+
 from wallboard.base.recent import Recent
 from wallboard.fold.aggregate import UNASSIGNED, Aggregator
 from wallboard.fold.guard import reason
@@ -33,6 +35,7 @@ from wallboard.model.events import (
     parse_event,
 )
 from wallboard.model.limits import WIDEST_LIMITS, limits_of
+from wallboard.model.wire import Wire
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
 FAILED = "failed"  # stored (if there is a journal) but its fold raised: quarantined, uncounted
@@ -69,6 +72,7 @@ class Pipeline:
         self._swept: dict[str, int] = {}  # per kind: how many names were known at the last sweep
         settings = aggregator.settings
         self.limits = limits_of(settings.server, settings.journal)
+        self.wire = Wire(self.limits)  # typed structs decoding JSON text: see parse_json
         self.reserve_s = 60.0
         self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
@@ -94,6 +98,18 @@ class Pipeline:
         except EventError as exc:
             self.rejected[exc.code] += 1
             raise
+
+    def parse_json(self, data: bytes | str, source: str) -> Event:
+        """Validate one JSON object's text (an NDJSON line); counted and raised like `parse`.
+
+        Plainly valid text is decoded into typed structs at once; anything else is decoded
+        with orjson and given to `parse`, whose check names the problem. Text that is not
+        JSON raises orjson.JSONDecodeError (a ValueError), not counted: the caller says how.
+        """
+        event = self.wire.decode(data, source, self.aggregator.clock())
+        if event is None:
+            return self.parse(orjson.loads(data), source)
+        return event
 
     def check(self, event: Event, source: str) -> Event:
         """An Event a connector built, checked by the rules of `parse`; counted if refused."""
