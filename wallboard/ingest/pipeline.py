@@ -100,12 +100,10 @@ class Pipeline:
             raise
 
     def parse_json(self, data: bytes | str, source: str) -> Event:
-        """Validate one JSON object's text (an NDJSON line); counted and raised like `parse`.
+        """One JSON object's text (an NDJSON line) validated like `parse`: typed structs first.
 
-        Plainly valid text is decoded into typed structs at once; anything else is decoded
-        with orjson and given to `parse`, whose check names the problem. Text that is not
-        JSON raises orjson.JSONDecodeError (a ValueError), not counted: the caller says how.
-        """
+        What they refuse goes to `parse`, whose check names the problem; text that is not JSON
+        raises orjson.JSONDecodeError (a ValueError), uncounted: the caller says how."""
         event = self.wire.decode(data, source, self.aggregator.clock())
         if event is None:
             return self.parse(orjson.loads(data), source)
@@ -183,9 +181,10 @@ class Pipeline:
             self._seen.add(key)
 
     def ingest(self, event: Event, fence: tuple[str, str] | None = None) -> str:
-        """A source's event: de-duplicate, store, fold once stored; raises EventError.
+        """A source's event (one `parse` or `check` returned): de-duplicate, store, fold.
 
-        `fence` (lease key, holder) lets a shared journal refuse a stale holder's events.
+        Raises EventError. `fence` (lease key, holder) lets a shared journal refuse a stale
+        holder's events.
         """
         key = (event.source, event.id) if event.id is not None else None
         if self.journal is None:  # `wallboard replay` and journal-less servers: the short way
@@ -222,7 +221,8 @@ class Pipeline:
         """Store events durably and fold them, then say what became of them (`Ack`).
 
         Raises JournalDown when they could not be stored: then nothing was counted and the
-        sender's retry will be. Call `admit` on each event first.
+        sender's retry will be. The events are ones `parse` or `check` returned; call `admit`
+        on each first.
         """
         fresh: list[Event] = []
         keys: list[Key | None] = []

@@ -88,7 +88,7 @@ class Wire:
             _NUM: _Duration, _STR: name, _SCORE: _Score, _COUNT: _Count, _TS: _Time,
             _DUE: _Time,
             _LIST: Annotated[list[name], msgspec.Meta(max_length=limits.max_list_items)],
-            _COUNTS: dict[_literal(AGENT_STATES), _Count],  # type: ignore[misc]
+            _COUNTS: dict[_literal(AGENT_STATES), _Count],  # type: ignore[misc]  # a Literal made at run time
         }
         typed: dict[str, Any] = {"state": _literal(AGENT_STATES),
                                  "status": _literal(TICKET_STATUSES),
@@ -193,7 +193,7 @@ def _seconds(value: float | str) -> float | None:
     """Epoch seconds of a decoded time, None when it is not plainly one."""
     if value.__class__ is str:
         try:
-            parsed = datetime.fromisoformat(value)  # type: ignore[arg-type]  # str, tested
+            parsed = datetime.fromisoformat(value)
             return parsed.timestamp() if parsed.tzinfo is not None else None
         except (ValueError, OverflowError):
             return None
