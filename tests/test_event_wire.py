@@ -148,3 +148,16 @@ def test_wire_window_follows_the_clock() -> None:
     assert wire.decode(text, "src", NOW) is None  # older than the retention before now
     assert wire.decode(text, "src", None) is not None  # replay: only 1970..2100
     assert math.isclose(wire.decode(text, "src", NOW - 86_400).ts, NOW - 8 * 86_400)
+
+
+@pytest.mark.parametrize("text", [
+    b'{"type": "agent.state", "type": "contact.queued", "ts": 1700000000, "queue": "q", '
+    b'"contact_id": "c"}',
+    b'{"type": "contact.queued", "ts": 1700000000, "queue": "a", "queue": "b", '
+    b'"contact_id": "c"}',
+    b'{"type": "contact.queued", "ts": 1700000000, "queue": "q", "queue": null, '
+    b'"contact_id": "c"}',
+    b'{"ts": 1700000000, "queue": "q", "contact_id": "c", "type": "contact.answered"}',
+])
+def test_repeated_keys_and_order_read_as_orjson_reads_them(text: bytes) -> None:
+    check(text, NOW, Limits(), Wire(Limits()))
