@@ -107,7 +107,8 @@ class Wire:
                               else (field, wire | None, None))
             struct = msgspec.defstruct(
                 f"Wire_{etype.replace('.', '_')}", fields, tag_field="type", tag=etype,
-                forbid_unknown_fields=True, kw_only=True)
+                forbid_unknown_fields=True, kw_only=True,
+                gc=False)  # short-lived and never in a cycle: no work for the collector
             structs.append(struct)
             needs = (*(("queue",) if etype in _NEEDS_QUEUE else ()),
                      *(("contact_id",) if etype in _NEEDS_CONTACT else ()),
