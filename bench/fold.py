@@ -138,6 +138,20 @@ def bench_parse(settings: Settings, lines: list[bytes], ts: list[float]) -> Timi
     return timed(run)
 
 
+def bench_parse_loads(settings: Settings, lines: list[bytes], ts: list[float]) -> Timing:
+    """The path beside it: orjson.loads of each line, then Pipeline.parse of the object."""
+    pipeline, clock = new_pipeline(settings)
+    parse, loads = pipeline.parse, orjson.loads
+
+    def run() -> int:
+        for now, line in zip(ts, lines, strict=True):
+            clock.now = now
+            parse(loads(line), SOURCE)
+        return len(lines)
+
+    return timed(run)
+
+
 def bench_end_to_end(settings: Settings, lines: list[bytes], ts: list[float]) -> Timing:
     """Decode, validate and fold NDJSON lines: Pipeline.parse_json then Pipeline.ingest."""
     pipeline, clock = new_pipeline(settings)
@@ -236,30 +250,35 @@ def phase_parse(settings: Settings, events: list[Event], repeat: int,
     events = events[:PARSE_EVENTS]
     ts = [e.ts for e in events]
     out: dict[str, Any] = {"parse_events": len(events), "bare_loads_events_per_s": {},
-                           "parse_events_per_s": {}, "end_to_end_events_per_s": {},
-                           "end_to_end_cost_vs_bare": {}}
+                           "parse_events_per_s": {}, "loads_then_parse_events_per_s": {},
+                           "end_to_end_events_per_s": {}, "end_to_end_cost_vs_bare": {}}
     print(f"the same NDJSON lines, first {len(events):,} events, events per CPU second (best "
-          f"run): bare orjson.loads (the floor) | parse (Pipeline.parse_json) | parse + fold "
-          f"(+ Pipeline.ingest); ratio = cost of parse + fold / cost of the bare loads:")
+          f"run): bare orjson.loads (the floor) | parse (Pipeline.parse_json; beside it "
+          f"orjson.loads + Pipeline.parse) | parse + fold (+ Pipeline.ingest); ratio = cost of "
+          f"parse + fold / cost of the bare loads:")
     for label, text_ts in (("epoch_ts", False), ("rfc3339_ts", True)):
         lines = [orjson.dumps(to_raw(e, text_ts)) for e in events]
         # Interleaved, so that the floor and the figures share the machine's moments alike.
         bare_runs: list[Timing] = []
         parse_runs: list[Timing] = []
+        loads_runs: list[Timing] = []
         e2e_runs: list[Timing] = []
         while not e2e_runs or (len(e2e_runs) < repeat and time.perf_counter() < until):
             bare_runs.append(bench_bare(lines))
             parse_runs.append(bench_parse(settings, lines, ts))
+            loads_runs.append(bench_parse_loads(settings, lines, ts))
             e2e_runs.append(bench_end_to_end(settings, lines, ts))
-        bare, parse, e2e = (min(runs, key=lambda t: t.cpu)
-                            for runs in (bare_runs, parse_runs, e2e_runs))
+        bare, parse, loads, e2e = (min(runs, key=lambda t: t.cpu)
+                                   for runs in (bare_runs, parse_runs, loads_runs, e2e_runs))
         ratio = bare.rate_cpu / e2e.rate_cpu
         out["bare_loads_events_per_s"][label] = round(bare.rate_cpu)
         out["parse_events_per_s"][label] = round(parse.rate_cpu)
+        out["loads_then_parse_events_per_s"][label] = round(loads.rate_cpu)
         out["end_to_end_events_per_s"][label] = round(e2e.rate_cpu)
         out["end_to_end_cost_vs_bare"][label] = round(ratio, 2)
         print(f"  {label:<10}  bare {bare.rate_cpu:>10,.0f}/s ({1e6 / bare.rate_cpu:.2f} us)"
-              f"  |  parse {parse.rate_cpu:>9,.0f}/s ({1e6 / parse.rate_cpu:.2f} us)"
+              f"  |  parse {parse.rate_cpu:>9,.0f}/s ({1e6 / parse.rate_cpu:.2f} us; loads+parse "
+              f"{loads.rate_cpu:,.0f}/s)"
               f"  |  parse+fold {e2e.rate_cpu:>9,.0f}/s ({1e6 / e2e.rate_cpu:.2f} us)"
               f"  ratio {ratio:.2f}x   [runs {runs_text(bare_runs)} | {runs_text(parse_runs)}"
               f" | {runs_text(e2e_runs)}]", flush=True)
