@@ -161,3 +161,16 @@ def test_wire_window_follows_the_clock() -> None:
 ])
 def test_repeated_keys_and_order_read_as_orjson_reads_them(text: bytes) -> None:
     check(text, NOW, Limits(), Wire(Limits()))
+
+
+def test_hostile_text_is_left_to_the_full_check_not_raised() -> None:
+    wire = Wire(Limits())
+    head = '{"type": "contact.queued", "ts": 1700000000, "queue": "q", "contact_id": "c"'
+    deep = (head + ', "source": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    assert wire.decode(deep, "src", NOW) is None  # RecursionError inside msgspec: caught
+    lone = head.replace('"q"', '"\ud800"') + "}"  # text whose UTF-8 cannot exist
+    assert wire.decode(lone, "src", NOW) is None
+    assert wire.decode(b"\xff\xfe", "src", NOW) is None
+    # The sender's own `source` is tolerated whatever it holds, and never read.
+    nested = (head + ', "source": [[{"a": 1}]]}').encode()
+    assert check(nested, NOW, Limits(), wire).source == "src"

@@ -100,7 +100,7 @@ class Wire:
             fields += [(common, name | None, None) for common in _COMMON_STR]
             fields += [("channel", _literal(CHANNELS) | None, None),
                        ("priority", _Priority | None, None),
-                       ("source", Any, None)]  # tolerated, never read: the sender's own
+                       ("source", msgspec.Raw, None)]  # tolerated, never read: kept raw
             for field, kind, required in spec:
                 wire = typed.get(field, kinds[kind])
                 fields.append((field, wire, msgspec.NODEFAULT) if required
@@ -125,8 +125,8 @@ class Wire:
         """The Event of plainly valid JSON, or None when the full check must decide."""
         try:
             wire = self.decoder.decode(data)
-        except msgspec.DecodeError:  # ValidationError too: the full check names it
-            return None
+        except (msgspec.DecodeError, RecursionError, UnicodeError):
+            return None  # invalid, deeply nested, a lone surrogate: the full check decides
         shape = self.shapes[wire.__class__]
         names = shape.names(wire)
         for at in shape.needs:
