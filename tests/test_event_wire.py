@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.engine import T0, Engine
 from tests.test_event_fast_path import KEYS, NOW, SMALL, TYPES, VALUES
 from wallboard.model import events
 from wallboard.model.events import EventError
@@ -174,3 +175,41 @@ def test_hostile_text_is_left_to_the_full_check_not_raised() -> None:
     # The sender's own `source` is tolerated whatever it holds, and never read.
     nested = (head + ', "source": [[{"a": 1}]]}').encode()
     assert check(nested, NOW, Limits(), wire).source == "src"
+
+
+def test_pipeline_parse_json_folds_like_parse_and_refuses_with_the_same_error() -> None:
+    """Two engines fed the same lines, one by text and one by objects, count the same."""
+    by_text, by_object = Engine({"queues": {"sales": {}}}), Engine({"queues": {"sales": {}}})
+    lines = [
+        {"type": "contact.queued", "ts": T0 - 30, "queue": "sales", "contact_id": "c1",
+         "id": "q1"},
+        {"type": "contact.answered", "ts": T0 - 10, "queue": "sales", "contact_id": "c1",
+         "wait_s": 20, "agent": "ann", "id": "a1"},
+        {"type": "contact.queued", "ts": T0 - 5, "queue": "sales", "contact_id": "c2",
+         "id": "q1"},  # a duplicate id
+        {"type": "contact.ended", "ts": T0, "queue": "sales", "contact_id": "c1",
+         "talk_s": -1, "id": "e1"},  # refused: talk_s below 0
+        {"type": "contact.queued", "ts": T0, "queue": "sales", "contact_id": "c3",
+         "colour": "red"},  # refused: an unknown field
+    ]
+    outcomes: list[tuple[str, str]] = []
+    for raw in lines:
+        text = orjson.dumps(raw)
+        try:
+            got = by_text.pipeline.ingest(by_text.pipeline.parse_json(text, "test"))
+        except EventError as exc:
+            got = str(exc)
+        try:
+            want = by_object.pipeline.ingest(by_object.pipeline.parse(dict(raw), "test"))
+        except EventError as exc:
+            want = str(exc)
+        outcomes.append((got, want))
+    assert [got for got, _ in outcomes] == [want for _, want in outcomes]
+    assert outcomes[2][0] == "duplicate"
+    assert outcomes[3][0].startswith("talk_s: must be a finite number within 0..604800")
+    assert outcomes[4][0] == "colour: unknown field"
+    assert by_text.pipeline.rejected == by_object.pipeline.rejected
+    assert by_text.pipeline.rejected == {"out_of_range": 1, "unknown_field": 1}
+    assert by_text.snapshot()["queues"]["sales"] == by_object.snapshot()["queues"]["sales"]
+    with pytest.raises(orjson.JSONDecodeError):  # not JSON: the caller says how
+        by_text.pipeline.parse_json(b"{not json", "test")
