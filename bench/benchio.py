@@ -38,3 +38,17 @@ def write_report(report: dict[str, Any], out: Path, started: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out} ({report['elapsed_s']}s)")
+
+
+def figure(report: dict[str, Any], name: str, value: float, unit: str, *,
+           floor: float | None = None, floor_name: str = "", target: str = "",
+           met: bool | None = None) -> None:
+    """Add one headline figure to `report["figures"]`: what bench/report.py tabulates.
+
+    `floor` is the same quantity for the physical floor measured in the same run (a bare
+    parse, a bare broadcast, a full fold); the ratio is value / floor.
+    """
+    ratio = round(value / floor, 2) if floor else None
+    report.setdefault("figures", []).append({
+        "figure": name, "value": round(value, 3), "unit": unit, "floor": floor,
+        "floor_name": floor_name, "ratio": ratio, "target": target, "met": met})

@@ -6,12 +6,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 
 from wallboard import __version__
 from wallboard.fold import counters as c
@@ -22,6 +17,8 @@ from wallboard.ingest.restore import Restored
 from wallboard.journal.interface import BATCH_BUCKETS, JournalStatus
 from wallboard.kit.source import UP, SourceRunner
 from wallboard.model.events import AGENT_STATES
+from wallboard.server import families
+from wallboard.server.families import Prefixes
 
 # Windowed KPIs exported as gauges: (metric suffix, KPI name, help).
 _WINDOW_GAUGES = (
@@ -48,6 +45,17 @@ class WallboardCollector:
         self.dropped = dropped
         self.journal = journal
         self.restored = restored or Restored()
+        self.prefixes = Prefixes()  # each series' line prefix, written once
+
+    def _gauge(self, name: str, text: str, labels: list[str] | None = None) -> families.Gauge:
+        return families.Gauge(name, text, labels or (), self.prefixes)
+
+    def _counter(self, name: str, text: str, labels: list[str] | None = None) -> families.Counter:
+        return families.Counter(name, text, labels or (), self.prefixes)
+
+    def _histogram(self, name: str, text: str,
+                   labels: list[str] | None = None) -> families.Histogram:
+        return families.Histogram(name, text, labels or (), self.prefixes)
 
     def collect(self) -> Iterator[Metric]:
         """Read memory only: this runs on the event loop.
@@ -72,7 +80,7 @@ class WallboardCollector:
                 errors.record("exporter", exc, what="/metrics")
                 continue
             yield from families
-        fold_errors = CounterMetricFamily(
+        fold_errors = self._counter(
             "wallboard_fold_errors", "Errors caught at a fold boundary (one event, one snapshot "
             "entity, one forecast, one /metrics section), by stage", labels=["stage"])
         for stage in STAGES:
@@ -80,23 +88,23 @@ class WallboardCollector:
         yield fold_errors
 
     def _info(self) -> Iterator[Metric]:
-        info = GaugeMetricFamily("wallboard_build_info", "Build information",
+        info = self._gauge("wallboard_build_info", "Build information",
                                  labels=["version"])
         info.add_metric([__version__], 1)
         yield info
 
     def _queue_settings(self, tree: dict[str, Any]) -> Iterator[Metric]:
-        info = GaugeMetricFamily("wallboard_queue_info", "A known queue: its channel and "
+        info = self._gauge("wallboard_queue_info", "A known queue: its channel and "
                                  "service-level variant (value 1)",
                                  labels=["queue", "channel", "variant"])
-        target = GaugeMetricFamily("wallboard_queue_service_level_target_ratio",
+        target = self._gauge("wallboard_queue_service_level_target_ratio",
                                    "Configured service-level target (0-1)", labels=["queue"])
-        threshold = GaugeMetricFamily("wallboard_queue_service_level_threshold_seconds",
+        threshold = self._gauge("wallboard_queue_service_level_threshold_seconds",
                                       "Configured service-level answer threshold",
                                       labels=["queue"])
-        limit = GaugeMetricFamily("wallboard_queue_legal_limit_seconds",
+        limit = self._gauge("wallboard_queue_legal_limit_seconds",
                                   "Configured legal wait limit", labels=["queue", "rule"])
-        legal_oldest = GaugeMetricFamily(
+        legal_oldest = self._gauge(
             "wallboard_queue_legal_oldest_contact_age_seconds",
             "Wait now of the oldest contact as the legal rule measures it (0 when empty)",
             labels=["queue", "rule"])
@@ -110,13 +118,13 @@ class WallboardCollector:
         yield from (info, target, threshold, limit, legal_oldest)
 
     def _people(self, tree: dict[str, Any]) -> Iterator[Metric]:
-        teams = GaugeMetricFamily("wallboard_team_agents", "Agents of the team, by state",
+        teams = self._gauge("wallboard_team_agents", "Agents of the team, by state",
                                   labels=["team", "state"])
         for team, block in tree.get("teams", {}).items():
             for state in AGENT_STATES:
                 teams.add_metric([team, state], block["live"][f"agents_{state}"])
         # Only allow-listed agents get series (metrics.agents): labels stay bounded.
-        agent = GaugeMetricFamily("wallboard_agent_state",
+        agent = self._gauge("wallboard_agent_state",
                                   "1 for the allow-listed agent's current state, else 0",
                                   labels=["agent", "state"])
         agents = tree.get("agents", {})
@@ -127,28 +135,28 @@ class WallboardCollector:
         yield from (teams, agent)
 
     def _live(self, tree: dict[str, Any]) -> Iterator[Metric]:
-        waiting = GaugeMetricFamily("wallboard_queue_contacts_waiting",
+        waiting = self._gauge("wallboard_queue_contacts_waiting",
                                     "Contacts waiting in the queue now",
                                     labels=["queue", "channel"])
-        oldest = GaugeMetricFamily("wallboard_queue_oldest_contact_age_seconds",
+        oldest = self._gauge("wallboard_queue_oldest_contact_age_seconds",
                                    "Wait of the longest-waiting contact now (0 when empty)",
                                    labels=["queue", "channel"])
-        agents = GaugeMetricFamily("wallboard_agents", "Agents serving the queue, by state",
+        agents = self._gauge("wallboard_agents", "Agents serving the queue, by state",
                                    labels=["queue", "state"])
-        tickets = GaugeMetricFamily("wallboard_tickets_open", "Open tickets (backlog)",
+        tickets = self._gauge("wallboard_tickets_open", "Open tickets (backlog)",
                                     labels=["queue"])
-        pending = GaugeMetricFamily("wallboard_tickets_pending",
+        pending = self._gauge("wallboard_tickets_pending",
                                     "Open tickets waiting on the requester or a third party",
                                     labels=["queue"])
-        at_risk = GaugeMetricFamily("wallboard_tickets_at_risk",
+        at_risk = self._gauge("wallboard_tickets_at_risk",
                                     "Open tickets due within site.ticket_at_risk_s",
                                     labels=["queue"])
-        overdue = GaugeMetricFamily("wallboard_tickets_overdue", "Open tickets past their due time",
+        overdue = self._gauge("wallboard_tickets_overdue", "Open tickets past their due time",
                                     labels=["queue"])
-        oldest_ticket = GaugeMetricFamily("wallboard_tickets_oldest_age_seconds",
+        oldest_ticket = self._gauge("wallboard_tickets_oldest_age_seconds",
                                           "Age of the oldest open ticket (0 when none)",
                                           labels=["queue"])
-        callbacks = GaugeMetricFamily("wallboard_queue_callbacks_pending",
+        callbacks = self._gauge("wallboard_queue_callbacks_pending",
                                       "Callbacks requested and not yet made", labels=["queue"])
         for name, block in tree.get("queues", {}).items():
             live, channel = block["live"], block["channel"]
@@ -167,35 +175,35 @@ class WallboardCollector:
 
     def _counters(self) -> Iterator[Metric]:
         labels = ["queue", "channel"]
-        offered = CounterMetricFamily("wallboard_contacts_offered", "Contacts queued",
+        offered = self._counter("wallboard_contacts_offered", "Contacts queued",
                                       labels=labels)
-        answered = CounterMetricFamily("wallboard_contacts_answered", "Contacts answered",
+        answered = self._counter("wallboard_contacts_answered", "Contacts answered",
                                        labels=labels)
-        abandoned = CounterMetricFamily("wallboard_contacts_abandoned", "Contacts abandoned",
+        abandoned = self._counter("wallboard_contacts_abandoned", "Contacts abandoned",
                                         labels=[*labels, "short"])
-        handled = CounterMetricFamily("wallboard_contacts_handled", "Contacts ended after handling",
+        handled = self._counter("wallboard_contacts_handled", "Contacts ended after handling",
                                       labels=labels)
-        handle = CounterMetricFamily("wallboard_handle_seconds", "Talk + hold + wrap time",
+        handle = self._counter("wallboard_handle_seconds", "Talk + hold + wrap time",
                                      labels=labels)
-        surveys = CounterMetricFamily("wallboard_survey_responses", "Survey responses",
+        surveys = self._counter("wallboard_survey_responses", "Survey responses",
                                       labels=["queue", "kind"])
-        sl = CounterMetricFamily("wallboard_service_level_contacts",
+        sl = self._counter("wallboard_service_level_contacts",
                                  "Contacts counted for the service level under the queue's "
                                  "variant, met or missed", labels=[*labels, "outcome"])
-        created = CounterMetricFamily("wallboard_tickets_created", "Tickets created",
+        created = self._counter("wallboard_tickets_created", "Tickets created",
                                       labels=labels)
-        resolved = CounterMetricFamily("wallboard_tickets_resolved", "Tickets resolved",
+        resolved = self._counter("wallboard_tickets_resolved", "Tickets resolved",
                                        labels=labels)
-        breaches = CounterMetricFamily("wallboard_tickets_sla_breaches",
+        breaches = self._counter("wallboard_tickets_sla_breaches",
                                        "Ticket SLA targets breached", labels=labels)
-        legal = CounterMetricFamily("wallboard_legal_breaches",
+        legal = self._counter("wallboard_legal_breaches",
                                     "Contacts that waited past a legal limit",
                                     labels=[*labels, "rule"])
-        hist = HistogramMetricFamily("wallboard_queue_wait_seconds",
+        hist = self._histogram("wallboard_queue_wait_seconds",
                                      "Queue wait of contacts that left the queue",
                                      labels=[*labels, "outcome"])
         layout = self.aggregator.layout
-        edges = [f"{edge:g}" for edge in layout.edges] + ["+Inf"]
+        les = (*(f"{edge:g}" for edge in layout.edges), "+Inf")
         baseline = self.restored.baseline
         for (queue, channel), leaf in self.aggregator.leaves.items():
             v = leaf.windows.lifetime
@@ -224,15 +232,14 @@ class WallboardCollector:
             for outcome, base, total in (("answered", layout.answered_hist, c.WAIT_ANSWERED_SUM),
                                          ("abandoned", layout.abandoned_hist,
                                           c.WAIT_ABANDONED_SUM)):
-                buckets = list(zip(edges, layout.cumulative(v, base), strict=True))
-                hist.add_metric([*key, outcome], buckets, v[total])
+                hist.add_cumulative([*key, outcome], les, layout.cumulative(v, base), v[total])
         yield from (offered, answered, abandoned, handled, handle, surveys, hist, sl, created,
                     resolved, breaches, legal)
 
     def _windows(self, tree: dict[str, Any]) -> Iterator[Metric]:
         for suffix, kpi, text in _WINDOW_GAUGES:
             extra = ["variant"] if kpi == "service_level" else []
-            family = GaugeMetricFamily(f"wallboard_window_{suffix}", text,
+            family = self._gauge(f"wallboard_window_{suffix}", text,
                                        labels=["queue", "window", *extra])
             windows = self.aggregator.settings.windows
             for name, block in tree.get("queues", {}).items():
@@ -246,14 +253,14 @@ class WallboardCollector:
             yield family
 
     def _sources(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("wallboard_source_up", "1 when the source is connected and fresh",
+        up = self._gauge("wallboard_source_up", "1 when the source is connected and fresh",
                                labels=["source"])
-        last = GaugeMetricFamily("wallboard_source_last_event_timestamp_seconds",
+        last = self._gauge("wallboard_source_last_event_timestamp_seconds",
                                  "When the source last delivered an event", labels=["source"])
-        crashes = CounterMetricFamily("wallboard_source_crashes",
+        crashes = self._counter("wallboard_source_crashes",
                                       "Source failures that were not a SourceError (plugin bugs)",
                                       labels=["source"])
-        rejected = CounterMetricFamily("wallboard_source_requests_rejected",
+        rejected = self._counter("wallboard_source_requests_rejected",
                                        "Requests refused at a source's webhook route, by reason",
                                        labels=["source", "reason"])
         for name, runner in self.runners.items():
@@ -266,38 +273,38 @@ class WallboardCollector:
         yield from (up, last, crashes, rejected)
 
     def _pipeline(self) -> Iterator[Metric]:
-        accepted = CounterMetricFamily("wallboard_events_accepted", "Events accepted",
+        accepted = self._counter("wallboard_events_accepted", "Events accepted",
                                        labels=["source"])
         for source, count in self.pipeline.accepted.items():
             accepted.add_metric([source], count)
-        rejected = CounterMetricFamily("wallboard_events_rejected", "Events refused, by reason",
+        rejected = self._counter("wallboard_events_rejected", "Events refused, by reason",
                                        labels=["reason"])
         for reason in sorted({"malformed", "missing_field", "bad_value", *self.pipeline.rejected}):
             rejected.add_metric([reason], self.pipeline.rejected.get(reason, 0))
-        duplicate = CounterMetricFamily("wallboard_events_duplicate", "Events seen before (by id)")
+        duplicate = self._counter("wallboard_events_duplicate", "Events seen before (by id)")
         duplicate.add_metric([], self.pipeline.duplicates)
-        late = CounterMetricFamily("wallboard_events_late",
+        late = self._counter("wallboard_events_late",
                                    "Events older than every window they belong to")
         late.add_metric([], self.pipeline.late)
-        clients = GaugeMetricFamily("wallboard_websocket_clients", "Connected websocket clients")
+        clients = self._gauge("wallboard_websocket_clients", "Connected websocket clients")
         clients.add_metric([], self.clients())
-        dropped = CounterMetricFamily("wallboard_websocket_clients_dropped",
+        dropped = self._counter("wallboard_websocket_clients_dropped",
                                       "Websocket clients closed for staying behind")
         dropped.add_metric([], self.dropped())
         yield from (accepted, rejected, duplicate, late, clients, dropped)
 
     def _journal(self, status: JournalStatus) -> Iterator[Metric]:
-        up = GaugeMetricFamily("wallboard_journal_up",
+        up = self._gauge("wallboard_journal_up",
                                "1 when accepted events are being stored, 0 when ingest answers 503")
         up.add_metric([], 1.0 if status.up else 0.0)
-        appended = CounterMetricFamily("wallboard_journal_events_appended",
+        appended = self._counter("wallboard_journal_events_appended",
                                        "Events made durable in the journal")
         appended.add_metric([], status.appended)
-        failed = CounterMetricFamily(
+        failed = self._counter(
             "wallboard_journal_events_failed",
             "Events the journal could not store (webhook: answered 503; sources: shown, unstored)")
         failed.add_metric([], status.failed + self.pipeline.unstored)
-        batch = HistogramMetricFamily("wallboard_journal_batch_seconds",
+        batch = self._histogram("wallboard_journal_batch_seconds",
                                       "Time to write and commit one batch of events")
         cumulative, buckets = 0, []
         for edge, count in zip(BATCH_BUCKETS, status.batch_buckets, strict=True):
@@ -305,12 +312,12 @@ class WallboardCollector:
             buckets.append((f"{edge:g}", cumulative))
         buckets.append(("+Inf", status.batches))
         batch.add_metric([], buckets, status.batch_seconds_sum)
-        size = GaugeMetricFamily("wallboard_journal_bytes", "Journal size on disk")
+        size = self._gauge("wallboard_journal_bytes", "Journal size on disk")
         size.add_metric([], status.bytes)
-        replayed = GaugeMetricFamily("wallboard_journal_replayed_events",
+        replayed = self._gauge("wallboard_journal_replayed_events",
                                      "Events folded back from the journal at start")
         replayed.add_metric([], status.replayed)
-        replay_s = GaugeMetricFamily("wallboard_journal_replay_seconds",
+        replay_s = self._gauge("wallboard_journal_replay_seconds",
                                      "Time the start-up replay took")
         replay_s.add_metric([], status.replay_seconds)
         yield from (up, appended, failed, batch, size, replayed, replay_s)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.utils import floatToGoString
+
+from wallboard.server.families import Counter, Gauge, Histogram, escape, value_text
 
 # What `encode` writes, declared as such. Not prometheus_client's CONTENT_TYPE_LATEST: in recent
 # versions that says version=1.0.0, which would tell a scraper to expect another format.
@@ -14,23 +15,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "info": "gauge",
           "summary": "summary", "stateset": "gauge", "gaugehistogram": "histogram",
           "unknown": "untyped"}
-
-
-def _escape(text: str) -> str:
-    if "\\" in text or '"' in text or "\n" in text:
-        return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return text
-
-
-def _value(value: object, on_error: Callable[[Exception], None] | None) -> str:
-    """A sample value; one that is not a number (an int past a float's range) becomes NaN."""
-    try:
-        text: str = floatToGoString(value)  # untyped in prometheus_client: say what it returns
-        return text
-    except (OverflowError, TypeError, ValueError) as exc:
-        if on_error is not None:
-            on_error(exc)
-        return "NaN"
 
 
 def encode(registry: CollectorRegistry,
@@ -48,11 +32,14 @@ def encode(registry: CollectorRegistry,
             family.name + "_info" if family.type == "info" else family.name
         help_text = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
         append(f"# HELP {name} {help_text}\n# TYPE {name} {_TYPES[family.type]}\n")
+        if isinstance(family, Gauge | Counter | Histogram):
+            family.lines(out, on_error)  # rows and cached prefixes: most of the series
+            continue
         for sample in family.samples:
             labels = sample.labels
             if labels:
-                pairs = ",".join([f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())])
-                append(f"{sample.name}{{{pairs}}} {_value(sample.value, on_error)}\n")
+                pairs = ",".join([f'{k}="{escape(v)}"' for k, v in sorted(labels.items())])
+                append(f"{sample.name}{{{pairs}}} {value_text(sample.value, on_error)}\n")
             else:
-                append(f"{sample.name} {_value(sample.value, on_error)}\n")
+                append(f"{sample.name} {value_text(sample.value, on_error)}\n")
     return "".join(out).encode()
