@@ -78,6 +78,9 @@ class Pipeline:
         self.duplicates = 0
         self.late = 0
         self.unstored = 0  # events refused at once because the journal was down
+        # The journal position of the last stored event folded (an unshared journal): what a
+        # checkpoint of this state covers. Set by the restore, moved by each settled append.
+        self.position: str | None = None
 
     @property
     def dedupe_ids(self) -> int:
@@ -321,6 +324,10 @@ class Pipeline:
                 outcome = self._fold_counted(event, recv)
                 if tally is not None:
                     self._tally(outcome, tally)
+        # An empty result is falsy: the position is read from the future itself.
+        position = getattr(future.result(), "position", None) if error is None else None
+        if position is not None:
+            self.position = position
 
     def _fold_counted(self, event: Event, recv: float | None = None) -> str | None:
         """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""
