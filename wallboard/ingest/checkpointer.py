@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from wallboard.ingest import checkpoint
 from wallboard.ingest.checkpoint import CheckpointError, Header
 from wallboard.ingest.pipeline import Pipeline
+from wallboard.ingest.restore import replay_start
 from wallboard.journal.interface import Journal, JournalError
 from wallboard.kpi.history import History
 
@@ -47,6 +48,7 @@ class Checkpointer:
         self.settings = pipeline.aggregator.settings
         self.fingerprint = checkpoint.fingerprint(self.settings)
         self.stats = CheckpointStats()
+        self._skipping = False  # logged once
 
     def load(self, since: float, now: float) -> Header | None:
         """Apply the newest checkpoint fit for a start at `now` (state since `since`), or None.
@@ -98,12 +100,23 @@ class Checkpointer:
             return self.journal.position  # the last stream entry the tail delivered
         return self.pipeline.position
 
+    def consistent(self, now: float) -> bool:
+        """False while the state holds events the journal lacks, within some window."""
+        unstored = self.pipeline.unstored_at
+        if unstored is None or unstored < replay_start(self.settings, now):
+            return True
+        if not self._skipping:
+            self._skipping = True
+            log.warning("journal: no checkpoint while the board holds events folded unstored "
+                        "(the journal was down): a start folds the journal instead")
+        return False
+
     async def save(self) -> bool:
         """Take a checkpoint now and write it; False (logged, counted) when it failed."""
         position = self.position()
-        if position is None:
-            return False
         at = self.pipeline.aggregator.clock()
+        if position is None or not self.consistent(at):
+            return False
         started = time.perf_counter()
         try:
             body = checkpoint.take(self.pipeline, self.history)

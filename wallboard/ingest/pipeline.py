@@ -81,6 +81,9 @@ class Pipeline:
         # The journal position of the last stored event folded (an unshared journal): what a
         # checkpoint of this state covers. Set by the restore, moved by each settled append.
         self.position: str | None = None
+        # When an event was last folded without being stored (journal down): until it has left
+        # every window, the state is no journal prefix and no checkpoint is taken of it.
+        self.unstored_at: float | None = None
 
     @property
     def dedupe_ids(self) -> int:
@@ -207,6 +210,7 @@ class Pipeline:
             # Nobody waits for an acknowledgement here: show the event now, even though a
             # restart will not know it (counted in wallboard_journal_events_failed).
             self.unstored += 1
+            self.unstored_at = self.aggregator.clock()
         else:
             if key is not None:
                 self._pending[key] = future
@@ -317,6 +321,8 @@ class Pipeline:
                 return
         if error is not None and acknowledged:
             return  # the sender gets a 503 and retries; forget the ids so the retry counts
+        if error is not None:  # folded all the same, unstored
+            self.unstored_at = self.aggregator.clock()
         skip = set(known)
         for at, (event, key) in enumerate(zip(events, keys, strict=True)):
             self._remember(key)

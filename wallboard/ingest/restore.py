@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from wallboard.base.clock import VirtualClock
@@ -20,9 +21,11 @@ from wallboard.config.settings import Settings
 from wallboard.config.windows import parse_window
 from wallboard.fold.guard import reason
 from wallboard.fold.periods import day_bounds, shift_bounds
-from wallboard.ingest.checkpointer import Checkpointer
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.journal.interface import Journal, JournalDown, Quarantine
+
+if TYPE_CHECKING:  # it imports replay_start from here
+    from wallboard.ingest.checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400
