@@ -15,6 +15,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.test_kpi_properties import SHORT, T_SL, VARIANTS, contacts_strategy, events_of
+from tests.test_kpi_properties import START as KPI_START
+from tests.test_kpi_properties import Contact as KpiContact
 from wallboard.base.clock import VirtualClock
 from wallboard.config.settings import parse_settings
 from wallboard.fold.aggregate import Aggregator
@@ -93,10 +96,12 @@ def _stream(drawn: list[tuple[float, dict[str, Any]]]) -> list[tuple[float, Even
     return out
 
 
-def _fresh(at: float) -> tuple[Pipeline, VirtualClock, History]:
+def _fresh(at: float, config: dict[str, Any] | None = None
+           ) -> tuple[Pipeline, VirtualClock, History]:
     clock = VirtualClock(at)
-    pipeline = Pipeline(Aggregator(parse_settings(CONFIG, "<test>"), clock))
-    history = History({"offered": ("queues", "sales", "15m", "offered")}, CONFIG["windows"])
+    settings = parse_settings(config or CONFIG, "<test>")
+    pipeline = Pipeline(Aggregator(settings, clock))
+    history = History({"offered": ("queues", "sales", "15m", "offered")}, settings.windows)
     return pipeline, clock, history
 
 
@@ -235,3 +240,36 @@ def test_a_checkpoint_of_other_settings_is_passed_over() -> None:
     assert loader.stats.loads["stale"] == 1
     assert loader.load(START - 10, START + 10) is not None
     assert loader.stats.loads["loaded"] == 1
+
+
+@given(contacts=contacts_strategy, seed=st.randoms(use_true_random=False), data=st.data())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_kpi_property_streams_cut_anywhere_restore_to_the_same_snapshot(
+        contacts: list[KpiContact], seed: Any, data: st.DataObject) -> None:
+    """The streams of tests/test_kpi_properties.py (every SL variant, disorder, duplicates)."""
+    config = {"site": {"timezone": "Asia/Jerusalem", "lateness_s": 900},
+              "queues": {v: {"service_level": {"threshold_s": T_SL, "short_abandon_s": SHORT,
+                                               "variant": v}} for v in VARIANTS}}
+    deliveries = sorted(((e["ts"] + seed.uniform(0, 300), e) for e in events_of(contacts)),
+                        key=lambda d: d[0])
+    deliveries += [(at + 1, e) for at, e in deliveries[:: seed.randint(2, 5)]]  # resends
+    stream = [(at, parse_event(e, "test", at, WIDEST_LIMITS)) for at, e in deliveries]
+    cut = data.draw(st.integers(0, len(stream)), label="cut")
+    end = max(at for at, _ in stream) + data.draw(st.sampled_from([0.0, 900.0, 7200.0]))
+    full, full_clock, _ = _fresh(KPI_START, config)
+    _fold(full, full_clock, stream, set(), 0)
+    before, before_clock, history = _fresh(KPI_START, config)
+    _fold(before, before_clock, stream[:cut], set(), 0)
+    blob = checkpoint.frame(checkpoint.take(before, history),
+                            checkpoint.fingerprint(before.aggregator.settings),
+                            before_clock.now, "1")
+    header, body = checkpoint.unframe(blob)
+    after, after_clock, restored = _fresh(header.at, config)
+    checkpoint.apply(body, after, restored)
+    _fold(after, after_clock, stream[cut:], set(), cut)
+    for pipeline in (full, after):
+        pipeline.aggregator.clock = lambda: end
+        pipeline.aggregator.advance(end)
+    assert SnapshotBuilder(after.aggregator).build(end) == \
+        SnapshotBuilder(full.aggregator).build(end)
+    assert _windows(after.aggregator) == _windows(full.aggregator)
