@@ -5,8 +5,8 @@ Three starts of `wallboard serve` in one run, each timed from spawn to the first
 - floor: an empty journal (the process, its imports and the port, nothing to fold);
 - full fold: the journal holding `--events` events that arrived today, no checkpoint (today's
   way: every event folded again);
-- checkpoint: the same journal after that server ran for a while (sparklines filled at a short
-  `server.history_step_s`) and stopped cleanly, writing its checkpoint.
+- checkpoint: the same journal after that server ran for a while (sparkline points sampled at
+  a short `server.history_step_s`) and stopped cleanly, writing its checkpoint.
 
 It also reports the loop's pause while a checkpoint is taken, its size, and whether the
 restarted server's sparklines show the points from before the restart.
@@ -43,7 +43,8 @@ from wallboard.model.events import Event
 
 TARGET_S = 2.0  # port open after start, 10⁶ events stored today, with a checkpoint
 EVENTS = 1_000_000
-STEP_S = 0.1  # history step while the first server runs: 60 sparkline points in 6 s
+STEP_S = 1.0  # history step here (the board samples about once a second): 59 s of sparkline
+RUN_S = 20.0  # how long the first server runs: 20 points sampled before the restart
 SERIES_KEY = "total.today.service_level"
 SPARK = 59  # earlier points of a sparkline
 CHUNK = 50_000
@@ -158,7 +159,7 @@ def from_before(before: dict[str, Any], after: dict[str, Any]) -> tuple[int, int
     return sum(new.get(slot) == p for slot, p in wanted.items()), len(wanted)
 
 
-async def run(root: Path, events: int) -> dict[str, Any]:
+async def run(root: Path, events: int, run_s: float) -> dict[str, Any]:
     data = root / "data"
     t = time.perf_counter()
     newest = await fill(data, events)
@@ -172,7 +173,7 @@ async def run(root: Path, events: int) -> dict[str, Any]:
 
     server = Server(root / "server", config(data))
     full_s = await server.start()
-    await asyncio.sleep(STEP_S * 62 + 1.5)  # a full sparkline, and a few checkpoints
+    await asyncio.sleep(run_s)  # sparkline points, and a few checkpoints
     before = await server.get("/api/snapshot")
     text = await server.get("/metrics")
     stop_s = server.stop()
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"restart benchmark: {args.events:,} events stored today, python "
           f"{platform.python_version()}, {os.cpu_count()} cpus, load average {load}", flush=True)
     with tempfile.TemporaryDirectory(prefix="wallboard-restart-bench-", dir=args.dir) as tmp:
-        report = asyncio.run(run(Path(tmp), args.events))
+        report = asyncio.run(run(Path(tmp), args.events, 6.0 if args.quick else RUN_S))
     report |= {"name": "restart", "quick": args.quick, "python": platform.python_version(),
                "load_average_at_start": load}
     floor, ckpt, full = (report["floor_empty_journal_s"], report["checkpoint_s"],

@@ -203,7 +203,7 @@ async def test_a_damaged_or_foreign_checkpoint_falls_back_to_a_full_fold(
             continue
         header, body = checkpoint.unframe(blob)
         with monkeypatch.context() as patch:  # as another wallboard version would write it
-            patch.setattr(checkpoint, "__version__", "0.0.1-elsewhere")
+            patch.setattr(checkpoint, "VERSION", "0.0.1+elsewhere")
             changed[pos] = checkpoint.frame(body, header.fingerprint, header.at, position=pos)
     store.write(changed)
 

@@ -9,7 +9,9 @@ Unpickler that refuses any other global, so a tampered store cannot run code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib
 import io
 import itertools
 import pickle
@@ -54,6 +56,32 @@ ALLOWED = frozenset({
     ("wallboard.fold.surveys", "SurveyMemory"), ("wallboard.fold.surveys", "CountedSurvey"),
     ("wallboard.fold.windows", "WindowSet"), ("wallboard.fold.windows", "RollingWindows"),
 })
+
+
+def _layout() -> str:
+    """A digest of the pickled classes' attributes: a checkpoint of another shape is foreign.
+
+    The wallboard version alone would let a development build load a checkpoint whose classes
+    had other attributes; a fold on it would fail event after event.
+    """
+    parts = []
+    for module, name in sorted(ALLOWED):
+        if not module.startswith("wallboard."):
+            continue
+        cls = getattr(importlib.import_module(module), name)
+        if dataclasses.is_dataclass(cls):
+            names = [f.name for f in dataclasses.fields(cls)]
+        elif hasattr(cls, "_fields"):  # a NamedTuple
+            names = list(cls._fields)
+        elif "__slots__" in vars(cls):
+            names = list(cls.__slots__)
+        else:  # the names its __init__ uses: the attributes it sets among them
+            names = list(cls.__init__.__code__.co_names)
+        parts.append(f"{module}.{name}:{','.join(sorted(names))}")
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=6).hexdigest()
+
+
+VERSION = f"{__version__}+{_layout()}"  # what a checkpoint's version must be
 
 
 class CheckpointError(Exception):
@@ -121,7 +149,7 @@ def loads(body: bytes) -> Any:
 
 def frame(body: bytes, settings_print: bytes, at: float, position: str) -> bytes:
     """The blob stored: header, digest, body (off the loop: it hashes the whole body)."""
-    version, pos = __version__.encode(), position.encode()
+    version, pos = VERSION.encode(), position.encode()
     head = (MAGIC + _HEAD.pack(FORMAT, 0, settings_print, at, len(pos), len(body))
             + struct.pack("<H", len(version)) + version + pos)
     digest = hashlib.blake2b(head, digest_size=_DIGEST)
@@ -148,10 +176,9 @@ def unframe(blob: bytes) -> tuple[Header, bytes]:
         raise CheckpointError("corrupt", f"the header does not decode ({exc})") from None
     if fmt != FORMAT:
         raise CheckpointError("version", f"format {fmt}, this wallboard reads {FORMAT}")
-    if version != __version__:
+    if version != VERSION:
         # The classes pickled may have changed shape between versions: fold afresh.
-        raise CheckpointError("version", f"written by wallboard {version}, this is "
-                              f"{__version__}")
+        raise CheckpointError("version", f"written by wallboard {version}, this is {VERSION}")
     head, stored = view[:at], bytes(view[at:at + _DIGEST])
     body = view[at + _DIGEST:]
     if len(body) != body_len:
