@@ -173,6 +173,7 @@ async def run(root: Path, events: int, run_s: float) -> dict[str, Any]:
 
     server = Server(root / "server", config(data))
     full_s = await server.start()
+    full_restore = metric(await server.get("/metrics"), "wallboard_journal_replay_seconds")
     await asyncio.sleep(run_s)  # sparkline points, and a few checkpoints
     before = await server.get("/api/snapshot")
     text = await server.get("/metrics")
@@ -185,12 +186,15 @@ async def run(root: Path, events: int, run_s: float) -> dict[str, Any]:
     text = await server.get("/metrics")
     server.stop()
     loaded = metric(text, 'wallboard_checkpoint_loads_total{result="loaded"}')
+    ckpt_restore = metric(text, "wallboard_journal_replay_seconds")
     tail = metric(text, "wallboard_journal_replayed_events")
     shown, wanted = from_before(before, after)
     assert before.get("series", {}).get(SERIES_KEY), "the board charts no such series"
     return {"events": events, "fill_seconds": round(fill_s, 1),
             "floor_empty_journal_s": round(floor_s, 3), "full_fold_s": round(full_s, 3),
             "checkpoint_s": round(ckpt_s, 3), "checkpoint_loaded": loaded,
+            "full_fold_restore_s": round(full_restore, 3),
+            "checkpoint_restore_s": round(ckpt_restore, 3),
             "tail_events_folded": tail, "full_fold_events": events,
             "clean_stop_s": round(stop_s, 3), "checkpoint_pause_ms": round(pause_s * 1000, 1),
             "checkpoint_bytes": size, "sparkline_points_from_before": shown,
@@ -225,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"port open, from the checkpoint ({report['tail_events_folded']:.0f} events after "
           f"it): {ckpt:.2f}s (x{ckpt / floor:.2f} the floor, {full / ckpt:.1f}x faster than "
           f"the full fold)  TARGET <= {TARGET_S:g}s: x{TARGET_S / ckpt:.2f}")
+    print(f"restore() inside those starts: full fold {report['full_fold_restore_s']:.2f}s, "
+          f"checkpoint load and tail {report['checkpoint_restore_s']:.3f}s")
     print(f"checkpoint: {report['checkpoint_bytes']:,.0f} bytes, the loop paused "
           f"{report['checkpoint_pause_ms']} ms to take it; clean stop "
           f"{report['clean_stop_s']:.2f}s")

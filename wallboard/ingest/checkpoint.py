@@ -1,8 +1,9 @@
 """Checkpoints: the fold's whole state as one versioned, checksummed binary blob.
 
 Layout: MAGIC, then `<HB32sd H I` (format, reserved, settings fingerprint, wall time,
-position length, body length), the wallboard version (length-prefixed), the journal
-position, the blake2b digest of everything before it and of the body, then the body: a
+position length, body length), VERSION (the wallboard version and a digest of the pickled
+classes' attributes, length-prefixed), the journal position, the blake2b digest of everything
+before it and of the body, then the body: a
 pickle of plain containers and an allow-list of wallboard classes, read back with an
 Unpickler that refuses any other global, so a tampered store cannot run code.
 """

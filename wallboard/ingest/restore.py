@@ -73,13 +73,14 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
     agg = pipeline.aggregator
     since = replay_start(agg.settings, now)
     started = time.perf_counter()
-    header = checkpointer.load(since, now) if checkpointer is not None else None
-    clock = VirtualClock(since if header is None else header.at)
-    live_clock, agg.clock = agg.clock, clock
     events = 0
     failed: list[Quarantine] = []
-    try:
-        with gc_paused():
+    # One pause for the checkpoint's objects and the tail's: a collection once, at the end.
+    with gc_paused():
+        header = checkpointer.load(since, now) if checkpointer is not None else None
+        clock = VirtualClock(since if header is None else header.at)
+        live_clock, agg.clock = agg.clock, clock
+        try:
             for batch in (journal.read(since) if header is None
                           else journal.read_after(header.position)):
                 replay = pipeline.replay
@@ -92,8 +93,8 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
                     if error is not None:
                         failed.append((recv, event, "restore", reason(error)))
                 events += len(batch)
-    finally:
-        agg.clock = live_clock
+        finally:
+            agg.clock = live_clock
     if failed:
         journal.quarantine(failed)
         log.warning("journal: quarantined %s stored events whose fold failed (see `wallboard "
