@@ -342,10 +342,7 @@ def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any
 
 def format_validation_error(where: str, error: ValidationError, prefix: str = "",
                             model: type[BaseModel] | None = None) -> list[str]:
-    """Turn pydantic errors into 'file: key.path: message' lines, with "did you mean".
-
-    `model` is the model that was validated: an unknown key gets its closest field name.
-    """
+    """Pydantic errors as 'file: key.path: message' lines; `model` gives "did you mean"."""
     lines = []
     for item in error.errors():
         parts = [prefix] if prefix else []

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
 import orjson
 
 from wallboard.base.recent import Recent
-from wallboard.fold.aggregate import UNASSIGNED, Aggregator
+from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.guard import reason
-from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, QueueLimitError
+from wallboard.fold.leaf import AgentLimitError, QueueLimitError
+from wallboard.ingest.admission import Admission
 from wallboard.journal.interface import Journal, JournalDown, JournalFenced
 from wallboard.model.events import (
-    AGENT_STATE,
     TICKET_TYPES,
     Event,
     EventError,
@@ -66,15 +65,11 @@ class Pipeline:
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
-        self._new_queues: dict[str, float] = {}  # admitted, not folded yet: when (see admit)
-        self._new_teams: dict[str, float] = {}
-        self._new_agents: dict[str, float] = {}
-        self._swept: dict[str, int] = {}  # per kind: how many names were known at the last sweep
+        self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
+        self.admission = Admission(aggregator, self.rejected)
         settings = aggregator.settings
         self.limits = limits_of(settings.server, settings.journal)
         self.wire = Wire(self.limits)  # typed structs decoding JSON text: see parse_json
-        self.reserve_s = 60.0
-        self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
         self.duplicates = 0
         self.late = 0
         self.unstored = 0  # events refused at once because the journal was down
@@ -125,59 +120,8 @@ class Pipeline:
             raise
 
     def admit(self, event: Event) -> None:
-        """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents.
-
-        New names admitted but not folded yet (later in the same request, or while the journal
-        writes) hold their place, so a batch cannot pass the limit between admission and fold.
-        """
-        server = self.aggregator.settings.server
-        queue = event.queue
-        if queue and queue != UNASSIGNED:
-            self._reserve(queue, self.aggregator.queue_configs, self._new_queues,
-                          server.max_queues, "queue")
-        if event.team is not None:
-            self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
-                          server.max_teams, "team")
-        if event.agent is not None and event.type in AGENT_TYPES:
-            # Only an agent.state is refused: a contact or survey naming a new agent past the
-            # limit still counts for its queue, the fold drops the agent (as without admission).
-            self._reserve(event.agent, self.aggregator.agent_windows, self._new_agents,
-                          server.max_agents, "agent", refuse=event.type == AGENT_STATE)
-
-    def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
-                 field: str, refuse: bool = True) -> None:
-        if name in known:
-            return
-        now = time.monotonic()
-        if name in new:
-            del new[name]  # to the end: `new` stays in the order of the latest reservation
-        elif len(known) + len(new) >= limit:
-            self._sweep(known, new, now, field)
-            if len(known) + len(new) >= limit:
-                if not refuse:
-                    return  # admitted without a place: the fold counts agent_limit
-                self.rejected[f"{field}_limit"] += 1
-                raise EventError(field, f"{field} {name[:40]!r} would exceed "
-                                 f"server.max_{field}s ({limit})", f"{field}_limit")
-        new[name] = now
-
-    def _sweep(self, known: Collection[str], new: dict[str, float], now: float,
-               field: str) -> None:
-        """Drop reservations whose names were folded, or that lapsed; cheap when nothing did.
-
-        A reservation lasts while its events are being stored; one never folded (a 503, a
-        late event, a sender that gave up) lapses after reserve_s instead of holding on.
-        """
-        # Oldest first: when the first reservation is fresh, none lapsed.
-        if new and now - next(iter(new.values())) >= self.reserve_s:
-            for name in [n for n, at in new.items() if now - at >= self.reserve_s]:
-                del new[name]
-        # Names only become known by folding: rescan only when more are known than last time,
-        # so a flood of refusals in one batch costs a lookup each, not a scan each.
-        if len(known) != self._swept.get(field):
-            self._swept[field] = len(known)
-            for name in [n for n in new if n in known]:
-                del new[name]
+        """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents."""
+        self.admission.admit(event)
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._pending)
