@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 BENCHES: dict[str, tuple[str, list[str]]] = {
     "metrics": ("metrics.py", []),
     "fold": ("fold.py", []),
-    "restart": ("journal.py", []),
+    "restart": ("restart.py", []),
     "latency": ("latency.py", []),
 }
 

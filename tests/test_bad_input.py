@@ -210,6 +210,6 @@ def test_a_reservation_never_folded_lapses_and_frees_its_place() -> None:
     assert pipeline.fold(ghost) == "late"  # never creates the queue
     with pytest.raises(EventError, match=r"server\.max_queues"):
         pipeline.admit(queued(2, "real", T0))  # the ghost still holds the last place
-    pipeline.reserve_s = 0.0  # its reservation lapses
+    pipeline.admission.reserve_s = 0.0  # its reservation lapses
     pipeline.admit(queued(3, "real", T0))
     assert pipeline.rejected["queue_limit"] == 1

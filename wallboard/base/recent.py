@@ -34,7 +34,10 @@ class Recent:
 
     def first(self, item: Hashable) -> bool:
         """Remember `item`; True when it was not remembered yet (one call on per-event paths)."""
-        if item in self._newer or item in self._older:
+        newer = self._newer
+        if item in newer or item in self._older:
             return False
-        self.add(item)
+        newer.add(item)  # `add`, inlined: this runs once per event
+        if len(newer) >= self._generation:
+            self._older, self._newer = newer, set()
         return True

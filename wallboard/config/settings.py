@@ -230,6 +230,7 @@ class JournalConfig(_Model):
     sync: Literal["full", "normal"] = "full"  # full: fsync each commit (survives power loss)
     retry_s: float = Field(5.0, gt=0, le=300)  # while down: how often a write is tried again
     prune_every_s: float = Field(3600.0, gt=0)
+    checkpoint_every_s: float = Field(60.0, ge=1, le=3600)  # the fold's state saved (restart)
     # backend: redis (several nodes, one stream; docs/operations.md#scale-out-on-redis-streams)
     url: str | None = Field(None, validate_default=True)  # redis://host:6379/0, rediss://, unix://
     key: str = Field("wallboard", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")  # prefix of every key
@@ -341,10 +342,7 @@ def substitute_env(node: Any, path: str, problems: list[str], where: str) -> Any
 
 def format_validation_error(where: str, error: ValidationError, prefix: str = "",
                             model: type[BaseModel] | None = None) -> list[str]:
-    """Turn pydantic errors into 'file: key.path: message' lines, with "did you mean".
-
-    `model` is the model that was validated: an unknown key gets its closest field name.
-    """
+    """Pydantic errors as 'file: key.path: message' lines; `model` gives "did you mean"."""
     lines = []
     for item in error.errors():
         parts = [prefix] if prefix else []

@@ -17,24 +17,44 @@ def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
     return start.timestamp(), end.timestamp()
 
 
+class DayBounds:
+    """Bounds of the local day holding a moment (a class, not a closure: checkpoints pickle it)."""
+
+    __slots__ = ("tz",)
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+
+    def __call__(self, now: float) -> tuple[float, float]:
+        return local_day_bounds(datetime.fromtimestamp(now, self.tz).date(), self.tz)
+
+
+class ShiftBounds:
+    """Bounds of the shift holding a moment: from the latest local reset time to the next."""
+
+    __slots__ = ("times", "tz")
+
+    def __init__(self, tz: ZoneInfo, resets: Iterable[time]) -> None:
+        self.tz, self.times = tz, sorted(resets) or [time(0)]
+
+    def __call__(self, now: float) -> tuple[float, float]:
+        tz = self.tz
+        local_day = datetime.fromtimestamp(now, tz).date()
+        # Wall-clock arithmetic in the zone, so shifts follow DST like the day does.
+        edges = [datetime.combine(local_day + timedelta(days=d), t, tzinfo=tz).timestamp()
+                 for d in (-1, 0, 1) for t in self.times]
+        start = max(e for e in edges if e <= now)
+        return start, min(e for e in edges if e > now)
+
+
 def day_bounds(tz: ZoneInfo) -> Callable[[float], tuple[float, float]]:
     """Bounds of the local day holding a moment."""
-    return lambda now: local_day_bounds(datetime.fromtimestamp(now, tz).date(), tz)
+    return DayBounds(tz)
 
 
 def shift_bounds(tz: ZoneInfo, resets: Iterable[time]) -> Callable[[float], tuple[float, float]]:
     """Bounds of the shift holding a moment: from the latest local reset time to the next."""
-    times = sorted(resets) or [time(0)]
-
-    def bounds(now: float) -> tuple[float, float]:
-        local_day = datetime.fromtimestamp(now, tz).date()
-        # Wall-clock arithmetic in the zone, so shifts follow DST like the day does.
-        edges = [datetime.combine(local_day + timedelta(days=d), t, tzinfo=tz).timestamp()
-                 for d in (-1, 0, 1) for t in times]
-        start = max(e for e in edges if e <= now)
-        return start, min(e for e in edges if e > now)
-
-    return bounds
+    return ShiftBounds(tz, resets)
 
 
 class CalendarPeriod:

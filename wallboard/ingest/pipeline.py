@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
+import orjson
+
 from wallboard.base.recent import Recent
-from wallboard.fold.aggregate import UNASSIGNED, Aggregator
+from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.guard import reason
-from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, QueueLimitError
+from wallboard.fold.leaf import AgentLimitError, QueueLimitError
+from wallboard.ingest.admission import Admission
 from wallboard.journal.interface import Journal, JournalDown, JournalFenced
 from wallboard.model.events import (
-    AGENT_STATE,
     TICKET_TYPES,
     Event,
     EventError,
@@ -33,6 +34,7 @@ from wallboard.model.events import (
     parse_event,
 )
 from wallboard.model.limits import WIDEST_LIMITS, limits_of
+from wallboard.model.wire import Wire
 
 ACCEPTED, DUPLICATE, LATE = "accepted", "duplicate", "late"
 FAILED = "failed"  # stored (if there is a journal) but its fold raised: quarantined, uncounted
@@ -63,17 +65,20 @@ class Pipeline:
         # Ids written to the journal but not yet durable: a retry waits for the first copy.
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self.accepted: dict[str, int] = {}  # by source
-        self._new_queues: dict[str, float] = {}  # admitted, not folded yet: when (see admit)
-        self._new_teams: dict[str, float] = {}
-        self._new_agents: dict[str, float] = {}
-        self._swept: dict[str, int] = {}  # per kind: how many names were known at the last sweep
+        self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
+        self.admission = Admission(aggregator, self.rejected)
         settings = aggregator.settings
         self.limits = limits_of(settings.server, settings.journal)
-        self.reserve_s = 60.0
-        self.rejected: Counter[str] = aggregator.refused  # by reason, the fold's refusals too
+        self.wire = Wire(self.limits)  # typed structs decoding JSON text: see parse_json
         self.duplicates = 0
         self.late = 0
         self.unstored = 0  # events refused at once because the journal was down
+        # The journal position of the last stored event folded (an unshared journal): what a
+        # checkpoint of this state covers. Set by the restore, moved by each settled append.
+        self.position: str | None = None
+        # When an event was last folded without being stored (journal down): until it has left
+        # every window, the state is no journal prefix and no checkpoint is taken of it.
+        self.unstored_at: float | None = None
 
     @property
     def dedupe_ids(self) -> int:
@@ -95,6 +100,16 @@ class Pipeline:
             self.rejected[exc.code] += 1
             raise
 
+    def parse_json(self, data: bytes | str, source: str) -> Event:
+        """One JSON object's text (an NDJSON line) validated like `parse`: typed structs first.
+
+        What they refuse goes to `parse`, whose check names the problem; text that is not JSON
+        raises orjson.JSONDecodeError (a ValueError), uncounted: the caller says how."""
+        event = self.wire.decode(data, source, self.aggregator.clock())
+        if event is None:
+            return self.parse(orjson.loads(data), source)
+        return event
+
     def check(self, event: Event, source: str) -> Event:
         """An Event a connector built, checked by the rules of `parse`; counted if refused."""
         event.source = source
@@ -105,59 +120,8 @@ class Pipeline:
             raise
 
     def admit(self, event: Event) -> None:
-        """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents.
-
-        New names admitted but not folded yet (later in the same request, or while the journal
-        writes) hold their place, so a batch cannot pass the limit between admission and fold.
-        """
-        server = self.aggregator.settings.server
-        queue = event.queue
-        if queue and queue != UNASSIGNED:
-            self._reserve(queue, self.aggregator.queue_configs, self._new_queues,
-                          server.max_queues, "queue")
-        if event.team is not None:
-            self._reserve(event.team, self.aggregator.state.teams, self._new_teams,
-                          server.max_teams, "team")
-        if event.agent is not None and event.type in AGENT_TYPES:
-            # Only an agent.state is refused: a contact or survey naming a new agent past the
-            # limit still counts for its queue, the fold drops the agent (as without admission).
-            self._reserve(event.agent, self.aggregator.agent_windows, self._new_agents,
-                          server.max_agents, "agent", refuse=event.type == AGENT_STATE)
-
-    def _reserve(self, name: str, known: Collection[str], new: dict[str, float], limit: int,
-                 field: str, refuse: bool = True) -> None:
-        if name in known:
-            return
-        now = time.monotonic()
-        if name in new:
-            del new[name]  # to the end: `new` stays in the order of the latest reservation
-        elif len(known) + len(new) >= limit:
-            self._sweep(known, new, now, field)
-            if len(known) + len(new) >= limit:
-                if not refuse:
-                    return  # admitted without a place: the fold counts agent_limit
-                self.rejected[f"{field}_limit"] += 1
-                raise EventError(field, f"{field} {name[:40]!r} would exceed "
-                                 f"server.max_{field}s ({limit})", f"{field}_limit")
-        new[name] = now
-
-    def _sweep(self, known: Collection[str], new: dict[str, float], now: float,
-               field: str) -> None:
-        """Drop reservations whose names were folded, or that lapsed; cheap when nothing did.
-
-        A reservation lasts while its events are being stored; one never folded (a 503, a
-        late event, a sender that gave up) lapses after reserve_s instead of holding on.
-        """
-        # Oldest first: when the first reservation is fresh, none lapsed.
-        if new and now - next(iter(new.values())) >= self.reserve_s:
-            for name in [n for n, at in new.items() if now - at >= self.reserve_s]:
-                del new[name]
-        # Names only become known by folding: rescan only when more are known than last time,
-        # so a flood of refusals in one batch costs a lookup each, not a scan each.
-        if len(known) != self._swept.get(field):
-            self._swept[field] = len(known)
-            for name in [n for n in new if n in known]:
-                del new[name]
+        """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents."""
+        self.admission.admit(event)
 
     def _is_duplicate(self, key: Key | None) -> bool:
         return key is not None and (key in self._seen or key in self._pending)
@@ -167,9 +131,10 @@ class Pipeline:
             self._seen.add(key)
 
     def ingest(self, event: Event, fence: tuple[str, str] | None = None) -> str:
-        """A source's event: de-duplicate, store, fold once stored; raises EventError.
+        """A source's event (one `parse` or `check` returned): de-duplicate, store, fold.
 
-        `fence` (lease key, holder) lets a shared journal refuse a stale holder's events.
+        Raises EventError. `fence` (lease key, holder) lets a shared journal refuse a stale
+        holder's events.
         """
         key = (event.source, event.id) if event.id is not None else None
         if self.journal is None:  # `wallboard replay` and journal-less servers: the short way
@@ -189,6 +154,7 @@ class Pipeline:
             # Nobody waits for an acknowledgement here: show the event now, even though a
             # restart will not know it (counted in wallboard_journal_events_failed).
             self.unstored += 1
+            self.unstored_at = self.aggregator.clock()
         else:
             if key is not None:
                 self._pending[key] = future
@@ -206,7 +172,8 @@ class Pipeline:
         """Store events durably and fold them, then say what became of them (`Ack`).
 
         Raises JournalDown when they could not be stored: then nothing was counted and the
-        sender's retry will be. Call `admit` on each event first.
+        sender's retry will be. The events are ones `parse` or `check` returned; call `admit`
+        on each first.
         """
         fresh: list[Event] = []
         keys: list[Key | None] = []
@@ -298,6 +265,8 @@ class Pipeline:
                 return
         if error is not None and acknowledged:
             return  # the sender gets a 503 and retries; forget the ids so the retry counts
+        if error is not None:  # folded all the same, unstored
+            self.unstored_at = self.aggregator.clock()
         skip = set(known)
         for at, (event, key) in enumerate(zip(events, keys, strict=True)):
             self._remember(key)
@@ -305,6 +274,10 @@ class Pipeline:
                 outcome = self._fold_counted(event, recv)
                 if tally is not None:
                     self._tally(outcome, tally)
+        # An empty result is falsy: the position is read from the future itself.
+        position = getattr(future.result(), "position", None) if error is None else None
+        if position is not None:
+            self.position = position
 
     def _fold_counted(self, event: Event, recv: float | None = None) -> str | None:
         """Fold a stored event; one whose fold raises is quarantined at `recv`, its arrival."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from wallboard.base.clock import VirtualClock
@@ -22,6 +23,9 @@ from wallboard.fold.guard import reason
 from wallboard.fold.periods import day_bounds, shift_bounds
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.journal.interface import Journal, JournalDown, Quarantine
+
+if TYPE_CHECKING:  # it imports replay_start from here
+    from wallboard.ingest.checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -37,6 +41,7 @@ class Restored:
     # Lifetime counters right after the replay, per (queue, channel): Prometheus counters
     # start from zero at each start, as they would without a journal.
     baseline: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    checkpoint: str | None = None  # the position of the checkpoint loaded, if one was
 
 
 def replay_start(settings: Settings, now: float) -> float:
@@ -58,18 +63,26 @@ def replay_start(settings: Settings, now: float) -> float:
     return min(starts) - settings.site.lateness_s
 
 
-def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored) -> None:
-    """Fold back what arrived since `replay_start`, each event at the time it arrived."""
+def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored,
+            checkpointer: Checkpointer | None = None) -> None:
+    """Fold back what arrived since `replay_start`, each event at the time it arrived.
+
+    With a `checkpointer`, the newest fit checkpoint is loaded first and only the events
+    stored after it are folded (from the checkpoint's time on, as a full fold would).
+    """
     agg = pipeline.aggregator
     since = replay_start(agg.settings, now)
     started = time.perf_counter()
-    clock = VirtualClock(since)
-    live_clock, agg.clock = agg.clock, clock
     events = 0
     failed: list[Quarantine] = []
-    try:
-        with gc_paused():
-            for batch in journal.read(since):
+    # One pause for the checkpoint's objects and the tail's: a collection once, at the end.
+    with gc_paused():
+        header = checkpointer.load(since, now) if checkpointer is not None else None
+        clock = VirtualClock(since if header is None else header.at)
+        live_clock, agg.clock = agg.clock, clock
+        try:
+            for batch in (journal.read(since) if header is None
+                          else journal.read_after(header.position)):
                 replay = pipeline.replay
                 for recv, event in batch:
                     # The arrival time, not the event time: lateness and rolling windows then
@@ -80,8 +93,8 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
                     if error is not None:
                         failed.append((recv, event, "restore", reason(error)))
                 events += len(batch)
-    finally:
-        agg.clock = live_clock
+        finally:
+            agg.clock = live_clock
     if failed:
         journal.quarantine(failed)
         log.warning("journal: quarantined %s stored events whose fold failed (see `wallboard "
@@ -92,12 +105,15 @@ def restore(journal: Journal, pipeline: Pipeline, now: float, restored: Restored
         agg.advance(live_clock())
     except Exception as exc:  # the windows move on at the next snapshot; the start goes on
         agg.errors.record("restore", exc, what="advancing the windows to now")
+    pipeline.position = journal.position
     restored.since, restored.events = since, events
+    restored.checkpoint = header.position if header is not None else None
     restored.seconds = time.perf_counter() - started
     restored.baseline = {key: list(leaf.windows.lifetime) for key, leaf in agg.leaves.items()}
     journal.status.replayed, journal.status.replay_seconds = events, restored.seconds
     log.info("journal: replayed %s events that arrived since %s in %.2fs from %s", f"{events:,}",
-             datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
+             datetime.fromtimestamp(since if header is None else header.at, UTC).isoformat(
+                 timespec="seconds") + ("" if header is None else " (the checkpoint)"),
              restored.seconds, journal.location)
 
 

@@ -101,6 +101,22 @@ class JournalStats:
 
 
 Stored = tuple[float, Event]  # (arrival time on the server's clock, the event)
+Checkpoint = tuple[str, bytes]  # (the journal position its state covers, the blob)
+CHECKPOINTS_KEPT = 3  # the newest few: one damaged still leaves an older one to load
+
+
+class Appended(list[int]):
+    """What an append resolves with: the duplicates' positions in the batch, as a list.
+
+    `position` is the journal position of the batch's last stored event (None: the backend
+    does not say, or nothing was ever stored): the pipeline's state covers it once folded.
+    """
+
+    __slots__ = ("position",)
+
+    def __init__(self, duplicates: list[int], position: str | None = None) -> None:
+        super().__init__(duplicates)
+        self.position = position
 # A stored event to quarantine: (its arrival time, the event, stage, reason).
 Quarantine = tuple[float, Event, str, str]
 QUARANTINE_REASONS_LISTED = 20  # `journal stats` lists the most frequent reasons
@@ -137,6 +153,22 @@ class Journal(Protocol):
 
     def scan(self, since_ts: float, until_ts: float) -> Iterator[list[Event]]:
         """Events whose event time lies in [since_ts, until_ts], in append order."""
+
+    def read_after(self, position: str) -> Iterator[list[Stored]]:
+        """Events stored after `position` (a checkpoint's), in append order, in batches."""
+
+    @property
+    def position(self) -> str | None:
+        """The position of the last event `read`/`read_after` gave (or the tail delivered)."""
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The stored checkpoints, newest first (before start: reads the store)."""
+
+    def save_checkpoint(self, position: str, blob: bytes) -> asyncio.Future[None]:
+        """Store a checkpoint off the loop, keeping the newest CHECKPOINTS_KEPT; never raises.
+
+        The future fails (JournalDown, or the store's error) when it could not be written.
+        """
 
     def start(self) -> None:
         """Begin accepting appends; call from the running event loop."""

@@ -21,6 +21,7 @@ import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.journal.interface import (
+    CHECKPOINTS_KEPT,
     JournalDown,
     JournalError,
     JournalFenced,
@@ -31,7 +32,13 @@ from wallboard.journal.interface import (
     retry_after,
 )
 from wallboard.journal.redis_scripts import APPEND_LUA
-from wallboard.journal.redis_stream import FAILURES, READ_COUNT, RedisStreamReader, entry_ms
+from wallboard.journal.redis_stream import (
+    FAILURES,
+    READ_COUNT,
+    RedisStreamReader,
+    entry_ms,
+    id_key,
+)
 from wallboard.model.events import Event
 
 try:  # an optional dependency: make_journal turns its absence into a clear error
@@ -156,6 +163,23 @@ class RedisJournal(RedisStreamReader):
                  if int(name.split(b":", 1)[0]) < cutoff]
         if stale:
             await self.redis.hdel(self.quarantine_key, *stale)
+
+    def save_checkpoint(self, position: str, blob: bytes) -> asyncio.Future[None]:
+        """Store a checkpoint under its stream id, keeping the newest CHECKPOINTS_KEPT."""
+        if self.redis is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return asyncio.ensure_future(self._save_checkpoint(position, blob))
+
+    async def _save_checkpoint(self, position: str, blob: bytes) -> None:
+        try:
+            async with asyncio.timeout(self.config.timeout_s * 4):  # a few MB to send
+                await self.redis.hset(self.checkpoint_key, position, blob)
+                names = sorted(await self.redis.hkeys(self.checkpoint_key), key=id_key)
+                if len(names) > CHECKPOINTS_KEPT:
+                    await self.redis.hdel(self.checkpoint_key, *names[:-CHECKPOINTS_KEPT])
+        except FAILURES as exc:
+            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
+                              retry_after(self.status)) from None
 
     async def _write(self) -> None:
         """One pipeline of scripts per round: appends queued meanwhile go in the next one."""

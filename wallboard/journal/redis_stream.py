@@ -23,6 +23,7 @@ from wallboard.config.settings import JournalConfig, safe_url
 from wallboard.journal.interface import (
     FIELDS,
     QUARANTINE_REASONS_LISTED,
+    Checkpoint,
     JournalError,
     JournalStats,
     JournalStatus,
@@ -47,6 +48,12 @@ READ_COUNT = 500  # stream entries per XRANGE/XREAD call
 FAILURES = (RedisError, OSError, TimeoutError)
 
 
+def id_key(entry_id: bytes) -> tuple[int, int]:
+    """A stream id's order: (milliseconds, sequence)."""
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 def entry_ms(entry_id: bytes | str) -> int:
     """The milliseconds part of a stream entry id."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -67,6 +74,8 @@ class RedisStreamReader:
         self.stream, self.counter = f"{prefix}:events", f"{prefix}:count"
         self.meta = f"{prefix}:meta"
         self.quarantine_key = f"{prefix}:quarantine"
+        self.checkpoint_key = f"{prefix}:checkpoints"  # stream id -> blob
+        self._end: bytes | None = None  # the newest entry when the start-up read began
         self.status = JournalStatus(retry_s=config.retry_s)
         self._fields: list[str] = list(FIELDS)
         self.location = f"{safe_url(config.url)} stream {self.stream}"
@@ -116,9 +125,34 @@ class RedisStreamReader:
         Quarantined events are left out (counted in status.skipped).
         """
         self.last_id = f"{max(int(since * 1000), 0)}-0".encode()
+        self._end = self._newest()
+        yield from self._read_from(self.last_id.decode())
+
+    def read_after(self, position: str) -> Iterator[list[Stored]]:
+        """Events in entries after stream id `position` (a checkpoint's), in stream order."""
+        self.last_id = position.encode()
+        self._end = self._newest()
+        yield from self._read_from("(" + position)
+
+    @property
+    def position(self) -> str | None:
+        """The id of the last entry read or delivered: the tail goes on after it."""
+        if self.last_id == b"$":
+            return None
+        # An empty read leaves `last_id` at its start: the newest entry then is the position.
+        return max(self.last_id, self._end or b"0-0", key=id_key).decode()
+
+    def _newest(self) -> bytes | None:
+        try:
+            newest = self._sync.xrevrange(self.stream, count=1)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read: {exc}") from None
+        return newest[0][0] if newest else None
+
+    def _read_from(self, start: str) -> Iterator[list[Stored]]:
         held = self._held()
         skipped = 0
-        for chunk in self._entries(self.last_id.decode()):
+        for chunk in self._entries(start):
             batch: list[Stored] = []
             for entry_id, fields in chunk:
                 ms = entry_ms(entry_id)
@@ -138,6 +172,15 @@ class RedisStreamReader:
                 self.last_id = entry_id
             yield batch
         self.status.skipped = skipped
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The stored checkpoints by stream id, newest first."""
+        try:
+            stored = self._sync.hgetall(self.checkpoint_key)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read checkpoints: {exc}") from None
+        return [(k.decode(), v) for k, v in sorted(stored.items(), key=lambda kv: id_key(kv[0]),
+                                                    reverse=True)]
 
     # -- quarantine -------------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.fold.guard import reason
-from wallboard.journal import quarantine
+from wallboard.journal import checkpoints, quarantine
 from wallboard.journal.interface import (
     FIELDS,
+    Checkpoint,
     JournalDown,
     JournalError,
     JournalStats,
@@ -112,6 +113,7 @@ class SqliteJournal:
         self._decode = decoder(self._stored_fields)
         self._lock_fd: int | None = None
         self._writer: Writer | None = None
+        self._position: int | None = None  # see `position`
         self.on_change: Callable[[], None] = lambda: None  # up or down: runs on the loop
 
     def shared(self) -> None:
@@ -141,6 +143,7 @@ class SqliteJournal:
                 con.execute(f"PRAGMA synchronous = {self.config.sync.upper()}")
                 con.executescript(_SCHEMA)
                 quarantine.create(con)
+                checkpoints.create(con)
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
@@ -222,10 +225,26 @@ class SqliteJournal:
     def read(self, since: float) -> Iterator[list[Stored]]:
         """Events that arrived at or after `since`, in append order, in batches."""
         assert self._con is not None
+        with self._reading():
+            first = self._con.execute("SELECT min(seq) FROM events WHERE recv >= ?",
+                                      (since,)).fetchone()[0]
+        yield from self._read_from(first)
+
+    def read_after(self, position: str) -> Iterator[list[Stored]]:
+        """Events stored after `position` (a checkpoint's event rowid), in append order."""
+        yield from self._read_from(int(position) + 1)
+
+    @property
+    def position(self) -> str | None:
+        """The rowid of the last event read back (the newest stored, before start)."""
+        return None if self._position is None else str(self._position)
+
+    def _read_from(self, first: int | None) -> Iterator[list[Stored]]:
+        assert self._con is not None
         con, decode = self._con, self._decode
         with self._reading():
-            first = con.execute("SELECT min(seq) FROM events WHERE recv >= ?",
-                                (since,)).fetchone()[0]
+            # Before start nothing else writes: what follows `first` is read up to this end.
+            self._position = con.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
             if first is None:
                 return
             # Quarantined events are left out: their fold failed once, and would again.
@@ -245,6 +264,18 @@ class SqliteJournal:
                 yield batch
             if broken:
                 self._quarantine_broken(broken)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The stored checkpoints, newest first; none when the file predates them."""
+        assert self._con is not None
+        with self._reading():
+            return checkpoints.load(self._con)
+
+    def save_checkpoint(self, position: str, blob: bytes) -> asyncio.Future[None]:
+        """Write a checkpoint on the writer thread, between commits."""
+        if self._writer is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return self._writer.checkpoint(int(position), blob)
 
     def _decodable(self, rows: list[tuple[float, str]], broken: list[quarantine.Row]
                    ) -> list[Stored]:
@@ -344,6 +375,7 @@ class SqliteJournal:
         assert self._con is not None
         self._writer = Writer(self._con, self.config, self.status, self._describe,
                               self._disk_bytes, lambda: self.on_change())
+        self._writer.position = self._position or 0
 
     def append(self, events: list[Event], recv: float, *,
                fence: tuple[str, str] | None = None) -> asyncio.Future[list[int]]:

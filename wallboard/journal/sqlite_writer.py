@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from wallboard.config.settings import JournalConfig
+from wallboard.journal import checkpoints
 from wallboard.journal import quarantine as journal_quarantine
-from wallboard.journal.interface import JournalDown, JournalStatus, encode, retry_after
+from wallboard.journal.interface import Appended, JournalDown, JournalStatus, encode, retry_after
 from wallboard.model.events import Event
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ SIZE_EVERY_S = 1.0
 _INSERT = "INSERT INTO events (recv, ts, body) VALUES (?, ?, ?)"
 # Exact de-duplication over the retention: one row per (source, id) ever stored (journal_ids).
 _INSERT_ID = "INSERT OR IGNORE INTO ids (source, id, recv) VALUES (?, ?, ?)"
-_PRUNE = ("DELETE FROM events WHERE seq IN "
-          "(SELECT seq FROM events WHERE recv < ? ORDER BY recv LIMIT ?)")
+# Never the newest row: without it SQLite would hand its rowid out again, and a checkpoint's
+# position (a rowid) must keep meaning "every event up to here".
+_PRUNE = ("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE recv < ? AND "
+          "seq < (SELECT max(seq) FROM events) ORDER BY recv LIMIT ?)")
 _PRUNE_IDS = ("DELETE FROM ids WHERE (source, id) IN "
               "(SELECT source, id FROM ids WHERE recv < ? ORDER BY recv LIMIT ?)")
 
@@ -52,21 +55,23 @@ def probe(con: sqlite3.Connection) -> None:
 
 
 class _Append:
-    __slots__ = ("duplicates", "events", "future", "recv")
+    __slots__ = ("duplicates", "events", "future", "position", "recv")
 
     def __init__(self, events: list[Event], recv: float,
                  future: asyncio.Future[list[int]]) -> None:
         self.events, self.recv, self.future = events, recv, future
         self.duplicates: list[int] = []  # positions of events whose id the journal held
+        self.position = 0  # the rowid of its last stored event (or of the one before)
 
 
 class _Job:
-    __slots__ = ("before", "future", "kind", "removed", "rows")
+    __slots__ = ("before", "blob", "future", "kind", "removed", "rows")
 
-    def __init__(self, kind: str, future: asyncio.Future[int] | None = None,
-                 before: float = 0.0, rows: list[journal_quarantine.Row] | None = None) -> None:
+    def __init__(self, kind: str, future: asyncio.Future[Any] | None = None,
+                 before: float = 0.0, rows: list[journal_quarantine.Row] | None = None,
+                 blob: bytes = b"") -> None:
         self.kind, self.future, self.before, self.removed = kind, future, before, 0
-        self.rows = rows
+        self.rows, self.blob = rows, blob
 
 
 class Writer:
@@ -81,6 +86,7 @@ class Writer:
         self.queue: queue.SimpleQueue[_Append | _Job] = queue.SimpleQueue()
         self.next_probe = 0.0
         self.sized = 0.0
+        self.position = 0  # the newest event rowid: appends are numbered from here
         self.thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self.thread.start()
 
@@ -99,6 +105,12 @@ class Writer:
     def quarantine(self, rows: list[journal_quarantine.Row]) -> None:
         """Queue marks for events whose fold failed (they were committed before: FIFO)."""
         self.queue.put(_Job("quarantine", rows=rows))
+
+    def checkpoint(self, seq: int, blob: bytes) -> asyncio.Future[None]:
+        """Queue a checkpoint covering events up to rowid `seq`; the future says it is written."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.queue.put(_Job("checkpoint", future, before=seq, blob=blob))
+        return future
 
     async def stop(self) -> None:
         """Commit what is queued, then end the thread."""
@@ -122,6 +134,9 @@ class Writer:
                     return
                 if item.kind == "quarantine":
                     self._quarantine(item)
+                    continue
+                if item.kind == "checkpoint":
+                    self._checkpoint(item)
                     continue
                 self._prune_chunk(item)
                 continue
@@ -166,18 +181,40 @@ class Writer:
                 else:
                     rows = [(a.recv, e.ts, encode(e)) for a in batch for e in a.events]
                 self.con.executemany(_INSERT, rows)
+                # One writer, one transaction: the rows took consecutive rowids.
+                base = (self.con.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows)
+                        if rows else self.position)
                 self.con.execute("COMMIT")
             except sqlite3.Error as exc:
                 rollback(self.con)
                 self._set_down(self.describe(exc))
             else:
                 self.status.observe_batch(len(rows), time.perf_counter() - started)
+                self._number(batch, base)
                 self._refresh_size()
                 self._settle(batch, None)
                 return
         # Down, or queued before the failure was seen: refused without waiting on it again.
         self.status.failed += count
         self._settle(batch, JournalDown(self.status.error or "", retry_after(self.status)))
+
+    def _number(self, batch: list[_Append], before: int) -> None:
+        """Each append's position: the rowid of its last stored event."""
+        for item in batch:
+            before += len(item.events) - len(item.duplicates)
+            item.position = before
+        self.position = before
+
+    def _checkpoint(self, job: _Job) -> None:
+        assert job.future is not None
+        error: BaseException | None = None
+        try:
+            checkpoints.store(self.con, int(job.before), job.blob)
+        except sqlite3.Error as exc:  # not fatal: the next one may succeed, a start folds more
+            error = JournalDown(self.describe(exc), retry_after(self.status))
+        self._refresh_size()
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_finish, job.future, None, error)
 
     def _insert_ids(self, batch: list[_Append]) -> bool:
         """Record the batch's event ids; True (and `duplicates` set) when some were known."""
@@ -280,11 +317,15 @@ def _resolve(batch: list[_Append], error: JournalDown | None) -> None:
     for item in batch:
         if not item.future.done():
             if error is None:
-                item.future.set_result(item.duplicates)
+                item.future.set_result(Appended(item.duplicates, str(item.position)))
             else:
                 item.future.set_exception(error)
 
 
-def _finish(future: asyncio.Future[Any], value: int) -> None:
+def _finish(future: asyncio.Future[Any], value: int | None,
+            error: BaseException | None = None) -> None:
     if not future.done():
-        future.set_result(value)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)

@@ -17,6 +17,8 @@ from typing import IO, Any
 import orjson
 
 from wallboard.model.events import Event, EventError, event_from_fields, parse_event
+from wallboard.model.limits import DEFAULT_LIMITS
+from wallboard.model.wire import Wire
 
 SOURCE = "replay"
 CHUNK_BYTES = 1 << 18
@@ -107,8 +109,11 @@ def _lines(path: Path) -> Iterator[tuple[list[bytes], int]]:
                 return
 
 
-def _read(line: bytes) -> Event | EventError | None:
+def _read(line: bytes, wire: Wire) -> Event | EventError | None:
     """One line: its event, the error that makes it bad, or None when it is blank."""
+    event = wire.decode(line, SOURCE, None)  # typed structs: plainly valid lines
+    if event is not None:
+        return event
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -129,6 +134,7 @@ def _produce(path: Path, conn: Connection) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent reports the interrupt
     lineno = 0
+    wire = Wire(DEFAULT_LIMITS)
     try:
         for lines, offset in _lines(path):
             items: list[Any] = []
@@ -136,7 +142,7 @@ def _produce(path: Path, conn: Connection) -> None:
             bad: list[int] = []
             for line in lines:
                 lineno += 1
-                read = _read(line)
+                read = _read(line, wire)
                 if read is None:
                     continue
                 if isinstance(read, EventError):
@@ -241,10 +247,11 @@ class Reader:
 
     def _local(self) -> Iterator[Event]:
         lineno = 0
+        wire = Wire(DEFAULT_LIMITS)
         for lines, offset in _lines(self.path):
             for line in lines:
                 lineno += 1
-                read = _read(line)
+                read = _read(line, wire)
                 if read is None:
                     continue
                 self._lineno = lineno

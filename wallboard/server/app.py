@@ -18,6 +18,7 @@ from wallboard import __version__
 from wallboard.cluster.lease import Cluster, ClusterCollector
 from wallboard.config.settings import Settings
 from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest.checkpointer import Checkpointer
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.ingest.restore import Restored, prune_forever, restore
 from wallboard.journal.interface import Journal, JournalStatus, make_journal
@@ -32,6 +33,7 @@ from wallboard.server.access import Access, AccessCollector, client_scope
 from wallboard.server.admin import admin_routes, build_id
 from wallboard.server.announcements import Announcements
 from wallboard.server.boards import history_keys, ratio_needs, resolve_boards
+from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
 from wallboard.server.exporter import WallboardCollector
@@ -98,16 +100,20 @@ async def _run_journal(app: web.Application) -> AsyncIterator[None]:
         return
     journal.open()
     try:
-        pipeline = app[keys.PIPELINE]
-        restore(journal, pipeline, pipeline.aggregator.clock(), app[keys.RESTORED])
+        pipeline, checkpointer = app[keys.PIPELINE], app[keys.CHECKPOINTS]
+        restore(journal, pipeline, pipeline.aggregator.clock(), app[keys.RESTORED], checkpointer)
         journal.start()
-        pruning = asyncio.create_task(
+        tasks = [asyncio.create_task(
             prune_forever(journal, app[keys.SETTINGS], pipeline.aggregator.clock),
-            name="journal-prune")
+            name="journal-prune")]
+        if checkpointer is not None:
+            tasks.append(asyncio.create_task(checkpointer.run_forever(), name="checkpoint"))
         yield
-        pruning.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pruning
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if checkpointer is not None:  # sources and requests have stopped: the last state
+            await checkpointer.save()
     finally:
         await journal.close()
 
@@ -225,6 +231,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
               advance=lambda: aggregator.advance(aggregator.clock()))
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,
                         dedupe_size=settings.server.dedupe_cache_ids)
+    checkpointer = Checkpointer(journal, pipeline, history) if journal is not None else None
     for item in settings.announcements:  # configured ones: shown from the start
         announcements.post(item.model_dump(), set(boards))
     cluster: Cluster | None = None
@@ -249,6 +256,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
     metrics_registry.register(ConnectionCollector(guard))
+    if checkpointer is not None:
+        metrics_registry.register(CheckpointCollector(checkpointer.stats))
     watcher = ConfigWatcher(config_path, settings, access, clock=clock,
                             source_check=source_check(registry))
     metrics_registry.register(ConfigCollector(watcher))
@@ -262,6 +271,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.PIPELINE] = pipeline
     app[keys.JOURNAL] = journal
     app[keys.RESTORED] = restored
+    app[keys.CHECKPOINTS] = checkpointer
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
     app[INGEST] = Ingest(pipeline, runners)  # the kit's API for HTTP-fed plugins

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from wallboard.cluster.lease import Cluster
     from wallboard.config.settings import Settings
     from wallboard.fold.aggregate import Aggregator
+    from wallboard.ingest.checkpointer import Checkpointer
     from wallboard.ingest.pipeline import Pipeline
     from wallboard.ingest.restore import Restored
     from wallboard.journal.interface import Journal
@@ -31,6 +32,7 @@ AGGREGATOR: web.AppKey[Aggregator] = web.AppKey("aggregator")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 JOURNAL: web.AppKey[Journal | None] = web.AppKey("journal")  # None: journal.enabled is false
 RESTORED: web.AppKey[Restored] = web.AppKey("restored")
+CHECKPOINTS: web.AppKey[Checkpointer | None] = web.AppKey("checkpoints")  # None: no journal
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
