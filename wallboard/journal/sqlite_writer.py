@@ -87,6 +87,7 @@ class Writer:
         self.next_probe = 0.0
         self.sized = 0.0
         self.position = 0  # the newest event rowid: appends are numbered from here
+        self.last_commit = 0.0  # monotonic end of the last commit: see _gather
         self.thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self.thread.start()
 
@@ -143,6 +144,7 @@ class Writer:
             batch, count, carry = self._gather(item)
             try:
                 self._commit(batch, count)
+                self.last_commit = time.monotonic()
             except Exception as exc:  # a bug must not leave appends waiting forever
                 log.exception("journal writer failed")
                 self._set_down(f"writer failed: {exc!r}")
@@ -152,7 +154,10 @@ class Writer:
     def _gather(self, first: _Append) -> tuple[list[_Append], int, _Job | None]:
         """A batch: wait up to batch_ms for more appends, stop at batch_events or at a job."""
         batch, count = [first], len(first.events)
-        deadline = time.monotonic() + self.config.batch_ms / 1000
+        now, wait = time.monotonic(), self.config.batch_ms / 1000
+        # Leading edge: after a quiet spell an append is committed at once (an isolated
+        # event reaches the board a batch_ms sooner); appends coming faster are gathered.
+        deadline = now + wait if now - self.last_commit < wait else now
         while count < self.config.batch_events:
             left = deadline - time.monotonic()
             try:  # past the deadline, still take what is already queued
