@@ -75,20 +75,31 @@ class Prefixes:
 class _Raw:
     """Rows instead of samples; `samples` made on demand by the library's own family."""
 
-    rows: list[Row]
-    prefixes: Prefixes
+    name: str
+    documentation: str
     _labelnames: tuple[str, ...]
     _library: type[Any]
+    _suffix = ""  # of the sample name: a counter's "_total"
 
-    def _setup(self, prefixes: Prefixes | None) -> None:
-        self.rows = []
+    def __init__(self, name: str, documentation: str, labels: Sequence[str] = (),
+                 prefixes: Prefixes | None = None) -> None:
+        self.rows: list[Row] = []
         self.prefixes = prefixes if prefixes is not None else Prefixes()
+        self._library.__init__(self, name, documentation, labels=labels)
+
+    def add_metric(self, labels: Sequence[str], value: float, *_: None) -> None:
+        """One series (a timestamp, created time or exemplar is never given here)."""
+        self.rows.append((tuple(labels), value))
+
+    def lines(self, out: list[str], on_error: OnError) -> None:
+        """Append each series' line."""
+        _scalar_lines(self.name + self._suffix, self._labelnames, self.rows, self.prefixes, out,
+                      on_error)
 
     @property
     def samples(self) -> list[Sample]:
         """What prometheus_client's family would hold after the same add_metric calls."""
-        family = self._library(self.name, self.documentation,  # type: ignore[attr-defined]
-                               labels=self._labelnames)
+        family = self._library(self.name, self.documentation, labels=self._labelnames)
         for labels, value in self.rows:
             family.add_metric(list(labels), value)
         samples: list[Sample] = family.samples
@@ -101,56 +112,23 @@ class _Raw:
             raise ValueError("these families take rows through add_metric")
 
 
-class Gauge(_Raw, GaugeMetricFamily):
+class Gauge(_Raw, GaugeMetricFamily):  # type: ignore[misc]  # add_metric: rows, not samples
     """A gauge family written line by line."""
 
     _library = GaugeMetricFamily
 
-    def __init__(self, name: str, documentation: str, labels: Sequence[str] = (),
-                 prefixes: Prefixes | None = None) -> None:
-        self._setup(prefixes)
-        GaugeMetricFamily.__init__(self, name, documentation, labels=labels)
 
-    def add_metric(self, labels: Sequence[str], value: float,  # type: ignore[override]
-                   timestamp: None = None) -> None:
-        """One series."""
-        self.rows.append((tuple(labels), value))
-
-    def lines(self, out: list[str], on_error: OnError) -> None:
-        """Append each series' line."""
-        _scalar_lines(self.name, self._labelnames, self.rows, self.prefixes, out, on_error)
-
-
-class Counter(_Raw, CounterMetricFamily):
+class Counter(_Raw, CounterMetricFamily):  # type: ignore[misc]  # add_metric: rows, not samples
     """A counter family written line by line."""
 
     _library = CounterMetricFamily
-
-    def __init__(self, name: str, documentation: str, labels: Sequence[str] = (),
-                 prefixes: Prefixes | None = None) -> None:
-        self._setup(prefixes)
-        CounterMetricFamily.__init__(self, name, documentation, labels=labels)
-
-    def add_metric(self, labels: Sequence[str], value: float,  # type: ignore[override]
-                   created: None = None, timestamp: None = None, exemplar: None = None) -> None:
-        """One series."""
-        self.rows.append((tuple(labels), value))
-
-    def lines(self, out: list[str], on_error: OnError) -> None:
-        """Append each series' line."""
-        _scalar_lines(self.name + "_total", self._labelnames, self.rows, self.prefixes, out,
-                      on_error)
+    _suffix = "_total"
 
 
 class Histogram(_Raw, HistogramMetricFamily):
     """A histogram family written line by line."""
 
     _library = HistogramMetricFamily
-
-    def __init__(self, name: str, documentation: str, labels: Sequence[str] = (),
-                 prefixes: Prefixes | None = None) -> None:
-        self._setup(prefixes)
-        HistogramMetricFamily.__init__(self, name, documentation, labels=labels)
 
     def add_metric(self, labels: Sequence[str],  # type: ignore[override]
                    buckets: Sequence[tuple[str, float]], sum_value: float | None,
