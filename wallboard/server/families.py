@@ -35,10 +35,12 @@ def escape(text: str) -> str:
 def value_text(value: object, on_error: OnError) -> str:
     """A sample value as prometheus_client writes it; one that is not a number becomes NaN."""
     # Most values are finite and below 10^6: no Go-style exponent, so repr is the text.
+    # `kind is float` (not isinstance: a bool is an int, and this runs per series) does not
+    # narrow `value` for mypy, hence the ignores.
     kind = value.__class__
-    if kind is float and -math.inf < value < 1e6:  # type: ignore[operator]
+    if kind is float and -math.inf < value < 1e6:  # type: ignore[operator]  # a float: above
         return repr(value)
-    if kind is int and -1_000_000 < value < 1_000_000:  # type: ignore[operator]
+    if kind is int and -1_000_000 < value < 1_000_000:  # type: ignore[operator]  # an int
         return f"{value}.0"
     try:
         text: str = floatToGoString(value)  # untyped in prometheus_client: say what it returns
@@ -130,7 +132,7 @@ class Histogram(_Raw, HistogramMetricFamily):
 
     _library = HistogramMetricFamily
 
-    def add_metric(self, labels: Sequence[str],  # type: ignore[override]
+    def add_metric(self, labels: Sequence[str],  # type: ignore[override]  # no timestamps
                    buckets: Sequence[tuple[str, float]], sum_value: float | None,
                    timestamp: None = None) -> None:
         """One series: cumulative (le, count) buckets ending at +Inf, and the sum."""
