@@ -103,7 +103,7 @@ class _Raw:
         """What prometheus_client's family would hold after the same add_metric calls."""
         family = self._library(self.name, self.documentation, labels=self._labelnames)
         for labels, value in self.rows:
-            family.add_metric(list(labels), value)
+            self._add_to(family, labels, value)
         samples: list[Sample] = family.samples
         return samples
 
@@ -112,6 +112,10 @@ class _Raw:
         # Metric.__init__ sets an empty list; the rows are the truth here.
         if value:
             raise ValueError("these families take rows through add_metric")
+
+    @staticmethod
+    def _add_to(family: Any, labels: tuple[str, ...], value: Any) -> None:
+        family.add_metric(list(labels), value)
 
 
 class Gauge(_Raw, GaugeMetricFamily):  # type: ignore[misc]  # add_metric: rows, not samples
@@ -144,19 +148,10 @@ class Histogram(_Raw, HistogramMetricFamily):
         """One series from its bucket edges (the same tuple each time is cheapest) and counts."""
         self.rows.append((tuple(labels), (les, counts, sum_value)))
 
-    @property
-    def samples(self) -> list[Sample]:
-        """What prometheus_client's family would hold after the same add_metric calls."""
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self._labelnames)
-        for labels, (les, counts, sum_value) in self.rows:
-            family.add_metric(list(labels), list(zip(les, counts, strict=True)), sum_value)
-        samples: list[Sample] = family.samples
-        return samples
-
-    @samples.setter
-    def samples(self, value: list[Sample]) -> None:
-        if value:
-            raise ValueError("these families take rows through add_metric")
+    @staticmethod
+    def _add_to(family: Any, labels: tuple[str, ...], value: Any) -> None:
+        les, counts, sum_value = value
+        family.add_metric(list(labels), list(zip(les, counts, strict=True)), sum_value)
 
     def lines(self, out: list[str], on_error: OnError) -> None:
         """Append each series' bucket, count and sum lines."""
