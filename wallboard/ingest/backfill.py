@@ -71,11 +71,10 @@ def read_lines(handle: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes |
     lineno = 0
     held = bytearray()
     skipping = False  # inside a line already past the bound: drop until its end
-    first = True
-    while chunk := handle.read(CHUNK_BYTES):
-        if first:
-            chunk = chunk.removeprefix(b"\xef\xbb\xbf")
-            first = False
+    chunk = handle.read(3)
+    if chunk == b"\xef\xbb\xbf":
+        chunk = b""
+    while chunk or (chunk := handle.read(CHUNK_BYTES)):
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
             lineno += 1
@@ -93,6 +92,7 @@ def read_lines(handle: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes |
                 held.clear()
             else:
                 held += chunk[start:]
+        chunk = b""
     if skipping or held:
         yield lineno + 1, None if skipping else bytes(held)
 
