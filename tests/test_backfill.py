@@ -329,3 +329,57 @@ def test_lines_are_read_whole_up_to_the_bound_and_never_past_it(
     finally:
         backfill.CHUNK_BYTES = old
     assert got == expected
+
+
+def test_a_redis_journal_takes_an_import_with_the_same_history(tmp_path: Path, day: int,
+                                                               redis_server: Any) -> None:
+    from wallboard.journal.redis_backend import RedisJournal
+
+    config = tmp_path / "wallboard.yaml"
+    config.write_bytes(orjson.dumps({
+        "queues": {q: {"channel": ch} for q, ch in QUEUES.items()},
+        "journal": {"backend": "redis", "url": redis_server.url, "timeout_s": 5}}))
+    events = synthetic_day(day, seed=13)[:400]
+    path = write(tmp_path / "day.ndjson", events)
+    code, text = do_import(path, config)
+    assert code == 0 and report_value(text, "stored") == len(events), text
+    journal = RedisJournal(load_settings(str(config)).journal)
+    journal.open(writable=False)
+    rows = journal.intervals(0, 2**40)
+    assert stored_counts(rows) == recount(events)
+    code, text = do_import(path, config)  # the ids are in Redis: nothing stored twice
+    assert code == 0 and report_value(text, "duplicates") == len(events), text
+    assert journal.intervals(0, 2**40) == rows
+    assert journal.stats().events == len(events)
+
+
+async def test_a_rebuild_never_replaces_an_interval_counting_events_since_pruned(
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    config = config_file(tmp_path, data_dir)
+    old_day = (int(time.time()) // DAY - 30) * DAY  # past journal.retention_days (7)
+    first = synthetic_day(old_day, seed=17)
+    code, text = await asyncio.to_thread(do_import, write(tmp_path / "a.ndjson", first), config)
+    assert code == 0, text
+    before = all_rows(data_dir)
+    assert stored_counts(before) == recount(first)
+    journal = SqliteJournal(load_settings(str(config)).journal)
+    journal.open()
+    journal.start()
+    try:  # the server's retention: the imported raw events go, their intervals stay
+        # (all but the newest row, which a prune keeps so that numbering goes on)
+        assert await journal.prune(time.time()) == len(first) - 1
+    finally:
+        await journal.close()
+    # Half of one queue's events again under new ids, and a contact in an empty interval.
+    sales = [e for e in first[:-1] if e["queue"] == "sales"]
+    again = [{**e, "id": f"b-{e['id']}"} for e in sales[::2]]
+    night = {"type": "contact.queued", "id": "night", "ts": old_day + 3 * 3600 + 5,
+             "queue": "sales", "channel": "voice", "contact_id": "n1"}
+    code, text = await asyncio.to_thread(
+        do_import, write(tmp_path / "b.ndjson", [*again, night]), config)
+    assert code == 0, text
+    after = all_rows(data_dir)
+    # The first import's counts stand where the rebuild had fewer; the new interval is added.
+    assert stored_counts(after) == recount([*first, night])
+    assert "kept as stored: they count events the journal no longer holds" in text

@@ -138,10 +138,13 @@ class LineReader:
 
 async def _settle(pending: list[asyncio.Future[Any]], report: Imported) -> None:
     """Wait for queued appends; count what the journal already held."""
-    for result in await asyncio.gather(*pending):
+    results = await asyncio.gather(*pending, return_exceptions=True)  # each one retrieved
+    pending.clear()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result  # JournalDown: what was committed before stays stored
         # A list of the duplicates' positions (a shared store may answer with a count).
         report.duplicates += result if isinstance(result, int) else len(result)
-    pending.clear()
 
 
 async def import_events(handle: IO[bytes], name: str, journal: Journal, settings: Settings,
@@ -176,6 +179,5 @@ async def import_events(handle: IO[bytes], name: str, journal: Journal, settings
     report.stored = valid - report.duplicates
     if report.first_ts is not None and report.last_ts is not None:
         report.history = await rebuild_history(journal, settings, report.first_ts,
-                                               report.last_ts, time.time() if now is None
-                                               else now)
+                                               report.last_ts)
     return report

@@ -18,8 +18,8 @@ DESCRIPTION = """\
 Store recorded events (NDJSON, one canonical event per line, as `wallboard replay` and the
 webhook take them) in the journal at their own times, de-duplicated by (source, id), then
 rebuild the interval history of the span they touch (from the first event's 15-minute
-interval to the last one's, replacing what was stored for it; older than
-journal.retention_days, only where none is stored). Each line is validated like every other
+interval to the last one's, replacing what was stored for it unless that counts events the
+journal no longer holds). Each line is validated like every other
 path; a bad line is refused, reported with its number and field, and the rest goes on.
 The journal must not be in use: stop the server first (its next start folds back the
 imported events its windows cover).
@@ -109,8 +109,8 @@ def format_report(report: Imported, name: str, location: str, source: str) -> st
         lines.append(f"event time: {_when(report.first_ts)} .. {_when(report.last_ts)}")
     history = report.history
     if history is not None:
-        kept = (f"; {history.kept:,} kept as stored: older than journal.retention_days, "
-                f"whose live events may be pruned" if history.kept else "")
+        kept = (f"; {history.kept:,} kept as stored: they count events the journal no longer "
+                f"holds" if history.kept else "")
         lines.append(f"intervals written: {history.written:,} "
                      f"({_when(history.since)} .. {_when(history.until)}; {history.events:,} "
                      f"events folded{kept})")

@@ -3,24 +3,26 @@
 An offline aggregator on a virtual clock driven by event time folds every stored event of the
 span, a day of context before it included (contacts queued before it, agents' teams), in
 event time order, so that nothing is late; the intervals it closes from the span's first on
-are stored in place of what was there. The journal's events are read a week of event time
-at a time (a scan by event time reads the whole table, so weeks rather than days), which
-bounds memory.
+are stored in place of what was there, unless what was there counts events the journal no
+longer holds (pruned, or folded while it was down): a rebuild never loses events. The
+journal's events are read a week of event time at a time (a scan by event time reads the
+whole table, so weeks rather than days), which bounds memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 from wallboard.base.clock import VirtualClock
 from wallboard.config.settings import Settings
+from wallboard.fold import counters as c
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.guard import reason
 from wallboard.fold.intervals import INTERVAL_S
-from wallboard.ingest.historian import to_row
+from wallboard.ingest.historian import from_row, to_row
 from wallboard.journal.interface import IntervalRow, Journal
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ DAY_S = 86_400
 CONTEXT_S = DAY_S  # folded before the span's first interval, not stored
 SCAN_S = 7 * DAY_S  # event time read from the journal at once
 WRITE_ROWS = 5_000  # interval rows per write
+# Counts of events (one per event of a kind): a rebuild from every event counts no fewer.
+EVENT_COUNTS = (c.OFFERED, c.ANSWERED, c.ABANDONED, c.HANDLED, c.TRANSFERS,
+                c.CALLBACKS_REQUESTED, c.CALLBACKS_COMPLETED, c.CSAT_N, c.NPS_N, c.CES_N,
+                c.TICKETS_CREATED, c.TICKETS_RESOLVED, c.TICKETS_REOPENED, c.FIRST_RESPONSES)
 
 
 @dataclass
@@ -38,7 +44,7 @@ class Rebuilt:
     until: int = 0  # the end of the last
     events: int = 0  # events folded, context included
     written: int = 0  # interval rows stored (replacing any stored before)
-    kept: int = 0  # rows older than the raw events' retention left as they were
+    kept: int = 0  # stored rows left as they were: they count events the journal lacks
     errors: Counter[str] = field(default_factory=Counter)  # fold errors by reason
 
 
@@ -49,42 +55,51 @@ def _start(ts: float) -> int:
 class _Writer:
     """Interval rows on their way to the store, in batches."""
 
-    def __init__(self, journal: Journal, since: int, horizon: float, result: Rebuilt) -> None:
-        self.journal, self.since, self.horizon, self.result = journal, since, horizon, result
+    def __init__(self, journal: Journal, since: int, result: Rebuilt) -> None:
+        self.journal, self.since, self.result = journal, since, result
         self.rows: list[IntervalRow] = []
-        # Older than the raw events' retention, the journal may no longer hold the live
-        # events a stored interval was built from: rebuilding it from what is left would
-        # lose them, so there an interval is written only where none is stored.
-        self.old: set[tuple[int, str, str, str]] = set()
-        if since < horizon:
-            self.old = {row[:4] for row in journal.intervals(since, math.ceil(horizon))}
 
     async def add(self, aggregator: Aggregator, flush: bool = False) -> None:
         self.rows += [to_row(r) for r in aggregator.history.take() if r.start >= self.since]
-        if flush or len(self.rows) >= WRITE_ROWS:
+        if self.rows and (flush or len(self.rows) >= WRITE_ROWS):
             await self.write()
 
     async def write(self) -> None:
         rows, self.rows = self.rows, []
-        fresh = [row for row in rows if row[0] >= self.horizon]
-        old = [row for row in rows if row[0] < self.horizon]
+        low, high = min(r[0] for r in rows), max(r[0] for r in rows) + 1
+        stored = {row[:4]: row for row in
+                  await asyncio.to_thread(self.journal.intervals, low, high)}
+        fresh = [row for row in rows if not _fewer(row, stored.get(row[:4]))]
         if fresh:
             await self.journal.save_intervals(fresh, replace=True)
-        if old:
-            await self.journal.save_intervals(old, replace=False)
-        kept = sum(row[:4] in self.old for row in old)
-        self.result.kept += kept
-        self.result.written += len(rows) - kept
+        self.result.written += len(fresh)
+        self.result.kept += len(rows) - len(fresh)
 
 
-async def rebuild_history(journal: Journal, settings: Settings, first: float, last: float,
-                          now: float) -> Rebuilt:
+def _fewer(rebuilt: IntervalRow, stored: IntervalRow | None) -> bool:
+    """Whether the stored interval counts events the rebuilt one lacks (then it stays).
+
+    The journal may no longer hold every event a stored interval was built from: past
+    journal.retention_days live events are pruned (imported ones too), and events folded
+    while the journal was down were never stored. A rebuild never loses them.
+    """
+    if stored is None:
+        return False
+    try:
+        before = from_row(stored).counters
+    except ValueError:  # a damaged stored body: the rebuilt row takes its place
+        return False
+    after = from_row(rebuilt).counters
+    return any(before.get(k, 0.0) > after.get(k, 0.0) for k in EVENT_COUNTS)
+
+
+async def rebuild_history(journal: Journal, settings: Settings, first: float,
+                          last: float) -> Rebuilt:
     """Fold the journal's events of [first - a day, the end of last's interval] and store the
     intervals from first's on. Fold errors are counted, never raised."""
     since, until = _start(first), _start(last) + INTERVAL_S
     result = Rebuilt(since, until)
-    horizon = now - settings.journal.retention_days * DAY_S
-    writer = _Writer(journal, since, horizon, result)
+    writer = _Writer(journal, since, result)
     begin = since - CONTEXT_S
     clock = VirtualClock(begin)
     aggregator = Aggregator(settings, clock)
