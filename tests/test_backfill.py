@@ -213,19 +213,24 @@ def test_bad_lines_are_reported_with_their_number_and_the_rest_is_stored(
            orjson.dumps({**good[0], "id": "f", "ts": time.time() + 7200}) + b"\n",
            b'{"type": "contact.queued", "queue": "' + b"x" * 5_000_000 + b'"}\n',
            orjson.dumps({**good[1], "id": "dup"}) + b"\n" + orjson.dumps(
-               {**good[2], "id": "dup"}) + b"\n"]
+               {**good[2], "id": "dup"}) + b"\n",
+           # Entered a month before it queued: refused as it would be arriving at its time.
+           orjson.dumps({**good[3], "id": "ent", "entered_ts": good[3]["ts"] - 30 * DAY})
+           + b"\n",
+           orjson.dumps({**good[4], "id": "ent-ok", "entered_ts": good[4]["ts"] - 60}) + b"\n"]
     path = write(tmp_path / "mixed.ndjson", good, bad)
     code, text = do_import(path, config)
     assert code == 0, text
-    assert report_value(text, "stored") == len(good) + 1  # and the first "dup"
+    assert report_value(text, "stored") == len(good) + 2  # the first "dup", "ent-ok"
     assert report_value(text, "duplicates") == 1  # the second "dup": an earlier line's id
-    assert report_value(text, "refused") == 5
+    assert report_value(text, "refused") == 6
     n = len(good)
     for expected in (f"mixed.ndjson:{n + 1}: contact_id: is required",
                      f"mixed.ndjson:{n + 2}: <line>: not JSON",
                      f"mixed.ndjson:{n + 4}: wait_s:",
                      f"mixed.ndjson:{n + 5}: ts: ",
-                     f"mixed.ndjson:{n + 6}: <line>: longer than server.max_body_bytes"):
+                     f"mixed.ndjson:{n + 6}: <line>: longer than server.max_body_bytes",
+                     f"mixed.ndjson:{n + 9}: entered_ts: "):
         assert expected in text, (expected, text)
     assert "ahead of the server's clock" in text and "[too_long]" in text
     everything_bad = write(tmp_path / "bad.ndjson", [], bad[:2])

@@ -1,9 +1,10 @@
 """`wallboard journal import`: recorded events stored at their own times, then their history.
 
 Each NDJSON line is validated like every other path (typed structs first, the full check
-names the problem), with the times bounded as a replay bounds them (1970..2100, and not
-ahead of the clock by more than server.max_clock_skew_s): lateness and journal retention are
-for live arrival, and an import is history. A line is read whole only up to
+names the problem), with its time bounded as a replay bounds it (1970..2100, and not ahead of
+the clock by more than server.max_clock_skew_s): lateness and journal retention are for live
+arrival, and an import is history. Its other times (entered_ts, due_ts) are checked as if it
+arrived at its own time, as the start-up replay checks them. A line is read whole only up to
 server.max_body_bytes, the bound of a webhook request. Stored events arrive at their own time
 (`recv = ts`) and are de-duplicated by (source, id) in the journal's id table; then the
 interval history of the span they touch is rebuilt (`wallboard.ingest.rebuild`).
@@ -24,7 +25,7 @@ import orjson
 from wallboard.config.settings import Settings
 from wallboard.ingest.rebuild import Rebuilt, rebuild_history
 from wallboard.journal.interface import Journal
-from wallboard.model.events import Event, EventError, parse_event
+from wallboard.model.events import Event, EventError, check_event, parse_event
 from wallboard.model.limits import Limits, TimeRule, limits_of, time_error
 from wallboard.model.wire import Wire
 
@@ -133,6 +134,13 @@ class LineReader:
                                   "malformed")
         if event.ts > self.now + self.ahead.ahead_s:
             return time_error("ts", event.ts, self.ahead, self.now)
+        if event.entered_ts is not None or event.due_ts is not None:
+            # Its other times as if it arrived at its own time, as the start-up replay will
+            # check them (recv = ts).
+            try:
+                event = check_event(event, event.ts, self.limits)
+            except EventError as exc:
+                return exc
         return event
 
 
