@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 
 from tests.helpdesk_events import helpdesk_events
 from tests.hostile_events import Age, hostile_event, valid_event
+from tests.serverproc import journal_config
 from wallboard.config.settings import load_settings
 from wallboard.fold import counters as c
 from wallboard.ingest import backfill
@@ -127,7 +129,7 @@ def do_import(path: Path, config: Path, **kw: Any) -> tuple[int, str]:
 
 def report_value(text: str, label: str) -> int:
     line = next(line for line in text.splitlines() if line.startswith(f"{label}: "))
-    return int(line.split()[1 if " " not in label else 2].replace(",", ""))
+    return int(line.removeprefix(f"{label}: ").split()[0].replace(",", ""))
 
 
 def all_rows(data_dir: Path) -> list[IntervalRow]:
@@ -388,3 +390,56 @@ async def test_a_rebuild_never_replaces_an_interval_counting_events_since_pruned
     # The first import's counts stand where the rebuild had fewer; the new interval is added.
     assert stored_counts(after) == recount([*first, night])
     assert "kept as stored: they count events the journal no longer holds" in text
+
+
+async def test_a_server_started_after_an_import_counts_todays_events_and_refuses_a_second(
+        tmp_path: Path, server_process: Any) -> None:
+    """Stored at their own times, today's imported events are in the live windows at start."""
+    server = server_process(journal_config(tmp_path / "data"))
+    now = time.time()
+    rng = random.Random(23)
+    events: list[dict[str, Any]] = []
+    for n in range(60):  # the last three hours, in a zone where it is about noon
+        t = now - rng.uniform(1800, 3 * 3600)
+        base = {"queue": "sales", "channel": "voice", "contact_id": f"t{n}"}
+        events.append({"type": "contact.queued", "id": f"t{n}-q", "ts": t, **base})
+        if n % 4:
+            events.append({"type": "contact.answered", "id": f"t{n}-a", "ts": t + 10,
+                           "wait_s": 10, "agent": "ann", **base})
+        else:
+            events.append({"type": "contact.abandoned", "id": f"t{n}-x", "ts": t + 40,
+                           "wait_s": 40, **base})
+    path = write(tmp_path / "today.ndjson", events)
+    done = await asyncio.to_thread(server.cli, "journal", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    await server.start()
+    async with aiohttp.ClientSession() as http:
+        today = (await server.snapshot(http))["queues"]["sales"]["today"]
+    assert (today["offered"], today["answered"], today["abandoned"]) == (60, 45, 15)
+    refused = await asyncio.to_thread(server.cli, "journal", "import", str(path))
+    assert refused.returncode == 2 and "stop the server" in refused.stderr
+    server.stop()
+    assert stored_counts(all_rows(tmp_path / "data")) == recount(events)
+
+
+@pytest.mark.parametrize(("reorder", "late"), [(100, 0), (3, 6)])
+def test_events_are_appended_in_time_order_within_the_reordering_slack(
+        tmp_path: Path, day: int, reorder: int, late: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backfill, "REORDER", reorder)
+    config = config_file(tmp_path, tmp_path / "data")
+    hours = [{"type": "contact.queued", "id": f"r{n}", "ts": day + (20 - n) * 3600.0,
+              "queue": "sales", "contact_id": f"r{n}"} for n in range(10)]  # newest first
+    code, text = do_import(write(tmp_path / "r.ndjson", hours), config)
+    assert code == 0, text
+    # With 3 held, the first 4 lines' oldest goes first, then each line is an hour older.
+    assert (report_value(text, "out of order") if late else 0) == late
+    assert ("out of order" in text) == bool(late)
+    journal = SqliteJournal(load_settings(str(config)).journal)
+    journal.open(writable=False)
+    try:
+        appended = [e.ts for batch in journal.read(0) for _, e in batch]
+    finally:
+        asyncio.run(journal.close())
+    if not late:
+        assert appended == sorted(appended)

@@ -13,7 +13,10 @@ interval history of the span they touch is rebuilt (`wallboard.ingest.rebuild`).
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ from wallboard.model.wire import Wire
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 18
 IN_FLIGHT = 5_000  # appends queued before waiting for their commits: bounds memory
+REORDER = 50_000  # events held to append in time order (about 50 MB at most)
 MAX_SHOWN = 20  # refused lines listed with their number and field in the report
 
 
@@ -44,6 +48,9 @@ class Imported:
     stored: int = 0
     duplicates: int = 0  # ids the journal already held (or an earlier line of the file)
     without_id: int = 0  # stored events with no id: importing them again stores them again
+    # Appended after a later event by more than site.lateness_s (the file's disorder exceeds
+    # REORDER events): a start-up replay counts them late in the live windows.
+    out_of_order: int = 0
     refused: Counter[str] = field(default_factory=Counter)  # by reason (error code)
     shown: list[str] = field(default_factory=list)  # the first MAX_SHOWN refusals, in words
     first_ts: float | None = None  # event time span of the valid lines (stored or duplicate)
@@ -155,6 +162,43 @@ async def _settle(pending: list[asyncio.Future[Any]], report: Imported) -> None:
         report.duplicates += result if isinstance(result, int) else len(result)
 
 
+class _Appender:
+    """Appends in event time order through a bounded reordering heap, each at its own time.
+
+    A start-up replay folds the journal in append order with a clock that only moves
+    forward: an event appended after a later one by more than site.lateness_s is late for
+    the live windows. Files derived from call records are out of order by a call's length;
+    REORDER events of slack puts them back in order (the history is rebuilt sorted anyway).
+    """
+
+    def __init__(self, journal: Journal, report: Imported, lateness_s: float) -> None:
+        self.journal, self.report, self.lateness_s = journal, report, lateness_s
+        self.heap: list[tuple[float, int, Event]] = []
+        self.order = itertools.count()
+        self.pending: list[asyncio.Future[Any]] = []
+        self.newest = -math.inf  # the latest event time appended so far
+
+    async def add(self, event: Event) -> None:
+        heapq.heappush(self.heap, (event.ts, next(self.order), event))
+        if len(self.heap) > REORDER:
+            await self._append(heapq.heappop(self.heap)[2])
+
+    async def finish(self) -> None:
+        while self.heap:
+            await self._append(heapq.heappop(self.heap)[2])
+        await _settle(self.pending, self.report)
+
+    async def _append(self, event: Event) -> None:
+        if event.ts < self.newest - self.lateness_s:
+            self.report.out_of_order += 1
+        elif event.ts > self.newest:
+            self.newest = event.ts
+        # Arrived at its own time: a start-up replay treats it as having come in then.
+        self.pending.append(self.journal.append([event], event.ts))
+        if len(self.pending) >= IN_FLIGHT:
+            await _settle(self.pending, self.report)
+
+
 async def import_events(handle: IO[bytes], name: str, journal: Journal, settings: Settings,
                         source: str, now: float | None = None) -> Imported:
     """Store the valid lines of `handle` at their own times, then rebuild their history.
@@ -164,7 +208,7 @@ async def import_events(handle: IO[bytes], name: str, journal: Journal, settings
     """
     reader = LineReader(settings, source, time.time() if now is None else now)
     report = Imported()
-    pending: list[asyncio.Future[Any]] = []
+    appender = _Appender(journal, report, settings.site.lateness_s)
     valid = 0
     for lineno, line in read_lines(handle, reader.max_bytes):
         read = reader.event(line)
@@ -179,11 +223,8 @@ async def import_events(handle: IO[bytes], name: str, journal: Journal, settings
         report.span(read.ts)
         if read.id is None:
             report.without_id += 1
-        # Arrived at its own time: a start-up replay treats it as having come in then.
-        pending.append(journal.append([read], read.ts))
-        if len(pending) >= IN_FLIGHT:
-            await _settle(pending, report)
-    await _settle(pending, report)
+        await appender.add(read)
+    await appender.finish()
     report.stored = valid - report.duplicates
     if report.first_ts is not None and report.last_ts is not None:
         report.history = await rebuild_history(journal, settings, report.first_ts,

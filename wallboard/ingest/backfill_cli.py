@@ -107,6 +107,11 @@ def format_report(report: Imported, name: str, location: str, source: str) -> st
         lines.append(f"  … {refused - len(report.shown):,} more")
     if report.first_ts is not None and report.last_ts is not None:
         lines.append(f"event time: {_when(report.first_ts)} .. {_when(report.last_ts)}")
+    if report.out_of_order:
+        lines.append(f"out of order: {report.out_of_order:,} events more than "
+                     f"site.lateness_s before one stored ahead of them (the file is far from "
+                     f"time order): a start-up replay counts them as late in the live windows; "
+                     f"the interval history has them")
     history = report.history
     if history is not None:
         kept = (f"; {history.kept:,} kept as stored: they count events the journal no longer "
