@@ -179,11 +179,13 @@ class _Appender:
         self.newest = -math.inf  # the latest event time appended so far
 
     async def add(self, event: Event) -> None:
+        """Hold `event`; append the oldest held once more than REORDER are."""
         heapq.heappush(self.heap, (event.ts, next(self.order), event))
         if len(self.heap) > REORDER:
             await self._append(heapq.heappop(self.heap)[2])
 
     async def finish(self) -> None:
+        """Append what is held, oldest first, and wait for every commit."""
         while self.heap:
             await self._append(heapq.heappop(self.heap)[2])
         await _settle(self.pending, self.report)

@@ -60,11 +60,13 @@ class _Writer:
         self.rows: list[IntervalRow] = []
 
     async def add(self, aggregator: Aggregator, flush: bool = False) -> None:
+        """Take the intervals the fold closed (from the span's first on); write a full batch."""
         self.rows += [to_row(r) for r in aggregator.history.take() if r.start >= self.since]
         if self.rows and (flush or len(self.rows) >= WRITE_ROWS):
             await self.write()
 
     async def write(self) -> None:
+        """Store the batch, leaving stored intervals that count events the rebuild lacks."""
         rows, self.rows = self.rows, []
         low, high = min(r[0] for r in rows), max(r[0] for r in rows) + 1
         stored = {row[:4]: row for row in
@@ -95,8 +97,10 @@ def _fewer(rebuilt: IntervalRow, stored: IntervalRow | None) -> bool:
 
 async def rebuild_history(journal: Journal, settings: Settings, first: float,
                           last: float) -> Rebuilt:
-    """Fold the journal's events of [first - a day, the end of last's interval] and store the
-    intervals from first's on. Fold errors are counted, never raised."""
+    """Fold the stored events from a day before `first` to `last`'s interval; store its intervals.
+
+    Intervals from `first`'s on are stored; fold errors are counted, never raised.
+    """
     since, until = _start(first), _start(last) + INTERVAL_S
     result = Rebuilt(since, until)
     writer = _Writer(journal, since, result)
