@@ -19,10 +19,10 @@ Store recorded events (NDJSON, one canonical event per line, as `wallboard repla
 webhook take them) in the journal at their own times, de-duplicated by (source, id), then
 rebuild the interval history of the span they touch (from the first event's 15-minute
 interval to the last one's, replacing what was stored for it unless that counts events the
-journal no longer holds). Each line is validated like every other
-path; a bad line is refused, reported with its number and field, and the rest goes on.
-The journal must not be in use: stop the server first (its next start folds back the
-imported events its windows cover).
+journal no longer holds). Each line is validated like every other path; a bad line is
+refused, reported with its number and field, and the rest goes on. The journal must not be
+in use: stop the server first (its next start folds back the imported events its windows
+cover). With journal.backend redis, running nodes may stay up (docs/operations.md).
 
 exit status: 0 events were stored (or the journal held them all already), 1 no line held a
 valid event (every line refused, or none), 2 the file, configuration or journal could not be
