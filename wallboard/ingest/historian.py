@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.intervals import INTERVAL_S, IntervalRecord, decode, encode
@@ -20,6 +21,7 @@ from wallboard.journal.interface import IntervalRow, Journal, JournalDown
 log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 5.0  # an interval is in the store this long after it closes, at most
 DAY_S = 86_400
+REPORT_RESULTS = ("ok", "bad_request")
 
 
 @dataclass
@@ -28,6 +30,8 @@ class HistorianStats:
 
     written: int = 0  # interval records stored
     failures: int = 0  # writes that failed (the records are kept for the next try)
+    unreadable: int = 0  # stored rows whose body did not decode (left out of reports)
+    reports: Counter[str] = field(default_factory=Counter)  # GET /api/report by result
 
 
 def to_row(record: IntervalRecord) -> IntervalRow:
@@ -50,6 +54,13 @@ class Historian:
                  clock: Callable[[], float]) -> None:
         self.journal, self.aggregator, self.clock = journal, aggregator, clock
         self.stats = HistorianStats()
+        self.in_flight: list[IntervalRecord] = []  # taken from the fold, not yet written
+
+    def pending(self) -> list[IntervalRecord]:
+        """Every interval the store may not hold yet: open, closed, being written (a read)."""
+        history = self.aggregator.history
+        return [*self.in_flight, *history.closed,
+                *history.open_records(self.aggregator.leaves.values())]
 
     def prune_before(self) -> int:
         """Intervals starting before this go (history.retention_days)."""
@@ -62,6 +73,7 @@ class Historian:
         records = history.take()
         if not records:
             return 0
+        self.in_flight = records
         try:
             await self.journal.save_intervals([to_row(r) for r in records], replace=replace,
                                               prune_before=self.prune_before())
@@ -73,6 +85,8 @@ class Historian:
         except BaseException:
             history.put_back(records)
             raise
+        finally:
+            self.in_flight = []
         self.stats.written += len(records)
         return len(records)
 
@@ -85,3 +99,16 @@ class Historian:
             except Exception:  # a bug here must not end the history of this process
                 self.stats.failures += 1
                 log.exception("history: storing intervals failed")
+
+
+def load_records(journal: Journal, since: int, until: int,
+                 stats: HistorianStats | None = None) -> list[IntervalRecord]:
+    """Stored intervals starting in [since, until); a row that does not decode is counted."""
+    out = []
+    for row in journal.intervals(since, until):
+        try:
+            out.append(from_row(row))
+        except (ValueError, TypeError, AttributeError):
+            if stats is not None:
+                stats.unreadable += 1
+    return out

@@ -38,6 +38,7 @@ from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
 from wallboard.server.exporter import WallboardCollector
+from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
 from wallboard.server.plugins import (
     build_registry,
@@ -45,6 +46,7 @@ from wallboard.server.plugins import (
     make_plugin_manager,
     source_check,
 )
+from wallboard.server.reports import report_routes
 from wallboard.server.routes import TEMPLATES, close_websockets, core_routes, make_templates
 
 log = logging.getLogger(__name__)
@@ -265,6 +267,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     metrics_registry.register(ConnectionCollector(guard))
     if checkpointer is not None:
         metrics_registry.register(CheckpointCollector(checkpointer.stats))
+    if historian is not None:
+        metrics_registry.register(HistoryCollector(historian))
     watcher = ConfigWatcher(config_path, settings, access, clock=clock,
                             source_check=source_check(registry))
     metrics_registry.register(ConfigCollector(watcher))
@@ -296,6 +300,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
 
     app.add_routes(core_routes())
     app.add_routes(admin_routes())
+    app.add_routes(report_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])
     # The journal is folded back before the hub publishes and before sources resume.
