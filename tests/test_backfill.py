@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,9 @@ from wallboard.fold import counters as c
 from wallboard.ingest import backfill
 from wallboard.ingest.backfill_cli import run_import
 from wallboard.ingest.historian import from_row
+from wallboard.ingest.reportcli import run_report
 from wallboard.journal.interface import IntervalRow
+from wallboard.journal.redis_backend import RedisJournal
 from wallboard.journal.sqlite_backend import SqliteJournal
 from wallboard.model.events import parse_event
 
@@ -340,8 +342,6 @@ def test_lines_are_read_whole_up_to_the_bound_and_never_past_it(
 
 def test_a_redis_journal_takes_an_import_with_the_same_history(tmp_path: Path, day: int,
                                                                redis_server: Any) -> None:
-    from wallboard.journal.redis_backend import RedisJournal
-
     config = tmp_path / "wallboard.yaml"
     config.write_bytes(orjson.dumps({
         "queues": {q: {"channel": ch} for q, ch in QUEUES.items()},
@@ -443,3 +443,26 @@ def test_events_are_appended_in_time_order_within_the_reordering_slack(
         asyncio.run(journal.close())
     if not late:
         assert appended == sorted(appended)
+
+
+def test_the_report_of_an_imported_day_matches_an_hourly_recount(tmp_path: Path,
+                                                                 day: int) -> None:
+    config = config_file(tmp_path, tmp_path / "data")
+    events = synthetic_day(day, seed=29)
+    code, text = do_import(write(tmp_path / "day.ndjson", events), config)
+    assert code == 0, text
+    out = io.BytesIO()
+    args = argparse.Namespace(first=datetime.fromtimestamp(day, UTC).date().isoformat(),
+                              last=None, interval="1h", queue=[], format="json",
+                              config=str(config), data_dir=None)
+    assert run_report(args, out, io.StringIO()) == 0
+    names = {c.OFFERED: "offered", c.ANSWERED: "answered", c.ABANDONED: "abandoned",
+             c.HANDLED: "handled"}
+    got = {(int(datetime.fromisoformat(r["start"]).timestamp()), r["queue"]):
+           {name: r[name] for name in names.values() if r[name]}
+           for r in orjson.loads(out.getvalue())["rows"] if r["level"] == "queue"}
+    hourly: dict[tuple[int, str], Counter[int]] = {}
+    for (start, queue), counts in recount(events).items():
+        hourly.setdefault((start // 3600 * 3600, queue), Counter()).update(counts)
+    expected = {key: {names[k]: n for k, n in counts.items()} for key, counts in hourly.items()}
+    assert {k: v for k, v in got.items() if v} == expected
