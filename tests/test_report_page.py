@@ -8,8 +8,10 @@ Skipped when the browser or playwright is missing, failed instead under CI=true.
 
 from __future__ import annotations
 
-import copy
+import csv
+import io
 import json
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,19 +22,21 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.report_fixture import HOSTILE, SLOTS, route_fixture
+from tests.serverproc import midday_zone
 from tests.test_board_browser import Server, _free_port, launched, recording_page
 
 TOKEN = "secret-token"
 ADMIN = "admin-token-for-the-report-tests"
-HOSTILE = "<img src=x onerror=alert(1)>"
 COLUMNS = ["time", "offered", "forecast", "offered_last_week", "answered", "abandoned", "sl",
            "sl_last_week", "asa", "aht", "abandon_rate", "wait_p90"]
 
 
 def config(data_dir: Path, access: dict[str, Any] | None) -> dict[str, Any]:
-    """A site in UTC with two queues (one with a hostile label) and a webhook."""
+    """A site where it is about noon, two queues (one with a hostile label) and a webhook."""
     return {
-        "site": {"name": "Report site", "timezone": "UTC", "locale": "en"},
+        # About noon: "today" cannot roll over during a test.
+        "site": {"name": "Report site", "timezone": midday_zone(), "locale": "en"},
         "server": {"push_interval_ms": 100},
         "queues": {"sales": {"label": "Sales", "channel": "voice"},
                    "support": {"label": HOSTILE, "channel": "voice",
@@ -105,75 +109,6 @@ def box(page: Any, selector: str) -> dict[str, float]:
 
 
 # ---------- a fixed report, answered by the browser's routing ----------
-
-SLOTS = ["09:00", "09:15", "09:30"]
-QUEUES = {"sales": {"label": "Sales", "channel": "voice", "sl_target": 0.8, "sl_threshold_s": 20},
-          "support": {"label": HOSTILE, "channel": "voice", "sl_target": 0.9,
-                      "sl_threshold_s": 30}}
-# (offered, answered, abandoned, service_level, asa_s, aht_s, wait_p90_s, forecast) per slot.
-TODAY = {"sales": [(10, 9, 1, 0.85, 12.4, 200.0, 30.0, 11.5),
-                   (20, 15, 5, 0.72, 41.0, 180.0, 95.0, 18.0),
-                   (4, 4, 0, 0.5, 25.0, 150.0, 40.0, None)],
-         "support": [(3, 3, 0, 1.0, 5.0, 300.0, 8.0, 2.5)]}
-LAST_WEEK = {"sales": [(8, 8, 0, 0.9, 9.0, 190.0, 20.0, None),
-                       (12, 10, 2, 0.6, 30.0, 170.0, 80.0, None),
-                       None, (2, 2, 0, 1.0, 3.0, 120.0, 5.0, None)]}
-DAY_TOTALS = {"today": {"site": (37, 31, 6, 0.7, 26.0, 190.0, 70.0, 32.0),
-                        "sales": (34, 28, 6, 0.68, 28.0, 182.0, 75.0, 29.5),
-                        "support": (3, 3, 0, 1.0, 5.0, 300.0, 8.0, 2.5)},
-              "last": {"site": (22, 20, 2, 0.77, 19.0, 176.0, 60.0, None),
-                       "sales": (22, 20, 2, 0.77, 19.0, 176.0, 60.0, None)}}
-
-
-def _row(level: str, queue: str, day: str, start: str, minutes: int,
-         values: tuple[Any, ...]) -> dict[str, Any]:
-    offered, answered, abandoned, sl, asa, aht, p90, forecast = values
-    h, m = map(int, start.split(":"))
-    end = h * 60 + m + minutes
-    end_day = day if end < 24 * 60 else (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    return {"level": level, "queue": queue, "channel": "voice" if queue else "", "team": "",
-            "start": f"{day}T{start}:00+00:00",
-            "end": f"{end_day}T{end // 60 % 24:02d}:{end % 60:02d}:00+00:00",
-            "offered": offered, "answered": answered, "abandoned": abandoned,
-            "abandoned_short": 0, "asa_s": asa, "aht_s": aht, "service_level": sl,
-            "abandon_rate": round(abandoned / offered, 4) if offered else None,
-            "wait_p50_s": None, "wait_p90_s": p90, "handled": answered, "transfers": 0,
-            "forecast_offered": forecast}
-
-
-def fixed_report(today: str, day: str, interval: str) -> dict[str, Any]:
-    """The fixture: today's three slots and last week's, at 15m or as whole days."""
-    which = "today" if day == today else "last" if day == (
-        date.fromisoformat(today) - timedelta(days=7)).isoformat() else None
-    rows: list[dict[str, Any]] = []
-    if which and interval == "1d":
-        for key, values in DAY_TOTALS[which].items():
-            level, queue = ("site", "") if key == "site" else ("queue", key)
-            rows.append(_row(level, queue, day, "00:00", 24 * 60, values))
-    elif which:
-        per_queue = TODAY if which == "today" else LAST_WEEK
-        for queue, slots in per_queue.items():
-            for i, values in enumerate(slots):
-                if values is not None:
-                    rows.append(_row("queue", queue, day, f"09:{15 * i:02d}", 15, values))
-        site = [r for r in rows if r["queue"] == "sales"]  # support's one slot is added below
-        for r in site:
-            r2 = copy.deepcopy(r)
-            r2.update(level="site", queue="", channel="")
-            rows.append(r2)
-    return {"timezone": "UTC", "from": day, "to": day, "interval": interval, "queues": QUEUES,
-            "rows": rows}
-
-
-def route_fixture(page: Any, today: str, seen: list[dict[str, Any]]) -> None:
-    """Answer /api/report from the fixture, recording each request's query and headers."""
-    def handle(route: Any) -> None:
-        request = route.request
-        q = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
-        seen.append({"query": q, "headers": request.headers})
-        body = fixed_report(today, q["from"][0], q["interval"][0])
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
-    page.route("**/api/report?*", handle)
 
 
 def today_of(srv: Server) -> str:
@@ -249,6 +184,19 @@ def test_the_table_chart_and_last_week_show_the_reports_numbers(page: Any, serve
     page.click("#rp-queues input[value='support']")
     wait_ready(page, 2)
     assert {tuple(s["query"].get("queue", [])) for s in seen[before:]} == {("sales",)}
+    # Whole days: one row per group and no separate total; another day: it and a week before.
+    before = len(seen)
+    page.select_option("#rp-interval", "1d")
+    wait_ready(page, 3)
+    assert sorted((s["query"]["from"][0], s["query"]["interval"][0]) for s in seen[before:]) == [
+        (last, "1d"), (today, "1d")]
+    assert cell(page, sales, "day", "offered") == "34" and not page.query_selector(total)
+    before = len(seen)
+    page.fill("#rp-day", last)  # fires "change", as a pick does
+    wait_ready(page, 4)
+    assert sorted(s["query"]["from"][0] for s in seen[before:]) == [
+        (date.fromisoformat(last) - timedelta(days=7)).isoformat(), last]
+    assert cell(page, sales, "day", "offered") == "22"
 
 
 @pytest.mark.parametrize("lang", ["he", "ar"])
@@ -290,3 +238,145 @@ def test_a_malformed_or_refused_answer_is_shown_not_thrown(page: Any, server) ->
     page.reload()
     page.wait_for_function("document.getElementById('rp-main').dataset.state === 'error'")
     assert HOSTILE in str(page.text_content("#rp-status")) and page.dialogs == []
+
+
+# ---------- the real /api/report, fed through the webhook ----------
+
+_ids = iter(range(1, 1_000_000))
+
+
+def event(type_: str, ts: float, **fields: Any) -> dict[str, Any]:
+    return {"type": type_, "id": f"rp{next(_ids)}", "ts": ts, "channel": "voice", **fields}
+
+
+def post_calls(srv: Server) -> None:
+    """Three sales calls (answered in 10 s, in 40 s, abandoned after 30 s), one support call."""
+    now = time.time()
+    srv.post_events([
+        event("contact.queued", now - 60, queue="sales", contact_id="c1"),
+        event("contact.answered", now - 50, queue="sales", contact_id="c1", wait_s=10,
+              agent="alice"),
+        event("contact.ended", now - 20, queue="sales", contact_id="c1", agent="alice",
+              talk_s=25, wrap_s=5),
+        event("contact.queued", now - 50, queue="sales", contact_id="c2"),
+        event("contact.answered", now - 10, queue="sales", contact_id="c2", wait_s=40,
+              agent="bob"),
+        event("contact.queued", now - 40, queue="sales", contact_id="c3"),
+        event("contact.abandoned", now - 10, queue="sales", contact_id="c3", wait_s=30),
+        event("contact.queued", now - 30, queue="support", contact_id="u1"),
+        event("contact.answered", now - 25, queue="support", contact_id="u1", wait_s=5,
+              agent="carol"),
+    ])
+
+
+def api_report(srv: Server, day: str, fmt: str = "json", admin: bool = False) -> Any:
+    url = f"{srv.url}/api/report?from={day}&to={day}&interval=15m&format={fmt}"
+    headers = {"Authorization": f"Bearer {ADMIN}"} if admin else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
+        body = resp.read()
+    return json.loads(body) if fmt == "json" else body
+
+
+def percent(text: str) -> float:
+    return float(text.rstrip("%")) / 100
+
+
+def seconds(text: str) -> int:
+    minutes, secs = text.split(":")
+    return int(minutes) * 60 + int(secs)
+
+
+def test_the_page_shows_the_servers_report_of_posted_events(page: Any, server) -> None:
+    srv = server()
+    post_calls(srv)
+    today = today_of(srv)
+    report = api_report(srv, today)
+    rows = [r for r in report["rows"] if r["level"] in ("site", "queue")]
+    # Independently of the API: what was posted, whichever intervals it fell in.
+    def total(level: str, queue: str, field: str) -> int:
+        return sum(r[field] for r in rows if r["level"] == level and r["queue"] == queue)
+    assert [total("queue", "sales", f) for f in ("offered", "answered", "abandoned")] == [3, 2, 1]
+    assert [total("queue", "support", f) for f in ("offered", "answered")] == [1, 1]
+    assert total("site", "", "offered") == 4
+
+    page.goto(f"{srv.url}/report")
+    wait_ready(page)
+    assert page.input_value("#rp-day") == today
+    for row in rows:
+        group = "site" if row["level"] == "site" else f"queue:{row['queue']}"
+        slot = row["start"][11:16]
+        assert cell(page, group, slot, "time") == f"{slot}–{row['end'][11:16]}"
+        for col, field in (("offered", "offered"), ("answered", "answered"),
+                           ("abandoned", "abandoned")):
+            assert cell(page, group, slot, col) == str(row[field]), (group, slot, col)
+        for col, field in (("sl", "service_level"), ("abandon_rate", "abandon_rate")):
+            text = cell(page, group, slot, col)
+            assert (text == "–") if row[field] is None else (
+                percent(text) == pytest.approx(row[field], abs=0.0006)), (group, col, text)
+        for col, field in (("asa", "asa_s"), ("aht", "aht_s"), ("wait_p90", "wait_p90_s")):
+            text = cell(page, group, slot, col)
+            assert (text == "–") if row[field] is None else (
+                seconds(text) == int(row[field])), (group, col, text)
+        offered = chart_values(page, group, "bar--offered")
+        assert (slot, row["offered"]) in offered
+    # Sales' SL: one of two answered within 20 s, and an abandon after 30 s counts against.
+    assert page.text_content(".report__figure dd[data-field='offered']") == "Offered 4"
+
+
+def test_the_csv_download_parses_and_equals_the_json(page: Any, server) -> None:
+    srv = server()
+    post_calls(srv)
+    today = today_of(srv)
+    report = api_report(srv, today)
+    page.goto(f"{srv.url}/report")
+    wait_ready(page)
+    with page.expect_download() as info:
+        page.click("#rp-csv")
+    download = info.value
+    # The name the server gives in Content-Disposition.
+    assert download.suggested_filename == f"wallboard-report-{today}-{today}-15m.csv"
+    raw = Path(download.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM that makes Excel read UTF-8
+    parsed = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    assert len(parsed) == len(report["rows"]) > 0
+    for line, row in zip(parsed, report["rows"], strict=True):
+        for field, value in row.items():
+            if isinstance(value, bool) or value is None:
+                assert line[field] in ("", str(value).lower()), (field, line[field])
+            elif isinstance(value, int | float):
+                assert float(line[field]) == pytest.approx(value), (field, line[field])
+            else:
+                assert line[field] == value, field
+
+
+def test_with_access_on_the_token_is_asked_once_and_never_put_in_a_url(page: Any,
+                                                                        server) -> None:
+    srv = server({"enabled": True})
+    post_calls(srv)
+    requests: list[tuple[str, str | None]] = []
+    page.on("request", lambda r: requests.append((r.url, r.headers.get("authorization"))))
+    page.goto(f"{srv.url}/report")
+    page.wait_for_function("document.getElementById('rp-main').dataset.state === 'token'")
+    assert page.is_visible("#rp-token") and not any("/api/report" in u for u, _ in requests)
+    # A wrong token: the server's 401 is shown, the page asks again.
+    page.fill("#rp-token-input", "wrong-" + ADMIN)
+    page.click("#rp-token-save")
+    page.wait_for_function("document.getElementById('rp-status').textContent.includes('401')")
+    assert page.get_attribute("#rp-main", "data-state") == "token"
+    assert page.evaluate("sessionStorage.length") == 0
+    page.fill("#rp-token-input", ADMIN)
+    page.press("#rp-token-input", "Enter")
+    wait_ready(page)
+    assert page.is_hidden("#rp-token")
+    assert cell(page, "site", page.get_attribute("tbody[data-group='site'] tr[data-slot]",
+                                                 "data-slot") or "", "offered") != "–"
+    # Asked once: a reload in the same tab goes straight to the report.
+    page.reload()
+    wait_ready(page)
+    with page.expect_download() as info:
+        page.click("#rp-csv")
+    assert Path(info.value.path()).read_bytes().startswith(b"\xef\xbb\xbf")
+    reports = [(u, a) for u, a in requests if "/api/report" in u]
+    assert len(reports) >= 8 and reports[-1][1] == f"Bearer {ADMIN}"
+    assert all(a and a.startswith("Bearer ") for _, a in reports)  # the header, every time
+    assert not [u for u, _ in requests if ADMIN in urllib.parse.unquote(u)]

@@ -166,17 +166,22 @@
   function downloadCsv() {
     var day = dayInput.value || config.today;
     var interval = intervalSelect.value;
-    return get(query(day, interval, "csv")).then(function (res) { return res.blob(); })
-      .then(function (blob) {
-        // A blob: URL carries no token; the header did, on the fetch above.
-        var link = node("a");
-        link.href = URL.createObjectURL(blob);
-        link.download = "report-" + day + "-" + interval + ".csv";
-        document.body.appendChild(link);
-        link.click();
-        link.remove();
-        setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
-      }, failed);
+    var name = "report-" + day + "-" + interval + ".csv";
+    return get(query(day, interval, "csv")).then(function (res) {
+      // The server's name for the file, when it gives one (Content-Disposition).
+      var given = /filename="([^"\\/]+)"/.exec(res.headers.get("Content-Disposition") || "");
+      if (given) name = given[1];
+      return res.blob();
+    }).then(function (blob) {
+      // A blob: URL carries no token; the header did, on the fetch above.
+      var link = node("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = name;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+    }, failed);
   }
 
   // ---------- queues ----------
