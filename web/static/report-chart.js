@@ -10,6 +10,7 @@
   var W = 960, H = 260, SIDE = 48, TOP = 14, BOTTOM = 30;
   var X0 = SIDE, X1 = W - SIDE, PLOT_H = H - TOP - BOTTOM;
   var MAX_LABELS = 12;
+  var MAX_DOTS = 32;
 
   /** The smallest 1, 2 or 5 × 10^k at or above v (at least 1): round axis ends. */
   function niceMax(v) {
@@ -74,15 +75,14 @@
     slots.forEach(function (s, i) {
       var c = centre(i);
       // Offered before answered in reading order: left of the centre in LTR, right in RTL.
-      var bars = [["offered", rtl ? c + step * 0.02 : c - step * 0.02 - bar, t("report.col_offered")],
-        ["answered", rtl ? c - step * 0.02 - bar : c + step * 0.02, t("report.col_answered")]];
+      var bars = [["offered", rtl ? c + step * 0.02 : c - step * 0.02 - bar],
+        ["answered", rtl ? c - step * 0.02 - bar : c + step * 0.02]];
       bars.forEach(function (b) {
         var v = value(mine, s, b[0]);
         if (v === null) return;
-        var rect = svg("rect", { x: b[1].toFixed(1), y: y(v).toFixed(1), width: bar.toFixed(1),
+        svg("rect", { x: b[1].toFixed(1), y: y(v).toFixed(1), width: bar.toFixed(1),
           height: Math.max(0, TOP + PLOT_H - y(v)).toFixed(1), class: "rp-bar rp-bar--" + b[0],
           "data-slot": s, "data-value": v }, root);
-        svg("title", {}, rect).textContent = b[2] + " " + I.count(v);
       });
       if (i % every === 0) {
         var row = mine.get(s) || theirs.get(s);
@@ -99,6 +99,9 @@
         return v === null ? null : [centre(i), line[3](v)];
       });
       svg("path", { d: path(points), class: "rp-line rp-line--" + line[0], fill: "none" }, root);
+      // Dots mark the values while they are few; on a dense day the line alone reads better
+      // (and 96 slots × 3 lines × every queue would be thousands of nodes).
+      if (slots.length > MAX_DOTS) return;
       points.forEach(function (p, i) {
         if (p === null) return;
         svg("circle", { cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: 3, class: "rp-dot rp-dot--" + line[0],
