@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, plugins, new-plugin, replay, journal."""
+"""Command line: serve, check-config, plugins, new-plugin, replay, journal, report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from wallboard import __version__
 from wallboard.config.file import ConfigError, host_arg, port_arg
 from wallboard.config.settings import load_settings
+from wallboard.ingest import reportcli
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
 from wallboard.replay import player as replay
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.set_defaults(func=_new_plugin)
     replay.add_parser(sub)
     journal_cli.add_parser(sub)
+    reportcli.add_parser(sub)
     return parser
 
 

@@ -29,6 +29,7 @@ from wallboard.config.boards import (
 from wallboard.config.check import did_you_mean, document_order, reference_problems, suggestion
 from wallboard.config.demo import demo_config
 from wallboard.config.file import ConfigError, read_config_file
+from wallboard.config.history import HistoryConfig
 from wallboard.config.windows import DEFAULT_WINDOWS, parse_window
 from wallboard.model.events import CHANNELS, check_channel
 
@@ -274,6 +275,7 @@ class Settings(_Model):
     site: SiteConfig = SiteConfig()
     server: ServerConfig = ServerConfig()
     journal: JournalConfig = JournalConfig()
+    history: HistoryConfig = HistoryConfig()
     metrics: MetricsConfig = MetricsConfig()
     windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}

@@ -19,6 +19,7 @@ from wallboard.fold import counters as c
 from wallboard.fold.agents import AgentWindows
 from wallboard.fold.counters import Layout
 from wallboard.fold.guard import FoldErrors, check_foldable
+from wallboard.fold.intervals import IntervalBook, IntervalHistory
 from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, Leaf, QueueLimitError
 from wallboard.fold.outcome import MET, MISSED, sl_outcome
 from wallboard.fold.sketch import SketchDeltas, bin_of
@@ -58,6 +59,7 @@ class Aggregator:
         self.late = 0
         self.advanced_to = -math.inf  # the time `advance` last moved everything to
         self.surveys = SurveyMemory()  # counted responses, for revisions to replace
+        self.history = IntervalHistory()  # closed intervals, until the ingest layer stores them
         # Refused while folding (a team over server.max_teams); the pipeline's count by reason.
         self.refused: Counter[str] = Counter()
         self.errors = FoldErrors()  # caught at the fold's boundaries (pipeline, snapshot, hub)
@@ -85,6 +87,7 @@ class Aggregator:
                 self.queue_configs[queue] = QueueConfig(channel=channel)
             windows = WindowSet(self.specs, self.layout.size, self.zone(queue), self.shift_resets,
                                 now, c.SKETCH_KINDS)
+            windows.book = IntervalBook()
             leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
 
@@ -262,7 +265,7 @@ class Aggregator:
     def _answered(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "answered", [_ANSWERED])
         if e.agent:
-            self._agent(e.agent, now).add(e.ts, _ANSWERED_ONLY)
+            self._agent_add(e.agent, e.ts, _ANSWERED_ONLY, now)
 
     def _abandoned(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "abandoned", [(c.ABANDONED, 1.0)])
@@ -273,7 +276,7 @@ class Aggregator:
         else:  # an agent passing a call on after answering it
             leaf.windows.add(e.ts, [(c.TRANSFERS, 1.0)])
         if e.agent:
-            self._agent(e.agent, now).add(e.ts, [(c.TRANSFERS, 1.0)])
+            self._agent_add(e.agent, e.ts, [(c.TRANSFERS, 1.0)], now)
 
     def _callback_requested(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "callback", [(c.CALLBACKS_REQUESTED, 1.0)])
@@ -294,7 +297,7 @@ class Aggregator:
         deltas = [(c.HANDLED, 1.0), (c.HANDLE_SUM, handle)]
         leaf.windows.add(e.ts, deltas, [(c.SKETCH_HANDLE, bin_of(handle), 1)])
         if e.agent:
-            self._agent(e.agent, now).add(e.ts, deltas)
+            self._agent_add(e.agent, e.ts, deltas, now)
 
     def _survey(self, e: Event, leaf: Leaf, now: float) -> None:
         at = e.ts if e.ts < now else now
@@ -303,7 +306,7 @@ class Aggregator:
             return  # an older revision than the one counted: the newer one stands
         leaf.windows.add(at, deltas)
         if e.agent:
-            self._agent(e.agent, now).add(at, deltas)
+            self._agent_add(e.agent, at, deltas, now)
 
     def _survey_retracted(self, e: Event, leaf: Leaf, now: float) -> None:
         self.surveys.retract(e, self._retract)
@@ -317,7 +320,7 @@ class Aggregator:
         windows.advance(now)
         windows.add(prior.at, negated)
         if prior.agent:
-            self._agent(prior.agent, now).add(prior.at, negated)
+            self._agent_add(prior.agent, prior.at, negated, now)
 
     def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
         fold_ticket(self.state, leaf.windows, e)
@@ -352,6 +355,15 @@ class Aggregator:
             index = c.STATE_TIME.get(previous[0])
             if index is not None:
                 windows.add_interval(previous[1], e.ts, index)
+                book = self.history.team(self.state.agents.get(e.agent))
+                if book is not None:
+                    book.add_span(previous[1], e.ts, index)
+
+    def _agent_add(self, agent: str, at: float, deltas: c.Deltas, now: float) -> None:
+        self._agent(agent, now).add(at, deltas)
+        book = self.history.team(self.state.agents.get(agent))
+        if book is not None:
+            book.add(at, deltas)
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""
@@ -365,6 +377,8 @@ class Aggregator:
             windows.store()
         self.state.expire(now)
         self.surveys.forget(now)
+        # Intervals no live event can reach any more (lateness past their end) are closed.
+        self.history.close(self.leaves.values(), now - self.lateness_s)
 
 
 # Shared delta lists and pairs: windows never modify the deltas they are given.

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from wallboard.config.windows import BUCKET_WIDTH_S, WindowSpec
 from wallboard.fold.counters import Deltas
+from wallboard.fold.intervals import IntervalBook
 from wallboard.fold.periods import (
     CalendarPeriod,
     calendar_range,
@@ -165,6 +166,7 @@ class WindowSet:
         self._batch: defaultdict[int, float] = defaultdict(float)
         self._batch_sketches: SketchDeltas = []
         self._lifetime = [0.0] * size
+        self.book: IntervalBook | None = None  # a queue leaf's interval history
 
     @property
     def lifetime(self) -> list[float]:
@@ -203,6 +205,8 @@ class WindowSet:
     def _add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None) -> bool:
         for k, d in deltas:
             self._lifetime[k] += d
+        if self.book is not None:
+            self.book.add(ts, deltas, sketch_deltas)
         counted = False
         for ring in self.rings:
             counted = ring.add(ts, deltas, sketch_deltas) or counted
@@ -216,6 +220,8 @@ class WindowSet:
             return
         self.flush()
         self._lifetime[index] += end - start
+        if self.book is not None:
+            self.book.add_span(start, end, index)
         for ring in self.rings:
             ring.add_interval(start, end, index)
         for period in self._periods:

@@ -36,7 +36,7 @@ _DIGEST = 32
 # The aggregator's attributes that the fold writes, by name; everything else it holds comes
 # from the settings, the running process (clock, errors) or is rebuilt (`_seq`, queue configs).
 FOLD_FIELDS = ("state", "leaves", "agent_windows", "_default_leaf", "timers", "next_timer",
-               "late", "advanced_to", "surveys")
+               "late", "advanced_to", "surveys", "history")
 FROM_SETTINGS = ("settings", "clock", "tz", "specs", "shift_resets", "lateness_s", "layout",
                  "errors", "refused", "queue_configs", "_seq")
 # Every global a checkpoint body may name: the fold's own classes and plain containers.
@@ -49,6 +49,8 @@ ALLOWED = frozenset({
     ("wallboard.config.windows", "WindowSpec"),
     ("wallboard.fold.agents", "AgentWindows"),
     ("wallboard.fold.leaf", "Leaf"),
+    ("wallboard.fold.intervals", "IntervalBook"), ("wallboard.fold.intervals", "IntervalHistory"),
+    ("wallboard.fold.intervals", "IntervalRecord"),
     ("wallboard.fold.periods", "CalendarPeriod"), ("wallboard.fold.periods", "DayBounds"),
     ("wallboard.fold.periods", "ShiftBounds"),
     ("wallboard.fold.state", "LiveState"), ("wallboard.fold.state", "QueueLive"),

@@ -102,6 +102,8 @@ class JournalStats:
 
 Stored = tuple[float, Event]  # (arrival time on the server's clock, the event)
 Checkpoint = tuple[str, bytes]  # (the journal position its state covers, the blob)
+# A closed interval of history: (start, level, name, channel, body), the body opaque here.
+IntervalRow = tuple[int, str, str, str, bytes]
 CHECKPOINTS_KEPT = 3  # the newest few: one damaged still leaves an older one to load
 
 
@@ -169,6 +171,17 @@ class Journal(Protocol):
 
         The future fails (JournalDown, or the store's error) when it could not be written.
         """
+
+    def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
+                       prune_before: int | None = None) -> asyncio.Future[None]:
+        """Store closed intervals off the loop (replace, or only where missing); never raises.
+
+        Intervals starting before `prune_before` go (history.retention_days). The future fails
+        (JournalDown, or the store's error) when they could not be written.
+        """
+
+    def intervals(self, since: int, until: int) -> list[IntervalRow]:
+        """Stored intervals starting in [since, until), oldest first (blocking: off the loop)."""
 
     def start(self) -> None:
         """Begin accepting appends; call from the running event loop."""

@@ -20,8 +20,10 @@ from typing import Any
 import orjson
 
 from wallboard.config.settings import JournalConfig
+from wallboard.journal import redis_intervals
 from wallboard.journal.interface import (
     CHECKPOINTS_KEPT,
+    IntervalRow,
     JournalDown,
     JournalError,
     JournalFenced,
@@ -177,6 +179,22 @@ class RedisJournal(RedisStreamReader):
                 names = sorted(await self.redis.hkeys(self.checkpoint_key), key=id_key)
                 if len(names) > CHECKPOINTS_KEPT:
                     await self.redis.hdel(self.checkpoint_key, *names[:-CHECKPOINTS_KEPT])
+        except FAILURES as exc:
+            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
+                              retry_after(self.status)) from None
+
+    def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
+                       prune_before: int | None = None) -> asyncio.Future[None]:
+        """Store closed intervals under the journal's prefix."""
+        if self.redis is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return asyncio.ensure_future(self._save_intervals(rows, replace, prune_before))
+
+    async def _save_intervals(self, rows: list[IntervalRow], replace: bool,
+                              prune_before: int | None) -> None:
+        try:
+            async with asyncio.timeout(self.config.timeout_s * 4):
+                await redis_intervals.save(self.redis, self.prefix, rows, replace, prune_before)
         except FAILURES as exc:
             raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
                               retry_after(self.status)) from None

@@ -20,10 +20,12 @@ from typing import Any
 import orjson
 
 from wallboard.config.settings import JournalConfig, safe_url
+from wallboard.journal import redis_intervals
 from wallboard.journal.interface import (
     FIELDS,
     QUARANTINE_REASONS_LISTED,
     Checkpoint,
+    IntervalRow,
     JournalError,
     JournalStats,
     JournalStatus,
@@ -181,6 +183,13 @@ class RedisStreamReader:
             raise JournalError(f"{self.location}: cannot read checkpoints: {exc}") from None
         return [(k.decode(), v) for k, v in sorted(stored.items(), key=lambda kv: id_key(kv[0]),
                                                     reverse=True)]
+
+    def intervals(self, since: int, until: int) -> list[IntervalRow]:
+        """Stored intervals in [since, until), oldest first."""
+        try:
+            return redis_intervals.load(self._sync, self.prefix, since, until)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read intervals: {exc}") from None
 
     # -- quarantine -------------------------------------------------------------------------
 

@@ -16,10 +16,11 @@ import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.fold.guard import reason
-from wallboard.journal import checkpoints, quarantine
+from wallboard.journal import checkpoints, intervals, quarantine
 from wallboard.journal.interface import (
     FIELDS,
     Checkpoint,
+    IntervalRow,
     JournalDown,
     JournalError,
     JournalStats,
@@ -113,6 +114,7 @@ class SqliteJournal:
                 con.executescript(_SCHEMA)
                 quarantine.create(con)
                 checkpoints.create(con)
+                intervals.create(con)
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
@@ -245,6 +247,20 @@ class SqliteJournal:
         if self._writer is None:
             raise JournalDown("the journal is not open", retry_after(self.status))
         return self._writer.checkpoint(int(position), blob)
+
+    def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
+                       prune_before: int | None = None) -> asyncio.Future[None]:
+        """Write closed intervals on the writer thread, between commits."""
+        if self._writer is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return self._writer.intervals(rows, replace, prune_before)
+
+    def intervals(self, since: int, until: int) -> list[IntervalRow]:
+        """Stored intervals in [since, until), on a connection of its own (any thread)."""
+        with self._reading(), contextlib.closing(sqlite3.connect(
+                f"{self.path.absolute().as_uri()}?mode=ro", uri=True)) as con:
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            return intervals.load(con, since, until)
 
     def _decodable(self, rows: list[tuple[float, str]], broken: list[quarantine.Row]
                    ) -> list[Stored]:

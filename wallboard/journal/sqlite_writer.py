@@ -14,8 +14,16 @@ from typing import Any
 
 from wallboard.config.settings import JournalConfig
 from wallboard.journal import checkpoints
+from wallboard.journal import intervals as journal_intervals
 from wallboard.journal import quarantine as journal_quarantine
-from wallboard.journal.interface import Appended, JournalDown, JournalStatus, encode, retry_after
+from wallboard.journal.interface import (
+    Appended,
+    IntervalRow,
+    JournalDown,
+    JournalStatus,
+    encode,
+    retry_after,
+)
 from wallboard.model.events import Event
 
 log = logging.getLogger(__name__)
@@ -68,7 +76,7 @@ class _Job:
     __slots__ = ("before", "blob", "future", "kind", "removed", "rows")
 
     def __init__(self, kind: str, future: asyncio.Future[Any] | None = None,
-                 before: float = 0.0, rows: list[journal_quarantine.Row] | None = None,
+                 before: float = 0.0, rows: list[Any] | None = None,
                  blob: bytes = b"") -> None:
         self.kind, self.future, self.before, self.removed = kind, future, before, 0
         self.rows, self.blob = rows, blob
@@ -138,6 +146,9 @@ class Writer:
                     continue
                 if item.kind == "checkpoint":
                     self._checkpoint(item)
+                    continue
+                if item.kind in ("intervals", "intervals_missing"):
+                    self._intervals(item)
                     continue
                 self._prune_chunk(item)
                 continue
@@ -209,6 +220,25 @@ class Writer:
             before += len(item.events) - len(item.duplicates)
             item.position = before
         self.position = before
+
+    def intervals(self, rows: list[IntervalRow], replace: bool,
+                  prune_before: int | None) -> asyncio.Future[None]:
+        """Queue interval history rows; the future says they are written."""
+        future: asyncio.Future[None] = self.loop.create_future()
+        self.queue.put(_Job("intervals" if replace else "intervals_missing", future,
+                            before=-1 if prune_before is None else prune_before, rows=rows))
+        return future
+
+    def _intervals(self, job: _Job) -> None:
+        assert job.future is not None and job.rows is not None
+        error: BaseException | None = None
+        try:
+            journal_intervals.store(self.con, job.rows, job.kind == "intervals",
+                                    None if job.before < 0 else int(job.before))
+        except sqlite3.Error as exc:  # kept by the caller for the next try
+            error = JournalDown(self.describe(exc), retry_after(self.status))
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_finish, job.future, None, error)
 
     def _checkpoint(self, job: _Job) -> None:
         assert job.future is not None

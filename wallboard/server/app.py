@@ -19,6 +19,7 @@ from wallboard.cluster.lease import Cluster, ClusterCollector
 from wallboard.config.settings import Settings
 from wallboard.fold.aggregate import Aggregator
 from wallboard.ingest.checkpointer import Checkpointer
+from wallboard.ingest.historian import Historian
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.ingest.restore import Restored, prune_forever, restore
 from wallboard.journal.interface import Journal, JournalStatus, make_journal
@@ -37,6 +38,7 @@ from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
 from wallboard.server.exporter import WallboardCollector
+from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
 from wallboard.server.plugins import (
     build_registry,
@@ -44,6 +46,7 @@ from wallboard.server.plugins import (
     make_plugin_manager,
     source_check,
 )
+from wallboard.server.reports import report_routes
 from wallboard.server.routes import TEMPLATES, close_websockets, core_routes, make_templates
 
 log = logging.getLogger(__name__)
@@ -103,15 +106,20 @@ async def _run_journal(app: web.Application) -> AsyncIterator[None]:
         pipeline, checkpointer = app[keys.PIPELINE], app[keys.CHECKPOINTS]
         restore(journal, pipeline, pipeline.aggregator.clock(), app[keys.RESTORED], checkpointer)
         journal.start()
+        historian = app[keys.HISTORIAN]
+        assert historian is not None  # made with the journal
+        await historian.flush(replace=False)  # what the replay closed: only where missing
         tasks = [asyncio.create_task(
             prune_forever(journal, app[keys.SETTINGS], pipeline.aggregator.clock),
-            name="journal-prune")]
+            name="journal-prune"),
+            asyncio.create_task(historian.run_forever(), name="history")]
         if checkpointer is not None:
             tasks.append(asyncio.create_task(checkpointer.run_forever(), name="checkpoint"))
         yield
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await historian.flush()
         if checkpointer is not None:  # sources and requests have stopped: the last state
             await checkpointer.save()
     finally:
@@ -232,6 +240,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     pipeline = Pipeline(aggregator, on_change=hub.mark_dirty, journal=journal,
                         dedupe_size=settings.server.dedupe_cache_ids)
     checkpointer = Checkpointer(journal, pipeline, history) if journal is not None else None
+    historian = Historian(journal, aggregator, clock) if journal is not None else None
     for item in settings.announcements:  # configured ones: shown from the start
         announcements.post(item.model_dump(), set(boards))
     cluster: Cluster | None = None
@@ -258,6 +267,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     metrics_registry.register(ConnectionCollector(guard))
     if checkpointer is not None:
         metrics_registry.register(CheckpointCollector(checkpointer.stats))
+    if historian is not None:
+        metrics_registry.register(HistoryCollector(historian))
     watcher = ConfigWatcher(config_path, settings, access, clock=clock,
                             source_check=source_check(registry))
     metrics_registry.register(ConfigCollector(watcher))
@@ -272,6 +283,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.JOURNAL] = journal
     app[keys.RESTORED] = restored
     app[keys.CHECKPOINTS] = checkpointer
+    app[keys.HISTORIAN] = historian
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
     app[INGEST] = Ingest(pipeline, runners)  # the kit's API for HTTP-fed plugins
@@ -288,6 +300,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
 
     app.add_routes(core_routes())
     app.add_routes(admin_routes())
+    app.add_routes(report_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])
     # The journal is folded back before the hub publishes and before sources resume.

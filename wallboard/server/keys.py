@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from wallboard.config.settings import Settings
     from wallboard.fold.aggregate import Aggregator
     from wallboard.ingest.checkpointer import Checkpointer
+    from wallboard.ingest.historian import Historian
     from wallboard.ingest.pipeline import Pipeline
     from wallboard.ingest.restore import Restored
     from wallboard.journal.interface import Journal
@@ -33,6 +34,7 @@ PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 JOURNAL: web.AppKey[Journal | None] = web.AppKey("journal")  # None: journal.enabled is false
 RESTORED: web.AppKey[Restored] = web.AppKey("restored")
 CHECKPOINTS: web.AppKey[Checkpointer | None] = web.AppKey("checkpoints")  # None: no journal
+HISTORIAN: web.AppKey[Historian | None] = web.AppKey("historian")  # None: no journal
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")

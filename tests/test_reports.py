@@ -1,0 +1,213 @@
+"""The interval report through the real server: a month of contacts posted to the webhook on a
+moving clock, the day's rows at 15m and 1h against a recount by hand, the forecast against
+an independent mean, CSV, bad parameters, and the same report after a restart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import TOKEN, base_config
+from tests.report_traffic import CHANNEL, THRESHOLD_S, Call, day_of_calls, events_of, iso, recount
+from wallboard.config.settings import parse_settings
+from wallboard.server import keys
+from wallboard.server.app import create_app
+
+DAY = date(2026, 11, 30)  # a Monday; the month before it is history
+DAY_TS = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp()
+QUIET = {DAY - timedelta(days=14)}  # a Monday without a single contact: not a forecast day
+CHUNK_S = 540  # events posted per chunk: under the lateness, so none is late
+
+
+class Clock:
+    """The server's wall clock, moved by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def month() -> dict[date, list[Call]]:
+    """29 days of contacts ending with DAY; a few per day, one quiet Monday."""
+    rng = random.Random(21)
+    days = {}
+    for back in range(28, -1, -1):
+        day = DAY - timedelta(days=back)
+        start = DAY_TS - back * 86_400
+        days[day] = [] if day in QUIET else day_of_calls(rng, start, 40 + back % 5, f"d{back}")
+    return days
+
+
+class Server:
+    """The app on a real port with its journal in `data`, on the test's clock."""
+
+    def __init__(self, data: Path, clock: Clock) -> None:
+        config = base_config(journal={"data_dir": str(data)})
+        self.settings = parse_settings(config, "<test>")
+        self.app = create_app(self.settings, clock=clock)
+        self.server = TestServer(self.app, host="127.0.0.1", port=0)
+        self.clock = clock
+
+    async def __aenter__(self) -> Server:
+        await self.server.start_server()
+        self.session = ClientSession()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        await self.server.close()
+
+    async def post(self, events: list[dict[str, Any]]) -> None:
+        async with self.session.post(f"{self.url}/api/events", data=orjson.dumps(events),
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status in (200, 202), await resp.text()
+
+    async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
+        async with self.session.get(f"{self.url}/api/report?{query}") as resp:
+            return resp.status, await resp.read(), dict(resp.headers)
+
+
+async def post_month(server: Server, days: dict[date, list[Call]]) -> None:
+    """Every event in time order, chunk by chunk, the clock at each chunk's end."""
+    events = events_of([c for calls in days.values() for c in calls])
+    chunk: list[dict[str, Any]] = []
+    for event in events:
+        if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
+            server.clock.now = chunk[-1]["ts"]
+            await server.post(chunk)
+            chunk = []
+        chunk.append(event)
+    server.clock.now = chunk[-1]["ts"]
+    await server.post(chunk)
+    server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
+    server.app[keys.AGGREGATOR].advance(server.clock.now)
+
+
+def rows_by(doc: dict[str, Any], level: str) -> dict[tuple[str, str], dict[str, Any]]:
+    name = {"site": "", "queue": "queue", "channel": "channel"}[level]
+    return {(row[name] if name else "", row["start"]): row for row in doc["rows"]
+            if row["level"] == level}
+
+
+def forecast_by_hand(days: dict[date, list[Call]], width: int) -> dict[tuple[str, int], float]:
+    """The mean offered per (queue or site, time of day) over the last four Mondays with data.
+
+    Intervals where those days had any fact (an answer, an end, a deadline) but no offer
+    have a forecast of 0; intervals where they had nothing have none.
+    """
+    used = [d for d in (DAY - timedelta(days=7 * k) for k in range(1, 9))
+            if days.get(d)][:4]
+    sums: dict[tuple[str, int], float] = defaultdict(float)
+    for d in used:
+        midnight = datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
+        for c in days[d]:
+            left = c.queued + c.wait
+            facts = [left, left + c.handle] if c.answered else [left]
+            if c.wait > THRESHOLD_S[c.queue]:
+                facts.append(c.queued + THRESHOLD_S[c.queue])
+            for ts, offered in [(c.queued, 1.0)] + [(ts, 0.0) for ts in facts]:
+                offset = int((ts - midnight) // width) * width
+                sums[(c.queue, offset)] += offered
+                sums[("", offset)] += offered
+    return {key: total / len(used) for key, total in sums.items()}
+
+
+@pytest.mark.parametrize("interval,width", [("15m", 900), ("1h", 3600)])
+async def test_a_days_report_matches_a_recount_and_the_forecast_a_mean(
+        tmp_path: Path, interval: str, width: int) -> None:
+    days = month()
+    async with Server(tmp_path / "data", Clock(DAY_TS - 28 * 86_400)) as server:
+        await post_month(server, days)
+        status, body, _ = await server.report(f"from={DAY}&interval={interval}")
+        assert status == 200, body
+        doc = orjson.loads(body)
+    expected = recount(days[DAY], width)
+    site, queues, channels = (rows_by(doc, "site"), rows_by(doc, "queue"),
+                              rows_by(doc, "channel"))
+    fields = ("offered", "answered", "abandoned", "abandoned_short", "handled", "asa_s",
+              "aht_s", "service_level", "abandon_rate")
+    counted = 0
+    for (queue, start), want in expected.items():
+        row = site[("", iso(start))] if queue == "" else queues[(queue, iso(start))]
+        assert row["end"] == iso(start + width)
+        assert {f: row[f] for f in fields} == {f: want[f] for f in fields}, (queue, start)
+        if want["wait_p90_s"] is None:
+            assert row["wait_p90_s"] is None
+        else:  # the sketch's guarantee: within 1% of the exact nearest-rank value
+            assert row["wait_p90_s"] == pytest.approx(want["wait_p90_s"], rel=0.0101)
+        if queue:
+            channel = channels[(CHANNEL[queue], iso(start))]
+            assert {f: channel[f] for f in fields} == {f: want[f] for f in fields}
+        counted += 1
+    # Only the day's rows with actuals or a forecast, and every actual accounted for.
+    assert sum(r["offered"] for r in site.values()) == len(days[DAY]) > 0
+    assert counted == len(expected)
+    forecast = forecast_by_hand(days, width)
+    assert forecast, "the month must give the day a forecast"
+    for (queue, offset), mean in forecast.items():
+        row = (site if queue == "" else queues)[(queue, iso(DAY_TS + offset))]
+        assert row["forecast_offered"] == pytest.approx(mean, abs=1e-4), (queue, offset)
+    without = [r for r in doc["rows"] if r["level"] in ("site", "queue") and
+               (r["queue"], int(datetime.fromisoformat(r["start"]).timestamp() - DAY_TS))
+               not in forecast]
+    assert all(r["forecast_offered"] is None for r in without)
+    assert without or interval == "1h"  # at 15m the day has intervals the Mondays lacked
+
+
+async def test_csv_round_trips_and_bad_parameters_are_refused_by_name(tmp_path: Path) -> None:
+    days = {d: calls for d, calls in month().items() if d >= DAY - timedelta(days=1)}
+    async with Server(tmp_path / "data", Clock(DAY_TS - 86_400)) as server:
+        await post_month(server, days)
+        status, body, _ = await server.report(f"from={DAY}&interval=1h")
+        doc = orjson.loads(body)
+        status, body, headers = await server.report(f"from={DAY}&interval=1h&format=csv")
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/csv")
+        assert "attachment" in headers["Content-Disposition"]
+        assert body.startswith("\ufeff".encode())
+        table = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"), newline="")))
+        assert len(table) == len(doc["rows"]) > 0
+        for line, row in zip(table, doc["rows"], strict=True):
+            for name in ("offered", "answered", "abandoned", "service_level", "asa_s"):
+                value = row[name]
+                assert line[name] == ("" if value is None else str(value))
+        for query, named in [("from=2026-13-01", "from:"), (f"from={DAY}&interval=7m",
+                             "interval:"), (f"from={DAY}&to=2026-11-01", "to:"),
+                             ("from=2025-01-01&to=2026-11-30&interval=15m", "to:"),
+                             (f"from={DAY}&format=xml", "format:"),
+                             (f"from={DAY}&queue=" + "q" * 500, "queue:")]:
+            status, body, _ = await server.report(query)
+            assert status == 400 and named in body.decode(), (query, body)
+        async with server.session.get(f"{server.url}/metrics") as resp:
+            text = await resp.text()
+        assert 'wallboard_report_requests_total{result="bad_request"} 6.0' in text
+
+
+async def test_the_report_is_the_same_after_a_restart(tmp_path: Path) -> None:
+    days = {d: calls for d, calls in month().items() if d >= DAY - timedelta(days=1)}
+    clock = Clock(DAY_TS - 86_400)
+    async with Server(tmp_path / "data", clock) as server:
+        await post_month(server, days)
+        # The day's last hour still open: the report mixes stored and open intervals.
+        clock.now = DAY_TS + 18.5 * 3600
+        _, before, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
+        _, snap_before, _ = await server.report(f"from={DAY}&interval=1d")
+    async with Server(tmp_path / "data", clock) as server:
+        _, after, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
+        _, snap_after, _ = await server.report(f"from={DAY}&interval=1d")
+    assert orjson.loads(after)["rows"] == orjson.loads(before)["rows"]
+    assert orjson.loads(snap_after) == orjson.loads(snap_before)
+    assert len(orjson.loads(before)["rows"]) > 20

@@ -1,0 +1,172 @@
+"""Interval history: the fold's counters per 15-minute interval, handed on once it is closed.
+
+A queue leaf (and a team) keeps the intervals that may still take events: an interval closes
+once the lateness allowed for live arrival has passed its end, so no live event can land in it
+afterwards. Closed intervals wait in the aggregator until the ingest layer stores them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+import orjson
+
+from wallboard.fold.counters import FIELDS, SKETCH_KINDS, Deltas
+from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches
+
+if TYPE_CHECKING:  # the leaf imports windows, which import this module
+    from wallboard.fold.leaf import Leaf
+    from wallboard.fold.state import AgentLive
+
+INTERVAL_S = 900  # the finest report interval; every zone's offset is a whole quarter hour
+MAX_CLOSED = 200_000  # closed records waiting for the store (a store down for days)
+MAX_OPEN = 200  # open intervals per book: far more than lateness (<= 1 day) ever needs
+LEVEL_QUEUE, LEVEL_TEAM = "queue", "team"
+_INDEX = {name: i for i, name in enumerate(FIELDS)}
+
+
+class IntervalRecord(NamedTuple):
+    """One closed interval of one queue leaf or team: sparse counters and sketches."""
+
+    start: int
+    level: str  # "queue" (name: the queue, with its channel) or "team" (channel "")
+    name: str
+    channel: str
+    counters: dict[int, float]
+    sketches: Sketches
+
+
+class IntervalBook:
+    """The open intervals of one leaf or team; events older than the oldest open are counted."""
+
+    __slots__ = ("floor", "late", "open")
+
+    def __init__(self) -> None:
+        self.open: dict[int, tuple[dict[int, float], Sketches]] = {}
+        self.floor = -math.inf  # start of the oldest interval still open to events
+        self.late = 0  # deltas for an interval already closed (kept by the live windows only)
+
+    def _slot(self, ts: float) -> tuple[dict[int, float], Sketches] | None:
+        start = int(ts // INTERVAL_S) * INTERVAL_S
+        if start < self.floor:
+            self.late += 1
+            return None
+        slot = self.open.get(start)
+        if slot is None:
+            if len(self.open) >= MAX_OPEN:
+                self.late += 1  # a clock far ahead: bounded like every collection
+                return None
+            slot = self.open[start] = ({}, [{} for _ in range(SKETCH_KINDS)])
+        return slot
+
+    def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> None:
+        """Add deltas at time `ts` to its interval."""
+        slot = self._slot(ts)
+        if slot is None:
+            return
+        counters = slot[0]
+        for k, d in deltas:
+            if k < len(FIELDS):  # histogram bins depend on the settings: sketches serve instead
+                counters[k] = counters.get(k, 0.0) + d
+        if sketch_deltas:
+            add_sketches(slot[1], sketch_deltas)
+
+    def add_span(self, start: float, end: float, index: int) -> None:
+        """Spread a duration over the intervals it overlaps."""
+        first = int(start // INTERVAL_S) * INTERVAL_S
+        for at in range(first, math.ceil(end / INTERVAL_S) * INTERVAL_S, INTERVAL_S):
+            piece = min(end, at + INTERVAL_S) - max(start, at)
+            if piece > 0:
+                self.add(max(start, at), [(index, piece)])
+
+    def close(self, before: float) -> list[tuple[int, dict[int, float], Sketches]]:
+        """Take out the intervals that end at or before `before`, oldest first."""
+        done = sorted(start for start in self.open if start + INTERVAL_S <= before)
+        if before > self.floor:
+            self.floor = int(before // INTERVAL_S) * INTERVAL_S
+        return [(start, *self.open.pop(start)) for start in done]
+
+
+class IntervalHistory:
+    """The teams' books and the closed intervals of every book, until they are stored."""
+
+    __slots__ = ("closed", "dropped", "teams")
+
+    def __init__(self) -> None:
+        self.teams: dict[str, IntervalBook] = {}
+        self.closed: list[IntervalRecord] = []
+        self.dropped = 0  # closed records given up while the store could not take them
+
+    def team(self, live: AgentLive | None) -> IntervalBook | None:
+        """The book of an agent's team now (teams are bounded by the live state)."""
+        if live is None or not live.team:
+            return None
+        book = self.teams.get(live.team)
+        if book is None:
+            book = self.teams[live.team] = IntervalBook()
+        return book
+
+    def close(self, leaves: Iterable[Leaf], before: float) -> None:
+        """Close every book's intervals that end at or before `before`."""
+        closed = self.closed
+        for leaf in leaves:
+            book = leaf.windows.book
+            if book is not None and book.open:
+                for start, counters, sketches in book.close(before):
+                    closed.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
+                                                 counters, sketches))
+        for name, book in self.teams.items():
+            if book.open:
+                for start, counters, sketches in book.close(before):
+                    closed.append(IntervalRecord(start, LEVEL_TEAM, name, "", counters,
+                                                 sketches))
+        if len(closed) > MAX_CLOSED:
+            self.dropped += len(closed) - MAX_CLOSED
+            del closed[:len(closed) - MAX_CLOSED]
+
+    def take(self) -> list[IntervalRecord]:
+        """The closed records, handed to the store (gone from here)."""
+        taken, self.closed = self.closed, []
+        return taken
+
+    def put_back(self, records: list[IntervalRecord]) -> None:
+        """Records the store could not take: kept for the next try, oldest first."""
+        self.closed[:0] = records
+
+    def open_records(self, leaves: Iterable[Leaf]) -> list[IntervalRecord]:
+        """Copies of the intervals still open (a read: nothing here changes)."""
+        out = []
+        for leaf in leaves:
+            book = leaf.windows.book
+            for start, (counters, sketches) in (book.open.items() if book else ()):
+                out.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
+                                          dict(counters), [dict(s) for s in sketches]))
+        for name, book in self.teams.items():
+            for start, (counters, sketches) in book.open.items():
+                out.append(IntervalRecord(start, LEVEL_TEAM, name, "", dict(counters),
+                                          [dict(s) for s in sketches]))
+        return out
+
+
+def encode(counters: dict[int, float], sketches: Sketches) -> bytes:
+    """A record's body: counters by field name (indices change between versions), sketches."""
+    return orjson.dumps({"c": {FIELDS[k]: v for k, v in counters.items() if v},
+                         "s": [{str(b): n for b, n in s.items()} for s in sketches]})
+
+
+def decode(body: bytes | str) -> tuple[dict[int, float], Sketches]:
+    """A record's body back; unknown field names (a newer version's) are left out."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("an interval body is a JSON object")
+    counters: dict[int, float] = {}
+    for name, value in dict(data.get("c") or {}).items():
+        k = _INDEX.get(name)
+        if k is not None and isinstance(value, int | float) and math.isfinite(value):
+            counters[k] = float(value)
+    sketches: Sketches = [{int(b): int(n) for b, n in dict(s).items()}
+                          for s in list(data.get("s") or [])[:SKETCH_KINDS]]
+    sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
+    return counters, sketches

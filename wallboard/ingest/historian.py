@@ -1,0 +1,114 @@
+"""Storing the fold's closed intervals in the journal's store, and reading history back.
+
+The fold closes an interval once no live event can reach it; this moves the closed ones to
+the store every few seconds. After the start-up replay they are written only where missing:
+a replay that starts mid-day rebuilds its first intervals from part of their events, and
+must not overwrite the complete ones stored before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from wallboard.fold.aggregate import Aggregator
+from wallboard.fold.intervals import INTERVAL_S, IntervalRecord, decode, encode
+from wallboard.journal.interface import IntervalRow, Journal, JournalDown
+
+log = logging.getLogger(__name__)
+FLUSH_EVERY_S = 5.0  # an interval is in the store this long after it closes, at most
+DAY_S = 86_400
+REPORT_RESULTS = ("ok", "bad_request")
+
+
+@dataclass
+class HistorianStats:
+    """Counters for /metrics."""
+
+    written: int = 0  # interval records stored
+    failures: int = 0  # writes that failed (the records are kept for the next try)
+    unreadable: int = 0  # stored rows whose body did not decode (left out of reports)
+    reports: Counter[str] = field(default_factory=Counter)  # GET /api/report by result
+
+
+def to_row(record: IntervalRecord) -> IntervalRow:
+    """A record as the store keeps it."""
+    return (record.start, record.level, record.name, record.channel,
+            encode(record.counters, record.sketches))
+
+
+def from_row(row: IntervalRow) -> IntervalRecord:
+    """A stored row back as a record; ValueError when its body does not decode."""
+    start, level, name, channel, body = row
+    counters, sketches = decode(body)
+    return IntervalRecord(int(start), level, name, channel, counters, sketches)
+
+
+class Historian:
+    """Moves closed intervals from the fold to the store."""
+
+    def __init__(self, journal: Journal, aggregator: Aggregator,
+                 clock: Callable[[], float]) -> None:
+        self.journal, self.aggregator, self.clock = journal, aggregator, clock
+        self.stats = HistorianStats()
+        self.in_flight: list[IntervalRecord] = []  # taken from the fold, not yet written
+
+    def pending(self) -> list[IntervalRecord]:
+        """Every interval the store may not hold yet: open, closed, being written (a read)."""
+        history = self.aggregator.history
+        return [*self.in_flight, *history.closed,
+                *history.open_records(self.aggregator.leaves.values())]
+
+    def prune_before(self) -> int:
+        """Intervals starting before this go (history.retention_days)."""
+        days = self.aggregator.settings.history.retention_days
+        return int((self.clock() - days * DAY_S) // INTERVAL_S) * INTERVAL_S
+
+    async def flush(self, *, replace: bool = True) -> int:
+        """Store what the fold has closed; on failure keep it for the next call."""
+        history = self.aggregator.history
+        records = history.take()
+        if not records:
+            return 0
+        self.in_flight = records
+        try:
+            await self.journal.save_intervals([to_row(r) for r in records], replace=replace,
+                                              prune_before=self.prune_before())
+        except JournalDown as exc:
+            history.put_back(records)
+            self.stats.failures += 1
+            log.warning("history: %s intervals not stored yet: %s", len(records), exc)
+            return 0
+        except BaseException:
+            history.put_back(records)
+            raise
+        finally:
+            self.in_flight = []
+        self.stats.written += len(records)
+        return len(records)
+
+    async def run_forever(self) -> None:
+        """Flush every FLUSH_EVERY_S."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)
+            try:
+                await self.flush()
+            except Exception:  # a bug here must not end the history of this process
+                self.stats.failures += 1
+                log.exception("history: storing intervals failed")
+
+
+def load_records(journal: Journal, since: int, until: int,
+                 stats: HistorianStats | None = None) -> list[IntervalRecord]:
+    """Stored intervals starting in [since, until); a row that does not decode is counted."""
+    out = []
+    for row in journal.intervals(since, until):
+        try:
+            out.append(from_row(row))
+        except (ValueError, TypeError, AttributeError):
+            if stats is not None:
+                stats.unreadable += 1
+    return out

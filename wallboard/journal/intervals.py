@@ -1,0 +1,54 @@
+"""The SQLite journal's interval history: one row per closed 15-minute interval and entity.
+
+Bodies are opaque here (`wallboard.fold.intervals` encodes them). The table lives beside the
+events and the checkpoints in the same file, created on a writable open like them; it is kept
+for `history.retention_days`, independently of the raw events' retention.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from wallboard.journal.interface import IntervalRow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS intervals (
+    start INTEGER NOT NULL,  -- epoch seconds, a multiple of 900
+    level TEXT NOT NULL,     -- queue or team
+    name TEXT NOT NULL,
+    channel TEXT NOT NULL,   -- a queue leaf's channel; '' for a team
+    body BLOB NOT NULL,
+    PRIMARY KEY (start, level, name, channel)
+) WITHOUT ROWID
+"""
+_PUT = {True: "INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)",
+        False: "INSERT OR IGNORE INTO intervals VALUES (?, ?, ?, ?, ?)"}
+
+
+def create(con: sqlite3.Connection) -> None:
+    """Create the table if it is missing."""
+    con.execute(SCHEMA)
+
+
+def store(con: sqlite3.Connection, rows: list[IntervalRow], replace: bool,
+          prune_before: int | None) -> None:
+    """Write rows in one transaction (replace, or only where missing); drop expired ones."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.executemany(_PUT[replace], rows)
+        if prune_before is not None:
+            con.execute("DELETE FROM intervals WHERE start < ?", (prune_before,))
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+
+
+def load(con: sqlite3.Connection, since: int, until: int) -> list[IntervalRow]:
+    """Rows whose interval starts in [since, until), oldest first; none in an older file."""
+    if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'intervals'").fetchone() is None:
+        return []
+    return [(start, level, name, channel, bytes(body)) for start, level, name, channel, body in
+            con.execute("SELECT start, level, name, channel, body FROM intervals "
+                        "WHERE start >= ? AND start < ? ORDER BY start", (since, until))]

@@ -1,0 +1,56 @@
+"""The Redis journal's interval history: a hash of bodies and a sorted set by start time.
+
+Both keys share the journal's hash slot. A field is the JSON array [start, level, name,
+channel], so any name (a '|' included) stays one unambiguous field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from wallboard.journal.interface import IntervalRow
+
+PRUNE_CHUNK = 5000  # fields deleted per command while pruning
+
+
+def keys(prefix: str) -> tuple[str, str]:
+    """The bodies' hash and the index's sorted set."""
+    return f"{prefix}:intervals", f"{prefix}:intervals:by_start"
+
+
+async def save(client: Any, prefix: str, rows: list[IntervalRow], replace: bool,
+               prune_before: int | None) -> None:
+    """Write rows (replace, or only where missing) in one round trip; drop expired ones."""
+    bodies, index = keys(prefix)
+    fields = [orjson.dumps(list(row[:4])) for row in rows]
+    pipe = client.pipeline(transaction=True)
+    for field, row in zip(fields, rows, strict=True):
+        if replace:
+            pipe.hset(bodies, field, row[4])
+        else:
+            pipe.hsetnx(bodies, field, row[4])
+    if fields:
+        pipe.zadd(index, {field: row[0] for field, row in zip(fields, rows, strict=True)})
+    await pipe.execute()
+    if prune_before is not None:
+        while stale := await client.zrangebyscore(index, "-inf", f"({prune_before}",
+                                                  start=0, num=PRUNE_CHUNK):
+            await client.hdel(bodies, *stale)
+            await client.zrem(index, *stale)
+
+
+def load(client: Any, prefix: str, since: int, until: int) -> list[IntervalRow]:
+    """Rows whose interval starts in [since, until), oldest first (the sync client)."""
+    bodies, index = keys(prefix)
+    fields = client.zrangebyscore(index, since, f"({until}")
+    out: list[IntervalRow] = []
+    for i in range(0, len(fields), PRUNE_CHUNK):
+        chunk = fields[i:i + PRUNE_CHUNK]
+        for field, body in zip(chunk, client.hmget(bodies, chunk), strict=True):
+            if body is None:
+                continue  # pruned between the two reads
+            start, level, name, channel = orjson.loads(field)
+            out.append((int(start), str(level), str(name), str(channel), bytes(body)))
+    return out

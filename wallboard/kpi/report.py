@@ -1,0 +1,143 @@
+"""The interval report: closed (and open) 15-minute records summed into rows of KPIs.
+
+Rows per queue, channel, team and site for every interval of the chosen width (15m, 30m, 1h
+or 1d) in the site's time zone. Counts and sums add across intervals and sketches merge, so a
+row's KPIs are exactly what a window over that span would show (docs/reports.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from wallboard.config.settings import Settings
+from wallboard.fold.counters import FIELDS
+from wallboard.fold.intervals import LEVEL_QUEUE, LEVEL_TEAM, IntervalRecord
+from wallboard.fold.sketch import Sketches, merge_sketches
+from wallboard.kpi.formulas import agent_window_kpis, window_kpis
+
+WIDTHS = {"15m": 900, "30m": 1800, "1h": 3600, "1d": 86_400}
+MIN_SAMPLE = 1  # an interval row shows what happened in it, however few responses
+MAX_DAYS = 400  # one report's span, like history.retention_days' default
+LEVELS = ("site", "channel", "queue", "team")
+COLUMNS = ("level", "queue", "channel", "team", "start", "end", "offered", "forecast_offered",
+           "answered", "abandoned", "abandoned_short", "service_level", "asa_s", "aht_s",
+           "abandon_rate", "wait_p50_s", "wait_p90_s", "handled", "transfers", "occupancy")
+Key = tuple[str, str, str]  # (level, name, channel): what a row is about
+Totals = tuple[list[float], Sketches]
+
+
+@dataclass
+class Request:
+    """What a report asks for: local days (inclusive), the row width, optional queues."""
+
+    first: date
+    last: date
+    interval: str = "15m"
+    queues: frozenset[str] = field(default_factory=frozenset)  # empty: every queue
+
+
+def bucket(ts: int, tz: ZoneInfo, width: str) -> tuple[int, int]:
+    """(start, end) in epoch seconds of the row holding `ts`, in local time."""
+    local = datetime.fromtimestamp(ts, tz)
+    if width == "1d":
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+        end = datetime.combine(start.date() + timedelta(days=1), start.time(), tz)
+        return int(start.timestamp()), int(end.timestamp())
+    minutes = WIDTHS[width] // 60
+    floored = local.replace(minute=local.minute - local.minute % minutes, second=0,
+                            microsecond=0)  # keeps `fold`: the repeated hour stays apart
+    start_ts = int(floored.timestamp())
+    return start_ts, start_ts + WIDTHS[width]
+
+
+def day_span(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
+    """Epoch seconds from local midnight of `first` to local midnight after `last`."""
+    start = datetime.combine(first, datetime.min.time(), tz)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
+    entry = totals.get(key)
+    if entry is None:
+        entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in record.sketches])
+    vector = entry[0]
+    for k, value in record.counters.items():
+        vector[k] += value
+    merge_sketches(entry[1], record.sketches)
+
+
+def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
+                queues: frozenset[str]) -> dict[tuple[Key, int, int], Totals]:
+    """Totals per (what, row start, row end): queue records also feed channel and site.
+
+    A queue's key carries the channel its records came in on (a queue's leaves share one).
+    """
+    totals: dict[tuple[Key, int, int], Totals] = {}
+    for record in records:
+        start, end = bucket(record.start, tz, width)
+        if record.level == LEVEL_TEAM:
+            if not queues:
+                _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record)
+            continue
+        if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
+            continue
+        if record.name:  # the unassigned leaf (surveys, tickets without a queue): site only
+            _add(totals, (("queue", record.name, record.channel), start, end), record)
+            _add(totals, (("channel", record.channel, record.channel), start, end), record)
+        _add(totals, (("site", "", ""), start, end), record)
+    return totals
+
+
+def _row(key: Key, start: int, end: int, totals: Totals | None, tz: ZoneInfo,
+         min_sample: int) -> dict[str, Any]:
+    level, name, channel = key
+    vector, sketches = totals if totals is not None else ([0.0] * len(FIELDS), [{}] * 4)
+    row: dict[str, Any] = {
+        "level": level, "queue": name if level == "queue" else "", "channel": channel,
+        "team": name if level == LEVEL_TEAM else "",
+        "start": datetime.fromtimestamp(start, tz).isoformat(),
+        "end": datetime.fromtimestamp(end, tz).isoformat(),
+    }
+    if level == LEVEL_TEAM:
+        kpis = agent_window_kpis(vector, min_sample)
+        row.update({name: None for name in COLUMNS if name not in row})
+        row.update({k: kpis[k] for k in ("answered", "aht_s", "handled", "transfers",
+                                         "occupancy")})
+        return row
+    kpis = window_kpis(vector, sketches, min_sample)
+    row.update({k: kpis[k] for k in ("offered", "answered", "abandoned", "abandoned_short",
+                                     "service_level", "asa_s", "aht_s", "abandon_rate",
+                                     "wait_p50_s", "wait_p90_s", "transfers", "occupancy")})
+    row["handled"] = int(vector[FIELDS.index("handled")])
+    return row
+
+
+def build(records: Iterable[IntervalRecord], request: Request, settings: Settings,
+          forecast: dict[tuple[Key, int], float] | None = None) -> list[dict[str, Any]]:
+    """The report's rows, ordered by level (site, channel, queue, team), name, then time.
+
+    `forecast` maps (what, row start) to the forecast offered; a forecast row without
+    actuals is still listed (the rest of today), with zero counts.
+    """
+    tz = ZoneInfo(settings.site.timezone)
+    since, until = day_span(request.first, request.last, tz)
+    totals = sum_records((r for r in records if since <= r.start < until), tz,
+                         request.interval, request.queues)
+    ends = {(key, start): end for key, start, end in totals}
+    forecast = forecast or {}
+    for key, start in forecast:
+        if (key, start) not in ends and since <= start < until:
+            ends[(key, start)] = bucket(start, tz, request.interval)[1]
+    rows = []
+    for (key, start), end in sorted(ends.items(), key=lambda item: (
+            LEVELS.index(item[0][0][0]), item[0][0][1], item[0][1])):
+        row = _row(key, start, end, totals.get((key, start, end)), tz, MIN_SAMPLE)
+        value = forecast.get((key, start))
+        row["forecast_offered"] = None if value is None else round(value, 4)
+        rows.append(row)
+    return rows
