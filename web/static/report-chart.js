@@ -11,6 +11,14 @@
   var X0 = SIDE, X1 = W - SIDE, PLOT_H = H - TOP - BOTTOM;
   var MAX_LABELS = 12;
   var MAX_DOTS = 32;
+  var SVGNS = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, parent) {
+    var n = document.createElementNS(SVGNS, tag);
+    for (var k in attrs) n.setAttribute(k, String(attrs[k]));
+    if (parent) parent.appendChild(n);
+    return n;
+  }
 
   /** The smallest 1, 2 or 5 × 10^k at or above v (at least 1): round axis ends. */
   function niceMax(v) {
@@ -37,7 +45,7 @@
 
   function chart(key, name, slots, mine, theirs) {
     var R = WB.report;
-    var svg = R.svg, num = R.num;
+    var num = R.num;
     var rtl = R.rtl;
     var n = Math.max(1, slots.length);
     var step = (X1 - X0) / n;

@@ -12,7 +12,6 @@
   var config = WB.config;
   var I = WB.i18n;
   var t = I.t;
-  var SVGNS = "http://www.w3.org/2000/svg";
   var TOKEN_KEY = "wallboard.admin_token";
   var COLUMNS = ["time", "offered", "forecast", "offered_last_week", "answered", "abandoned",
     "sl", "sl_last_week", "asa", "aht", "abandon_rate", "wait_p90"];
@@ -35,13 +34,6 @@
     var n = document.createElement(tag);
     if (cls) n.className = cls;
     if (text !== undefined) n.textContent = text;
-    return n;
-  }
-
-  function svg(tag, attrs, parent) {
-    var n = document.createElementNS(SVGNS, tag);
-    for (var k in attrs) n.setAttribute(k, String(attrs[k]));
-    if (parent) parent.appendChild(n);
     return n;
   }
 
@@ -385,7 +377,7 @@
   }
 
   report.reload = function () { return load(); };
-  WB.report = { rtl: rtl, svg: svg, num: num, fmtOne: fmtOne, slotCaption: slotCaption };
+  WB.report = { rtl: rtl, num: num, slotCaption: slotCaption };
 
   // ---------- wiring ----------
 
