@@ -238,6 +238,24 @@ def test_a_malformed_or_refused_answer_is_shown_not_thrown(page: Any, server) ->
     page.reload()
     page.wait_for_function("document.getElementById('rp-main').dataset.state === 'error'")
     assert HOSTILE in str(page.text_content("#rp-status")) and page.dialogs == []
+    # Rows of the wrong shape are skipped, fields of the wrong type shown as missing.
+    start = "2026-12-01T09:00:00+00:00"
+    odd = {"queues": {"sales": "x", "__proto__": {"label": HOSTILE}},
+           "rows": [None, "row", 7, {"level": "queue", "queue": "sales", "start": 5},
+                    {"level": "queue", "queue": "sales", "start": start, "end": None,
+                     "offered": "<b>9</b>", "service_level": "high", "asa_s": float("inf")},
+                    {"level": HOSTILE, "queue": HOSTILE, "start": start}]}
+    page.unroute("**/api/report?*")
+    page.route("**/api/report?*", lambda route: route.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps(odd).replace("Infinity", "1e999")))
+    page.reload()
+    wait_ready(page)
+    slots = page.eval_on_selector_all("tbody tr[data-slot]", "rs => rs.map(r => r.dataset.slot)")
+    assert slots == ["09:00"]
+    assert [cell(page, "queue:sales", "09:00", c) for c in ("time", "offered", "sl", "asa")] == [
+        "09:00–", "–", "–", "–"]
+    assert page.evaluate("document.querySelectorAll('img, b').length") == 0
 
 
 # ---------- the real /api/report, fed through the webhook ----------

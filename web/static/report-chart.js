@@ -79,7 +79,7 @@
     });
 
     var every = Math.ceil(n / MAX_LABELS);
-    var bar = step * 0.36;
+    var bar = Math.min(step * 0.36, 28); // a day with one interval is not two walls of colour
     slots.forEach(function (s, i) {
       var c = centre(i);
       // Offered before answered in reading order: left of the centre in LTR, right in RTL.
