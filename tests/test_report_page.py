@@ -346,8 +346,9 @@ def test_the_csv_download_parses_and_equals_the_json(page: Any, server) -> None:
     post_calls(srv)
     today = today_of(srv)
     report = api_report(srv, today)
-    page.goto(f"{srv.url}/report")
+    page.goto(f"{srv.url}/report?lang=he")  # in Hebrew: the same file, a mirrored page
     wait_ready(page)
+    assert page.evaluate("document.documentElement.dir") == "rtl"
     with page.expect_download() as info:
         page.click("#rp-csv")
     download = info.value
