@@ -53,8 +53,8 @@ def month() -> dict[date, list[Call]]:
 class Server:
     """The app on a real port with its journal in `data`, on the test's clock."""
 
-    def __init__(self, data: Path, clock: Clock) -> None:
-        config = base_config(journal={"data_dir": str(data)})
+    def __init__(self, data: Path, clock: Clock, journal: dict[str, Any] | None = None) -> None:
+        config = base_config(journal={"data_dir": str(data), **(journal or {})})
         self.settings = parse_settings(config, "<test>")
         self.app = create_app(self.settings, clock=clock)
         self.server = TestServer(self.app, host="127.0.0.1", port=0)
@@ -75,14 +75,27 @@ class Server:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             assert resp.status in (200, 202), await resp.text()
 
+    async def series(self) -> dict[str, list[float | None]]:
+        """The sparklines of the snapshot the hub built last."""
+        async with self.session.get(f"{self.url}/api/snapshot") as resp:
+            assert resp.status == 200
+            series: dict[str, list[float | None]] = (await resp.json())["series"]
+            return series
+
     async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
         async with self.session.get(f"{self.url}/api/report?{query}") as resp:
             return resp.status, await resp.read(), dict(resp.headers)
 
 
-async def post_month(server: Server, days: dict[date, list[Call]]) -> None:
-    """Every event in time order, chunk by chunk, the clock at each chunk's end."""
+async def post_month(server: Server, days: dict[date, list[Call]],
+                     until: float | None = None) -> None:
+    """Every event in time order, chunk by chunk, the clock at each chunk's end.
+
+    With `until`, only the events before it, and the clock stays there (intervals open).
+    """
     events = events_of([c for calls in days.values() for c in calls])
+    if until is not None:
+        events = [e for e in events if e["ts"] < until]
     chunk: list[dict[str, Any]] = []
     for event in events:
         if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
@@ -92,6 +105,9 @@ async def post_month(server: Server, days: dict[date, list[Call]]) -> None:
         chunk.append(event)
     server.clock.now = chunk[-1]["ts"]
     await server.post(chunk)
+    if until is not None:
+        server.clock.now = until
+        return
     server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
     server.app[keys.AGGREGATOR].advance(server.clock.now)
 
@@ -200,14 +216,18 @@ async def test_the_report_is_the_same_after_a_restart(tmp_path: Path) -> None:
     days = {d: calls for d, calls in month().items() if d >= DAY - timedelta(days=1)}
     clock = Clock(DAY_TS - 86_400)
     async with Server(tmp_path / "data", clock) as server:
-        await post_month(server, days)
-        # The day's last hour still open: the report mixes stored and open intervals.
-        clock.now = DAY_TS + 18.5 * 3600
+        # Stopped at 16:05: the report mixes stored, closed and still open intervals.
+        await post_month(server, days, until=DAY_TS + 16 * 3600 + 300)
         _, before, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_before, _ = await server.report(f"from={DAY}&interval=1d")
+        series_before = await server.series()
     async with Server(tmp_path / "data", clock) as server:
         _, after, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_after, _ = await server.report(f"from={DAY}&interval=1d")
+        series_after = await server.series()
     assert orjson.loads(after)["rows"] == orjson.loads(before)["rows"]
     assert orjson.loads(snap_after) == orjson.loads(snap_before)
+    # The sparklines too: their samples are part of the checkpoint taken at the stop.
+    assert series_after == series_before
+    assert any(v is not None for points in series_before.values() for v in points[:-1])
     assert len(orjson.loads(before)["rows"]) > 20

@@ -355,15 +355,11 @@ class Aggregator:
             index = c.STATE_TIME.get(previous[0])
             if index is not None:
                 windows.add_interval(previous[1], e.ts, index)
-                book = self.history.team(self.state.agents.get(e.agent))
-                if book is not None:
-                    book.add_span(previous[1], e.ts, index)
+                self.history.team_span(self.state.agents.get(e.agent), previous[1], e.ts, index)
 
     def _agent_add(self, agent: str, at: float, deltas: c.Deltas, now: float) -> None:
         self._agent(agent, now).add(at, deltas)
-        book = self.history.team(self.state.agents.get(agent))
-        if book is not None:
-            book.add(at, deltas)
+        self.history.team_add(self.state.agents.get(agent), at, deltas)
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""

@@ -81,6 +81,14 @@ class IntervalBook:
             if piece > 0:
                 self.add(max(start, at), [(index, piece)])
 
+    def copy(self) -> IntervalBook:
+        """An independent copy (for reads that add what is not folded yet)."""
+        other = IntervalBook()
+        other.open = {start: (dict(counters), [dict(s) for s in sketches])
+                      for start, (counters, sketches) in self.open.items()}
+        other.floor, other.late = self.floor, self.late
+        return other
+
     def close(self, before: float) -> list[tuple[int, dict[int, float], Sketches]]:
         """Take out the intervals that end at or before `before`, oldest first."""
         done = sorted(start for start in self.open if start + INTERVAL_S <= before)
@@ -107,6 +115,18 @@ class IntervalHistory:
         if book is None:
             book = self.teams[live.team] = IntervalBook()
         return book
+
+    def team_add(self, live: AgentLive | None, at: float, deltas: Deltas) -> None:
+        """Add an agent's deltas to its team's book (nothing without a team)."""
+        book = self.team(live)
+        if book is not None:
+            book.add(at, deltas)
+
+    def team_span(self, live: AgentLive | None, start: float, end: float, index: int) -> None:
+        """Add an agent's time in a state to its team's book."""
+        book = self.team(live)
+        if book is not None:
+            book.add_span(start, end, index)
 
     def close(self, leaves: Iterable[Leaf], before: float) -> None:
         """Close every book's intervals that end at or before `before`."""
@@ -140,7 +160,13 @@ class IntervalHistory:
         out = []
         for leaf in leaves:
             book = leaf.windows.book
-            for start, (counters, sketches) in (book.open.items() if book else ()):
+            if book is None:
+                continue
+            at, deltas, sketch_deltas = leaf.windows.batched()
+            if deltas or sketch_deltas:  # not in the book until the tick's flush: a copy
+                book = book.copy()
+                book.add(at, deltas, sketch_deltas)
+            for start, (counters, sketches) in book.open.items():
                 out.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
                                           dict(counters), [dict(s) for s in sketches]))
         for name, book in self.teams.items():
