@@ -184,6 +184,8 @@ def test_the_table_chart_and_last_week_show_the_reports_numbers(page: Any, serve
     page.click("#rp-queues input[value='support']")
     wait_ready(page, 2)
     assert {tuple(s["query"].get("queue", [])) for s in seen[before:]} == {("sales",)}
+    page.click("#rp-queues input[value='sales']")  # the last one ticked: it stays so
+    assert page.is_checked("#rp-queues input[value='sales']") and len(seen) == before + 4
     # Whole days: one row per group and no separate total; another day: it and a week before.
     before = len(seen)
     page.select_option("#rp-interval", "1d")

@@ -189,15 +189,18 @@
       var info = queues[name] && typeof queues[name] === "object" ? queues[name] : {};
       report.queues[name] = info;
       var label = node("label", "report__queue");
-      var box = node("input");
-      box.type = "checkbox";
-      box.value = name;
-      box.checked = true;
-      box.addEventListener("change", load);
+      var box = Object.assign(node("input"), { type: "checkbox", value: name, checked: true });
+      box.addEventListener("change", queueTicked);
       label.appendChild(box);
       label.appendChild(document.createTextNode(" " + String(info.label || name)));
       queueBox.appendChild(label);
     }
+  }
+
+  function queueTicked(e) {
+    // No queue at all is no report: the last ticked one stays ticked.
+    if (!queueBox.querySelector("input:checked")) e.target.checked = true;
+    else load();
   }
 
   function queueLabel(name) {
@@ -360,17 +363,16 @@
     summaryEl.textContent = "";
     var row = today && today.get("day"), before = last && last.get("day");
     var grid = node("dl", "report__figures");
-    [["report.this_day", report.day, row], ["report.last_week", report.lastDay, before]].forEach(function (item) {
+    var days = [["report.this_day", report.day, row], ["report.last_week", report.lastDay, before]];
+    days.forEach(function (item) {
       var box = node("div", "report__figure");
       box.setAttribute("data-day", item[1]);
       box.appendChild(node("dt", null, t(item[0], { day: dayCaption(item[1]) })));
       var text = cells(item[2], null);
-      var offered = node("dd", null, t("report.col_offered") + " " + text.offered);
-      offered.setAttribute("data-field", "offered");
-      var sl = node("dd", null, t("report.col_sl") + " " + text.sl);
-      sl.setAttribute("data-field", "service_level");
-      box.appendChild(offered);
-      box.appendChild(sl);
+      [["offered", t("report.col_offered") + " " + text.offered],
+        ["service_level", t("report.col_sl") + " " + text.sl]].forEach(function (figure) {
+        box.appendChild(node("dd", null, figure[1])).setAttribute("data-field", figure[0]);
+      });
       grid.appendChild(box);
     });
     summaryEl.appendChild(grid);
