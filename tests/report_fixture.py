@@ -1,13 +1,17 @@
-"""A fixed /api/report answer for the page's browser tests: what the server cannot easily
-produce in a test (last week's day, every threshold colour), answered by Playwright's routing."""
+"""Data for the report page's browser tests: a fixed /api/report answer for what the server
+cannot easily produce in a test (last week's day, every threshold colour), answered by
+Playwright's routing; and the calls the tests of the real API post through the webhook."""
 
 from __future__ import annotations
 
 import copy
 import json
+import time
 import urllib.parse
 from datetime import date, timedelta
 from typing import Any
+
+from tests.test_board_browser import Server
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 
@@ -79,3 +83,30 @@ def route_fixture(page: Any, today: str, seen: list[dict[str, Any]]) -> None:
         body = fixed_report(today, q["from"][0], q["interval"][0])
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
     page.route("**/api/report?*", handle)
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+def event(type_: str, ts: float, **fields: Any) -> dict[str, Any]:
+    return {"type": type_, "id": f"rp{next(_ids)}", "ts": ts, "channel": "voice", **fields}
+
+
+def post_calls(srv: Server) -> None:
+    """Three sales calls (answered in 10 s, in 40 s, abandoned after 30 s), one support call."""
+    now = time.time()
+    srv.post_events([
+        event("contact.queued", now - 60, queue="sales", contact_id="c1"),
+        event("contact.answered", now - 50, queue="sales", contact_id="c1", wait_s=10,
+              agent="alice"),
+        event("contact.ended", now - 20, queue="sales", contact_id="c1", agent="alice",
+              talk_s=25, wrap_s=5),
+        event("contact.queued", now - 50, queue="sales", contact_id="c2"),
+        event("contact.answered", now - 10, queue="sales", contact_id="c2", wait_s=40,
+              agent="bob"),
+        event("contact.queued", now - 40, queue="sales", contact_id="c3"),
+        event("contact.abandoned", now - 10, queue="sales", contact_id="c3", wait_s=30),
+        event("contact.queued", now - 30, queue="support", contact_id="u1"),
+        event("contact.answered", now - 25, queue="support", contact_id="u1", wait_s=5,
+              agent="carol"),
+    ])

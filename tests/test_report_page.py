@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.report_fixture import HOSTILE, SLOTS, route_fixture
+from tests.report_fixture import HOSTILE, SLOTS, post_calls, route_fixture
 from tests.serverproc import midday_zone
 from tests.test_board_browser import Server, _free_port, launched, recording_page
 
@@ -261,33 +260,6 @@ def test_a_malformed_or_refused_answer_is_shown_not_thrown(page: Any, server) ->
 
 
 # ---------- the real /api/report, fed through the webhook ----------
-
-_ids = iter(range(1, 1_000_000))
-
-
-def event(type_: str, ts: float, **fields: Any) -> dict[str, Any]:
-    return {"type": type_, "id": f"rp{next(_ids)}", "ts": ts, "channel": "voice", **fields}
-
-
-def post_calls(srv: Server) -> None:
-    """Three sales calls (answered in 10 s, in 40 s, abandoned after 30 s), one support call."""
-    now = time.time()
-    srv.post_events([
-        event("contact.queued", now - 60, queue="sales", contact_id="c1"),
-        event("contact.answered", now - 50, queue="sales", contact_id="c1", wait_s=10,
-              agent="alice"),
-        event("contact.ended", now - 20, queue="sales", contact_id="c1", agent="alice",
-              talk_s=25, wrap_s=5),
-        event("contact.queued", now - 50, queue="sales", contact_id="c2"),
-        event("contact.answered", now - 10, queue="sales", contact_id="c2", wait_s=40,
-              agent="bob"),
-        event("contact.queued", now - 40, queue="sales", contact_id="c3"),
-        event("contact.abandoned", now - 10, queue="sales", contact_id="c3", wait_s=30),
-        event("contact.queued", now - 30, queue="support", contact_id="u1"),
-        event("contact.answered", now - 25, queue="support", contact_id="u1", wait_s=5,
-              agent="carol"),
-    ])
-
 
 def api_report(srv: Server, day: str, fmt: str = "json", admin: bool = False) -> Any:
     url = f"{srv.url}/api/report?from={day}&to={day}&interval=15m&format={fmt}"
