@@ -68,6 +68,8 @@ async def index(request: web.Request) -> web.Response:
                  for name, p in request.app[keys.SETTINGS].playlists.items()
                  if playlist_ok(name)]
     return _render(request, "index.html", boards=boards, playlists=playlists,
+                   # The report asks for the admin token itself; a TV has no use for it.
+                   reports=not access.config.enabled or not token,
                    locked=access.config.enabled and not everything and not token,
                    denied=access.config.enabled and not everything and bool(token))
 
