@@ -74,3 +74,23 @@ def test_unknown_counters_of_a_newer_version_are_left_out() -> None:
     counters, sketches = decode(b'{"c": {"offered": 3, "from_the_future": 9}, "s": []}')
     assert counters == {FIELDS.index("offered"): 3.0}
     assert sketches == [{}, {}, {}, {}]
+
+
+def test_a_fact_older_than_the_closed_intervals_never_opens_one() -> None:
+    """A ticket from last week, read on a poll, counts in the live windows only."""
+    engine = Engine(_config(), START)
+    engine.send({"type": "contact.queued", "id": "q1", "ts": START, "queue": "answered_only",
+                 "contact_id": "c1"})
+    engine.snapshot(START + 3 * 3600)  # a tick: the first close sets every book's floor
+    engine.aggregator.history.take()
+    week_ago = START - 7 * 86_400
+    for queue in ("answered_only", "learnt-later"):  # a configured queue, and a new one
+        engine.send({"type": "ticket.created", "id": f"t-{queue}", "ts": week_ago,
+                     "queue": queue, "contact_id": f"T-{queue}"}, at=START + 3 * 3600)
+    engine.snapshot(START + 4 * 3600)
+    agg = engine.aggregator
+    records = [*agg.history.take(), *agg.history.open_records(agg.leaves.values())]
+    assert not [r for r in records if r.start < START - 86_400]
+    late = {leaf.queue: leaf.windows.book.late for leaf in agg.leaves.values()
+            if leaf.windows.book is not None}
+    assert late["answered_only"] == 1 and late["learnt-later"] == 1

@@ -19,7 +19,7 @@ from wallboard.fold import counters as c
 from wallboard.fold.agents import AgentWindows
 from wallboard.fold.counters import Layout
 from wallboard.fold.guard import FoldErrors, check_foldable
-from wallboard.fold.intervals import IntervalBook, IntervalHistory
+from wallboard.fold.intervals import IntervalHistory
 from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, Leaf, QueueLimitError
 from wallboard.fold.outcome import MET, MISSED, sl_outcome
 from wallboard.fold.sketch import SketchDeltas, bin_of
@@ -87,7 +87,7 @@ class Aggregator:
                 self.queue_configs[queue] = QueueConfig(channel=channel)
             windows = WindowSet(self.specs, self.layout.size, self.zone(queue), self.shift_resets,
                                 now, c.SKETCH_KINDS)
-            windows.book = IntervalBook()
+            windows.book = self.history.new_book()
             leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
 

@@ -45,7 +45,11 @@ class IntervalBook:
 
     def __init__(self) -> None:
         self.open: dict[int, tuple[dict[int, float], Sketches]] = {}
-        self.floor = -math.inf  # start of the oldest interval still open to events
+        # Start of the oldest interval still open to facts, raised only by `close`, after
+        # the deadlines due have fired: a fact older than that (a ticket from last week read
+        # on a poll, a retraction) would open an interval long complete in the store and
+        # replace it; it counts in `late` instead.
+        self.floor = -math.inf
         self.late = 0  # deltas for an interval already closed (kept by the live windows only)
 
     def _slot(self, ts: float) -> tuple[dict[int, float], Sketches] | None:
@@ -100,12 +104,19 @@ class IntervalBook:
 class IntervalHistory:
     """The teams' books and the closed intervals of every book, until they are stored."""
 
-    __slots__ = ("closed", "dropped", "teams")
+    __slots__ = ("closed", "dropped", "floor", "teams")
 
     def __init__(self) -> None:
+        self.floor = -math.inf  # where the last close left every book
         self.teams: dict[str, IntervalBook] = {}
         self.closed: list[IntervalRecord] = []
         self.dropped = 0  # closed records given up while the store could not take them
+
+    def new_book(self) -> IntervalBook:
+        """A book for a new leaf or team: it takes nothing older than the others do."""
+        book = IntervalBook()
+        book.floor = self.floor
+        return book
 
     def team(self, live: AgentLive | None) -> IntervalBook | None:
         """The book of an agent's team now (teams are bounded by the live state)."""
@@ -113,7 +124,7 @@ class IntervalHistory:
             return None
         book = self.teams.get(live.team)
         if book is None:
-            book = self.teams[live.team] = IntervalBook()
+            book = self.teams[live.team] = self.new_book()
         return book
 
     def team_add(self, live: AgentLive | None, at: float, deltas: Deltas) -> None:
@@ -131,6 +142,7 @@ class IntervalHistory:
     def close(self, leaves: Iterable[Leaf], before: float) -> None:
         """Close every book's intervals that end at or before `before`."""
         closed = self.closed
+        self.floor = max(self.floor, int(before // INTERVAL_S) * INTERVAL_S)
         for leaf in leaves:
             book = leaf.windows.book
             if book is not None and book.open:
