@@ -4,6 +4,7 @@ Redis; `wallboard report` reads a stopped server's store."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -123,3 +124,34 @@ async def test_the_cli_reads_a_stopped_servers_store(tmp_path: Path) -> None:
     bad = subprocess.run([*cli[:-4], "--from", "2026-02-30"], capture_output=True, timeout=60,
                          cwd=REPO, text=True)
     assert bad.returncode == 2 and "from:" in bad.stderr
+
+
+async def test_rebuild_history_restores_days_beyond_the_replay(tmp_path: Path) -> None:
+    """A day the start-up replay does not cover (yesterday is no window) comes back whole."""
+    data = tmp_path / "data"
+    clock = Clock(DAY_TS - 86_400)
+    yesterday = DAY - timedelta(days=1)
+    query = f"from={yesterday}&interval=30m"
+    async with Server(data, clock) as server:
+        await post_month(server, two_days())
+        before = await _report(server, query)
+    with sqlite3.connect(data / "journal.sqlite3") as con:
+        gone = con.execute("DELETE FROM intervals WHERE start < ?", (DAY_TS,)).rowcount
+    assert gone > 10
+    config = tmp_path / "wallboard.yaml"
+    config.write_text(f"site: {{timezone: UTC}}\njournal: {{data_dir: '{data}'}}\n"
+                      "queues: {sales: {channel: voice}, chat: {channel: chat, service_level: "
+                      "{threshold_s: 60}}}\n")
+    done = subprocess.run([sys.executable, "-m", "wallboard", "journal", "rebuild-history",
+                           "--from", str(yesterday), "--config", str(config)],
+                          capture_output=True, timeout=120, cwd=REPO, text=True)
+    assert done.returncode == 0, done.stderr
+    written = re.search(r"([\d,]+) intervals written", done.stdout)
+    assert written and int(written.group(1).replace(",", "")) == gone, done.stdout
+    async with Server(data, clock) as server:
+        after = await _report(server, query)
+    assert after["rows"] == before["rows"] and len(before["rows"]) > 10
+    bad = subprocess.run([sys.executable, "-m", "wallboard", "journal", "rebuild-history",
+                          "--from", "2026-02-30", "--config", str(config)],
+                         capture_output=True, timeout=60, cwd=REPO, text=True)
+    assert bad.returncode == 2 and "--from" in bad.stderr

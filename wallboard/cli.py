@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     new.set_defaults(func=_new_plugin)
     replay.add_parser(sub)
     # `journal import` folds: it lives in the ingest layer, which the journal may not import.
-    backfill_cli.add_parser(journal_cli.add_parser(sub))
+    journal_commands = journal_cli.add_parser(sub)
+    backfill_cli.add_parser(journal_commands)
+    backfill_cli.add_rebuild_parser(journal_commands)
     reportcli.add_parser(sub)
     return parser
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
 from wallboard.ingest.backfill import Imported, import_events
+from wallboard.ingest.rebuild import Rebuilt, rebuild_history
 from wallboard.journal.cli import add_location, settings_of
 from wallboard.journal.interface import Journal, JournalDown, JournalLocked, make_journal
 
@@ -44,6 +46,71 @@ def add_parser(commands: Any) -> None:
                          "ids it already stored count as duplicates)")
     add_location(command)
     command.set_defaults(func=run_import)
+
+
+REBUILD = """\
+Rebuild the interval history of local days FROM..TO (inclusive) from the raw events the
+journal holds, as an import does for the span it touches: a stored interval is replaced,
+unless it counts events the journal no longer holds (pruned past journal.retention_days).
+Use it after restoring a journal from a backup, or for days whose history is missing. The
+journal must not be in use (stop the server first; with Redis, nodes may stay up).
+"""
+
+
+def add_rebuild_parser(commands: Any) -> None:
+    """Register `journal rebuild-history` on the `journal` command's subparsers."""
+    command = commands.add_parser("rebuild-history", description=REBUILD,
+                                  help="rebuild the interval history of days from raw events",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--from", dest="first", required=True, help="first local day")
+    command.add_argument("--to", dest="last", help="last local day, inclusive (--from)")
+    add_location(command)
+    command.set_defaults(func=run_rebuild)
+
+
+def run_rebuild(args: argparse.Namespace, out: IO[str] | None = None,
+                err: IO[str] | None = None) -> int:
+    """Rebuild the days' intervals; 2 on a bad day, a locked or unusable journal."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    settings, config = settings_of(args)
+    tz = ZoneInfo(settings.site.timezone)
+    try:
+        first = date.fromisoformat(args.first)
+        last = date.fromisoformat(args.last) if args.last else first
+    except ValueError as exc:
+        print(f"error: --from/--to: {exc}", file=err)
+        return 2
+    if last < first:
+        print(f"error: --to: {last} is before --from ({first})", file=err)
+        return 2
+    since = datetime.combine(first, datetime.min.time(), tz).timestamp()
+    until = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz).timestamp()
+    journal = make_journal(config)
+    try:
+        journal.open(writable=True)
+    except JournalLocked as exc:
+        print(f"error: journal: {exc}\n  stop the server, rebuild, then start it again",
+              file=err)
+        return 2
+
+    async def run() -> Rebuilt:
+        journal.start()
+        try:
+            return await rebuild_history(journal, settings, since, until - 1)
+        finally:
+            await journal.close()
+
+    try:
+        result = asyncio.run(run())
+    except JournalDown as exc:
+        print(f"error: journal: {exc}", file=err)
+        return 2
+    kept = f", {result.kept:,} kept as stored" if result.kept else ""
+    out.write(f"journal rebuild-history: {first} .. {last} in {journal.location}: "
+              f"{result.events:,} events folded, {result.written:,} intervals written{kept}, "
+              f"{result.errors.total():,} fold errors\n")
+    return 0
 
 
 def run_import(args: argparse.Namespace, out: IO[str] | None = None,
