@@ -1,9 +1,12 @@
 """The interval report through the real server: a month of contacts posted to the webhook on a
-moving clock, the day's rows at 15m and 1h against a recount by hand, the forecast against
-an independent mean, CSV, bad parameters, and the same report after a restart."""
+moving clock (or imported, with the real helpdesk log), the day's rows at 15m and 1h against a
+recount by hand, the forecast against an independent mean, CSV, bad parameters, and the same
+report after a restart."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import csv
 import io
 import random
@@ -18,14 +21,17 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import TOKEN, base_config
+from tests.helpdesk_events import helpdesk_events
 from tests.report_traffic import CHANNEL, THRESHOLD_S, Call, day_of_calls, events_of, iso, recount
 from wallboard.config.settings import parse_settings
+from wallboard.ingest.backfill_cli import run_import
 from wallboard.server import keys
 from wallboard.server.app import create_app
 
 DAY = date(2026, 11, 30)  # a Monday; the month before it is history
 DAY_TS = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp()
 QUIET = {DAY - timedelta(days=14)}  # a Monday without a single contact: not a forecast day
+HELPDESK = Path(__file__).resolve().parent / "data" / "helpdesk" / "helpdesk.csv"
 CHUNK_S = 540  # events posted per chunk: under the lateness, so none is late
 
 
@@ -141,12 +147,34 @@ def forecast_by_hand(days: dict[date, list[Call]], width: int) -> dict[tuple[str
     return {key: total / len(used) for key, total in sums.items()}
 
 
+def import_month(data: Path, days: dict[date, list[Call]], workdir: Path) -> None:
+    """`wallboard journal import` of the month and of the real helpdesk log (tickets)."""
+    config = workdir / "wallboard.yaml"
+    config.write_bytes(orjson.dumps(base_config(journal={"data_dir": str(data)})))
+    month_file = workdir / "month.ndjson"
+    month_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in
+                                    events_of([c for calls in days.values() for c in calls])))
+    helpdesk = workdir / "helpdesk.ndjson"
+    helpdesk.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in helpdesk_events(HELPDESK)))
+    for path in (month_file, helpdesk):
+        out = io.StringIO()
+        args = argparse.Namespace(file=str(path), config=str(config), data_dir=None,
+                                  source="import")
+        assert run_import(args, out, io.StringIO()) == 0, out.getvalue()
+        assert "refused: 0" in out.getvalue() and "fold errors: 0" in out.getvalue()
+
+
+@pytest.mark.parametrize("path", ["webhook", "import"])
 @pytest.mark.parametrize("interval,width", [("15m", 900), ("1h", 3600)])
 async def test_a_days_report_matches_a_recount_and_the_forecast_a_mean(
-        tmp_path: Path, interval: str, width: int) -> None:
+        tmp_path: Path, interval: str, width: int, path: str) -> None:
     days = month()
-    async with Server(tmp_path / "data", Clock(DAY_TS - 28 * 86_400)) as server:
-        await post_month(server, days)
+    if path == "import":  # the command runs its own event loop: off this one
+        await asyncio.to_thread(import_month, tmp_path / "data", days, tmp_path)
+    clock = Clock(DAY_TS - 28 * 86_400 if path == "webhook" else DAY_TS + 86_400 + 3600)
+    async with Server(tmp_path / "data", clock) as server:
+        if path == "webhook":
+            await post_month(server, days)
         status, body, _ = await server.report(f"from={DAY}&interval={interval}")
         assert status == 200, body
         doc = orjson.loads(body)
