@@ -280,7 +280,7 @@
       statsBuild(["actual", "expected"], [
         function () { return t("forecast.actual"); }, function () { return t("forecast.expected"); }])(tile);
       tile.subEl = el("span", "tile__sub", tile.bodyEl);
-      tile.noteEl = tile.el.querySelector(".tile__note");
+      tile.planEl = el("span", "tile__sub tile__plan", tile.bodyEl);
     },
     paint: function (tile, S) {
       var p = tile.def.forecast_key + ".";
@@ -298,7 +298,7 @@
         var zone = WB.config.timezone || S["meta.timezone"] || "";
         parts.push(t("forecast.need", { n: I.count(need), t: I.dateFormat(zone, "hm").format(new Date(start * 1000)) }));
       }
-      setText(tile.noteEl, parts.join(" · "));
+      setText(tile.planEl, parts.join(" · "));
       return levelOf(tile.def.thresholds, diff);
     },
   };
