@@ -6,6 +6,7 @@ hand-made inputs), only on the boards that show a forecast tile; refused configs
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,6 +26,10 @@ from tests.report_traffic import (
 )
 from tests.wsclient import BoardClient
 from wallboard.config.settings import ConfigError, parse_settings
+from wallboard.fold.counters import HANDLE_SUM, HANDLED, OFFERED
+from wallboard.fold.intervals import IntervalRecord
+from wallboard.ingest.historian import to_row
+from wallboard.journal import intervals
 from wallboard.kpi.erlang import agents_needed
 from wallboard.server import keys
 
@@ -202,3 +207,51 @@ def test_check_config_refuses_a_bad_forecast_tile_by_key_path(
     with pytest.raises(ConfigError) as err:
         parse_settings(config, "<test>")
     assert path in str(err.value) and words in str(err.value), str(err.value)
+
+
+async def test_hostile_history_is_counted_and_never_crashes_the_snapshot(tmp_path: Path) -> None:
+    """A row that does not decode is left out and counted; absurd counts give null agents."""
+    data = tmp_path / "data"
+    data.mkdir()
+    nxt = int(NOW // 900) * 900 + 900
+    rows = [(nxt - 7 * 86_400, "queue", "chat", "chat", b"\xff not json"),
+            to_row(IntervalRecord(nxt - 7 * 86_400, "queue", "sales", "voice",
+                                  {OFFERED: 1e300, HANDLED: 1.0, HANDLE_SUM: 120.0},
+                                  [{}, {}, {}, {}]))]
+    with sqlite3.connect(data / "journal.sqlite3") as con:
+        intervals.create(con)
+        con.isolation_level = None  # store() runs its own transaction
+        intervals.store(con, rows, True, None)
+    async with Server(data, Clock(NOW), boards=BOARDS, access=ACCESS) as server:
+        forecast = server.app[keys.FORECAST]
+        assert forecast is not None
+        await forecast.refresh()
+        server.app[keys.HUB].flush()
+        tree = (await snapshot(server))["forecast_today"]
+        journal = server.app[keys.JOURNAL]
+
+        def broken(since: int, until: int) -> list[Any]:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        journal.intervals = broken  # type: ignore[method-assign,union-attr]  # a store failing
+        await forecast.refresh()
+        server.app[keys.HUB].flush()
+        kept = (await snapshot(server))["forecast_today"]
+        async with server.session.get(f"{server.url}/metrics") as resp:
+            text = await resp.text()
+    assert kept == tree  # a failed read keeps the forecast it had
+    assert forecast.due(NOW + 61) and not forecast.due(NOW + 59)  # tried again in a minute
+    sales = tree["queues"]["sales"]
+    assert sales["next"]["forecast_offered"] == pytest.approx(1e300)
+    assert sales["next"]["aht_s"] == 120.0
+    assert sales["next"]["agents_needed"] is None  # past Erlang's bounds: not computable
+    assert tree["queues"]["chat"]["forecast_day"] is None  # its only row was unreadable
+    # Counted at each read (the loop's at start and the forced one): never silently.
+    assert float(sample(text, "wallboard_history_unreadable_total")) >= 1
+    assert float(sample(text, 'wallboard_forecast_refreshes_total{result="ok"}')) >= 1
+    assert float(sample(text, 'wallboard_forecast_refreshes_total{result="failed"}')) == 1
+
+
+def sample(text: str, name: str) -> str:
+    """One sample's value in an exposition."""
+    return next(line.split()[-1] for line in text.splitlines() if line.startswith(name + " "))

@@ -93,6 +93,7 @@ class TodayForecast:
         self.day: date | None = None  # the day `slots` is for; None: not read yet
         self.read_at = -math.inf
         self.retry_at = -math.inf
+        self.failing = False  # the last read failed: try again from retry_at
         self.slots: dict[Row, dict[int, Slot]] = {}
         self.stats = ForecastStats()
         self._lock: asyncio.Lock | None = None
@@ -104,10 +105,11 @@ class TodayForecast:
         return datetime.fromtimestamp(ts, self.tz).date()
 
     def due(self, now: float) -> bool:
-        """Whether to read the forecast again: a new day, or 15 minutes since the last read."""
+        """Whether to read again: a new day, 15 minutes since the last read, a failed one."""
         if now < self.retry_at:
             return False
-        return self.day != self.local_day(now) or now - self.read_at >= REFRESH_S
+        return (self.failing or self.day != self.local_day(now)
+                or now - self.read_at >= REFRESH_S)
 
     async def refresh(self) -> None:
         """Read today's forecast from the store, off the loop; on failure keep the last one."""
@@ -123,7 +125,7 @@ class TodayForecast:
                     Request(day, day, "15m"), self.settings)
             except Exception as exc:  # a broken store must not end the boards' forecast
                 self.stats.refreshes["failed"] += 1
-                self.retry_at = now + RETRY_S
+                self.failing, self.retry_at = True, now + RETRY_S
                 log.warning("forecast: reading today's forecast failed: %s", exc)
                 return
             slots: dict[Row, dict[int, Slot]] = defaultdict(dict)
@@ -133,6 +135,7 @@ class TodayForecast:
                     slots[row][start] = Slot(start, value, aht.get(((level, name, _channel),
                                                                      start)))
             self.slots, self.day, self.read_at = dict(slots), day, now
+            self.failing = False
             self.stats.refreshes["ok"] += 1
         self.on_change()
 
