@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,30 @@ class Slot:
     start: int
     offered: float
     aht_s: float | None
+
+
+class Day:
+    """One row's forecast of today: its intervals by start, with running totals."""
+
+    __slots__ = ("by_start", "cumulative", "starts", "total")
+
+    def __init__(self, slots: list[Slot]) -> None:
+        slots = sorted(slots, key=lambda slot: slot.start)
+        self.by_start = {slot.start: slot for slot in slots}
+        self.starts = [slot.start for slot in slots]
+        self.cumulative = [0.0]  # cumulative[i]: the forecast of the first i intervals
+        for slot in slots:
+            self.cumulative.append(self.cumulative[-1] + slot.offered)
+        self.total = self.cumulative[-1]
+
+    def so_far(self, now: float) -> float:
+        """The intervals ended by `now`, plus the elapsed share of the current one."""
+        ended = bisect_right(self.starts, now - INTERVAL_S)  # start + 900 <= now
+        out = self.cumulative[ended]
+        if ended < len(self.starts) and self.starts[ended] <= now:
+            start = self.starts[ended]
+            out += self.by_start[start].offered * (now - start) / INTERVAL_S
+        return out
 
 
 @dataclass(frozen=True)
@@ -90,11 +115,14 @@ class TodayForecast:
                  clock: Callable[[], float]) -> None:
         self.settings, self.journal, self.history, self.clock = settings, journal, history, clock
         self.tz = ZoneInfo(settings.site.timezone)
-        self.day: date | None = None  # the day `slots` is for; None: not read yet
+        self.day: date | None = None  # the day `days` is for; None: not read yet
         self.read_at = -math.inf
         self.retry_at = -math.inf
         self.failing = False  # the last read failed: try again from retry_at
-        self.slots: dict[Row, dict[int, Slot]] = {}
+        self.days: dict[Row, Day] = {}
+        # Fixed for the app's life (a config change that touches queues needs a restart).
+        self.targets = {name: _target([cfg]) for name, cfg in settings.queues.items()}
+        self.site_target = _target(list(settings.queues.values()))
         self.stats = ForecastStats()
         self._lock: asyncio.Lock | None = None
         self._agents: dict[tuple[float, float, Target], int | None] = {}
@@ -128,13 +156,13 @@ class TodayForecast:
                 self.failing, self.retry_at = True, now + RETRY_S
                 log.warning("forecast: reading today's forecast failed: %s", exc)
                 return
-            slots: dict[Row, dict[int, Slot]] = defaultdict(dict)
-            for ((level, name, _channel), start), value in offered.items():
-                if level in ("queue", "site"):
-                    row = (level, name) if level == "queue" else SITE
-                    slots[row][start] = Slot(start, value, aht.get(((level, name, _channel),
-                                                                     start)))
-            self.slots, self.day, self.read_at = dict(slots), day, now
+            slots: dict[Row, list[Slot]] = defaultdict(list)
+            for (key, start), value in offered.items():
+                if key[0] in ("queue", "site"):
+                    row = (key[0], key[1]) if key[0] == "queue" else SITE
+                    slots[row].append(Slot(start, value, aht.get((key, start))))
+            self.days = {row: Day(found) for row, found in slots.items()}
+            self.day, self.read_at = day, now
             self.failing = False
             self.stats.refreshes["ok"] += 1
         self.on_change()
@@ -146,29 +174,24 @@ class TodayForecast:
                 await self.refresh()
             await asyncio.sleep(POLL_S)
 
-    def block(self, row: Row, now: float, offered_so_far: float | None,
-              today_aht: float | None, target: Target | None) -> dict[str, Any]:
+    def block(self, today: Day | None, now: float, next_today: bool,
+              offered_so_far: float | None, today_aht: float | None,
+              target: Target | None) -> dict[str, Any]:
         """One queue's (or the site's) forecast block at `now`; a read, it changes nothing."""
-        slots = self.slots.get(row) if self.day == self.local_day(now) else None
-        if not slots:
+        if today is None:
             return empty_block()  # no history for it (or today's not read yet)
-        so_far = 0.0
-        for slot in slots.values():
-            if slot.start + INTERVAL_S <= now:
-                so_far += slot.offered
-            elif slot.start <= now:  # the current interval: its elapsed share
-                so_far += slot.offered * (now - slot.start) / INTERVAL_S
-        day = sum(slot.offered for slot in slots.values())
+        so_far = today.so_far(now)
         nxt = int(now // INTERVAL_S) * INTERVAL_S + INTERVAL_S
         out = empty_block()
         out.update(offered_so_far=offered_so_far, forecast_so_far=_round(so_far),
-                   forecast_rest=_round(max(0.0, day - so_far)), forecast_day=_round(day))
+                   forecast_rest=_round(max(0.0, today.total - so_far)),
+                   forecast_day=_round(today.total))
         if offered_so_far is not None and so_far > 0:
             out["difference"] = _round((offered_so_far - so_far) / so_far)
         out["next"]["start"] = nxt
-        if self.local_day(nxt) != self.day:
+        if not next_today:
             return out  # the next interval is tomorrow's: not forecast yet
-        upcoming = slots.get(nxt)
+        upcoming = today.by_start.get(nxt)
         offered = upcoming.offered if upcoming is not None else 0.0  # none then on those days
         aht = (upcoming.aht_s if upcoming is not None and upcoming.aht_s is not None
                else today_aht)
@@ -195,15 +218,17 @@ class TodayForecast:
 
     def add_to(self, tree: dict[str, Any], now: float) -> None:
         """Add every configured queue's block and the site's to a snapshot tree."""
+        days = self.days if self.day == self.local_day(now) else {}  # never another day's
+        next_today = self.local_day((now // INTERVAL_S + 1) * INTERVAL_S) == self.day
         queues: dict[str, Any] = {}
-        for name, cfg in self.settings.queues.items():
-            today = tree["queues"].get(name, {}).get("today") or {}  # {}: no `today` window
-            queues[name] = self.block(("queue", name), now, _number(today.get("offered")),
-                                      _number(today.get("aht_s")), _target([cfg]))
-        today = tree["total"].get("today") or {}
-        total = self.block(SITE, now, _number(today.get("offered")),
-                           _number(today.get("aht_s")),
-                           _target(list(self.settings.queues.values())))
+        for name, target in self.targets.items():
+            live = tree["queues"].get(name, {}).get("today") or {}  # {}: no `today` window
+            queues[name] = self.block(days.get(("queue", name)), now, next_today,
+                                      _number(live.get("offered")),
+                                      _number(live.get("aht_s")), target)
+        live = tree["total"].get("today") or {}
+        total = self.block(days.get(SITE), now, next_today, _number(live.get("offered")),
+                           _number(live.get("aht_s")), self.site_target)
         tree[TREE_KEY] = {"total": total, "queues": queues}
 
 
