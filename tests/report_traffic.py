@@ -102,8 +102,9 @@ def month() -> dict[date, list[Call]]:
 class Server:
     """The app on a real port with its journal in `data`, on the test's clock."""
 
-    def __init__(self, data: Path, clock: Clock, **extra: Any) -> None:
-        config = base_config(journal={"data_dir": str(data)}, **extra)
+    def __init__(self, data: Path, clock: Clock, journal: dict[str, Any] | None = None,
+                 **extra: Any) -> None:
+        config = base_config(journal={"data_dir": str(data), **(journal or {})}, **extra)
         self.settings = parse_settings(config, "<test>")
         self.app = create_app(self.settings, clock=clock)
         self.server = TestServer(self.app, host="127.0.0.1", port=0)
@@ -124,6 +125,13 @@ class Server:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             assert resp.status in (200, 202), await resp.text()
 
+    async def series(self) -> dict[str, list[float | None]]:
+        """The sparklines of the snapshot the hub built last."""
+        async with self.session.get(f"{self.url}/api/snapshot") as resp:
+            assert resp.status == 200
+            series: dict[str, list[float | None]] = (await resp.json())["series"]
+            return series
+
     async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
         async with self.session.get(f"{self.url}/api/report?{query}") as resp:
             return resp.status, await resp.read(), dict(resp.headers)
@@ -131,10 +139,13 @@ class Server:
 
 async def post_month(server: Server, days: dict[date, list[Call]],
                      until: float | None = None) -> None:
-    """Every event in time order (before `until` if given), chunk by chunk, the clock at each
-    chunk's end; then the clock at `until`, or the next day with every interval closed."""
-    events = [e for e in events_of([c for calls in days.values() for c in calls])
-              if until is None or e["ts"] < until]
+    """Every event in time order, chunk by chunk, the clock at each chunk's end.
+
+    With `until`, only the events before it, and the clock stays there (intervals open).
+    """
+    events = events_of([c for calls in days.values() for c in calls])
+    if until is not None:
+        events = [e for e in events if e["ts"] < until]
     chunk: list[dict[str, Any]] = []
     for event in events:
         if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
@@ -144,8 +155,10 @@ async def post_month(server: Server, days: dict[date, list[Call]],
         chunk.append(event)
     server.clock.now = chunk[-1]["ts"]
     await server.post(chunk)
-    # The next day: every interval closed.
-    server.clock.now = DAY_TS + 86_400 + 3600 if until is None else until
+    if until is not None:
+        server.clock.now = until
+        return
+    server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
     server.app[keys.AGGREGATOR].advance(server.clock.now)
 
 

@@ -133,14 +133,18 @@ async def test_the_report_is_the_same_after_a_restart(tmp_path: Path) -> None:
     days = {d: calls for d, calls in month().items() if d >= DAY - timedelta(days=1)}
     clock = Clock(DAY_TS - 86_400)
     async with Server(tmp_path / "data", clock) as server:
-        await post_month(server, days)
-        # The day's last hour still open: the report mixes stored and open intervals.
-        clock.now = DAY_TS + 18.5 * 3600
+        # Stopped at 16:05: the report mixes stored, closed and still open intervals.
+        await post_month(server, days, until=DAY_TS + 16 * 3600 + 300)
         _, before, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_before, _ = await server.report(f"from={DAY}&interval=1d")
+        series_before = await server.series()
     async with Server(tmp_path / "data", clock) as server:
         _, after, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_after, _ = await server.report(f"from={DAY}&interval=1d")
+        series_after = await server.series()
     assert orjson.loads(after)["rows"] == orjson.loads(before)["rows"]
     assert orjson.loads(snap_after) == orjson.loads(snap_before)
+    # The sparklines too: their samples are part of the checkpoint taken at the stop.
+    assert series_after == series_before
+    assert any(v is not None for points in series_before.values() for v in points[:-1])
     assert len(orjson.loads(before)["rows"]) > 20
