@@ -38,7 +38,8 @@ def _same_weekdays(load: Load, request: Request, settings: Settings
     def by_time(day: date) -> dict[Key, dict[Time, list[float]]]:
         if day not in cache:
             since, until = day_span(day, day, tz)
-            totals = sum_records(load(since, until), tz, request.interval, request.queues)
+            totals = sum_records(load(since, until), tz, request.interval, request.queues,
+                                 sketches=False)  # offered and handle time only
             by_key: dict[Key, dict[Time, list[float]]] = defaultdict(dict)
             for (key, start, _end), (vector, _sketches) in totals.items():
                 if key[0] == "team":
