@@ -61,35 +61,39 @@ def day_span(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
+def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord, sketches: bool) -> None:
     entry = totals.get(key)
     if entry is None:
         entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in record.sketches])
     vector = entry[0]
     for k, value in record.counters.items():
         vector[k] += value
-    merge_sketches(entry[1], record.sketches)
+    if sketches:
+        merge_sketches(entry[1], record.sketches)
 
 
 def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
-                queues: frozenset[str]) -> dict[tuple[Key, int, int], Totals]:
+                queues: frozenset[str], *, sketches: bool = True
+                ) -> dict[tuple[Key, int, int], Totals]:
     """Totals per (what, row start, row end): queue records also feed channel and site.
 
     A queue's key carries the channel its records came in on (a queue's leaves share one).
+    Without `sketches` (the forecast: counts only) the totals' sketches stay empty.
     """
     totals: dict[tuple[Key, int, int], Totals] = {}
     for record in records:
         start, end = bucket(record.start, tz, width)
         if record.level == LEVEL_TEAM:
             if not queues:
-                _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record)
+                _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record, sketches)
             continue
         if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
             continue
         if record.name:  # the unassigned leaf (surveys, tickets without a queue): site only
-            _add(totals, (("queue", record.name, record.channel), start, end), record)
-            _add(totals, (("channel", record.channel, record.channel), start, end), record)
-        _add(totals, (("site", "", ""), start, end), record)
+            _add(totals, (("queue", record.name, record.channel), start, end), record, sketches)
+            _add(totals, (("channel", record.channel, record.channel), start, end), record,
+                 sketches)
+        _add(totals, (("site", "", ""), start, end), record, sketches)
     return totals
 
 
