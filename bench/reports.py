@@ -6,9 +6,9 @@ records are encoded once and stored again for every day, shifted by whole local 
 the journal fills in seconds. Then it prints:
 
 - bytes per queue per day of history: the SQLite file / (days x queues), and the mean body;
-- the time of `reporting.report` as GET /api/report calls it (stored rows read through
-  `load_records`, forecast included) for a day at 15m over every queue, a month at 1d over
-  every queue, and a year at 1d for one queue;
+- the CPU time (wall beside it) of `reporting.report` as GET /api/report calls it (rows
+  read through `load_records`, the forecast's through `load_offered`) for a day at 15m over
+  every queue, a month at 1d over every queue, and a year at 1d for one queue;
 - beside each, the floor measured in the same run: the bare SQLite read (`SELECT body`, no
   decoding) of the same ranges the report read.
 """
@@ -36,7 +36,7 @@ from workload import VirtualClock
 from wallboard.config.settings import JournalConfig, Settings, parse_settings
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.intervals import IntervalRecord
-from wallboard.ingest.historian import HistorianStats, load_records, to_row
+from wallboard.ingest.historian import HistorianStats, load_offered, load_records, to_row
 from wallboard.journal import intervals as journal_intervals
 from wallboard.journal.interface import IntervalRow
 from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
@@ -77,7 +77,7 @@ def day_events(settings: Settings, day: date, seed: int) -> list[Event]:
                 n += 1
                 cid = f"c{n}"
                 t = midnight + hour * 3600 + rng.uniform(0, 3600)
-                base = {"source": "bench", "queue": queue, "channel": channel,
+                base: dict[str, Any] = {"source": "bench", "queue": queue, "channel": channel,
                         "contact_id": cid}
                 events.append(Event(type="contact.queued", ts=t, **base))
                 if rng.random() < 0.1:
@@ -142,28 +142,38 @@ def fill(path: Path, settings: Settings, records: list[IntervalRecord], template
     return written
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    """The median wall-clock seconds of up to REPEAT calls (fewer past BUDGET_S)."""
-    times: list[float] = []
-    while len(times) < REPEAT and sum(times) < BUDGET_S:
-        started = time.perf_counter()
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """Median (CPU seconds, wall seconds) of up to REPEAT calls (fewer past BUDGET_S).
+
+    CPU time of this process is the figure: the report and its SQLite reads run here, on
+    one thread, and CPU time suffers less than wall time when other processes share the
+    cores. Wall time is printed beside it.
+    """
+    cpu: list[float] = []
+    wall: list[float] = []
+    while len(wall) < REPEAT and sum(wall) < BUDGET_S:
+        started, started_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        cpu.append(time.process_time() - started_cpu)
+        wall.append(time.perf_counter() - started)
+    return statistics.median(cpu), statistics.median(wall)
 
 
-def measure(journal: SqliteJournal, settings: Settings, request: Request
-            ) -> tuple[float, float, int, int]:
-    """(report s, floor s, rows read, report rows): the report as the API runs it, and the
-    bare SELECT of the same ranges."""
+def measure(journal: SqliteJournal, settings: Settings, request: Request) -> dict[str, float]:
+    """The report as GET /api/report runs it, and the bare SELECT of the ranges it read."""
     ranges: list[tuple[int, int]] = []
     stats = HistorianStats()
+    queues = request.queues
 
     def load(since: int, until: int) -> list[IntervalRecord]:
         ranges.append((since, until))
-        return load_records(journal, since, until, stats)
+        return load_records(journal, since, until, stats, queues)
 
-    doc = report(load, request, settings, ())
+    def offered(since: int, until: int) -> list[IntervalRecord]:
+        ranges.append((since, until))
+        return load_offered(journal, since, until, stats, queues)
+
+    doc = report(load, request, settings, (), offered)
     assert not stats.unreadable, "a stored body did not decode"
     wanted = list(ranges)
     read = sum(len(journal.intervals(s, u)) for s, u in wanted)
@@ -174,9 +184,11 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request
                 con.execute("SELECT body FROM intervals WHERE start >= ? AND start < ?",
                             (since, until)).fetchall()
 
-    floor_s = timed(bare)
-    report_s = timed(lambda: report(load, request, settings, ()))
-    return report_s, floor_s, read, len(doc["rows"])
+    floor_cpu, floor_wall = timed(bare)
+    cpu, wall = timed(lambda: report(load, request, settings, (), offered))
+    return {"cpu_ms": cpu * 1000, "wall_ms": wall * 1000, "floor_cpu_ms": floor_cpu * 1000,
+            "floor_wall_ms": floor_wall * 1000, "records_read": read,
+            "rows": len(doc["rows"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,17 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         figure(report_doc, "history: bytes per queue per day (SQLite file / days x queues)",
                per_queue_day, "B")
         for name, key, request, target in cases:
-            seconds, floor_s, read, out_rows = measure(journal, settings, request)
-            met = None if target is None else seconds <= target
+            m = measure(journal, settings, request)
+            ms = m["cpu_ms"]
+            met = None if target is None else ms <= target * 1000
             goal = "" if target is None else f"<= {target * 1000:g} ms"
-            print(f"{name}: {seconds * 1000:.0f} ms for {out_rows:,} rows from {read:,} stored "
-                  f"records; floor (bare SELECT body of the same ranges) {floor_s * 1000:.0f} ms "
-                  f"(x{seconds / floor_s:.1f})" + (f"  TARGET {goal}: {'met' if met else 'MISSED'}"
-                                                   if target else ""), flush=True)
-            report_doc[f"{key}_report_ms"] = round(seconds * 1000, 1)
-            report_doc[f"{key}_floor_ms"] = round(floor_s * 1000, 1)
-            report_doc[f"{key}_records_read"] = read
-            figure(report_doc, name, seconds * 1000, "ms", floor=round(floor_s * 1000, 2),
+            print(f"{name}: {ms:.0f} ms CPU ({m['wall_ms']:.0f} ms wall) for {m['rows']:,} "
+                  f"rows from {m['records_read']:,} stored records; floor (bare SELECT body "
+                  f"of the same ranges) {m['floor_cpu_ms']:.0f} ms CPU "
+                  f"({m['floor_wall_ms']:.0f} ms wall), x{ms / m['floor_cpu_ms']:.1f}"
+                  + (f"  TARGET {goal}: {'met' if met else 'MISSED'}" if target else ""),
+                  flush=True)
+            report_doc[key] = {k: round(v, 1) for k, v in m.items()}
+            figure(report_doc, name, ms, "ms CPU", floor=round(m["floor_cpu_ms"], 2),
                    floor_name="bare SELECT body of the same ranges", target=goal, met=met)
     print("TARGET: a day's report <= 200 ms, a month's daily report <= 1 s (above)")
     write_report(report_doc, args.out, started)

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
 from wallboard.fold.counters import OFFERED
-from wallboard.fold.intervals import IntervalRecord
-from wallboard.kpi.report import Key, Request, day_span, sum_records
+from wallboard.fold.intervals import LEVEL_QUEUE, IntervalRecord
+from wallboard.kpi.report import Key, Request, day_span, spans
 
 Load = Callable[[int, int], list[IntervalRecord]]  # records starting in [since, until)
 Forecast = dict[tuple[Key, int], float]  # (what, row start) -> forecast offered
+SITE: Key = ("site", "", "")
 
 
 def forecast(load: Load, request: Request, settings: Settings) -> Forecast:
@@ -30,18 +31,31 @@ def forecast(load: Load, request: Request, settings: Settings) -> Forecast:
     weeks = settings.history.forecast_weeks
     out: Forecast = {}
     cache: dict[date, dict[Key, dict[tuple[int, int, int], float]]] = {}
+    queues, span = request.queues, spans(tz, request.interval)
 
     def offered_by_time(day: date) -> dict[Key, dict[tuple[int, int, int], float]]:
+        # The rows' keys as sum_records makes them, but only the offered is added: no
+        # counters vector, no sketch (a month's forecast reads about 90 days).
         if day not in cache:
             since, until = day_span(day, day, tz)
-            totals = sum_records(load(since, until), tz, request.interval, request.queues)
-            by_key: dict[Key, dict[tuple[int, int, int], float]] = defaultdict(dict)
-            for (key, start, _end), (vector, _sketches) in totals.items():
-                if key[0] == "team":
+            by_key: dict[Key, dict[tuple[int, int, int], float]] = {}
+            times: dict[int, tuple[int, int, int]] = {}
+            for record in load(since, until):
+                if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
                     continue  # teams are not offered contacts
-                local = datetime.fromtimestamp(start, tz)
-                by_key[key][(local.hour, local.minute, local.fold)] = vector[OFFERED]
-            cache[day] = dict(by_key)
+                at = times.get(record.start)
+                if at is None:
+                    local = datetime.fromtimestamp(span(record.start)[0], tz)
+                    at = times[record.start] = (local.hour, local.minute, local.fold)
+                offered = record.counters.get(OFFERED, 0.0)
+                channel = record.channel
+                for key in ((("queue", record.name, channel), ("channel", channel, channel),
+                             SITE) if record.name else (SITE,)):
+                    by_time = by_key.get(key)
+                    if by_time is None:
+                        by_time = by_key[key] = {}
+                    by_time[at] = by_time.get(at, 0.0) + offered
+            cache[day] = by_key
         return cache[day]
 
     day = request.first
