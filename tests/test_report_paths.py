@@ -1,22 +1,34 @@
 """The report's cheaper read paths give the same document: the forecast's offered-only
 records, the queue filter before decoding, and rows summed per queue first (checked against
-a naive recount of the records); corrupt bodies are counted, never raised."""
+a naive recount of the records), in the process and through `wallboard report`; corrupt
+bodies are counted, never raised."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+import sqlite3
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wallboard.config.settings import parse_settings
+from wallboard.config.settings import JournalConfig, parse_settings
 from wallboard.fold.counters import FIELDS, OFFERED, SKETCH_KINDS
 from wallboard.fold.intervals import IntervalRecord, decode, decode_offered, encode
 from wallboard.fold.sketch import merge_sketches
 from wallboard.ingest.historian import HistorianStats, load_offered, load_records, to_row
 from wallboard.journal.interface import IntervalRow
+from wallboard.journal.intervals import store
+from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
 from wallboard.kpi.formulas import window_kpis
 from wallboard.kpi.report import Request, bucket
 from wallboard.kpi.reporting import report
@@ -131,3 +143,32 @@ def test_corrupt_bodies_are_counted_and_left_out_on_both_paths() -> None:
                         frozenset({"sales"}))
     assert len(only) == 1 and stats.unreadable == 1
     assert (DAY - timedelta(days=7)).weekday() == DAY.weekday()
+
+
+def test_the_cli_reads_the_store_as_the_full_path_does(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    recs = [IntervalRecord(MIDNIGHT - 7 * 86_400 * week + 900 * slot, *leaf,
+                           {OFFERED: float(rng.randint(0, 9)), 1: float(rng.randint(0, 5))},
+                           [{rng.randint(0, 400): 1}, {}, {}, {}])
+            for week in range(6) for slot in range(0, 96, 3) for leaf in LEAVES]
+    rows = [to_row(r) for r in recs] + [(MIDNIGHT, "queue", "zz", "voice", b"not json")]
+    journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path / "data")))
+    journal.open()
+    asyncio.run(journal.close())
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / DB_NAME,
+                                            isolation_level=None)) as con:
+        store(con, rows, True, None)
+    config = tmp_path / "wallboard.yaml"
+    config.write_text(yaml.safe_dump({"site": {"timezone": ZONE},
+                                      "queues": {name: {"channel": cfg.channel} for name, cfg
+                                                 in SETTINGS.queues.items()},
+                                      "journal": {"data_dir": str(tmp_path / "data")}}))
+    for extra, queues in (([], frozenset()), (["--queue", "sales"], frozenset({"sales"}))):
+        done = subprocess.run([sys.executable, "-m", "wallboard", "report", "--config",
+                               str(config), "--from", DAY.isoformat(), "--interval", "1h",
+                               "--format", "json", *extra], capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        want = report(lambda s, u: load_records(Store(rows), s, u),
+                      Request(DAY, DAY, "1h", queues), SETTINGS)
+        got = orjson.loads(done.stdout)
+        assert got["rows"] == want["rows"] and any(r["forecast_offered"] for r in got["rows"])
