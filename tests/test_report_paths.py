@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -21,6 +22,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import require_program
 from wallboard.config.settings import JournalConfig, parse_settings
 from wallboard.fold.counters import FIELDS, OFFERED, SKETCH_KINDS
 from wallboard.fold.intervals import IntervalRecord, decode, decode_offered, encode
@@ -28,6 +30,7 @@ from wallboard.fold.sketch import merge_sketches
 from wallboard.ingest.historian import HistorianStats, load_offered, load_records, to_row
 from wallboard.journal.interface import IntervalRow
 from wallboard.journal.intervals import store
+from wallboard.journal.redis_backend import RedisJournal
 from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
 from wallboard.kpi.formulas import window_kpis
 from wallboard.kpi.report import Request, bucket
@@ -50,8 +53,11 @@ class Store:
     def __init__(self, rows: list[IntervalRow]) -> None:
         self.rows = rows
 
-    def intervals(self, since: int, until: int) -> list[IntervalRow]:
-        return sorted((r for r in self.rows if since <= r[0] < until), key=lambda r: r[0])
+    def intervals(self, since: int, until: int,
+                  queues: frozenset[str] = frozenset()) -> list[IntervalRow]:
+        return sorted((r for r in self.rows if since <= r[0] < until
+                       and (not queues or (r[1] == "queue" and r[2] in queues))),
+                      key=lambda r: r[0])
 
 
 counters = st.dictionaries(st.sampled_from(range(len(FIELDS))),
@@ -172,3 +178,31 @@ def test_the_cli_reads_the_store_as_the_full_path_does(tmp_path: Path) -> None:
                       Request(DAY, DAY, "1h", queues), SETTINGS)
         got = orjson.loads(done.stdout)
         assert got["rows"] == want["rows"] and any(r["forecast_offered"] for r in got["rows"])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_the_store_reads_the_rows_of_some_queues_alone(backend: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest
+                                                             ) -> None:
+    if backend == "redis":
+        require_program("/usr/bin/redis-server", "Debian package redis-server")
+        server = request.getfixturevalue("redis_server")
+        journal: Any = RedisJournal(JournalConfig(backend="redis", url=server.url))
+    else:
+        journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path / "data")))
+    rows = [(MIDNIGHT + 900 * slot, level, name, channel, b'{"c": {"offered": %d}}' % slot)
+            for slot in range(8) for level, name, channel in LEAVES]
+    journal.open()
+    journal.start()
+    try:
+        await journal.save_intervals(rows, replace=True)
+        since, until = MIDNIGHT + 900, MIDNIGHT + 900 * 6
+        assert sorted(journal.intervals(since, until)) == \
+            sorted(r for r in rows if since <= r[0] < until)
+        for queues in ({"sales"}, {"sales", "chat", "nobody"}, {"blue"}, {""}):
+            want = sorted(r for r in rows if since <= r[0] < until and r[1] == "queue"
+                          and r[2] in queues)
+            got = journal.intervals(since, until, frozenset(queues))
+            assert sorted(got) == want and [r[0] for r in got] == sorted(r[0] for r in got)
+    finally:
+        await journal.close()

@@ -18,7 +18,6 @@ from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.counters import OFFERED
 from wallboard.fold.intervals import (
     INTERVAL_S,
-    LEVEL_QUEUE,
     IntervalRecord,
     decode,
     decode_offered,
@@ -109,23 +108,16 @@ class Historian:
                 log.exception("history: storing intervals failed")
 
 
-def _wanted(rows: list[IntervalRow], queues: frozenset[str]) -> list[IntervalRow]:
-    """The rows a report of `queues` reads (all when empty): filtered before any decoding."""
-    if not queues:
-        return rows
-    return [row for row in rows if row[1] == LEVEL_QUEUE and row[2] in queues]
-
-
 def load_records(journal: Journal, since: int, until: int,
                  stats: HistorianStats | None = None,
                  queues: frozenset[str] = frozenset()) -> list[IntervalRecord]:
     """Stored intervals starting in [since, until); a row that does not decode is counted.
 
     With `queues`, only those queues' records (what a report of them reads; teams are left
-    out of such a report).
+    out of such a report), chosen by the store before any body is read.
     """
     out = []
-    for row in _wanted(journal.intervals(since, until), queues):
+    for row in journal.intervals(since, until, queues):
         try:
             out.append(from_row(row))
         except (ValueError, TypeError, AttributeError):
@@ -140,7 +132,7 @@ def load_offered(journal: Journal, since: int, until: int,
     """Like load_records, but each record holds its offered counter alone (the forecast's
     need): no sketch is decoded, about ten times cheaper a body."""
     out = []
-    for start, level, name, channel, body in _wanted(journal.intervals(since, until), queues):
+    for start, level, name, channel, body in journal.intervals(since, until, queues):
         try:
             offered = decode_offered(body)
         except (ValueError, TypeError, AttributeError):
