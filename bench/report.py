@@ -25,6 +25,7 @@ BENCHES: dict[str, tuple[str, list[str]]] = {
     "metrics": ("metrics.py", []),
     "fold": ("fold.py", []),
     "restart": ("restart.py", []),
+    "backfill": ("backfill.py", []),
     "reports": ("reports.py", []),
     "latency": ("latency.py", []),
 }

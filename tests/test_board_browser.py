@@ -319,7 +319,7 @@ def test_index_lists_boards_and_board_shows_server_values(page: Any, start_serve
     server = start_server()
     page.goto(server.url + "/")
     hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
-    assert hrefs == ["/board/main", "/board/dense", "/board/waits"]
+    assert hrefs == ["/board/main", "/board/dense", "/board/waits", "/report"]
 
     _open_board(page, server)
     assert page.evaluate("document.documentElement.dir") == "ltr"

@@ -1,9 +1,12 @@
 """The interval report through the real server: a month of contacts posted to the webhook on a
-moving clock, the day's rows at 15m and 1h against a recount by hand, the forecast against
-an independent mean, CSV, bad parameters, and the same report after a restart."""
+moving clock (or imported, with the real helpdesk log), the day's rows at 15m and 1h against a
+recount by hand, the forecast against an independent mean, CSV, bad parameters, and the same
+report after a restart."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import csv
 import io
 import random
@@ -18,14 +21,17 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import TOKEN, base_config
+from tests.helpdesk_events import helpdesk_events
 from tests.report_traffic import CHANNEL, THRESHOLD_S, Call, day_of_calls, events_of, iso, recount
 from wallboard.config.settings import parse_settings
+from wallboard.ingest.backfill_cli import run_import
 from wallboard.server import keys
 from wallboard.server.app import create_app
 
 DAY = date(2026, 11, 30)  # a Monday; the month before it is history
 DAY_TS = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp()
 QUIET = {DAY - timedelta(days=14)}  # a Monday without a single contact: not a forecast day
+HELPDESK = Path(__file__).resolve().parent / "data" / "helpdesk" / "helpdesk.csv"
 CHUNK_S = 540  # events posted per chunk: under the lateness, so none is late
 
 
@@ -53,8 +59,8 @@ def month() -> dict[date, list[Call]]:
 class Server:
     """The app on a real port with its journal in `data`, on the test's clock."""
 
-    def __init__(self, data: Path, clock: Clock) -> None:
-        config = base_config(journal={"data_dir": str(data)})
+    def __init__(self, data: Path, clock: Clock, journal: dict[str, Any] | None = None) -> None:
+        config = base_config(journal={"data_dir": str(data), **(journal or {})})
         self.settings = parse_settings(config, "<test>")
         self.app = create_app(self.settings, clock=clock)
         self.server = TestServer(self.app, host="127.0.0.1", port=0)
@@ -75,14 +81,27 @@ class Server:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             assert resp.status in (200, 202), await resp.text()
 
+    async def series(self) -> dict[str, list[float | None]]:
+        """The sparklines of the snapshot the hub built last."""
+        async with self.session.get(f"{self.url}/api/snapshot") as resp:
+            assert resp.status == 200
+            series: dict[str, list[float | None]] = (await resp.json())["series"]
+            return series
+
     async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
         async with self.session.get(f"{self.url}/api/report?{query}") as resp:
             return resp.status, await resp.read(), dict(resp.headers)
 
 
-async def post_month(server: Server, days: dict[date, list[Call]]) -> None:
-    """Every event in time order, chunk by chunk, the clock at each chunk's end."""
+async def post_month(server: Server, days: dict[date, list[Call]],
+                     until: float | None = None) -> None:
+    """Every event in time order, chunk by chunk, the clock at each chunk's end.
+
+    With `until`, only the events before it, and the clock stays there (intervals open).
+    """
     events = events_of([c for calls in days.values() for c in calls])
+    if until is not None:
+        events = [e for e in events if e["ts"] < until]
     chunk: list[dict[str, Any]] = []
     for event in events:
         if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
@@ -92,6 +111,9 @@ async def post_month(server: Server, days: dict[date, list[Call]]) -> None:
         chunk.append(event)
     server.clock.now = chunk[-1]["ts"]
     await server.post(chunk)
+    if until is not None:
+        server.clock.now = until
+        return
     server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
     server.app[keys.AGGREGATOR].advance(server.clock.now)
 
@@ -125,12 +147,34 @@ def forecast_by_hand(days: dict[date, list[Call]], width: int) -> dict[tuple[str
     return {key: total / len(used) for key, total in sums.items()}
 
 
+def import_month(data: Path, days: dict[date, list[Call]], workdir: Path) -> None:
+    """`wallboard journal import` of the month and of the real helpdesk log (tickets)."""
+    config = workdir / "wallboard.yaml"
+    config.write_bytes(orjson.dumps(base_config(journal={"data_dir": str(data)})))
+    month_file = workdir / "month.ndjson"
+    month_file.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in
+                                    events_of([c for calls in days.values() for c in calls])))
+    helpdesk = workdir / "helpdesk.ndjson"
+    helpdesk.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in helpdesk_events(HELPDESK)))
+    for path in (month_file, helpdesk):
+        out = io.StringIO()
+        args = argparse.Namespace(file=str(path), config=str(config), data_dir=None,
+                                  source="import")
+        assert run_import(args, out, io.StringIO()) == 0, out.getvalue()
+        assert "refused: 0" in out.getvalue() and "fold errors: 0" in out.getvalue()
+
+
+@pytest.mark.parametrize("path", ["webhook", "import"])
 @pytest.mark.parametrize("interval,width", [("15m", 900), ("1h", 3600)])
 async def test_a_days_report_matches_a_recount_and_the_forecast_a_mean(
-        tmp_path: Path, interval: str, width: int) -> None:
+        tmp_path: Path, interval: str, width: int, path: str) -> None:
     days = month()
-    async with Server(tmp_path / "data", Clock(DAY_TS - 28 * 86_400)) as server:
-        await post_month(server, days)
+    if path == "import":  # the command runs its own event loop: off this one
+        await asyncio.to_thread(import_month, tmp_path / "data", days, tmp_path)
+    clock = Clock(DAY_TS - 28 * 86_400 if path == "webhook" else DAY_TS + 86_400 + 3600)
+    async with Server(tmp_path / "data", clock) as server:
+        if path == "webhook":
+            await post_month(server, days)
         status, body, _ = await server.report(f"from={DAY}&interval={interval}")
         assert status == 200, body
         doc = orjson.loads(body)
@@ -200,14 +244,18 @@ async def test_the_report_is_the_same_after_a_restart(tmp_path: Path) -> None:
     days = {d: calls for d, calls in month().items() if d >= DAY - timedelta(days=1)}
     clock = Clock(DAY_TS - 86_400)
     async with Server(tmp_path / "data", clock) as server:
-        await post_month(server, days)
-        # The day's last hour still open: the report mixes stored and open intervals.
-        clock.now = DAY_TS + 18.5 * 3600
+        # Stopped at 16:05: the report mixes stored, closed and still open intervals.
+        await post_month(server, days, until=DAY_TS + 16 * 3600 + 300)
         _, before, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_before, _ = await server.report(f"from={DAY}&interval=1d")
+        series_before = await server.series()
     async with Server(tmp_path / "data", clock) as server:
         _, after, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_after, _ = await server.report(f"from={DAY}&interval=1d")
+        series_after = await server.series()
     assert orjson.loads(after)["rows"] == orjson.loads(before)["rows"]
     assert orjson.loads(snap_after) == orjson.loads(snap_before)
+    # The sparklines too: their samples are part of the checkpoint taken at the stop.
+    assert series_after == series_before
+    assert any(v is not None for points in series_before.values() for v in points[:-1])
     assert len(orjson.loads(before)["rows"]) > 20

@@ -10,7 +10,7 @@ from pathlib import Path
 from wallboard import __version__
 from wallboard.config.file import ConfigError, host_arg, port_arg
 from wallboard.config.settings import load_settings
-from wallboard.ingest import reportcli
+from wallboard.ingest import backfill_cli, reportcli
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
 from wallboard.replay import player as replay
@@ -98,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--dir", default=".", help="where to create the NAME/ directory")
     new.set_defaults(func=_new_plugin)
     replay.add_parser(sub)
-    journal_cli.add_parser(sub)
+    # `journal import` folds: it lives in the ingest layer, which the journal may not import.
+    journal_commands = journal_cli.add_parser(sub)
+    backfill_cli.add_parser(journal_commands)
+    backfill_cli.add_rebuild_parser(journal_commands)
     reportcli.add_parser(sub)
     return parser
 

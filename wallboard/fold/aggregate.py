@@ -19,7 +19,7 @@ from wallboard.fold import counters as c
 from wallboard.fold.agents import AgentWindows
 from wallboard.fold.counters import Layout
 from wallboard.fold.guard import FoldErrors, check_foldable
-from wallboard.fold.intervals import IntervalBook, IntervalHistory
+from wallboard.fold.intervals import IntervalHistory
 from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, Leaf, QueueLimitError
 from wallboard.fold.outcome import MET, MISSED, sl_outcome
 from wallboard.fold.sketch import SketchDeltas, bin_of
@@ -87,7 +87,7 @@ class Aggregator:
                 self.queue_configs[queue] = QueueConfig(channel=channel)
             windows = WindowSet(self.specs, self.layout.size, self.zone(queue), self.shift_resets,
                                 now, c.SKETCH_KINDS)
-            windows.book = IntervalBook()
+            windows.book = self.history.new_book()
             leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
 
@@ -355,15 +355,11 @@ class Aggregator:
             index = c.STATE_TIME.get(previous[0])
             if index is not None:
                 windows.add_interval(previous[1], e.ts, index)
-                book = self.history.team(self.state.agents.get(e.agent))
-                if book is not None:
-                    book.add_span(previous[1], e.ts, index)
+                self.history.team_span(self.state.agents.get(e.agent), previous[1], e.ts, index)
 
     def _agent_add(self, agent: str, at: float, deltas: c.Deltas, now: float) -> None:
         self._agent(agent, now).add(at, deltas)
-        book = self.history.team(self.state.agents.get(agent))
-        if book is not None:
-            book.add(at, deltas)
+        self.history.team_add(self.state.agents.get(agent), at, deltas)
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""

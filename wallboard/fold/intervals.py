@@ -45,7 +45,11 @@ class IntervalBook:
 
     def __init__(self) -> None:
         self.open: dict[int, tuple[dict[int, float], Sketches]] = {}
-        self.floor = -math.inf  # start of the oldest interval still open to events
+        # Start of the oldest interval still open to facts, raised only by `close`, after
+        # the deadlines due have fired: a fact older than that (a ticket from last week read
+        # on a poll, a retraction) would open an interval long complete in the store and
+        # replace it; it counts in `late` instead.
+        self.floor = -math.inf
         self.late = 0  # deltas for an interval already closed (kept by the live windows only)
 
     def _slot(self, ts: float) -> tuple[dict[int, float], Sketches] | None:
@@ -81,6 +85,14 @@ class IntervalBook:
             if piece > 0:
                 self.add(max(start, at), [(index, piece)])
 
+    def copy(self) -> IntervalBook:
+        """An independent copy (for reads that add what is not folded yet)."""
+        other = IntervalBook()
+        other.open = {start: (dict(counters), [dict(s) for s in sketches])
+                      for start, (counters, sketches) in self.open.items()}
+        other.floor, other.late = self.floor, self.late
+        return other
+
     def close(self, before: float) -> list[tuple[int, dict[int, float], Sketches]]:
         """Take out the intervals that end at or before `before`, oldest first."""
         done = sorted(start for start in self.open if start + INTERVAL_S <= before)
@@ -92,12 +104,19 @@ class IntervalBook:
 class IntervalHistory:
     """The teams' books and the closed intervals of every book, until they are stored."""
 
-    __slots__ = ("closed", "dropped", "teams")
+    __slots__ = ("closed", "dropped", "floor", "teams")
 
     def __init__(self) -> None:
+        self.floor = -math.inf  # where the last close left every book
         self.teams: dict[str, IntervalBook] = {}
         self.closed: list[IntervalRecord] = []
         self.dropped = 0  # closed records given up while the store could not take them
+
+    def new_book(self) -> IntervalBook:
+        """A book for a new leaf or team: it takes nothing older than the others do."""
+        book = IntervalBook()
+        book.floor = self.floor
+        return book
 
     def team(self, live: AgentLive | None) -> IntervalBook | None:
         """The book of an agent's team now (teams are bounded by the live state)."""
@@ -105,12 +124,25 @@ class IntervalHistory:
             return None
         book = self.teams.get(live.team)
         if book is None:
-            book = self.teams[live.team] = IntervalBook()
+            book = self.teams[live.team] = self.new_book()
         return book
+
+    def team_add(self, live: AgentLive | None, at: float, deltas: Deltas) -> None:
+        """Add an agent's deltas to its team's book (nothing without a team)."""
+        book = self.team(live)
+        if book is not None:
+            book.add(at, deltas)
+
+    def team_span(self, live: AgentLive | None, start: float, end: float, index: int) -> None:
+        """Add an agent's time in a state to its team's book."""
+        book = self.team(live)
+        if book is not None:
+            book.add_span(start, end, index)
 
     def close(self, leaves: Iterable[Leaf], before: float) -> None:
         """Close every book's intervals that end at or before `before`."""
         closed = self.closed
+        self.floor = max(self.floor, int(before // INTERVAL_S) * INTERVAL_S)
         for leaf in leaves:
             book = leaf.windows.book
             if book is not None and book.open:
@@ -140,7 +172,13 @@ class IntervalHistory:
         out = []
         for leaf in leaves:
             book = leaf.windows.book
-            for start, (counters, sketches) in (book.open.items() if book else ()):
+            if book is None:
+                continue
+            at, deltas, sketch_deltas = leaf.windows.batched()
+            if deltas or sketch_deltas:  # not in the book until the tick's flush: a copy
+                book = book.copy()
+                book.add(at, deltas, sketch_deltas)
+            for start, (counters, sketches) in book.open.items():
                 out.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
                                           dict(counters), [dict(s) for s in sketches]))
         for name, book in self.teams.items():

@@ -182,6 +182,11 @@ class WindowSet:
             out[k] += d
         return out
 
+    def batched(self) -> tuple[float, Deltas, SketchDeltas]:
+        """The events of the current bucket not folded yet: (bucket start, deltas, sketches)."""
+        return self._batch_idx * self._batch_width, list(self._batch.items()), \
+            list(self._batch_sketches)
+
     def flush(self) -> None:
         """Fold the batched events of the current bucket into every window."""
         if not self._batch and not self._batch_sketches:

@@ -1,4 +1,4 @@
-"""`wallboard journal export|stats`: read the event journal of a (possibly running) server.
+"""`wallboard journal export|stats|import`: read (or fill) the event journal of a server.
 
 Times (--since, --until): RFC 3339 (`2026-11-23T08:00:00+02:00`), epoch seconds, `now`,
 `today` or `yesterday` (local midnight in site.timezone), or relative to now: `now-90s`,
@@ -7,7 +7,8 @@ NDJSON in arrival order, which `wallboard replay` reads; stats counts events, by
 sources, and the quarantine (events kept but left out of every start because their fold
 failed) with its most frequent reasons. `export --quarantined` writes the quarantined events,
 one JSON object per line: {"ref", "recv", "stage", "reason", "at", "event"}; `jq -c .event`
-turns that into input for `wallboard replay`.
+turns that into input for `wallboard replay`. `import` stores recorded events at their own
+times and rebuilds their interval history (it needs the journal to itself: stop the server).
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ def parse_when(text: str, settings: Settings, now: float) -> float:
             f"or now-15m, now-1h, now-2d)") from None
 
 
-def add_parser(sub: Any) -> None:
-    """Register `journal export` and `journal stats` on the CLI's subparsers."""
-    journal = sub.add_parser("journal", help="export or describe the event journal",
+def add_parser(sub: Any) -> Any:
+    """Register `journal export` and `journal stats`; the journal's subparsers, for `import`."""
+    journal = sub.add_parser("journal", help="export, describe or import into the event journal",
                              description=__doc__,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = journal.add_subparsers(dest="journal_command", required=True)
@@ -80,13 +81,20 @@ def add_parser(sub: Any) -> None:
     stats = commands.add_parser("stats", help="events, bytes, bytes/event, time span, sources")
     stats.add_argument("--json", action="store_true", help="one JSON document")
     for command in (export, stats):
-        command.add_argument("--config", help="YAML configuration (its journal.data_dir)")
-        command.add_argument("--data-dir", help="the journal's directory (overrides the config)")
+        add_location(command)
     export.set_defaults(func=run_export)
     stats.set_defaults(func=run_stats)
+    return commands
 
 
-def _settings(args: argparse.Namespace) -> tuple[Settings, JournalConfig]:
+def add_location(command: argparse.ArgumentParser) -> None:
+    """--config and --data-dir, as every `journal` command takes them."""
+    command.add_argument("--config", help="YAML configuration (its journal.data_dir)")
+    command.add_argument("--data-dir", help="the journal's directory (overrides the config)")
+
+
+def settings_of(args: argparse.Namespace) -> tuple[Settings, JournalConfig]:
+    """The settings of --config (defaults without), the journal's with --data-dir applied."""
     settings = load_settings(args.config) if args.config else parse_settings({}, "<defaults>")
     config = settings.journal
     if args.data_dir:
@@ -99,7 +107,7 @@ def run_export(args: argparse.Namespace, out: IO[bytes] | None = None,
     """Write the events whose time lies in [--since, --until] as NDJSON."""
     out = out if out is not None else sys.stdout.buffer
     err = err if err is not None else sys.stderr
-    settings, config = _settings(args)
+    settings, config = settings_of(args)
     if args.quarantined:
         return _export_quarantined(config, out, err)
     if not args.since:
@@ -151,7 +159,7 @@ def _export_quarantined(config: JournalConfig, out: IO[bytes], err: IO[str]) -> 
 def run_stats(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     """Print counts, size, bytes per event, the time span and events per source."""
     out = out if out is not None else sys.stdout
-    _, config = _settings(args)
+    _, config = settings_of(args)
     journal = make_journal(config)
     journal.open(writable=False)
     try:

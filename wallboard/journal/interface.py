@@ -34,6 +34,10 @@ class JournalError(Exception):
     """The journal cannot be opened or read; the message names the path and the cause."""
 
 
+class JournalLocked(JournalError):
+    """Another process (a running server) holds the journal's lock."""
+
+
 class JournalDown(Exception):
     """Events could not be stored (disk full, read-only, locked); ingest answers 503."""
 

@@ -23,6 +23,7 @@ from wallboard.journal.interface import (
     IntervalRow,
     JournalDown,
     JournalError,
+    JournalLocked,
     JournalStats,
     JournalStatus,
     Quarantine,
@@ -139,7 +140,7 @@ class SqliteJournal:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise JournalError(f"{self.dir}: in use by another wallboard process (pid {holder}); "
+            raise JournalLocked(f"{self.dir}: in use by another wallboard process (pid {holder}); "
                                f"two servers cannot share one journal") from None
         self._lock_fd = fd
         os.ftruncate(fd, 0)

@@ -21,6 +21,7 @@ from wallboard.server.connections import origin_ok
 from wallboard.server.exposition import CONTENT_TYPE, encode
 from wallboard.server.hub import Client
 from wallboard.server.plugins import plugin_info
+from wallboard.server.report_page import report_config
 
 SEND_BUFFER_BYTES = 128 * 1024
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
@@ -67,6 +68,8 @@ async def index(request: web.Request) -> web.Response:
                  for name, p in request.app[keys.SETTINGS].playlists.items()
                  if playlist_ok(name)]
     return _render(request, "index.html", boards=boards, playlists=playlists,
+                   # The report asks for the admin token itself; a TV has no use for it.
+                   reports=not access.config.enabled or not token,
                    locked=access.config.enabled and not everything and not token,
                    denied=access.config.enabled and not everything and bool(token))
 
@@ -113,6 +116,13 @@ async def play_page(request: web.Request) -> web.Response:
     frames = [{"board": b, "src": f"/board/{quote(b)}?embed=1{suffix}"} for b in playlist.boards]
     config = {"playlist": name, "interval_s": playlist.interval_s, "frames": frames}
     return _render(request, "play.html", playlist=name, frames=frames, config=config)
+
+
+async def report_page(request: web.Request) -> web.Response:
+    """The interval report: a shell whose script reads /api/report with the admin token."""
+    config = report_config(request)
+    return _render(request, "report.html", locale=config["locale"], config=config,
+                   msg=config["messages"])
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -208,6 +218,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/", index),
         web.get("/board/{board}", board_page),
         web.get("/play/{playlist}", play_page),
+        web.get("/report", report_page),
         web.get("/ws", websocket),
         web.get("/healthz", healthz),
         web.get("/api/snapshot", api_snapshot),

@@ -1,0 +1,96 @@
+"""Property: the interval history partitions what the windows count, under disorder and
+duplicates; every record closes once the lateness has passed its end, and survives its body."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.engine import Engine
+from tests.test_kpi_properties import SHORT, START, T_SL, VARIANTS, Contact, contacts_strategy
+from tests.test_kpi_properties import events_of as contact_events
+from wallboard.fold.counters import FIELDS
+from wallboard.fold.intervals import INTERVAL_S, decode, encode
+
+LATENESS_S = 900
+
+
+def _config() -> dict:
+    return {"site": {"timezone": "Asia/Jerusalem", "lateness_s": LATENESS_S},
+            "queues": {v: {"service_level": {"threshold_s": T_SL, "short_abandon_s": SHORT,
+                                             "variant": v}} for v in VARIANTS}}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(contacts=contacts_strategy, seed=st.randoms(use_true_random=False),
+       duplicate_share=st.floats(0, 0.3), extra_s=st.floats(0, 7200))
+def test_intervals_sum_to_the_lifetime_totals_and_close_after_the_lateness(
+        contacts: list[Contact], seed, duplicate_share: float, extra_s: float) -> None:
+    events = contact_events(contacts)
+    deliveries = [(e["ts"] + seed.uniform(0, 300), e) for e in events]
+    deliveries += [(at + seed.uniform(0, 60), e) for at, e in deliveries
+                   if seed.random() < duplicate_share]
+    deliveries.sort(key=lambda d: d[0])
+    engine = Engine(_config(), START)
+    for at, event in deliveries:
+        engine.send(event, at=max(engine.now, at))
+    now = max(engine.now, max(e["ts"] for e in events)) + extra_s
+    engine.snapshot(now)
+    agg = engine.aggregator
+    history = agg.history
+    closed, still_open = history.take(), history.open_records(agg.leaves.values())
+    for record in closed:
+        assert record.start + INTERVAL_S <= now - LATENESS_S  # nothing closes early
+        assert record.start % INTERVAL_S == 0
+    for record in still_open:
+        assert record.start + INTERVAL_S > now - LATENESS_S  # and nothing stays open late
+    for (queue, channel), leaf in agg.leaves.items():
+        assert leaf.windows.book is not None and leaf.windows.book.late == 0
+        total = [0.0] * len(FIELDS)
+        for record in [*closed, *still_open]:
+            if (record.level, record.name, record.channel) == ("queue", queue, channel):
+                counters, _ = decode(encode(record.counters, record.sketches))
+                for k, value in counters.items():
+                    total[k] += value
+        lifetime = leaf.windows.lifetime[:len(FIELDS)]
+        for k, name in enumerate(FIELDS):
+            assert math.isclose(total[k], lifetime[k], rel_tol=1e-9, abs_tol=1e-6), (queue, name)
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b"null", b'{"c": {"offered": "x"}}',
+                                  b'{"c": [], "s": 3}', b'{"s": [{"a": 1}]}', b"\xff\xfe"])
+def test_a_damaged_body_raises_value_or_type_error(body: bytes) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        counters, sketches = decode(body)
+        # A body that does decode must still be usable: finite counters, four sketches.
+        assert all(math.isfinite(v) for v in counters.values()) and len(sketches) == 4
+        raise ValueError("decoded to something usable")
+
+
+def test_unknown_counters_of_a_newer_version_are_left_out() -> None:
+    counters, sketches = decode(b'{"c": {"offered": 3, "from_the_future": 9}, "s": []}')
+    assert counters == {FIELDS.index("offered"): 3.0}
+    assert sketches == [{}, {}, {}, {}]
+
+
+def test_a_fact_older_than_the_closed_intervals_never_opens_one() -> None:
+    """A ticket from last week, read on a poll, counts in the live windows only."""
+    engine = Engine(_config(), START)
+    engine.send({"type": "contact.queued", "id": "q1", "ts": START, "queue": "answered_only",
+                 "contact_id": "c1"})
+    engine.snapshot(START + 3 * 3600)  # a tick: the first close sets every book's floor
+    engine.aggregator.history.take()
+    week_ago = START - 7 * 86_400
+    for queue in ("answered_only", "learnt-later"):  # a configured queue, and a new one
+        engine.send({"type": "ticket.created", "id": f"t-{queue}", "ts": week_ago,
+                     "queue": queue, "contact_id": f"T-{queue}"}, at=START + 3 * 3600)
+    engine.snapshot(START + 4 * 3600)
+    agg = engine.aggregator
+    records = [*agg.history.take(), *agg.history.open_records(agg.leaves.values())]
+    assert not [r for r in records if r.start < START - 86_400]
+    late = {leaf.queue: leaf.windows.book.late for leaf in agg.leaves.values()
+            if leaf.windows.book is not None}
+    assert late["answered_only"] == 1 and late["learnt-later"] == 1
