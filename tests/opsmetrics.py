@@ -38,7 +38,8 @@ PROMQL_WORDS = frozenset(_WORDS.split())
 
 
 def full_config(data_dir: Path, **queues_extra: Any) -> dict[str, Any]:
-    """A site using every metric family: legal rules, allow-listed agents, a journal."""
+    """A site using every metric family: legal rules, allow-listed agents, a journal, a forecast
+    tile."""
     return {
         "site": {"name": "Ops test", "timezone": "UTC", "min_survey_sample": 1},
         "server": {"push_interval_ms": 50},
@@ -56,6 +57,8 @@ def full_config(data_dir: Path, **queues_extra: Any) -> dict[str, Any]:
                                                    "fields": {"queue": "queue"}}}}},
         "metrics": {"agents": ALLOWED_AGENTS},
         "journal": {"data_dir": str(data_dir), "batch_ms": 5},
+        # A forecast tile: its reads of the history are counted too.
+        "boards": {"ops": {"tiles": [{"kpi": "waiting"}, {"type": "forecast", "queue": "sales"}]}},
     }
 
 

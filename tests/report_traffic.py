@@ -1,4 +1,5 @@
-"""Synthetic days of contacts for the report tests, and their interval rows recounted by hand.
+"""Synthetic days of contacts for the report tests, their interval rows recounted by hand, and
+the server on a moving clock they are posted to.
 
 The recount follows docs/reports.md, not the fold: each contact's facts land in the interval
 holding their own time (offered at queue time, answered or abandoned when it left the queue,
@@ -11,8 +12,18 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import orjson
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import TOKEN, base_config
+from wallboard.config.settings import parse_settings
+from wallboard.server import keys
+from wallboard.server.app import create_app
 
 THRESHOLD_S = {"sales": 20.0, "chat": 60.0}
 SHORT_S = 5.0
@@ -59,6 +70,96 @@ def events_of(calls: list[Call]) -> list[dict[str, Any]]:
             events.append({"type": "contact.abandoned", "id": f"{c.cid}-x", "ts": left,
                            "wait_s": c.wait, **base})
     return sorted(events, key=lambda e: e["ts"])
+
+
+DAY = date(2026, 11, 30)  # a Monday; the month before it is history
+DAY_TS = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp()
+QUIET = {DAY - timedelta(days=14)}  # a Monday without a single contact: not a forecast day
+CHUNK_S = 540  # events posted per chunk: under the lateness, so none is late
+
+
+class Clock:
+    """The server's wall clock, moved by the test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def month() -> dict[date, list[Call]]:
+    """29 days of contacts ending with DAY; a few per day, one quiet Monday."""
+    rng = random.Random(21)
+    days = {}
+    for back in range(28, -1, -1):
+        day = DAY - timedelta(days=back)
+        start = DAY_TS - back * 86_400
+        days[day] = [] if day in QUIET else day_of_calls(rng, start, 40 + back % 5, f"d{back}")
+    return days
+
+
+class Server:
+    """The app on a real port with its journal in `data`, on the test's clock."""
+
+    def __init__(self, data: Path, clock: Clock, journal: dict[str, Any] | None = None,
+                 **extra: Any) -> None:
+        config = base_config(journal={"data_dir": str(data), **(journal or {})}, **extra)
+        self.settings = parse_settings(config, "<test>")
+        self.app = create_app(self.settings, clock=clock)
+        self.server = TestServer(self.app, host="127.0.0.1", port=0)
+        self.clock = clock
+
+    async def __aenter__(self) -> Server:
+        await self.server.start_server()
+        self.session = ClientSession()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        await self.server.close()
+
+    async def post(self, events: list[dict[str, Any]]) -> None:
+        async with self.session.post(f"{self.url}/api/events", data=orjson.dumps(events),
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status in (200, 202), await resp.text()
+
+    async def series(self) -> dict[str, list[float | None]]:
+        """The sparklines of the snapshot the hub built last."""
+        async with self.session.get(f"{self.url}/api/snapshot") as resp:
+            assert resp.status == 200
+            series: dict[str, list[float | None]] = (await resp.json())["series"]
+            return series
+
+    async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
+        async with self.session.get(f"{self.url}/api/report?{query}") as resp:
+            return resp.status, await resp.read(), dict(resp.headers)
+
+
+async def post_month(server: Server, days: dict[date, list[Call]],
+                     until: float | None = None) -> None:
+    """Every event in time order, chunk by chunk, the clock at each chunk's end.
+
+    With `until`, only the events before it, and the clock stays there (intervals open).
+    """
+    events = events_of([c for calls in days.values() for c in calls])
+    if until is not None:
+        events = [e for e in events if e["ts"] < until]
+    chunk: list[dict[str, Any]] = []
+    for event in events:
+        if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
+            server.clock.now = chunk[-1]["ts"]
+            await server.post(chunk)
+            chunk = []
+        chunk.append(event)
+    server.clock.now = chunk[-1]["ts"]
+    await server.post(chunk)
+    if until is not None:
+        server.clock.now = until
+        return
+    server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
+    server.app[keys.AGGREGATOR].advance(server.clock.now)
 
 
 def _start(ts: float, width: int) -> int:

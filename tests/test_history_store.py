@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from tests.report_traffic import iso
-from tests.test_reports import DAY, DAY_TS, Clock, Server, month, post_month
+from tests.report_traffic import DAY, DAY_TS, Clock, Server, iso, month, post_month
 from wallboard.server import keys
 
 REPO = Path(__file__).resolve().parents[1]

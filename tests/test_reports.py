@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import csv
 import io
-import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,105 +16,26 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
-from tests.conftest import TOKEN, base_config
+from tests.conftest import base_config
 from tests.helpdesk_events import helpdesk_events
-from tests.report_traffic import CHANNEL, THRESHOLD_S, Call, day_of_calls, events_of, iso, recount
-from wallboard.config.settings import parse_settings
+from tests.report_traffic import (
+    CHANNEL,
+    DAY,
+    DAY_TS,
+    THRESHOLD_S,
+    Call,
+    Clock,
+    Server,
+    events_of,
+    iso,
+    month,
+    post_month,
+    recount,
+)
 from wallboard.ingest.backfill_cli import run_import
-from wallboard.server import keys
-from wallboard.server.app import create_app
 
-DAY = date(2026, 11, 30)  # a Monday; the month before it is history
-DAY_TS = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC).timestamp()
-QUIET = {DAY - timedelta(days=14)}  # a Monday without a single contact: not a forecast day
 HELPDESK = Path(__file__).resolve().parent / "data" / "helpdesk" / "helpdesk.csv"
-CHUNK_S = 540  # events posted per chunk: under the lateness, so none is late
-
-
-class Clock:
-    """The server's wall clock, moved by the test."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def month() -> dict[date, list[Call]]:
-    """29 days of contacts ending with DAY; a few per day, one quiet Monday."""
-    rng = random.Random(21)
-    days = {}
-    for back in range(28, -1, -1):
-        day = DAY - timedelta(days=back)
-        start = DAY_TS - back * 86_400
-        days[day] = [] if day in QUIET else day_of_calls(rng, start, 40 + back % 5, f"d{back}")
-    return days
-
-
-class Server:
-    """The app on a real port with its journal in `data`, on the test's clock."""
-
-    def __init__(self, data: Path, clock: Clock, journal: dict[str, Any] | None = None) -> None:
-        config = base_config(journal={"data_dir": str(data), **(journal or {})})
-        self.settings = parse_settings(config, "<test>")
-        self.app = create_app(self.settings, clock=clock)
-        self.server = TestServer(self.app, host="127.0.0.1", port=0)
-        self.clock = clock
-
-    async def __aenter__(self) -> Server:
-        await self.server.start_server()
-        self.session = ClientSession()
-        self.url = f"http://127.0.0.1:{self.server.port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
-        await self.server.close()
-
-    async def post(self, events: list[dict[str, Any]]) -> None:
-        async with self.session.post(f"{self.url}/api/events", data=orjson.dumps(events),
-                                     headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
-            assert resp.status in (200, 202), await resp.text()
-
-    async def series(self) -> dict[str, list[float | None]]:
-        """The sparklines of the snapshot the hub built last."""
-        async with self.session.get(f"{self.url}/api/snapshot") as resp:
-            assert resp.status == 200
-            series: dict[str, list[float | None]] = (await resp.json())["series"]
-            return series
-
-    async def report(self, query: str) -> tuple[int, bytes, dict[str, str]]:
-        async with self.session.get(f"{self.url}/api/report?{query}") as resp:
-            return resp.status, await resp.read(), dict(resp.headers)
-
-
-async def post_month(server: Server, days: dict[date, list[Call]],
-                     until: float | None = None) -> None:
-    """Every event in time order, chunk by chunk, the clock at each chunk's end.
-
-    With `until`, only the events before it, and the clock stays there (intervals open).
-    """
-    events = events_of([c for calls in days.values() for c in calls])
-    if until is not None:
-        events = [e for e in events if e["ts"] < until]
-    chunk: list[dict[str, Any]] = []
-    for event in events:
-        if chunk and event["ts"] - chunk[0]["ts"] > CHUNK_S:
-            server.clock.now = chunk[-1]["ts"]
-            await server.post(chunk)
-            chunk = []
-        chunk.append(event)
-    server.clock.now = chunk[-1]["ts"]
-    await server.post(chunk)
-    if until is not None:
-        server.clock.now = until
-        return
-    server.clock.now = DAY_TS + 86_400 + 3600  # the next day: every interval closed
-    server.app[keys.AGGREGATOR].advance(server.clock.now)
 
 
 def rows_by(doc: dict[str, Any], level: str) -> dict[tuple[str, str], dict[str, Any]]:

@@ -16,13 +16,14 @@ class _Model(BaseModel):
 
 
 TileType = Literal["number", "ring", "sparkline", "queue_table", "agents", "legal", "staffing",
-                   "tickets", "survey", "announcements", "clock"]
+                   "tickets", "survey", "announcements", "clock", "forecast"]
 TILE_TYPES: tuple[str, ...] = get_args(TileType)
 # The KPI a tile type reads when the config names none; None: the type reads no single KPI.
 TYPE_KPI: dict[str, str | None] = {
     "number": None, "ring": "service_level", "sparkline": None, "queue_table": "waiting",
     "agents": "agents_staffed", "legal": "waiting", "staffing": "agents_needed",
     "tickets": "tickets_overdue", "survey": "csat", "announcements": None, "clock": None,
+    "forecast": "offered",
 }
 # The KPIs each tile type can show (docs/boards.md lists them; None: any KPI). A ring is a
 # fraction of a circle: only a 0-1 ratio fits it. The other types draw fixed values of the
@@ -33,6 +34,7 @@ TILE_KPIS: dict[str, tuple[str, ...] | None] = {
     "queue_table": ("waiting",), "agents": ("agents_staffed",), "legal": ("waiting",),
     "staffing": ("agents_needed",), "tickets": ("tickets_overdue",),
     "survey": ("csat", "nps", "ces"), "announcements": (), "clock": (),
+    "forecast": ("offered",),
 }
 _CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -101,6 +103,13 @@ class TileConfig(_Model):
             raise ValueError("give either queue or channel, not both")
         if self.type in ("legal", "staffing") and not self.queue:
             raise ValueError(f"a {self.type} tile needs a queue")
+        if self.type == "forecast":
+            if self.channel:
+                raise ValueError("a forecast tile shows a queue or the site, not a channel")
+            if self.window not in (None, "today"):
+                raise ValueError("a forecast tile compares with the today window; "
+                                 f"remove window {self.window!r}")
+            self.window = "today"
         return self
 
 

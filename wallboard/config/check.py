@@ -63,6 +63,9 @@ def _tile_problems(where: str, tile: dict[str, Any], windows: list[str],
     channel = tile.get("channel")
     if isinstance(channel, str) and channel not in CHANNELS:
         problems.append(_unknown(f"{where}.channel", "channel", channel, sorted(CHANNELS)))
+    if tile.get("type") == "forecast" and "today" not in windows:
+        problems.append(f"{where}.type: a forecast tile compares with the 'today' window, "
+                        f"which is not configured ({', '.join(windows)})")
     if tile.get("type") == "legal" and isinstance(queue, str) and queue in queues:
         config = queues[queue] if isinstance(queues[queue], dict) else {}
         rules = [r["name"] for r in _list(config.get("legal_rules"))

@@ -33,11 +33,12 @@ from wallboard.server import keys
 from wallboard.server.access import Access, AccessCollector, client_scope
 from wallboard.server.admin import admin_routes, build_id
 from wallboard.server.announcements import Announcements
-from wallboard.server.boards import history_keys, ratio_needs, resolve_boards
+from wallboard.server.boards import history_keys, needs_forecast, ratio_needs, resolve_boards
 from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
 from wallboard.server.exporter import WallboardCollector
+from wallboard.server.forecasting import ForecastCollector, TodayForecast
 from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
 from wallboard.server.plugins import (
@@ -77,10 +78,16 @@ def _source_emit(pipeline: Pipeline, name: str,
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
           announcements: Announcements, build: str,
-          boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed]) -> dict[str, Any]:
+          boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed],
+          forecast: TodayForecast | None) -> dict[str, Any]:
     tree = builder.build(builder.agg.advanced_to)  # the time the hub's tick moved to
     add_threshold_ratios(tree, ratios)
     now = tree["meta"]["ts"]
+    if forecast is not None:
+        try:
+            forecast.add_to(tree, now)
+        except Exception as exc:  # the forecast tiles show "–"; the rest of the board goes on
+            builder.agg.errors.record("snapshot", exc, what="today's forecast")
     tree["meta"]["build"] = build
     history.observe(tree, now)
     tree["announcements"] = announcements.by_board(now, boards)
@@ -115,6 +122,9 @@ async def _run_journal(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(historian.run_forever(), name="history")]
         if checkpointer is not None:
             tasks.append(asyncio.create_task(checkpointer.run_forever(), name="checkpoint"))
+        forecast = app[keys.FORECAST]
+        if forecast is not None:  # read at once, off the loop: the boards show it when ready
+            tasks.append(asyncio.create_task(forecast.run_forever(), name="forecast"))
         yield
         for task in tasks:
             task.cancel()
@@ -233,7 +243,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     build = build_id()
     announcements = Announcements(clock, lambda: hub.mark_dirty())
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
-                                boards, ratios),
+                                boards, ratios, forecast),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors,
               advance=lambda: aggregator.advance(aggregator.clock()))
@@ -241,9 +251,15 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
                         dedupe_size=settings.server.dedupe_cache_ids)
     checkpointer = Checkpointer(journal, pipeline, history) if journal is not None else None
     historian = Historian(journal, aggregator, clock) if journal is not None else None
+    # Only when some board shows it, and from the history: none without the journal.
+    forecast = (TodayForecast(settings, journal, historian.stats, clock)
+                if journal is not None and historian is not None and needs_forecast(boards)
+                else None)
     for item in settings.announcements:  # configured ones: shown from the start
         announcements.post(item.model_dump(), set(boards))
     cluster: Cluster | None = None
+    if forecast is not None:
+        forecast.on_change = hub.mark_dirty
     if journal is not None:
         journal.on_change = hub.mark_dirty  # "journal down" reaches the boards at once
         shared = journal.shared()
@@ -269,6 +285,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         metrics_registry.register(CheckpointCollector(checkpointer.stats))
     if historian is not None:
         metrics_registry.register(HistoryCollector(historian))
+    if forecast is not None:
+        metrics_registry.register(ForecastCollector(forecast))
     watcher = ConfigWatcher(config_path, settings, access, clock=clock,
                             source_check=source_check(registry))
     metrics_registry.register(ConfigCollector(watcher))
@@ -284,6 +302,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.RESTORED] = restored
     app[keys.CHECKPOINTS] = checkpointer
     app[keys.HISTORIAN] = historian
+    app[keys.FORECAST] = forecast
     app[keys.HUB] = hub
     app[keys.RUNNERS] = runners
     app[INGEST] = Ingest(pipeline, runners)  # the kit's API for HTTP-fed plugins

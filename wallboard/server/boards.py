@@ -141,6 +141,10 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
             for q in (tile.queues or list(settings.queues))]
     if tile.type == "legal":
         out["legal_key"] = f"{prefix}.legal.{tile.rule}"
+    if tile.type == "forecast":  # the snapshot's forecast_today block (server/forecasting.py)
+        out["forecast_path"] = (["forecast_today", "queues", tile.queue] if tile.queue
+                                else ["forecast_today", "total"])
+        out["forecast_key"] = ".".join(out["forecast_path"])
     if tile.type == "survey":
         out["n_key"] = f"{prefix}.{tile.window}.{kpi}_n"
         out["min_sample"] = settings.site.min_survey_sample
@@ -188,6 +192,8 @@ def board_scope(board: dict[str, Any]) -> Scope:
     for tile in board["tiles"]:
         paths.add(tuple(tile["scope_path"]))
         paths.update(("queues", row["queue"]) for row in tile.get("rows_keys", ()))
+        if tile.get("forecast_path"):  # only forecast tiles' boards get today's forecast
+            paths.add(tuple(tile["forecast_path"]))
         # History keeps a series and a trend per tile key: the key is one segment there.
         if tile.get("series_key"):
             paths.add(("series", tile["key"]))
@@ -200,6 +206,12 @@ def history_keys(boards: dict[str, dict[str, Any]]) -> dict[str, tuple[str, ...]
     """The flat keys whose past values a board shows (sparklines, trends), with their paths."""
     return {tile["key"]: tuple(tile["path"]) for board in boards.values()
             for tile in board["tiles"] if "series_key" in tile or "trend_key" in tile}
+
+
+def needs_forecast(boards: dict[str, dict[str, Any]]) -> bool:
+    """Whether some board shows a forecast tile (the snapshot then carries forecast_today)."""
+    return any(tile["type"] == "forecast" for board in boards.values()
+               for tile in board["tiles"])
 
 
 def ratio_needs(boards: dict[str, dict[str, Any]]) -> frozenset[RatioNeed]:

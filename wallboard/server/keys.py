@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from wallboard.server.announcements import Announcements
     from wallboard.server.configwatch import ConfigWatcher
     from wallboard.server.connections import ConnectionGuard
+    from wallboard.server.forecasting import TodayForecast
     from wallboard.server.hub import Hub
     from wallboard.server.plugins import SourceRegistry
 
@@ -35,6 +36,8 @@ JOURNAL: web.AppKey[Journal | None] = web.AppKey("journal")  # None: journal.ena
 RESTORED: web.AppKey[Restored] = web.AppKey("restored")
 CHECKPOINTS: web.AppKey[Checkpointer | None] = web.AppKey("checkpoints")  # None: no journal
 HISTORIAN: web.AppKey[Historian | None] = web.AppKey("historian")  # None: no journal
+# None: no journal, or no board shows a forecast tile.
+FORECAST: web.AppKey[TodayForecast | None] = web.AppKey("forecast")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 RUNNERS: web.AppKey[dict[str, SourceRunner]] = web.AppKey("runners")
 METRICS_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")

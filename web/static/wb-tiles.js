@@ -273,6 +273,36 @@
     },
   };
 
+  /** Today's offered so far against the forecast so far (server/forecasting.py), the rest of
+      the day and the agents the next interval needs; coloured by the difference. */
+  types.forecast = {
+    build: function (tile) {
+      statsBuild(["actual", "expected"], [
+        function () { return t("forecast.actual"); }, function () { return t("forecast.expected"); }])(tile);
+      tile.subEl = el("span", "tile__sub", tile.bodyEl);
+      tile.planEl = el("span", "tile__sub tile__plan", tile.bodyEl);
+    },
+    paint: function (tile, S) {
+      var p = tile.def.forecast_key + ".";
+      var expected = num(S[p + "forecast_so_far"]);
+      var diff = num(S[p + "difference"]);
+      paintStats(tile, { actual: num(S[p + "offered_so_far"]), expected: expected });
+      setText(tile.subEl, expected === null ? t("forecast.no_history") : diff === null ? ""
+        : t("forecast.diff", { p: (diff > 0 ? "+" : "") + I.formatValue("ratio", diff) }));
+      var parts = [];
+      var rest = num(S[p + "forecast_rest"]);
+      if (rest !== null) parts.push(t("forecast.rest", { n: I.count(rest) }));
+      var need = num(S[p + "next.agents_needed"]);
+      var start = num(S[p + "next.start"]);
+      if (need !== null && start !== null) {
+        var zone = WB.config.timezone || S["meta.timezone"] || "";
+        parts.push(t("forecast.need", { n: I.count(need), t: I.dateFormat(zone, "hm").format(new Date(start * 1000)) }));
+      }
+      setText(tile.planEl, parts.join(" · "));
+      return levelOf(tile.def.thresholds, diff);
+    },
+  };
+
   types.tickets = {
     build: statsBuild(["breached", "at_risk"], [
       function () { return t("tickets.breached"); }, function () { return t("tickets.at_risk"); }]),
