@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[str, list[str]]] = {
     "fold": ("fold.py", []),
     "restart": ("restart.py", []),
     "backfill": ("backfill.py", []),
+    "reports": ("reports.py", []),
     "latency": ("latency.py", []),
 }
 

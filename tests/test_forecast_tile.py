@@ -230,7 +230,8 @@ async def test_hostile_history_is_counted_and_never_crashes_the_snapshot(tmp_pat
         tree = (await snapshot(server))["forecast_today"]
         journal = server.app[keys.JOURNAL]
 
-        def broken(since: int, until: int) -> list[Any]:
+        def broken(since: int, until: int, queues: frozenset[str] = frozenset()
+                   ) -> list[Any]:
             raise sqlite3.OperationalError("disk I/O error")
 
         journal.intervals = broken  # type: ignore[method-assign,union-attr]  # a store failing

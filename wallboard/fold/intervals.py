@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -204,7 +204,23 @@ def decode(body: bytes | str) -> tuple[dict[int, float], Sketches]:
         k = _INDEX.get(name)
         if k is not None and isinstance(value, int | float) and math.isfinite(value):
             counters[k] = float(value)
-    sketches: Sketches = [{int(b): int(n) for b, n in dict(s).items()}
-                          for s in list(data.get("s") or [])[:SKETCH_KINDS]]
+    # map(int, ...) over keys and values: the report's hot loop (a year is 10^6 bodies).
+    sketches: Sketches = [dict(zip(map(int, s), map(int, s.values()), strict=True))
+                          for s in map(_mapping, list(data.get("s") or [])[:SKETCH_KINDS])]
     sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
     return counters, sketches
+
+
+def decode_offered(body: bytes | str) -> float:
+    """Only the offered counter of a body (the forecast's need), read as `decode` reads it:
+    absent or not a finite number is 0. ValueError when the body is not an object."""
+    data = orjson.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("an interval body is a JSON object")
+    value = dict(data.get("c") or {}).get("offered", 0.0)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else 0.0
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    """A sketch as a dict: orjson gives one; anything else goes through dict() (may raise)."""
+    return value if type(value) is dict else dict(value)

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wallboard.fold.aggregate import Aggregator
-from wallboard.fold.intervals import INTERVAL_S, IntervalRecord, decode, encode
+from wallboard.fold.counters import OFFERED
+from wallboard.fold.intervals import (
+    INTERVAL_S,
+    IntervalRecord,
+    decode,
+    decode_offered,
+    encode,
+)
 from wallboard.journal.interface import IntervalRow, Journal, JournalDown
 
 log = logging.getLogger(__name__)
@@ -102,13 +109,35 @@ class Historian:
 
 
 def load_records(journal: Journal, since: int, until: int,
-                 stats: HistorianStats | None = None) -> list[IntervalRecord]:
-    """Stored intervals starting in [since, until); a row that does not decode is counted."""
+                 stats: HistorianStats | None = None,
+                 queues: frozenset[str] = frozenset()) -> list[IntervalRecord]:
+    """Stored intervals starting in [since, until); a row that does not decode is counted.
+
+    With `queues`, only those queues' records (what a report of them reads; teams are left
+    out of such a report), chosen by the store before any body is read.
+    """
     out = []
-    for row in journal.intervals(since, until):
+    for row in journal.intervals(since, until, queues):
         try:
             out.append(from_row(row))
         except (ValueError, TypeError, AttributeError):
             if stats is not None:
                 stats.unreadable += 1
+    return out
+
+
+def load_offered(journal: Journal, since: int, until: int,
+                 stats: HistorianStats | None = None,
+                 queues: frozenset[str] = frozenset()) -> list[IntervalRecord]:
+    """Like load_records, but each record holds its offered counter alone (the forecast's
+    need): no sketch is decoded, about ten times cheaper a body."""
+    out = []
+    for start, level, name, channel, body in journal.intervals(since, until, queues):
+        try:
+            offered = decode_offered(body)
+        except (ValueError, TypeError, AttributeError):
+            if stats is not None:
+                stats.unreadable += 1
+            continue
+        out.append(IntervalRecord(int(start), level, name, channel, {OFFERED: offered}, []))
     return out

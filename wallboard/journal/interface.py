@@ -184,8 +184,13 @@ class Journal(Protocol):
         (JournalDown, or the store's error) when they could not be written.
         """
 
-    def intervals(self, since: int, until: int) -> list[IntervalRow]:
-        """Stored intervals starting in [since, until), oldest first (blocking: off the loop)."""
+    def intervals(self, since: int, until: int,
+                  queues: frozenset[str] = frozenset()) -> list[IntervalRow]:
+        """Stored intervals starting in [since, until), oldest first (blocking: off the loop).
+
+        With `queues`, only the rows of those queues (level "queue"): what a report of some
+        queues reads, left out in the store rather than decoded and dropped.
+        """
 
     def start(self) -> None:
         """Begin accepting appends; call from the running event loop."""

@@ -41,16 +41,25 @@ async def save(client: Any, prefix: str, rows: list[IntervalRow], replace: bool,
             await client.zrem(index, *stale)
 
 
-def load(client: Any, prefix: str, since: int, until: int) -> list[IntervalRow]:
-    """Rows whose interval starts in [since, until), oldest first (the sync client)."""
+def load(client: Any, prefix: str, since: int, until: int,
+         queues: frozenset[str] = frozenset()) -> list[IntervalRow]:
+    """Rows whose interval starts in [since, until), oldest first (the sync client); with
+    `queues`, only those queues' rows, chosen by field before any body is fetched."""
     bodies, index = keys(prefix)
     fields = client.zrangebyscore(index, since, f"({until}")
     out: list[IntervalRow] = []
     for i in range(0, len(fields), PRUNE_CHUNK):
         chunk = fields[i:i + PRUNE_CHUNK]
-        for field, body in zip(chunk, client.hmget(bodies, chunk), strict=True):
+        parsed = [orjson.loads(field) for field in chunk]
+        if queues:
+            kept = [(f, p) for f, p in zip(chunk, parsed, strict=True)
+                    if p[1] == "queue" and p[2] in queues]
+            if not kept:
+                continue
+            chunk, parsed = [f for f, _ in kept], [p for _, p in kept]
+        for (start, level, name, channel), body in zip(parsed, client.hmget(bodies, chunk),
+                                                       strict=True):
             if body is None:
                 continue  # pruned between the two reads
-            start, level, name, channel = orjson.loads(field)
             out.append((int(start), str(level), str(name), str(channel), bytes(body)))
     return out

@@ -184,10 +184,11 @@ class RedisStreamReader:
         return [(k.decode(), v) for k, v in sorted(stored.items(), key=lambda kv: id_key(kv[0]),
                                                     reverse=True)]
 
-    def intervals(self, since: int, until: int) -> list[IntervalRow]:
-        """Stored intervals in [since, until), oldest first."""
+    def intervals(self, since: int, until: int,
+                  queues: frozenset[str] = frozenset()) -> list[IntervalRow]:
+        """Stored intervals in [since, until), oldest first (of `queues` alone when given)."""
         try:
-            return redis_intervals.load(self._sync, self.prefix, since, until)
+            return redis_intervals.load(self._sync, self.prefix, since, until, queues)
         except FAILURES as exc:
             raise JournalError(f"{self.location}: cannot read intervals: {exc}") from None
 

@@ -256,12 +256,13 @@ class SqliteJournal:
             raise JournalDown("the journal is not open", retry_after(self.status))
         return self._writer.intervals(rows, replace, prune_before)
 
-    def intervals(self, since: int, until: int) -> list[IntervalRow]:
+    def intervals(self, since: int, until: int,
+                  queues: frozenset[str] = frozenset()) -> list[IntervalRow]:
         """Stored intervals in [since, until), on a connection of its own (any thread)."""
         with self._reading(), contextlib.closing(sqlite3.connect(
                 f"{self.path.absolute().as_uri()}?mode=ro", uri=True)) as con:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            return intervals.load(con, since, until)
+            return intervals.load(con, since, until, queues)
 
     def _decodable(self, rows: list[tuple[float, str]], broken: list[quarantine.Row]
                    ) -> list[Stored]:

@@ -14,48 +14,80 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
+from operator import add
 from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
 from wallboard.fold.counters import HANDLE_SUM, HANDLED, OFFERED
-from wallboard.fold.intervals import IntervalRecord
-from wallboard.kpi.report import Key, Request, day_span, sum_records
+from wallboard.fold.intervals import LEVEL_QUEUE, IntervalRecord
+from wallboard.kpi.report import Key, Request, day_span, spans
 
 Load = Callable[[int, int], list[IntervalRecord]]  # records starting in [since, until)
 Forecast = dict[tuple[Key, int], float]  # (what, row start) -> forecast offered
 Aht = dict[tuple[Key, int], float | None]  # (what, row start) -> historical AHT (None: none)
 Time = tuple[int, int, int]  # local (hour, minute, fold): the same interval on another day
-Days = list[dict[Time, list[float]]]  # the days used for a row: counters by time of day
+Days = list[dict[Time, list[float]]]  # the days used for a row: the chosen counters by time
+SITE: Key = ("site", "", "")
 
 
-def _same_weekdays(load: Load, request: Request, settings: Settings
+def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tuple[int, ...]
                    ) -> Iterator[tuple[date, Key, Days]]:
-    """Each requested day's rows with the same weekdays they are forecast from."""
+    """Each requested day's rows with the same weekdays they are forecast from, each day's
+    counters `fields` (in that order) summed per row and local time of day.
+
+    The rows' keys are those sum_records makes, but only `fields` are added: no counters
+    vector, no sketch (a month's forecast reads about 90 days; `load` may give records
+    holding the offered counter alone, `load_offered`, when `fields` is just that).
+    """
     tz = ZoneInfo(settings.site.timezone)
     weeks = settings.history.forecast_weeks
+    queues, span = request.queues, spans(tz, request.interval)
     cache: dict[date, dict[Key, dict[Time, list[float]]]] = {}
 
     def by_time(day: date) -> dict[Key, dict[Time, list[float]]]:
         if day not in cache:
             since, until = day_span(day, day, tz)
-            totals = sum_records(load(since, until), tz, request.interval, request.queues,
-                                 sketches=False)  # offered and handle time only
-            by_key: dict[Key, dict[Time, list[float]]] = defaultdict(dict)
-            for (key, start, _end), (vector, _sketches) in totals.items():
-                if key[0] == "team":
+            by_key: dict[Key, dict[Time, list[float]]] = {}
+            times: dict[int, Time] = {}
+            for record in load(since, until):
+                if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
                     continue  # teams are not offered contacts
-                local = datetime.fromtimestamp(start, tz)
-                by_key[key][(local.hour, local.minute, local.fold)] = vector
-            cache[day] = dict(by_key)
+                at = times.get(record.start)
+                if at is None:
+                    local = datetime.fromtimestamp(span(record.start)[0], tz)
+                    at = times[record.start] = (local.hour, local.minute, local.fold)
+                key = ("queue", record.name, record.channel)
+                row = by_key.get(key)
+                if row is None:
+                    row = by_key[key] = {}
+                counters, summed = record.counters, row.get(at)
+                if summed is None:
+                    row[at] = [counters.get(k, 0.0) for k in fields]
+                else:
+                    summed[:] = map(add, summed, [counters.get(k, 0.0) for k in fields])
+            # Then channels and the site add their queues' sums (the unassigned leaf, queue
+            # "", the site's alone), as sum_records does.
+            for (_, name, channel), row in list(by_key.items()):
+                if not name:
+                    del by_key[("queue", name, channel)]
+                for key in (("channel", channel, channel), SITE) if name else (SITE,):
+                    into = by_key.setdefault(key, {})
+                    for at, values in row.items():
+                        summed = into.get(at)
+                        if summed is None:
+                            into[at] = list(values)
+                        else:
+                            summed[:] = map(add, summed, values)
+            cache[day] = by_key
         return cache[day]
 
     day = request.first
     while day <= request.last:
         used: dict[Key, Days] = defaultdict(list)
         for k in range(1, 2 * weeks + 1):
-            for key, times in by_time(day - timedelta(days=7 * k)).items():
+            for key, row in by_time(day - timedelta(days=7 * k)).items():
                 if len(used[key]) < weeks:
-                    used[key].append(times)
+                    used[key].append(row)
         for key, days in used.items():
             yield day, key, days
         day += timedelta(days=1)
@@ -68,31 +100,36 @@ def _at(day: date, time: Time, tz: ZoneInfo) -> int:
 
 
 def forecast(load: Load, request: Request, settings: Settings) -> Forecast:
-    """The forecast offered of every row of the requested days (days before today included)."""
+    """The forecast offered of every row of the requested days (days before today included).
+
+    `load` needs to give only the records' offered counter (`load_offered`)."""
     tz = ZoneInfo(settings.site.timezone)
     out: Forecast = {}
-    for day, key, days in _same_weekdays(load, request, settings):
-        for time in {t for by_time in days for t in by_time}:
-            total = sum(by_time[time][OFFERED] for by_time in days if time in by_time)
+    for day, key, days in _same_weekdays(load, request, settings, (OFFERED,)):
+        for time in {t for row in days for t in row}:
+            total = sum(row[time][0] for row in days if time in row)
             out[(key, _at(day, time, tz))] = total / len(days)
     return out
 
 
 def forecast_with_aht(load: Load, request: Request, settings: Settings
                       ) -> tuple[Forecast, Aht]:
-    """The forecast offered, and the AHT of the same intervals on the same days.
+    """The forecast offered (`forecast`'s, from the same days), and the AHT of the same
+    intervals on the same days.
 
     The AHT is a ratio of sums, as everywhere in reports: the handle time of the contacts
-    that ended in those intervals over their number (None when none ended).
+    that ended in those intervals over their number (None when none ended). `load` must give
+    the handled counters too (`load_records`).
     """
     tz = ZoneInfo(settings.site.timezone)
     offered: Forecast = {}
     aht: Aht = {}
-    for day, key, days in _same_weekdays(load, request, settings):
-        for time in {t for by_time in days for t in by_time}:
-            vectors = [by_time[time] for by_time in days if time in by_time]
+    for day, key, days in _same_weekdays(load, request, settings,
+                                         (OFFERED, HANDLED, HANDLE_SUM)):
+        for time in {t for row in days for t in row}:
+            vectors = [row[time] for row in days if time in row]
             at = (key, _at(day, time, tz))
-            offered[at] = sum(v[OFFERED] for v in vectors) / len(days)
-            handled = sum(v[HANDLED] for v in vectors)
-            aht[at] = sum(v[HANDLE_SUM] for v in vectors) / handled if handled else None
+            offered[at] = sum(v[0] for v in vectors) / len(days)
+            handled = sum(v[1] for v in vectors)
+            aht[at] = sum(v[2] for v in vectors) / handled if handled else None
     return offered, aht

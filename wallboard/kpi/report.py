@@ -7,9 +7,10 @@ row's KPIs are exactly what a window over that span would show (docs/reports.md)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import add
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,39 +62,68 @@ def day_span(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord, sketches: bool) -> None:
+def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
     entry = totals.get(key)
     if entry is None:
         entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in record.sketches])
     vector = entry[0]
     for k, value in record.counters.items():
         vector[k] += value
-    if sketches:
-        merge_sketches(entry[1], record.sketches)
+    merge_sketches(entry[1], record.sketches)
+
+
+def _add_totals(totals: dict[Any, Totals], key: Any, other: Totals) -> None:
+    entry = totals.get(key)
+    if entry is None:
+        totals[key] = (list(other[0]), [dict(s) for s in other[1]])
+        return
+    entry[0][:] = map(add, entry[0], other[0])
+    merge_sketches(entry[1], other[1])
+
+
+def spans(tz: ZoneInfo, width: str) -> Callable[[int], tuple[int, int]]:
+    """`bucket` for one report: its records share a few hundred starts, each computed once."""
+    cache: dict[int, tuple[int, int]] = {}
+
+    def span(ts: int) -> tuple[int, int]:
+        found = cache.get(ts)
+        if found is None:
+            found = cache[ts] = bucket(ts, tz, width)
+        return found
+    return span
 
 
 def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
-                queues: frozenset[str], *, sketches: bool = True
-                ) -> dict[tuple[Key, int, int], Totals]:
+                queues: frozenset[str]) -> dict[tuple[Key, int, int], Totals]:
     """Totals per (what, row start, row end): queue records also feed channel and site.
 
     A queue's key carries the channel its records came in on (a queue's leaves share one).
-    Without `sketches` (the forecast: counts only) the totals' sketches stay empty.
+    Records are summed per queue leaf first, and channels and the site add those totals: one
+    sketch merge per record, not three (a month's daily report sums 10^5 records).
     """
     totals: dict[tuple[Key, int, int], Totals] = {}
+    span = spans(tz, width)
     for record in records:
-        start, end = bucket(record.start, tz, width)
+        start, end = span(record.start)
         if record.level == LEVEL_TEAM:
             if not queues:
-                _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record, sketches)
+                _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record)
             continue
         if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
             continue
-        if record.name:  # the unassigned leaf (surveys, tickets without a queue): site only
-            _add(totals, (("queue", record.name, record.channel), start, end), record, sketches)
-            _add(totals, (("channel", record.channel, record.channel), start, end), record,
-                 sketches)
-        _add(totals, (("site", "", ""), start, end), record, sketches)
+        # The unassigned leaf (surveys, tickets without a queue) is kept under the queue ""
+        # until the site has it: it has no queue or channel row.
+        _add(totals, (("queue", record.name, record.channel), start, end), record)
+    site: Key = ("site", "", "")
+    for (key, start, end), entry in list(totals.items()):
+        if key[0] != "queue":
+            continue
+        _, name, channel = key
+        if name:
+            _add_totals(totals, (("channel", channel, channel), start, end), entry)
+        else:
+            del totals[(key, start, end)]
+        _add_totals(totals, (site, start, end), entry)
     return totals
 
 

@@ -66,23 +66,29 @@ def parse_request(params: Mapping[str, Sequence[str]], settings: Settings,
 
 
 def report(load: Load, request: Request, settings: Settings,
-           pending: Iterable[IntervalRecord] = ()) -> dict[str, Any]:
+           pending: Iterable[IntervalRecord] = (), offered: Load | None = None
+           ) -> dict[str, Any]:
     """The whole document: rows (stored intervals from `load`, newer ones given), forecast.
 
     `pending` are the fold's intervals not (or not surely) stored yet: open, closed, being
-    written. Each replaces a stored record of the same interval and entity.
+    written. Each replaces a stored record of the same interval and entity. `offered`, when
+    given, loads records holding the offered counter alone, all the forecast reads (cheaper
+    to decode than `load`'s).
     """
     tz = ZoneInfo(settings.site.timezone)
     since, until = day_span(request.first, request.last, tz)
     pending = list(pending)
 
-    def merged(since: int, until: int) -> list[IntervalRecord]:
-        records = {(r.start, r.level, r.name, r.channel): r for r in load(since, until)}
-        records.update(((r.start, r.level, r.name, r.channel), r) for r in pending
-                       if since <= r.start < until)
-        return list(records.values())
+    def overlaid(load: Load) -> Load:
+        def merged(since: int, until: int) -> list[IntervalRecord]:
+            records = {(r.start, r.level, r.name, r.channel): r for r in load(since, until)}
+            records.update(((r.start, r.level, r.name, r.channel), r) for r in pending
+                           if since <= r.start < until)
+            return list(records.values())
+        return merged
 
-    rows = build(merged(since, until), request, settings, forecast(merged, request, settings))
+    rows = build(overlaid(load)(since, until), request, settings,
+                 forecast(overlaid(offered or load), request, settings))
     queues = {name: {"label": cfg.label or name, "channel": cfg.channel,
                      "sl_target": cfg.service_level.target,
                      "sl_threshold_s": cfg.service_level.threshold_s}

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from wallboard.ingest.historian import load_records
+from wallboard.ingest.historian import load_offered, load_records
 from wallboard.kpi.reporting import ReportError, parse_request, report, to_csv, to_table
 from wallboard.server import keys
 from wallboard.server.access import check_admin
@@ -33,9 +33,11 @@ async def api_report(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"GET /api/report: {exc}") from None
     historian.stats.reports["ok"] += 1
     pending = historian.pending()  # on the loop, where the fold is the only writer
+    stats, queues = historian.stats, wanted.queues
     doc = await asyncio.to_thread(
-        report, lambda since, until: load_records(journal, since, until, historian.stats),
-        wanted, settings, pending)
+        report, lambda since, until: load_records(journal, since, until, stats, queues),
+        wanted, settings, pending,
+        lambda since, until: load_offered(journal, since, until, stats, queues))
     headers = {"Cache-Control": "no-store"}
     if fmt == "csv":
         name = f"wallboard-report-{wanted.first}-{wanted.last}-{wanted.interval}.csv"
