@@ -8,8 +8,10 @@ handled when it ended, a miss past the threshold at its deadline).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -124,6 +126,16 @@ class Server:
         async with self.session.post(f"{self.url}/api/events", data=orjson.dumps(events),
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             assert resp.status in (200, 202), await resp.text()
+
+    async def wait_for_snapshot_at(self, now: float, timeout_s: float = 10.0) -> None:
+        """Until the hub has built a snapshot at the clock's `now` (its meta says when)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            async with self.session.get(f"{self.url}/api/snapshot") as resp:
+                if (await resp.json())["meta"].get("ts") == round(now, 3):
+                    return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no snapshot at {now} within {timeout_s}s")
 
     async def series(self) -> dict[str, list[float | None]]:
         """The sparklines of the snapshot the hub built last."""

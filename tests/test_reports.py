@@ -166,6 +166,12 @@ async def test_the_report_is_the_same_after_a_restart(tmp_path: Path) -> None:
     async with Server(tmp_path / "data", clock) as server:
         # Stopped at 16:05: the report mixes stored, closed and still open intervals.
         await post_month(server, days, until=DAY_TS + 16 * 3600 + 300)
+        for minute in range(1, 4):  # sparkline samples at three more minutes, each one seen
+            clock.now += 60
+            await server.post([{"type": "contact.queued", "id": f"spark-{minute}",
+                                "ts": clock.now, "queue": "sales",
+                                "contact_id": f"spark-{minute}"}])
+            await server.wait_for_snapshot_at(clock.now)
         _, before, _ = await server.report(f"from={DAY - timedelta(days=1)}&to={DAY}")
         _, snap_before, _ = await server.report(f"from={DAY}&interval=1d")
         series_before = await server.series()
