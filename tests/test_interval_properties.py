@@ -14,6 +14,7 @@ from tests.test_kpi_properties import SHORT, START, T_SL, VARIANTS, Contact, con
 from tests.test_kpi_properties import events_of as contact_events
 from wallboard.fold.counters import FIELDS
 from wallboard.fold.intervals import INTERVAL_S, decode, encode
+from wallboard.fold.sketch import MAX_BIN, ZERO_BIN, quantiles
 
 LATENESS_S = 900
 
@@ -61,12 +62,16 @@ def test_intervals_sum_to_the_lifetime_totals_and_close_after_the_lateness(
 
 
 @pytest.mark.parametrize("body", [b"", b"[]", b"null", b'{"c": {"offered": "x"}}',
-                                  b'{"c": [], "s": 3}', b'{"s": [{"a": 1}]}', b"\xff\xfe"])
+                                  b'{"c": [], "s": 3}', b'{"s": [{"a": 1}]}', b"\xff\xfe",
+                                  b'{"s": [{"99999999": 1}]}', b'{"s": [{"-99999": 1}]}'])
 def test_a_damaged_body_raises_value_or_type_error(body: bytes) -> None:
     with pytest.raises((ValueError, TypeError)):
         counters, sketches = decode(body)
-        # A body that does decode must still be usable: finite counters, four sketches.
+        # A body that does decode must still be usable: finite counters, four sketches, every
+        # bin within the sketch's range (its quantiles then never overflow).
         assert all(math.isfinite(v) for v in counters.values()) and len(sketches) == 4
+        assert all(ZERO_BIN <= b <= MAX_BIN for s in sketches for b in s)
+        assert quantiles(sketches[3], (0.5, 0.9)) is not None
         raise ValueError("decoded to something usable")
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from wallboard.fold.counters import FIELDS, SKETCH_KINDS, Deltas
-from wallboard.fold.sketch import SketchDeltas, Sketches, add_sketches
+from wallboard.fold.sketch import MAX_BIN, ZERO_BIN, SketchDeltas, Sketches, add_sketches
 
 if TYPE_CHECKING:  # the leaf imports windows, which import this module
     from wallboard.fold.leaf import Leaf
@@ -208,6 +208,15 @@ def decode(body: bytes | str) -> tuple[dict[int, float], Sketches]:
     sketches: Sketches = [dict(zip(map(int, s), map(int, s.values()), strict=True))
                           for s in map(_mapping, list(data.get("s") or [])[:SKETCH_KINDS])]
     sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
+    for i, sketch in enumerate(sketches):
+        # A bin outside the sketch's range would overflow its estimate: it goes to the edge
+        # bin, as a value beyond the range does when it is added (sketch.py).
+        if sketch and (min(sketch) < ZERO_BIN or max(sketch) > MAX_BIN):
+            clamped: dict[int, int] = {}
+            for b, n in sketch.items():
+                edge = min(MAX_BIN, max(ZERO_BIN, b))
+                clamped[edge] = clamped.get(edge, 0) + n
+            sketches[i] = clamped
     return counters, sketches
 
 

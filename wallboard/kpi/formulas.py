@@ -33,7 +33,8 @@ def wilson(successes: float, n: float, z: float = Z95) -> tuple[float, float] | 
     """Wilson score interval for a proportion."""
     if n <= 0:
         return None
-    p = successes / n
+    # Clamped: counts read back from a store may be inconsistent; a ratio never leaves [0, 1].
+    p = min(1.0, max(0.0, successes / n))
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
