@@ -23,6 +23,7 @@ from wallboard.fold.intervals import (
     decode_offered,
     encode,
 )
+from wallboard.fold.rollup import DayRecord, decode_slots
 from wallboard.journal.interface import IntervalRow, Journal, JournalDown
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class Historian:
         self.in_flight = records
         try:
             await self.journal.save_intervals([to_row(r) for r in records], replace=replace,
-                                              prune_before=self.prune_before())
+                                              prune_before=self.prune_before(),
+                                              zone=self.aggregator.settings.site.timezone)
         except JournalDown as exc:
             history.put_back(records)
             self.stats.failures += 1
@@ -96,6 +98,19 @@ class Historian:
             self.in_flight = []
         self.stats.written += len(records)
         return len(records)
+
+    async def catch_up(self) -> int:
+        """Roll up the stored days whose rollups are missing or stale (after an upgrade, a
+        changed site.timezone, a failed write), off the loop; the days, logged."""
+        zone = self.aggregator.settings.site.timezone
+        try:
+            days = await self.journal.roll_up(zone, self.prune_before())
+        except JournalDown as exc:  # the days are read from their intervals meanwhile
+            log.warning("history: rolling up stored days failed: %s", exc)
+            return 0
+        if days:
+            log.info("history: %s stored days rolled up (%s)", days, zone)
+        return days
 
     async def run_forever(self) -> None:
         """Flush every FLUSH_EVERY_S."""
@@ -141,3 +156,24 @@ def load_offered(journal: Journal, since: int, until: int,
             continue
         out.append(IntervalRecord(int(start), level, name, channel, {OFFERED: offered}, []))
     return out
+
+
+def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool = True,
+              stats: HistorianStats | None = None, queues: frozenset[str] = frozenset()
+              ) -> tuple[set[int], list[DayRecord]]:
+    """The local days in [since, until) whose rollups equal their stored intervals, and those
+    rollups (only their slots without `bodies`); a day with a rollup that does not decode is
+    left out (read from its intervals) and counted."""
+    days, rows = journal.rollups(zone, since, until, queues, bodies=bodies)
+    covered = set(days)
+    out = []
+    for day, level, name, channel, first, body, slots in rows:
+        try:
+            counters, sketches = decode(body) if bodies else ({}, [])
+            out.append(DayRecord(day, level, name, channel, first, counters, sketches,
+                                 decode_slots(slots)))
+        except (ValueError, TypeError, AttributeError):
+            covered.discard(day)
+            if stats is not None:
+                stats.unreadable += 1
+    return covered, [r for r in out if r.day in covered]

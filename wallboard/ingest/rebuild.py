@@ -55,8 +55,8 @@ def _start(ts: float) -> int:
 class _Writer:
     """Interval rows on their way to the store, in batches."""
 
-    def __init__(self, journal: Journal, since: int, result: Rebuilt) -> None:
-        self.journal, self.since, self.result = journal, since, result
+    def __init__(self, journal: Journal, since: int, result: Rebuilt, zone: str) -> None:
+        self.journal, self.since, self.result, self.zone = journal, since, result, zone
         self.rows: list[IntervalRow] = []
 
     async def add(self, aggregator: Aggregator, flush: bool = False) -> None:
@@ -73,7 +73,7 @@ class _Writer:
                   await asyncio.to_thread(self.journal.intervals, low, high)}
         fresh = [row for row in rows if not _fewer(row, stored.get(row[:4]))]
         if fresh:
-            await self.journal.save_intervals(fresh, replace=True)
+            await self.journal.save_intervals(fresh, replace=True, zone=self.zone)
         self.result.written += len(fresh)
         self.result.kept += len(rows) - len(fresh)
 
@@ -103,7 +103,7 @@ async def rebuild_history(journal: Journal, settings: Settings, first: float,
     """
     since, until = _start(first), _start(last) + INTERVAL_S
     result = Rebuilt(since, until)
-    writer = _Writer(journal, since, result)
+    writer = _Writer(journal, since, result, settings.site.timezone)
     begin = since - CONTEXT_S
     clock = VirtualClock(begin)
     aggregator = Aggregator(settings, clock)

@@ -108,6 +108,9 @@ Stored = tuple[float, Event]  # (arrival time on the server's clock, the event)
 Checkpoint = tuple[str, bytes]  # (the journal position its state covers, the blob)
 # A closed interval of history: (start, level, name, channel, body), the body opaque here.
 IntervalRow = tuple[int, str, str, str, bytes]
+# A day's rollup of one entity: (local day start, level, name, channel, first interval start,
+# body, slots), the body an interval's format; see wallboard/fold/rollup.py.
+RollupRow = tuple[int, str, str, str, int, bytes, bytes]
 CHECKPOINTS_KEPT = 3  # the newest few: one damaged still leaves an older one to load
 
 
@@ -177,12 +180,27 @@ class Journal(Protocol):
         """
 
     def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
-                       prune_before: int | None = None) -> asyncio.Future[None]:
+                       prune_before: int | None = None,
+                       zone: str | None = None) -> asyncio.Future[None]:
         """Store closed intervals off the loop (replace, or only where missing); never raises.
 
-        Intervals starting before `prune_before` go (history.retention_days). The future fails
-        (JournalDown, or the store's error) when they could not be written.
+        Intervals starting before `prune_before` go (history.retention_days), with their
+        days' rollups. With `zone` (site.timezone), the local days the rows touch are rolled
+        up again from what is stored; any write unmarks its days' rollups first. The future
+        fails (JournalDown, or the store's error) when they could not be written.
         """
+
+    def rollups(self, zone: str, since: int, until: int, queues: frozenset[str] = frozenset(),
+                *, bodies: bool = True) -> tuple[list[int], list[RollupRow]]:
+        """The days starting in [since, until) whose rollups for `zone` equal their stored
+        intervals, and those rollups in the intervals' order (blocking: off the loop).
+
+        Without `bodies`, only the slots (the forecast's need) are read.
+        """
+
+    def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:
+        """Roll up every day from `since` on whose rollups are missing or stale (a new
+        version, a changed zone, a failed write); drop other zones'. Resolves to the days."""
 
     def intervals(self, since: int, until: int,
                   queues: frozenset[str] = frozenset()) -> list[IntervalRow]:

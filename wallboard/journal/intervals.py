@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from wallboard.journal import rollups
 from wallboard.journal.interface import IntervalRow
 
 SCHEMA = """
@@ -26,18 +27,23 @@ _PUT = {True: "INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)",
 
 
 def create(con: sqlite3.Connection) -> None:
-    """Create the table if it is missing."""
+    """Create the table, and the rollups' beside it, if they are missing."""
     con.execute(SCHEMA)
+    rollups.create(con)
 
 
 def store(con: sqlite3.Connection, rows: list[IntervalRow], replace: bool,
-          prune_before: int | None) -> None:
-    """Write rows in one transaction (replace, or only where missing); drop expired ones."""
+          prune_before: int | None, zone: str | None = None) -> None:
+    """Write rows in one transaction (replace, or only where missing); drop expired ones;
+    with `zone`, roll up the local days the rows touch in the same transaction."""
     con.execute("BEGIN IMMEDIATE")
     try:
         con.executemany(_PUT[replace], rows)
         if prune_before is not None:
             con.execute("DELETE FROM intervals WHERE start < ?", (prune_before,))
+            rollups.prune(con, prune_before)
+        if zone is not None:
+            rollups.roll_touched(con, zone, [row[0] for row in rows], prune_before)
         con.execute("COMMIT")
     except BaseException:
         if con.in_transaction:

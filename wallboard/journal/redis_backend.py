@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from wallboard.config.settings import JournalConfig
-from wallboard.journal import redis_intervals
+from wallboard.journal import redis_intervals, redis_rollups
 from wallboard.journal.interface import (
     CHECKPOINTS_KEPT,
     IntervalRow,
@@ -184,17 +184,33 @@ class RedisJournal(RedisStreamReader):
                               retry_after(self.status)) from None
 
     def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
-                       prune_before: int | None = None) -> asyncio.Future[None]:
-        """Store closed intervals under the journal's prefix."""
+                       prune_before: int | None = None,
+                       zone: str | None = None) -> asyncio.Future[None]:
+        """Store closed intervals under the journal's prefix (rolled up after them)."""
         if self.redis is None:
             raise JournalDown("the journal is not open", retry_after(self.status))
-        return asyncio.ensure_future(self._save_intervals(rows, replace, prune_before))
+        return asyncio.ensure_future(self._save_intervals(rows, replace, prune_before, zone))
 
     async def _save_intervals(self, rows: list[IntervalRow], replace: bool,
-                              prune_before: int | None) -> None:
+                              prune_before: int | None, zone: str | None) -> None:
         try:
-            async with asyncio.timeout(self.config.timeout_s * 4):
-                await redis_intervals.save(self.redis, self.prefix, rows, replace, prune_before)
+            # The roll-up reads back each touched day: a day's bodies, a few MB at most.
+            async with asyncio.timeout(self.config.timeout_s * (4 if zone is None else 20)):
+                await redis_intervals.save(self.redis, self.prefix, rows, replace, prune_before,
+                                           zone)
+        except FAILURES as exc:
+            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
+                              retry_after(self.status)) from None
+
+    def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:
+        """Catch the rollups up (a day at a time, each its own transaction)."""
+        if self.redis is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return asyncio.ensure_future(self._roll_up(zone, since))
+
+    async def _roll_up(self, zone: str, since: int) -> int:
+        try:
+            return await redis_rollups.catch_up(self.redis, self.prefix, zone, since)
         except FAILURES as exc:
             raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
                               retry_after(self.status)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from redis.exceptions import WatchError
 
 from wallboard.journal.interface import IntervalRow
 
@@ -21,24 +22,46 @@ def keys(prefix: str) -> tuple[str, str]:
 
 
 async def save(client: Any, prefix: str, rows: list[IntervalRow], replace: bool,
-               prune_before: int | None) -> None:
-    """Write rows (replace, or only where missing) in one round trip; drop expired ones."""
+               prune_before: int | None, zone: str | None = None) -> None:
+    """Write rows (replace, or only where missing) in one transaction that also unmarks the
+    rollups of the days they touch; drop expired ones; with `zone`, roll those days up."""
+    from wallboard.journal import redis_rollups  # it reads this module's keys
+
     bodies, index = keys(prefix)
+    marks = redis_rollups.keys(prefix)[2]
     fields = [orjson.dumps(list(row[:4])) for row in rows]
-    pipe = client.pipeline(transaction=True)
-    for field, row in zip(fields, rows, strict=True):
-        if replace:
-            pipe.hset(bodies, field, row[4])
-        else:
-            pipe.hsetnx(bodies, field, row[4])
-    if fields:
-        pipe.zadd(index, {field: row[0] for field, row in zip(fields, rows, strict=True)})
-    await pipe.execute()
+    starts = sorted({row[0] for row in rows})
+    for attempt in range(redis_rollups.RETRIES):
+        async with client.pipeline(transaction=True) as pipe:
+            try:
+                # A roll-up marking a day between our read of the marks and our write would
+                # leave a stale mark: watching the marks makes this write start over then.
+                await pipe.watch(marks)
+                stale = redis_rollups.touching(await pipe.hgetall(marks), starts)
+                pipe.multi()
+                for field, row in zip(fields, rows, strict=True):
+                    if replace:
+                        pipe.hset(bodies, field, row[4])
+                    else:
+                        pipe.hsetnx(bodies, field, row[4])
+                if fields:
+                    pipe.zadd(index, {field: row[0]
+                                      for field, row in zip(fields, rows, strict=True)})
+                if stale:
+                    pipe.hdel(marks, *stale)
+                await pipe.execute()
+                break
+            except WatchError:
+                if attempt == redis_rollups.RETRIES - 1:
+                    raise
     if prune_before is not None:
         while stale := await client.zrangebyscore(index, "-inf", f"({prune_before}",
                                                   start=0, num=PRUNE_CHUNK):
             await client.hdel(bodies, *stale)
             await client.zrem(index, *stale)
+        await redis_rollups.prune(client, prefix, prune_before)
+    if zone is not None and starts:
+        await redis_rollups.roll_touched(client, prefix, zone, starts, prune_before)
 
 
 def load(client: Any, prefix: str, since: int, until: int,

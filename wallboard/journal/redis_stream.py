@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from wallboard.config.settings import JournalConfig, safe_url
-from wallboard.journal import redis_intervals
+from wallboard.journal import redis_intervals, redis_rollups
 from wallboard.journal.interface import (
     FIELDS,
     QUARANTINE_REASONS_LISTED,
@@ -30,6 +30,7 @@ from wallboard.journal.interface import (
     JournalStats,
     JournalStatus,
     Quarantine,
+    RollupRow,
     Stored,
     encode,
     quarantined_line,
@@ -191,6 +192,15 @@ class RedisStreamReader:
             return redis_intervals.load(self._sync, self.prefix, since, until, queues)
         except FAILURES as exc:
             raise JournalError(f"{self.location}: cannot read intervals: {exc}") from None
+
+    def rollups(self, zone: str, since: int, until: int, queues: frozenset[str] = frozenset(),
+                *, bodies: bool = True) -> tuple[list[int], list[RollupRow]]:
+        """Marked days in [since, until) and their rollups (of `queues` alone when given)."""
+        try:
+            return redis_rollups.load(self._sync, self.prefix, zone, since, until, queues,
+                                      bodies)
+        except FAILURES as exc:
+            raise JournalError(f"{self.location}: cannot read rollups: {exc}") from None
 
     # -- quarantine -------------------------------------------------------------------------
 

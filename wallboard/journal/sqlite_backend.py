@@ -16,7 +16,7 @@ import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.fold.guard import reason
-from wallboard.journal import checkpoints, intervals, quarantine
+from wallboard.journal import checkpoints, intervals, quarantine, rollups
 from wallboard.journal.interface import (
     FIELDS,
     Checkpoint,
@@ -27,6 +27,7 @@ from wallboard.journal.interface import (
     JournalStats,
     JournalStatus,
     Quarantine,
+    RollupRow,
     Stored,
     decoder,
     encode,
@@ -250,11 +251,27 @@ class SqliteJournal:
         return self._writer.checkpoint(int(position), blob)
 
     def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
-                       prune_before: int | None = None) -> asyncio.Future[None]:
-        """Write closed intervals on the writer thread, between commits."""
+                       prune_before: int | None = None,
+                       zone: str | None = None) -> asyncio.Future[None]:
+        """Write closed intervals on the writer thread, between commits (rolled up with them)."""
         if self._writer is None:
             raise JournalDown("the journal is not open", retry_after(self.status))
-        return self._writer.intervals(rows, replace, prune_before)
+        return self._writer.intervals(rows, replace, prune_before, zone)
+
+    def rollups(self, zone: str, since: int, until: int, queues: frozenset[str] = frozenset(),
+                *, bodies: bool = True) -> tuple[list[int], list[RollupRow]]:
+        """Marked days and their rollups, on a connection of its own (any thread)."""
+        with self._reading(), contextlib.closing(sqlite3.connect(
+                f"{self.path.absolute().as_uri()}?mode=ro", uri=True)) as con:
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            con.execute("BEGIN")  # the marks and the rows from one snapshot
+            return rollups.load(con, zone, since, until, queues, bodies)
+
+    def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:
+        """Catch the rollups up on the writer thread, a day at a time."""
+        if self._writer is None:
+            raise JournalDown("the journal is not open", retry_after(self.status))
+        return self._writer.roll_up(zone, since)
 
     def intervals(self, since: int, until: int,
                   queues: frozenset[str] = frozenset()) -> list[IntervalRow]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wallboard.config.settings import JournalConfig
-from wallboard.journal import checkpoints
+from wallboard.journal import checkpoints, rollups
 from wallboard.journal import intervals as journal_intervals
 from wallboard.journal import quarantine as journal_quarantine
 from wallboard.journal.interface import (
@@ -73,13 +73,13 @@ class _Append:
 
 
 class _Job:
-    __slots__ = ("before", "blob", "future", "kind", "removed", "rows")
+    __slots__ = ("before", "blob", "future", "kind", "removed", "rows", "zone")
 
     def __init__(self, kind: str, future: asyncio.Future[Any] | None = None,
                  before: float = 0.0, rows: list[Any] | None = None,
-                 blob: bytes = b"") -> None:
+                 blob: bytes = b"", zone: str | None = None) -> None:
         self.kind, self.future, self.before, self.removed = kind, future, before, 0
-        self.rows, self.blob = rows, blob
+        self.rows, self.blob, self.zone = rows, blob, zone
 
 
 class Writer:
@@ -149,6 +149,9 @@ class Writer:
                     continue
                 if item.kind in ("intervals", "intervals_missing"):
                     self._intervals(item)
+                    continue
+                if item.kind == "roll_up":
+                    self._roll_up(item)
                     continue
                 self._prune_chunk(item)
                 continue
@@ -222,19 +225,47 @@ class Writer:
         self.position = before
 
     def intervals(self, rows: list[IntervalRow], replace: bool,
-                  prune_before: int | None) -> asyncio.Future[None]:
+                  prune_before: int | None, zone: str | None = None) -> asyncio.Future[None]:
         """Queue interval history rows; the future says they are written."""
         future: asyncio.Future[None] = self.loop.create_future()
         self.queue.put(_Job("intervals" if replace else "intervals_missing", future,
-                            before=-1 if prune_before is None else prune_before, rows=rows))
+                            before=-1 if prune_before is None else prune_before, rows=rows,
+                            zone=zone))
         return future
+
+    def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:
+        """Queue a catch-up of the rollups (one day a turn); resolves to the days rolled up."""
+        future: asyncio.Future[int] = self.loop.create_future()
+        self.queue.put(_Job("roll_up", future, before=-1, rows=[since, since], zone=zone))
+        return future
+
+    def _roll_up(self, job: _Job) -> None:
+        assert job.future is not None and job.rows is not None and job.zone is not None
+        since, at = job.rows
+        try:
+            if job.before < 0:  # the first turn
+                rollups.drop_other_zones(self.con, job.zone)
+                job.before = 0
+            marked = rollups.catch_up_step(self.con, job.zone, since, at)
+        except sqlite3.Error as exc:
+            error = JournalDown(self.describe(exc), retry_after(self.status))
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(_finish, job.future, None, error)
+            return
+        if marked is None:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(_finish, job.future, int(job.removed), None)
+            return
+        job.removed += marked[1]
+        job.rows = [since, marked[0]]
+        self.queue.put(job)  # behind the appends queued meanwhile
 
     def _intervals(self, job: _Job) -> None:
         assert job.future is not None and job.rows is not None
         error: BaseException | None = None
         try:
             journal_intervals.store(self.con, job.rows, job.kind == "intervals",
-                                    None if job.before < 0 else int(job.before))
+                                    None if job.before < 0 else int(job.before), job.zone)
         except sqlite3.Error as exc:  # kept by the caller for the next try
             error = JournalDown(self.describe(exc), retry_after(self.status))
         with contextlib.suppress(RuntimeError):

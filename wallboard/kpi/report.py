@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from wallboard.config.settings import Settings
 from wallboard.fold.counters import FIELDS
 from wallboard.fold.intervals import LEVEL_QUEUE, LEVEL_TEAM, IntervalRecord
+from wallboard.fold.rollup import local_day
 from wallboard.fold.sketch import Sketches, merge_sketches
 from wallboard.kpi.formulas import agent_window_kpis, window_kpis
 
@@ -43,11 +44,9 @@ class Request:
 
 def bucket(ts: int, tz: ZoneInfo, width: str) -> tuple[int, int]:
     """(start, end) in epoch seconds of the row holding `ts`, in local time."""
-    local = datetime.fromtimestamp(ts, tz)
     if width == "1d":
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
-        end = datetime.combine(start.date() + timedelta(days=1), start.time(), tz)
-        return int(start.timestamp()), int(end.timestamp())
+        return local_day(ts, tz)  # as the daily rollups are keyed
+    local = datetime.fromtimestamp(ts, tz)
     minutes = WIDTHS[width] // 60
     floored = local.replace(minute=local.minute - local.minute % minutes, second=0,
                             microsecond=0)  # keeps `fold`: the repeated hour stays apart

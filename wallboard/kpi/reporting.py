@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
 from wallboard.fold.intervals import IntervalRecord
+from wallboard.fold.rollup import local_day
 from wallboard.kpi.forecast import Load, forecast
 from wallboard.kpi.report import COLUMNS, WIDTHS, Request, build, day_span
+from wallboard.kpi.rollups import DayLoad, daily, rolled_up
 
 MAX_SPAN_DAYS = {"15m": 62, "30m": 62, "1h": 186, "1d": 800}  # rows stay in the thousands
 MAX_QUEUES = 200
@@ -66,18 +68,20 @@ def parse_request(params: Mapping[str, Sequence[str]], settings: Settings,
 
 
 def report(load: Load, request: Request, settings: Settings,
-           pending: Iterable[IntervalRecord] = (), offered: Load | None = None
-           ) -> dict[str, Any]:
+           pending: Iterable[IntervalRecord] = (), offered: Load | None = None,
+           days: DayLoad | None = None) -> dict[str, Any]:
     """The whole document: rows (stored intervals from `load`, newer ones given), forecast.
 
     `pending` are the fold's intervals not (or not surely) stored yet: open, closed, being
     written. Each replaces a stored record of the same interval and entity. `offered`, when
     given, loads records holding the offered counter alone, all the forecast reads (cheaper
-    to decode than `load`'s).
+    to decode than `load`'s). `days`, when given, loads daily rollups: `1d` rows and the
+    forecast read them for the days they cover that hold no pending interval.
     """
     tz = ZoneInfo(settings.site.timezone)
     since, until = day_span(request.first, request.last, tz)
     pending = list(pending)
+    busy = {local_day(r.start, tz)[0] for r in pending}
 
     def overlaid(load: Load) -> Load:
         def merged(since: int, until: int) -> list[IntervalRecord]:
@@ -87,8 +91,16 @@ def report(load: Load, request: Request, settings: Settings,
             return list(records.values())
         return merged
 
-    rows = build(overlaid(load)(since, until), request, settings,
-                 forecast(overlaid(offered or load), request, settings))
+    stored, counted = overlaid(load), overlaid(offered or load)
+    if days is None:
+        records = stored(since, until)
+    else:
+        if request.interval == "1d":
+            records = daily(stored, days, request, tz, busy)
+        else:
+            records = stored(since, until)
+        counted = rolled_up(counted, days, request, settings, busy)
+    rows = build(records, request, settings, forecast(counted, request, settings))
     queues = {name: {"label": cfg.label or name, "channel": cfg.channel,
                      "sl_target": cfg.service_level.target,
                      "sl_threshold_s": cfg.service_level.threshold_s}

@@ -119,7 +119,8 @@ async def _run_journal(app: web.Application) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(
             prune_forever(journal, app[keys.SETTINGS], pipeline.aggregator.clock),
             name="journal-prune"),
-            asyncio.create_task(historian.run_forever(), name="history")]
+            asyncio.create_task(historian.run_forever(), name="history"),
+            asyncio.create_task(historian.catch_up(), name="history-rollups")]
         if checkpointer is not None:
             tasks.append(asyncio.create_task(checkpointer.run_forever(), name="checkpoint"))
         forecast = app[keys.FORECAST]

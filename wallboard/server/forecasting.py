@@ -24,11 +24,12 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from wallboard.config.settings import QueueConfig, Settings
 from wallboard.fold.intervals import INTERVAL_S
-from wallboard.ingest.historian import HistorianStats, load_records
+from wallboard.ingest.historian import HistorianStats, load_days, load_records
 from wallboard.journal.interface import Journal
 from wallboard.kpi.erlang import NotComputable, agents_needed
-from wallboard.kpi.forecast import forecast_with_aht
+from wallboard.kpi.forecast import Aht, Forecast, forecast_with_aht
 from wallboard.kpi.report import Request
+from wallboard.kpi.rollups import rolled_up
 
 log = logging.getLogger(__name__)
 TREE_KEY = "forecast_today"  # the snapshot's top-level key: only forecast tiles' boards get it
@@ -139,6 +140,17 @@ class TodayForecast:
         return (self.failing or self.day != self.local_day(now)
                 or now - self.read_at >= REFRESH_S)
 
+    def _read(self, day: date) -> tuple[Forecast, Aht]:
+        """Today's forecast and AHT from the same weekdays' rollups (their intervals where a
+        day has none), blocking."""
+        request, zone = Request(day, day, "15m"), self.settings.site.timezone
+        load = rolled_up(
+            lambda since, until: load_records(self.journal, since, until, self.history),
+            lambda since, until, bodies: load_days(self.journal, zone, since, until, bodies,
+                                                   self.history),
+            request, self.settings, set())
+        return forecast_with_aht(load, request, self.settings)
+
     async def refresh(self) -> None:
         """Read today's forecast from the store, off the loop; on failure keep the last one."""
         if self._lock is None:
@@ -147,10 +159,7 @@ class TodayForecast:
             now = self.clock()
             day = self.local_day(now)
             try:
-                offered, aht = await asyncio.to_thread(
-                    forecast_with_aht,
-                    lambda since, until: load_records(self.journal, since, until, self.history),
-                    Request(day, day, "15m"), self.settings)
+                offered, aht = await asyncio.to_thread(self._read, day)
             except Exception as exc:  # a broken store must not end the boards' forecast
                 self.stats.refreshes["failed"] += 1
                 self.failing, self.retry_at = True, now + RETRY_S
