@@ -145,9 +145,23 @@ def load(con: sqlite3.Connection, zone: str, since: int, until: int,
     where = (f" AND level = 'queue' AND name IN ({', '.join('?' * len(names))})"
              if names else "")
     body = "body" if bodies else "X''"
-    rows = [(day, level, name, channel, first, bytes(b), bytes(slots))
-            for day, level, name, channel, first, b, slots in con.execute(
-                f"SELECT day, level, name, channel, first, {body}, slots FROM rollups "
-                f"WHERE zone = ? AND day >= ? AND day < ?{where} "
-                "ORDER BY day, first, level, name, channel", (zone, since, until, *names))]
-    return days, rows
+    marked = set(days)
+    rows: list[RollupRow] = []
+    for day, level, name, channel, first, b, slots in con.execute(
+            f"SELECT day, level, name, channel, first, {body}, slots FROM rollups "
+            f"WHERE zone = ? AND day >= ? AND day < ?{where} "
+            "ORDER BY day, first, level, name, channel", (zone, since, until, *names)):
+        if type(first) is not int or type(level) is not str or type(name) is not str or \
+                type(channel) is not str:
+            marked.discard(day)  # a hand edit: the day is read from its intervals
+            continue
+        rows.append((day, level, name, channel, first, _blob(b), _blob(slots)))
+    return [d for d in days if d in marked], [r for r in rows if r[0] in marked]
+
+
+def _blob(value: object) -> bytes:
+    """A column as bytes whatever its stored type (a hand edit may store text or a number):
+    what does not decode is then the reader's to count."""
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
