@@ -6,11 +6,14 @@ records are encoded once and stored again for every day, shifted by whole local 
 the journal fills in seconds. Then it prints:
 
 - bytes per queue per day of history: the SQLite file / (days x queues), and the mean body;
+- the time to roll up the stored days (the catch-up after an upgrade; a day's roll-up is
+  also what each live write of that day costs the writer at most);
 - the CPU time (wall beside it) of `reporting.report` as GET /api/report calls it (rows
-  read through `load_records`, the forecast's through `load_offered`) for a day at 15m over
-  every queue, a month at 1d over every queue, and a year at 1d for one queue;
+  read through `load_records`, the forecast's through `load_offered`, daily rollups through
+  `load_days`) for a day at 15m over every queue, a month at 1d over every queue, and a
+  year at 1d for one queue; and the same report without rollups (as before them);
 - beside each, the floor measured in the same run: the bare SQLite read (`SELECT body`, no
-  decoding) of the same rows the report read (its ranges, its queues).
+  decoding) of the same rows the report read (its ranges, its queues; rollups included).
 """
 
 from __future__ import annotations
@@ -36,8 +39,15 @@ from workload import VirtualClock
 from wallboard.config.settings import JournalConfig, Settings, parse_settings
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.intervals import IntervalRecord
-from wallboard.ingest.historian import HistorianStats, load_offered, load_records, to_row
+from wallboard.ingest.historian import (
+    HistorianStats,
+    load_days,
+    load_offered,
+    load_records,
+    to_row,
+)
 from wallboard.journal import intervals as journal_intervals
+from wallboard.journal import rollups
 from wallboard.journal.interface import IntervalRow
 from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
 from wallboard.kpi.report import Request, day_span
@@ -142,6 +152,21 @@ def fill(path: Path, settings: Settings, records: list[IntervalRecord], template
     return written
 
 
+def roll_up(path: Path, zone: str) -> tuple[int, float, float]:
+    """Roll up every stored day as the start-up catch-up does: (days, CPU s, wall s)."""
+    con = sqlite3.connect(path / DB_NAME, isolation_level=None)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    rollups.drop_other_zones(con, zone)
+    days, at = 0, 0
+    while (step := rollups.catch_up_step(con, zone, 0, at)) is not None:
+        at, done = step
+        days += done
+    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    return days, cpu, wall
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     """Median (CPU seconds, wall seconds) of up to REPEAT calls (fewer past BUDGET_S).
 
@@ -159,11 +184,14 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
-def measure(journal: SqliteJournal, settings: Settings, request: Request) -> dict[str, float]:
-    """The report as GET /api/report runs it, and the bare SELECT of the ranges it read."""
+def measure(journal: SqliteJournal, settings: Settings, request: Request,
+            daily: bool = True) -> dict[str, float]:
+    """The report as GET /api/report runs it (`daily`: with rollups), and the bare SELECT of
+    the ranges it read."""
     ranges: list[tuple[int, int]] = []
+    rolled: list[tuple[int, int, bool]] = []
     stats = HistorianStats()
-    queues = request.queues
+    queues, zone = request.queues, settings.site.timezone
 
     def load(since: int, until: int) -> list[IntervalRecord]:
         ranges.append((since, until))
@@ -173,10 +201,19 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request) -> dic
         ranges.append((since, until))
         return load_offered(journal, since, until, stats, queues)
 
-    doc = report(load, request, settings, (), offered)
+    def days(since: int, until: int, bodies: bool) -> Any:
+        rolled.append((since, until, bodies))
+        return load_days(journal, zone, since, until, bodies, stats, queues)
+
+    def run() -> dict[str, Any]:
+        return report(load, request, settings, (), offered, days if daily else None)
+
+    doc = run()
     assert not stats.unreadable, "a stored body did not decode"
-    wanted = list(ranges)
+    wanted, wanted_days = list(ranges), list(rolled)
     read = sum(len(journal.intervals(s, u, queues)) for s, u in wanted)
+    read_days = sum(len(journal.rollups(zone, s, u, queues, bodies=b)[1])
+                    for s, u, b in wanted_days)
     names = sorted(queues)
     where = f" AND level = 'queue' AND name IN ({', '.join('?' * len(names))})" if names else ""
 
@@ -185,12 +222,16 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request) -> dic
             for since, until in wanted:
                 con.execute(f"SELECT body FROM intervals WHERE start >= ? AND start < ?{where}",
                             (since, until, *names)).fetchall()
+            for since, until, bodies in wanted_days:
+                con.execute(f"SELECT {'body, ' if bodies else ''}slots FROM rollups "
+                            f"WHERE zone = ? AND day >= ? AND day < ?{where}",
+                            (zone, since, until, *names)).fetchall()
 
     floor_cpu, floor_wall = timed(bare)
-    cpu, wall = timed(lambda: report(load, request, settings, (), offered))
+    cpu, wall = timed(run)
     return {"cpu_ms": cpu * 1000, "wall_ms": wall * 1000, "floor_cpu_ms": floor_cpu * 1000,
             "floor_wall_ms": floor_wall * 1000, "records_read": read,
-            "rows": len(doc["rows"])}
+            "rollups_read": read_days, "rows": len(doc["rows"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored {rows:,} rows in {time.perf_counter() - t:.1f}s: {size / 2**20:.1f} MiB, "
               f"{per_queue_day:,.0f} B per queue per day (teams included), "
               f"{per_queue_day * 365 / 2**20:.2f} MiB per queue per year", flush=True)
+        rolled_days, roll_cpu, roll_wall = roll_up(data, settings.site.timezone)
+        with_rollups = (data / DB_NAME).stat().st_size
+        print(f"rolled up {rolled_days} days in {roll_cpu:.1f}s CPU ({roll_wall:.1f}s wall): "
+              f"{roll_cpu / max(1, rolled_days) * 1000:.0f} ms a day; the file grew by "
+              f"{(with_rollups - size) / 2**20:.1f} MiB "
+              f"({(with_rollups - size) / max(1, rolled_days * args.queues):,.0f} B per queue "
+              "per day)", flush=True)
         journal = SqliteJournal(JournalConfig(data_dir=str(data)))
         journal.open(writable=False)
         month_first = LAST_DAY - timedelta(days=min(30, args.days) - 1)
@@ -245,16 +293,24 @@ def main(argv: list[str] | None = None) -> int:
             "events_folded_per_day": events, "records_per_day": len(records),
             "mean_body_bytes": round(statistics.mean(bodies), 1), "file_bytes": size,
             "bytes_per_queue_per_day": round(per_queue_day, 1),
+            "rolled_up_days": rolled_days, "roll_up_cpu_s": round(roll_cpu, 2),
+            "roll_up_wall_s": round(roll_wall, 2), "rollup_file_bytes": with_rollups - size,
             "python": platform.python_version(), "load_average_at_start": load_avg}
         figure(report_doc, "history: bytes per queue per day (SQLite file / days x queues)",
                per_queue_day, "B")
         for name, key, request, target in cases:
+            before = measure(journal, settings, request, daily=False)
+            print(f"{name}, without rollups: {before['cpu_ms']:.0f} ms CPU "
+                  f"({before['wall_ms']:.0f} ms wall) from {before['records_read']:,} "
+                  f"stored records", flush=True)
+            report_doc[f"{key}_without_rollups"] = {k: round(v, 1) for k, v in before.items()}
             m = measure(journal, settings, request)
             ms = m["cpu_ms"]
             met = None if target is None else ms <= target * 1000
             goal = "" if target is None else f"<= {target * 1000:g} ms"
             print(f"{name}: {ms:.0f} ms CPU ({m['wall_ms']:.0f} ms wall) for {m['rows']:,} "
-                  f"rows from {m['records_read']:,} stored records; floor (bare SELECT body "
+                  f"rows from {m['records_read']:,} stored records and "
+                  f"{m['rollups_read']:,} rollups; floor (bare SELECT body "
                   f"of the same rows) {m['floor_cpu_ms']:.0f} ms CPU "
                   f"({m['floor_wall_ms']:.0f} ms wall), x{ms / m['floor_cpu_ms']:.1f}"
                   + (f"  TARGET {goal}: {'met' if met else 'MISSED'}" if target else ""),

@@ -21,7 +21,9 @@ from wallboard.fold.intervals import IntervalRecord, decode, encode
 from wallboard.fold.sketch import Sketches, merge_sketches
 
 MAX_DAY_S = 90_000  # the longest local day (25 hours): bounds a search for a day's start
-Slot = tuple[int, float, float, float]  # (interval start, offered, handled, handle_sum)
+# Each stored interval's (start, offered, handled, handle_sum), as four columns.
+Slots = tuple[list[int], list[float], list[float], list[float]]
+NO_SLOTS: Slots = ([], [], [], [])
 # (level, name, channel, first interval start, body, slots): one entity's rollup of a day.
 Rolled = tuple[str, str, str, int, bytes, bytes]
 
@@ -36,7 +38,7 @@ class DayRecord(NamedTuple):
     first: int  # the start of its first stored interval that day
     counters: dict[int, float]
     sketches: Sketches  # empty when only the slots were read
-    slots: list[Slot]
+    slots: Slots  # empty when the counters and sketches were read
 
     def as_record(self) -> IntervalRecord:
         """The day as one record (at its first interval: a `1d` row buckets it there)."""
@@ -45,15 +47,15 @@ class DayRecord(NamedTuple):
 
     def slot_records(self, whole_day: bool) -> list[IntervalRecord]:
         """The slot fields as records: one per interval, or (`whole_day`) one summed."""
+        level, name, channel = self.level, self.name, self.channel
         if not whole_day:
-            return [IntervalRecord(start, self.level, self.name, self.channel,
+            return [IntervalRecord(start, level, name, channel,
                                    {OFFERED: o, HANDLED: h, HANDLE_SUM: s}, [])
-                    for start, o, h, s in self.slots]
-        _, o, h, s = self.slots[0]
-        for _, more_o, more_h, more_s in self.slots[1:]:  # the order the report adds them
-            o, h, s = o + more_o, h + more_h, s + more_s
-        return [IntervalRecord(self.first, self.level, self.name, self.channel,
-                               {OFFERED: o, HANDLED: h, HANDLE_SUM: s}, [])]
+                    for start, o, h, s in zip(*self.slots, strict=True)]
+        # sum() adds from the first interval on, in the order the report adds them.
+        _, o, h, s = self.slots
+        return [IntervalRecord(self.first, level, name, channel,
+                               {OFFERED: sum(o), HANDLED: sum(h), HANDLE_SUM: sum(s)}, [])]
 
 
 def local_day(ts: int, tz: ZoneInfo) -> tuple[int, int]:
@@ -82,7 +84,7 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
 
     A row that does not decode is left out, as a report leaves it out.
     """
-    totals: dict[tuple[str, str, str], tuple[list[float], Sketches, list[Slot]]] = {}
+    totals: dict[tuple[str, str, str], tuple[list[float], Sketches, Slots]] = {}
     broken = 0
     for start, level, name, channel, body in rows:
         try:
@@ -93,25 +95,30 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
         key = (level, name, channel)
         entry = totals.get(key)
         if entry is None:
-            entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in sketches], [])
+            entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in sketches], ([], [], [], []))
         vector = entry[0]
         for k, value in counters.items():
             vector[k] += value
         merge_sketches(entry[1], sketches)
-        get = counters.get
-        entry[2].append((int(start), get(OFFERED, 0.0), get(HANDLED, 0.0), get(HANDLE_SUM, 0.0)))
-    return [(level, name, channel, slots[0][0],
-             encode(dict(enumerate(vector)), sketches), orjson.dumps(slots))
+        get, (starts, offered, handled, handle) = counters.get, entry[2]
+        starts.append(int(start))
+        offered.append(get(OFFERED, 0.0))
+        handled.append(get(HANDLED, 0.0))
+        handle.append(get(HANDLE_SUM, 0.0))
+    return [(level, name, channel, slots[0][0], encode(dict(enumerate(vector)), sketches),
+             orjson.dumps(dict(zip("tohs", slots, strict=True))))
             for (level, name, channel), (vector, sketches, slots) in totals.items()], broken
 
 
-def decode_slots(body: bytes | str) -> list[Slot]:
-    """A rollup's slots back; ValueError when they are not [[start, o, h, s], ...]."""
+def decode_slots(body: bytes | str) -> Slots:
+    """A rollup's slots back ({"t": starts, "o", "h", "s": values}, as long as each other);
+    ValueError or TypeError when they are not that."""
     data = orjson.loads(body)
-    if not isinstance(data, list) or not data:
-        raise ValueError("a rollup's slots are a non-empty JSON array")
-    out: list[Slot] = []
-    for item in data:
-        start, o, h, s = item  # ValueError/TypeError when the shape is wrong
-        out.append((int(start), float(o), float(h), float(s)))
-    return out
+    if not isinstance(data, dict):
+        raise ValueError("a rollup's slots are a JSON object")
+    # map() over whole columns: a month's forecast decodes thousands of them.
+    slots = (list(map(int, data["t"])), list(map(float, data["o"])),
+             list(map(float, data["h"])), list(map(float, data["s"])))
+    if not slots[0] or any(len(column) != len(slots[0]) for column in slots):
+        raise ValueError("a rollup's slots are four non-empty columns of one length")
+    return slots

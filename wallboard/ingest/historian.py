@@ -23,7 +23,7 @@ from wallboard.fold.intervals import (
     decode_offered,
     encode,
 )
-from wallboard.fold.rollup import DayRecord, decode_slots
+from wallboard.fold.rollup import NO_SLOTS, DayRecord, decode_slots
 from wallboard.journal.interface import IntervalRow, Journal, JournalDown
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,9 @@ def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool 
               stats: HistorianStats | None = None, queues: frozenset[str] = frozenset()
               ) -> tuple[set[int], list[DayRecord]]:
     """The local days in [since, until) whose rollups equal their stored intervals, and those
-    rollups (only their slots without `bodies`); a day with a rollup that does not decode is
-    left out (read from its intervals) and counted."""
+    rollups: their counters and sketches (`bodies`, for rows) or else their slots (for the
+    forecast); a day with a rollup that does not decode is left out (read from its
+    intervals) and counted."""
     days, rows = journal.rollups(zone, since, until, queues, bodies=bodies)
     covered = set(days)
     out = []
@@ -171,8 +172,8 @@ def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool 
         try:
             counters, sketches = decode(body) if bodies else ({}, [])
             out.append(DayRecord(day, level, name, channel, first, counters, sketches,
-                                 decode_slots(slots)))
-        except (ValueError, TypeError, AttributeError):
+                                 NO_SLOTS if bodies else decode_slots(slots)))
+        except (ValueError, TypeError, AttributeError, KeyError):
             covered.discard(day)
             if stats is not None:
                 stats.unreadable += 1

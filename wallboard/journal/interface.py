@@ -195,7 +195,8 @@ class Journal(Protocol):
         """The days starting in [since, until) whose rollups for `zone` equal their stored
         intervals, and those rollups in the intervals' order (blocking: off the loop).
 
-        Without `bodies`, only the slots (the forecast's need) are read.
+        With `bodies` their bodies are given (the slots empty), else only their slots (the
+        forecast's need).
         """
 
     def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:

@@ -169,7 +169,7 @@ def load(client: Any, prefix: str, zone: str, since: int, until: int,
             try:
                 first, body, slots = orjson.loads(value)
                 row = (day, level, name, channel, int(first),
-                       body.encode() if bodies else b"", slots.encode())
+                       body.encode() if bodies else b"", b"" if bodies else slots.encode())
             except (ValueError, TypeError, AttributeError):
                 days.discard(day)
                 continue

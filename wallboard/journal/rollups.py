@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS rollups (
     channel TEXT NOT NULL,
     first INTEGER NOT NULL,  -- its first interval's start: rows are read in the intervals' order
     body BLOB NOT NULL,      -- counters and sketches, as an interval's body
-    slots BLOB NOT NULL,     -- [[start, offered, handled, handle_sum], ...]
+    slots BLOB NOT NULL,     -- per interval: start (t), offered (o), handled (h), handle (s)
     PRIMARY KEY (zone, day, level, name, channel)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_days (
@@ -133,7 +133,8 @@ def load(con: sqlite3.Connection, zone: str, since: int, until: int,
          queues: frozenset[str] = frozenset(), bodies: bool = True
          ) -> tuple[list[int], list[RollupRow]]:
     """The marked days starting in [since, until) and their rollups, in the intervals' order
-    (day, first interval, entity); none in an older file. Without `bodies`, empty bodies."""
+    (day, first interval, entity); none in an older file. With `bodies` their bodies, else
+    their slots (the other column empty)."""
     if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'rollup_days'").fetchone() is None:
         return [], []
     days = [d for (d,) in con.execute(
@@ -144,11 +145,11 @@ def load(con: sqlite3.Connection, zone: str, since: int, until: int,
     names = sorted(queues)
     where = (f" AND level = 'queue' AND name IN ({', '.join('?' * len(names))})"
              if names else "")
-    body = "body" if bodies else "X''"
+    columns = "body, X''" if bodies else "X'', slots"  # what the caller decodes
     marked = set(days)
     rows: list[RollupRow] = []
     for day, level, name, channel, first, b, slots in con.execute(
-            f"SELECT day, level, name, channel, first, {body}, slots FROM rollups "
+            f"SELECT day, level, name, channel, first, {columns} FROM rollups "
             f"WHERE zone = ? AND day >= ? AND day < ?{where} "
             "ORDER BY day, first, level, name, channel", (zone, since, until, *names)):
         if type(first) is not int or type(level) is not str or type(name) is not str or \

@@ -64,7 +64,14 @@ def day_span(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
 def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
     entry = totals.get(key)
     if entry is None:
-        entry = totals[key] = ([0.0] * len(FIELDS), [{} for _ in record.sketches])
+        # A copy, as a merge into empty sketches makes (empty bins dropped) but in one pass:
+        # a daily rollup's sketches span hundreds of bins.
+        entry = totals[key] = ([0.0] * len(FIELDS),
+                               [{b: n for b, n in s.items() if n} for s in record.sketches])
+        vector = entry[0]
+        for k, value in record.counters.items():
+            vector[k] += value
+        return
     vector = entry[0]
     for k, value in record.counters.items():
         vector[k] += value
