@@ -190,8 +190,12 @@ def test_redis_rollups_are_the_sum_of_the_stored_intervals(
     asyncio.run(run())
 
 
-async def test_a_changed_zone_and_a_prune_roll_up_again(tmp_path: Path) -> None:
-    journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path)))
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_changed_zone_and_a_prune_roll_up_again(tmp_path: Path, backend: str,
+                                                        request: pytest.FixtureRequest) -> None:
+    journal: Journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path))) \
+        if backend == "sqlite" else RedisJournal(JournalConfig(
+            backend="redis", url=request.getfixturevalue("redis_server").url, timeout_s=5))
     journal.open()
     journal.start()
     try:
