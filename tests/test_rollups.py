@@ -21,7 +21,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.report_traffic import DAY, DAY_TS, Clock, Server, events_of, month, post_month
+from tests.report_traffic import (
+    DAY,
+    DAY_TS,
+    Call,
+    Clock,
+    Server,
+    events_of,
+    month,
+    post_month,
+)
 from wallboard.config.settings import JournalConfig, Settings, load_settings, parse_settings
 from wallboard.fold.counters import FIELDS, HANDLE_SUM, HANDLED, OFFERED, SKETCH_KINDS
 from wallboard.fold.intervals import IntervalRecord, decode, encode
@@ -338,3 +347,49 @@ def test_an_import_and_a_rebuild_leave_rollups_equal_to_their_intervals(
                        io.StringIO(), io.StringIO())
     assert code == 0
     verify()
+
+
+contacts = st.lists(st.builds(
+    lambda i, queue, day, at, wait, answered, handle: Call(
+        f"c{i}", queue, MIDNIGHT + day * 86_400 + at, wait, answered, handle),
+    st.integers(0, 10**6), st.sampled_from(["sales", "chat"]), st.integers(0, 9),
+    st.floats(0, 86_399, allow_nan=False), st.floats(0.5, 300, allow_nan=False),
+    st.booleans(), st.floats(1, 900, allow_nan=False)),
+    min_size=1, max_size=60, unique_by=lambda c: c.cid)
+
+
+@settings(max_examples=12, deadline=None)
+@given(contacts, st.integers(0, 9), st.integers(0, 3))
+def test_imports_and_rebuilds_of_random_days_leave_rollups_equal_to_their_intervals(
+        calls: list[Call], first: int, more: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        config = base / "wallboard.yaml"
+        config.write_bytes(orjson.dumps({
+            "site": {"timezone": ZONE},
+            "queues": {"sales": {"channel": "voice"}, "chat": {"channel": "chat"}},
+            "journal": {"data_dir": str(base / "data"), "batch_ms": 0}}))
+        path = base / "events.ndjson"
+        path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events_of(calls)))
+        assert run_import(argparse.Namespace(file=str(path), config=str(config), data_dir=None,
+                                             source="import"), io.StringIO(),
+                          io.StringIO()) == 0
+        cfg = load_settings(str(config))
+
+        def verify() -> None:
+            journal = SqliteJournal(cfg.journal)
+            journal.open(writable=False)
+            stored = by_day(journal.intervals(0, 2**40))
+            assert stored and check(journal) == set(stored)
+            for request in REQUESTS:
+                plain = report(lambda s, u: load_records(journal, s, u), request, cfg)
+                rolled = report(lambda s, u: load_records(journal, s, u), request, cfg, (),
+                                None, lambda s, u, b: load_days(journal, ZONE, s, u, b))
+                assert rolled == plain, request
+
+        verify()
+        day = FIRST + timedelta(days=first)
+        assert run_rebuild(argparse.Namespace(first=str(day), last=str(day + timedelta(days=more)),
+                                              config=str(config), data_dir=None),
+                           io.StringIO(), io.StringIO()) == 0
+        verify()
