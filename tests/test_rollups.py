@@ -135,6 +135,7 @@ def documents(journal: Journal, request: Request, zone: str = ZONE) -> tuple[dic
 
 
 REQUESTS = [Request(FIRST, FIRST + timedelta(days=2), "1d"),
+            Request(FIRST, FIRST + timedelta(days=9), "1d", frozenset({"sales", "chat"})),
             Request(FIRST + timedelta(days=1), FIRST + timedelta(days=1), "15m"),
             Request(FIRST + timedelta(days=7), FIRST + timedelta(days=9), "1d"),  # forecast
             Request(FIRST + timedelta(days=8), FIRST + timedelta(days=8), "1h"),
