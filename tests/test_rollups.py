@@ -112,6 +112,23 @@ def check(journal: Journal, zone: str = ZONE) -> set[int]:
         got[r.day][(r.level, r.name, r.channel)] = r
     for day in covered:
         want = expected(stored.get(day, []))
+        wider: dict[Any, Any] = {}  # every queue of a channel, and the site: sums of leaves
+        for (level, name, channel), (vector, merged, slots) in want.items():
+            if level != "queue":
+                continue
+            for key in (("channel", channel, channel), ("site", "", "")) if name else \
+                    (("site", "", ""),):
+                into = wider.setdefault(key, ([0.0] * len(FIELDS),
+                                              [Counter() for _ in range(SKETCH_KINDS)], []))
+                into[0][:] = [a + b for a, b in zip(into[0], vector, strict=True)]
+                for total, one in zip(into[1], merged, strict=True):
+                    total.update(one)
+        for key, (vector, merged, _) in wider.items():
+            r = got[day].pop(key)
+            assert [r.counters.get(k, 0.0) for k in range(len(FIELDS))] == \
+                pytest.approx(vector), key
+            assert [dict(s) for s in r.sketches] == [{b: n for b, n in m.items() if n}
+                                                     for m in merged]
         assert set(got[day]) == set(want), day
         for key, (vector, merged, slots) in want.items():
             r = got[day][key]

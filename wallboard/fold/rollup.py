@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from operator import add
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from wallboard.fold.counters import FIELDS, HANDLE_SUM, HANDLED, OFFERED
-from wallboard.fold.intervals import IntervalRecord, decode, encode
+from wallboard.fold.intervals import LEVEL_QUEUE, IntervalRecord, decode, encode
 from wallboard.fold.sketch import Sketches, merge_sketches
 
+CHANNEL = "channel"  # the levels of the wider rollups: every queue of a channel, the site
+SITE = ("site", "", "")
+AGGREGATES = (CHANNEL, "site")
 MAX_DAY_S = 90_000  # the longest local day (25 hours): bounds a search for a day's start
 # Each stored interval's (start, offered, handled, handle_sum), as four columns.
 Slots = tuple[list[int], list[float], list[float], list[float]]
@@ -82,7 +86,9 @@ def days_of(starts: Iterable[int], zone: str) -> dict[int, int]:
 def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled], int]:
     """A day's rollups from its stored rows, oldest first; and how many rows did not decode.
 
-    A row that does not decode is left out, as a report leaves it out.
+    One per queue leaf and team, then one per channel and one for the site (their sums, with
+    no slots: a forecast sums the queues'). A row that does not decode is left out, as a
+    report leaves it out.
     """
     totals: dict[tuple[str, str, str], tuple[list[float], Sketches, Slots]] = {}
     broken = 0
@@ -105,9 +111,27 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
         offered.append(get(OFFERED, 0.0))
         handled.append(get(HANDLED, 0.0))
         handle.append(get(HANDLE_SUM, 0.0))
-    return [(level, name, channel, slots[0][0], encode(dict(enumerate(vector)), sketches),
-             orjson.dumps(dict(zip("tohs", slots, strict=True))))
-            for (level, name, channel), (vector, sketches, slots) in totals.items()], broken
+    out = [(level, name, channel, slots[0][0], encode(dict(enumerate(vector)), sketches),
+            orjson.dumps(dict(zip("tohs", slots, strict=True))))
+           for (level, name, channel), (vector, sketches, slots) in totals.items()]
+    # The channels' and the site's day, summed from the queues' as a report of every queue
+    # sums them (in the same order: the same floating-point sums), so that it merges nothing.
+    wider: dict[tuple[str, str, str], tuple[list[float], Sketches, int]] = {}
+    for (level, name, channel), (vector, sketches, slots) in totals.items():
+        if level != LEVEL_QUEUE:
+            continue
+        first: int = slots[0][0]
+        for key in ((CHANNEL, channel, channel), SITE) if name else (SITE,):
+            found = wider.get(key)
+            if found is None:
+                wider[key] = (list(vector), [dict(s) for s in sketches], first)
+            else:
+                found[0][:] = map(add, found[0], vector)
+                merge_sketches(found[1], sketches)
+                wider[key] = (found[0], found[1], found[2] if found[2] < first else first)
+    out += [(*key, start, encode(dict(enumerate(vector)), sketches), b"{}")
+            for key, (vector, sketches, start) in wider.items()]
+    return out, broken
 
 
 def decode_slots(body: bytes | str) -> Slots:

@@ -159,7 +159,8 @@ def load(client: Any, prefix: str, zone: str, since: int, until: int,
         except (ValueError, TypeError):
             continue
         if fzone == zone and day in days and (
-                not queues or (level == "queue" and name in queues)):
+                (level == "queue" and name in queues) if queues else
+                (bodies or level in ("queue", "team"))):  # no slots in channels' and site's
             chosen.append((field, (int(day), str(level), str(name), str(channel))))
     rows: list[tuple[bytes, RollupRow]] = []
     for i in range(0, len(chosen), CHUNK):

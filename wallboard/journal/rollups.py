@@ -144,7 +144,7 @@ def load(con: sqlite3.Connection, zone: str, since: int, until: int,
         return [], []
     names = sorted(queues)
     where = (f" AND level = 'queue' AND name IN ({', '.join('?' * len(names))})"
-             if names else "")
+             if names else "" if bodies else " AND level IN ('queue', 'team')")
     columns = "body, X''" if bodies else "X'', slots"  # what the caller decodes
     marked = set(days)
     rows: list[RollupRow] = []

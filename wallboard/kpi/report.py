@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from wallboard.config.settings import Settings
 from wallboard.fold.counters import FIELDS
 from wallboard.fold.intervals import LEVEL_QUEUE, LEVEL_TEAM, IntervalRecord
-from wallboard.fold.rollup import local_day
+from wallboard.fold.rollup import AGGREGATES, local_day
 from wallboard.fold.sketch import Sketches, merge_sketches
 from wallboard.kpi.formulas import agent_window_kpis, window_kpis
 
@@ -109,8 +109,14 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
     """
     totals: dict[tuple[Key, int, int], Totals] = {}
     span = spans(tz, width)
+    given: set[tuple[int, int]] = set()  # rows whose channels and site came summed
     for record in records:
         start, end = span(record.start)
+        if record.level in AGGREGATES:  # a daily rollup's: only in a report of every queue
+            if not queues:
+                _add(totals, ((record.level, record.name, record.channel), start, end), record)
+                given.add((start, end))
+            continue
         if record.level == LEVEL_TEAM:
             if not queues:
                 _add(totals, ((LEVEL_TEAM, record.name, ""), start, end), record)
@@ -125,10 +131,12 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
         if key[0] != "queue":
             continue
         _, name, channel = key
+        if not name:
+            del totals[(key, start, end)]
+        if (start, end) in given:
+            continue
         if name:
             _add_totals(totals, (("channel", channel, channel), start, end), entry)
-        else:
-            del totals[(key, start, end)]
         _add_totals(totals, (site, start, end), entry)
     return totals
 
