@@ -113,7 +113,7 @@ def check(journal: Journal, zone: str = ZONE) -> set[int]:
     for day in covered:
         want = expected(stored.get(day, []))
         wider: dict[Any, Any] = {}  # every queue of a channel, and the site: sums of leaves
-        for (level, name, channel), (vector, merged, slots) in want.items():
+        for (level, name, channel), (vector, merged, _) in want.items():
             if level != "queue":
                 continue
             for key in (("channel", channel, channel), ("site", "", "")) if name else \
