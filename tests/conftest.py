@@ -42,11 +42,20 @@ def require_program(path: str, why: str) -> None:
     pytest.skip(message)
 
 
+# Ports already handed out in this run: the kernel may offer a port again as soon as the probe
+# socket closes, and two servers of one test given the same port answer as one.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """An unused loopback port, never one this run has handed out before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def base_config(**extra: Any) -> dict[str, Any]:

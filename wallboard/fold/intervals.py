@@ -8,7 +8,7 @@ afterwards. Closed intervals wait in the aggregator until the ingest layer store
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -139,21 +139,22 @@ class IntervalHistory:
         if book is not None:
             book.add_span(start, end, index)
 
+    def _books(self, leaves: Iterable[Leaf]) -> Iterator[tuple[str, str, str, IntervalBook]]:
+        """Every book with what it is about: (level, name, channel, book)."""
+        for leaf in leaves:
+            if leaf.windows.book is not None:
+                yield LEVEL_QUEUE, leaf.queue, leaf.channel, leaf.windows.book
+        for name, book in self.teams.items():
+            yield LEVEL_TEAM, name, "", book
+
     def close(self, leaves: Iterable[Leaf], before: float) -> None:
         """Close every book's intervals that end at or before `before`."""
         closed = self.closed
         self.floor = max(self.floor, int(before // INTERVAL_S) * INTERVAL_S)
-        for leaf in leaves:
-            book = leaf.windows.book
-            if book is not None and book.open:
-                for start, counters, sketches in book.close(before):
-                    closed.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
-                                                 counters, sketches))
-        for name, book in self.teams.items():
+        for level, name, channel, book in self._books(leaves):
             if book.open:
-                for start, counters, sketches in book.close(before):
-                    closed.append(IntervalRecord(start, LEVEL_TEAM, name, "", counters,
-                                                 sketches))
+                closed.extend(IntervalRecord(start, level, name, channel, counters, sketches)
+                              for start, counters, sketches in book.close(before))
         if len(closed) > MAX_CLOSED:
             self.dropped += len(closed) - MAX_CLOSED
             del closed[:len(closed) - MAX_CLOSED]
@@ -169,22 +170,17 @@ class IntervalHistory:
 
     def open_records(self, leaves: Iterable[Leaf]) -> list[IntervalRecord]:
         """Copies of the intervals still open (a read: nothing here changes)."""
-        out = []
-        for leaf in leaves:
-            book = leaf.windows.book
-            if book is None:
-                continue
-            at, deltas, sketch_deltas = leaf.windows.batched()
-            if deltas or sketch_deltas:  # not in the book until the tick's flush: a copy
-                book = book.copy()
+        leaves = list(leaves)
+        batched = {(leaf.queue, leaf.channel): leaf.windows.batched() for leaf in leaves}
+        out: list[IntervalRecord] = []
+        for level, name, channel, book in self._books(leaves):
+            at, deltas, sketch_deltas = batched.get((name, channel), (0.0, [], []))
+            if level == LEVEL_QUEUE and (deltas or sketch_deltas):
+                book = book.copy()  # the bucket not flushed yet is not in the book: a copy
                 book.add(at, deltas, sketch_deltas)
-            for start, (counters, sketches) in book.open.items():
-                out.append(IntervalRecord(start, LEVEL_QUEUE, leaf.queue, leaf.channel,
-                                          dict(counters), [dict(s) for s in sketches]))
-        for name, book in self.teams.items():
-            for start, (counters, sketches) in book.open.items():
-                out.append(IntervalRecord(start, LEVEL_TEAM, name, "", dict(counters),
-                                          [dict(s) for s in sketches]))
+            out.extend(IntervalRecord(start, level, name, channel, dict(counters),
+                                      [dict(x) for x in sketches])
+                       for start, (counters, sketches) in book.open.items())
         return out
 
 
