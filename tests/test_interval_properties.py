@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,26 @@ def test_a_fact_older_than_the_closed_intervals_never_opens_one() -> None:
     late = {leaf.queue: leaf.windows.book.late for leaf in agg.leaves.values()
             if leaf.windows.book is not None}
     assert late["answered_only"] == 1 and late["learnt-later"] == 1
+
+
+_VALUES = st.one_of(st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=False), st.booleans(),
+                    st.text(max_size=3), st.none(), st.lists(st.integers(0, 9), max_size=2))
+_NAMES = st.one_of(st.sampled_from(FIELDS), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(counters=st.dictionaries(_NAMES, _VALUES, max_size=12),
+       sketch=st.dictionaries(st.integers(ZERO_BIN, MAX_BIN).map(str), st.integers(1, 10**6),
+                              max_size=5),
+       kinds=st.integers(0, 4))
+def test_counters_decode_as_named_finite_numbers_whatever_else_a_body_holds(
+        counters: dict, sketch: dict, kinds: int) -> None:
+    """A stored body's counters are its known names with finite numbers (bool as 0/1), by
+    the rule written out here; `kinds` reads that many sketches and leaves the rest empty."""
+    body = orjson.dumps({"c": counters, "s": [sketch] * 4})
+    got, sketches = decode(body, kinds)
+    want = {FIELDS.index(name): float(value) for name, value in counters.items()
+            if name in FIELDS and isinstance(value, int | float) and math.isfinite(value)}
+    assert got == want
+    as_ints = {int(b): n for b, n in sketch.items()}
+    assert sketches == [as_ints] * kinds + [{}] * (4 - kinds)

@@ -28,6 +28,7 @@ MAX_DAY_S = 90_000  # the longest local day (25 hours): bounds a search for a da
 # Each stored interval's (start, offered, handled, handle_sum), as four columns.
 Slots = tuple[list[int], list[float], list[float], list[float]]
 NO_SLOTS: Slots = ([], [], [], [])
+SLOT_COLUMNS = {OFFERED: 1, HANDLED: 2, HANDLE_SUM: 3}  # a counter's column in the slots
 # (level, name, channel, first interval start, body, slots): one entity's rollup of a day.
 Rolled = tuple[str, str, str, int, bytes, bytes]
 
@@ -48,18 +49,6 @@ class DayRecord(NamedTuple):
         """The day as one record (at its first interval: a `1d` row buckets it there)."""
         return IntervalRecord(self.first, self.level, self.name, self.channel, self.counters,
                               self.sketches)
-
-    def slot_records(self, whole_day: bool) -> list[IntervalRecord]:
-        """The slot fields as records: one per interval, or (`whole_day`) one summed."""
-        level, name, channel = self.level, self.name, self.channel
-        if not whole_day:
-            return [IntervalRecord(start, level, name, channel,
-                                   {OFFERED: o, HANDLED: h, HANDLE_SUM: s}, [])
-                    for start, o, h, s in zip(*self.slots, strict=True)]
-        # sum() adds from the first interval on, in the order the report adds them.
-        _, o, h, s = self.slots
-        return [IntervalRecord(self.first, level, name, channel,
-                               {OFFERED: sum(o), HANDLED: sum(h), HANDLE_SUM: sum(s)}, [])]
 
 
 def local_day(ts: int, tz: ZoneInfo) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wallboard.fold.aggregate import Aggregator
-from wallboard.fold.counters import OFFERED
+from wallboard.fold.counters import OFFERED, SKETCH_KINDS
 from wallboard.fold.intervals import (
     INTERVAL_S,
     IntervalRecord,
@@ -25,6 +25,9 @@ from wallboard.fold.intervals import (
 )
 from wallboard.fold.rollup import NO_SLOTS, DayRecord, decode_slots
 from wallboard.journal.interface import IntervalRow, Journal, JournalDown
+from wallboard.kpi.forecast import Load
+from wallboard.kpi.report import ROW_SKETCHES
+from wallboard.kpi.rollups import DayLoad
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 5.0  # an interval is in the store this long after it closes, at most
@@ -48,10 +51,11 @@ def to_row(record: IntervalRecord) -> IntervalRow:
             encode(record.counters, record.sketches))
 
 
-def from_row(row: IntervalRow) -> IntervalRecord:
-    """A stored row back as a record; ValueError when its body does not decode."""
+def from_row(row: IntervalRow, kinds: int = SKETCH_KINDS) -> IntervalRecord:
+    """A stored row back as a record (its first `kinds` sketches); ValueError when its body
+    does not decode."""
     start, level, name, channel, body = row
-    counters, sketches = decode(body)
+    counters, sketches = decode(body, kinds)
     return IntervalRecord(int(start), level, name, channel, counters, sketches)
 
 
@@ -125,16 +129,18 @@ class Historian:
 
 def load_records(journal: Journal, since: int, until: int,
                  stats: HistorianStats | None = None,
-                 queues: frozenset[str] = frozenset()) -> list[IntervalRecord]:
+                 queues: frozenset[str] = frozenset(), *, kinds: int = SKETCH_KINDS
+                 ) -> list[IntervalRecord]:
     """Stored intervals starting in [since, until); a row that does not decode is counted.
 
     With `queues`, only those queues' records (what a report of them reads; teams are left
-    out of such a report), chosen by the store before any body is read.
+    out of such a report), chosen by the store before any body is read. Only the first
+    `kinds` sketches are decoded (a report's rows need the wait's alone).
     """
     out = []
     for row in journal.intervals(since, until, queues):
         try:
-            out.append(from_row(row))
+            out.append(from_row(row, kinds))
         except (ValueError, TypeError, AttributeError):
             if stats is not None:
                 stats.unreadable += 1
@@ -159,8 +165,8 @@ def load_offered(journal: Journal, since: int, until: int,
 
 
 def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool = True,
-              stats: HistorianStats | None = None, queues: frozenset[str] = frozenset()
-              ) -> tuple[set[int], list[DayRecord]]:
+              stats: HistorianStats | None = None, queues: frozenset[str] = frozenset(),
+              *, kinds: int = SKETCH_KINDS) -> tuple[set[int], list[DayRecord]]:
     """The local days in [since, until) whose rollups equal their stored intervals, and those
     rollups: their counters and sketches (`bodies`, for rows) or else their slots (for the
     forecast); a day with a rollup that does not decode is left out (read from its
@@ -170,7 +176,7 @@ def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool 
     out = []
     for day, level, name, channel, first, body, slots in rows:
         try:
-            counters, sketches = decode(body) if bodies else ({}, [])
+            counters, sketches = decode(body, kinds) if bodies else ({}, [])
             out.append(DayRecord(day, level, name, channel, first, counters, sketches,
                                  NO_SLOTS if bodies else decode_slots(slots)))
         except (ValueError, TypeError, AttributeError, KeyError):
@@ -178,3 +184,14 @@ def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool 
             if stats is not None:
                 stats.unreadable += 1
     return covered, [r for r in out if r.day in covered]
+
+
+def report_loaders(journal: Journal, zone: str, stats: HistorianStats | None,
+                   queues: frozenset[str]) -> tuple[Load, Load, DayLoad]:
+    """What `reporting.report` reads from the store: the rows' records and rollups (with the
+    sketches a row shows, ROW_SKETCHES), and the forecast's offered counters."""
+    return (lambda since, until: load_records(journal, since, until, stats, queues,
+                                              kinds=ROW_SKETCHES),
+            lambda since, until: load_offered(journal, since, until, stats, queues),
+            lambda since, until, bodies: load_days(journal, zone, since, until, bodies, stats,
+                                                   queues, kinds=ROW_SKETCHES))

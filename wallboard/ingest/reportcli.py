@@ -15,7 +15,7 @@ from typing import IO
 import orjson
 
 from wallboard.config.settings import load_settings, parse_settings
-from wallboard.ingest.historian import load_days, load_offered, load_records
+from wallboard.ingest.historian import report_loaders
 from wallboard.journal.interface import make_journal
 from wallboard.kpi.report import WIDTHS
 from wallboard.kpi.reporting import FORMATS, ReportError, parse_request, report, to_csv, to_table
@@ -57,12 +57,9 @@ def run_report(args: argparse.Namespace, out: IO[bytes] | None = None,
     journal = make_journal(config)
     journal.open(writable=False)
     try:
-        queues = request.queues
-        doc = report(lambda since, until: load_records(journal, since, until, None, queues),
-                     request, settings, (),
-                     lambda since, until: load_offered(journal, since, until, None, queues),
-                     lambda since, until, bodies: load_days(journal, settings.site.timezone,
-                                                            since, until, bodies, None, queues))
+        load, offered, days = report_loaders(journal, settings.site.timezone, None,
+                                             request.queues)
+        doc = report(load, request, settings, (), offered, days)
     finally:
         asyncio.run(journal.close())  # never started: this only releases the store
     if fmt == "json":

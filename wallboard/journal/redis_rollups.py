@@ -68,7 +68,8 @@ def _day(field: bytes) -> int:
 
 async def roll_day(client: Any, prefix: str, zone: str, day: int, until: int) -> int | None:
     """Roll up one local day from its stored intervals and mark it; the rows that did not
-    decode, or None when other writers kept changing the day (it stays unmarked)."""
+    decode (the day then stays unmarked, as on SQLite), or None when other writers kept
+    changing the day (it stays unmarked)."""
     ibodies, iindex = interval_keys(prefix)
     bodies, index, marks = keys(prefix)
     for _ in range(RETRIES):
@@ -93,10 +94,13 @@ async def roll_day(client: Any, prefix: str, zone: str, day: int, until: int) ->
                 if mine:
                     pipe.hdel(bodies, *mine)
                     pipe.zrem(index, *mine)
-                if new:
-                    pipe.hset(bodies, mapping=new)
-                    pipe.zadd(index, dict.fromkeys(new, day))
-                pipe.hset(marks, orjson.dumps([zone, day]), until)
+                if broken:  # left unrolled, read from its intervals (rollups.roll_day)
+                    pipe.hdel(marks, orjson.dumps([zone, day]))
+                else:
+                    if new:
+                        pipe.hset(bodies, mapping=new)
+                        pipe.zadd(index, dict.fromkeys(new, day))
+                    pipe.hset(marks, orjson.dumps([zone, day]), until)
                 await pipe.execute()
                 return broken
             except WatchError:

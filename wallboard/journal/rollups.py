@@ -62,12 +62,19 @@ def prune(con: sqlite3.Connection, before: int) -> None:
 
 def roll_day(con: sqlite3.Connection, zone: str, day: int, until: int) -> int:
     """Roll up one local day from its stored intervals (inside the caller's transaction);
-    the number of rows that did not decode (left out, as a report leaves them out)."""
+    the number of rows that did not decode.
+
+    A day holding such a row is left unrolled: it is read from its intervals, where every
+    read counts the row (wallboard_history_unreadable_total) instead of hiding it for good.
+    """
     rows = con.execute("SELECT start, level, name, channel, body FROM intervals "
                        "WHERE start >= ? AND start < ? ORDER BY start, level, name, channel",
                        (day, until))
     rolled, broken = roll((s, lv, n, ch, bytes(b)) for s, lv, n, ch, b in rows)
     con.execute("DELETE FROM rollups WHERE zone = ? AND day = ?", (zone, day))
+    if broken:
+        con.execute("DELETE FROM rollup_days WHERE day = ? AND zone = ?", (day, zone))
+        return broken
     con.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [(zone, day, *r) for r in rolled])
     con.execute("INSERT OR REPLACE INTO rollup_days VALUES (?, ?, ?)", (day, zone, until))

@@ -20,9 +20,12 @@ from zoneinfo import ZoneInfo
 from wallboard.config.settings import Settings
 from wallboard.fold.counters import HANDLE_SUM, HANDLED, OFFERED
 from wallboard.fold.intervals import LEVEL_QUEUE, IntervalRecord
+from wallboard.fold.rollup import SLOT_COLUMNS, DayRecord
 from wallboard.kpi.report import Key, Request, day_span, spans
 
 Load = Callable[[int, int], list[IntervalRecord]]  # records starting in [since, until)
+# A local day's start -> its rollups (their slots), or None when it has none to read.
+RolledDays = Callable[[int], list[DayRecord] | None]
 Forecast = dict[tuple[Key, int], float]  # (what, row start) -> forecast offered
 Aht = dict[tuple[Key, int], float | None]  # (what, row start) -> historical AHT (None: none)
 Time = tuple[int, int, int]  # local (hour, minute, fold): the same interval on another day
@@ -30,41 +33,63 @@ Days = list[dict[Time, list[float]]]  # the days used for a row: the chosen coun
 SITE: Key = ("site", "", "")
 
 
-def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tuple[int, ...]
-                   ) -> Iterator[tuple[date, Key, Days]]:
+def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tuple[int, ...],
+                   rolled: RolledDays | None = None) -> Iterator[tuple[date, Key, Days]]:
     """Each requested day's rows with the same weekdays they are forecast from, each day's
     counters `fields` (in that order) summed per row and local time of day.
 
     The rows' keys are those sum_records makes, but only `fields` are added: no counters
     vector, no sketch (a month's forecast reads about 90 days; `load` may give records
-    holding the offered counter alone, `load_offered`, when `fields` is just that).
+    holding the offered counter alone, `load_offered`, when `fields` is just that). A day
+    `rolled` has rollups for is read from their slots, any other from `load`.
     """
     tz = ZoneInfo(settings.site.timezone)
     weeks = settings.history.forecast_weeks
     queues, span = request.queues, spans(tz, request.interval)
+    whole = request.interval == "1d"
+    columns = [SLOT_COLUMNS[k] for k in fields]
     cache: dict[date, dict[Key, dict[Time, list[float]]]] = {}
+    times: dict[int, Time] = {}
+
+    def time_of(start: int) -> Time:
+        at = times.get(start)
+        if at is None:
+            local = datetime.fromtimestamp(span(start)[0], tz)
+            at = times[start] = (local.hour, local.minute, local.fold)
+        return at
+
+    def add_to(row: dict[Time, list[float]], at: Time, values: list[float]) -> None:
+        summed = row.get(at)
+        if summed is None:
+            row[at] = values
+        else:
+            summed[:] = map(add, summed, values)
 
     def by_time(day: date) -> dict[Key, dict[Time, list[float]]]:
         if day not in cache:
             since, until = day_span(day, day, tz)
             by_key: dict[Key, dict[Time, list[float]]] = {}
-            times: dict[int, Time] = {}
-            for record in load(since, until):
-                if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
-                    continue  # teams are not offered contacts
-                at = times.get(record.start)
-                if at is None:
-                    local = datetime.fromtimestamp(span(record.start)[0], tz)
-                    at = times[record.start] = (local.hour, local.minute, local.fold)
-                key = ("queue", record.name, record.channel)
-                row = by_key.get(key)
-                if row is None:
-                    row = by_key[key] = {}
-                counters, summed = record.counters, row.get(at)
-                if summed is None:
-                    row[at] = [counters.get(k, 0.0) for k in fields]
-                else:
-                    summed[:] = map(add, summed, [counters.get(k, 0.0) for k in fields])
+            for_day = rolled(since) if rolled is not None else None
+            if for_day is not None:
+                for day_record in for_day:
+                    if day_record.level != LEVEL_QUEUE or (queues
+                                                           and day_record.name not in queues):
+                        continue
+                    row = by_key.setdefault(("queue", day_record.name, day_record.channel), {})
+                    picked = [day_record.slots[i] for i in columns]
+                    if whole:  # one row a day: its slots summed, from the first on
+                        add_to(row, time_of(day_record.first), [sum(c) for c in picked])
+                        continue
+                    for start, slot in zip(day_record.slots[0], zip(*picked, strict=True),
+                                           strict=True):
+                        add_to(row, time_of(start), list(slot))
+            else:
+                for record in load(since, until):
+                    if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
+                        continue  # teams are not offered contacts
+                    row = by_key.setdefault(("queue", record.name, record.channel), {})
+                    get = record.counters.get
+                    add_to(row, time_of(record.start), [get(k, 0.0) for k in fields])
             # Then channels and the site add their queues' sums (the unassigned leaf, queue
             # "", the site's alone), as sum_records does.
             for (_, name, channel), row in list(by_key.items()):
@@ -99,21 +124,23 @@ def _at(day: date, time: Time, tz: ZoneInfo) -> int:
                         tzinfo=tz).timestamp())
 
 
-def forecast(load: Load, request: Request, settings: Settings) -> Forecast:
+def forecast(load: Load, request: Request, settings: Settings,
+             rolled: RolledDays | None = None) -> Forecast:
     """The forecast offered of every row of the requested days (days before today included).
 
-    `load` needs to give only the records' offered counter (`load_offered`)."""
+    `load` needs to give only the records' offered counter (`load_offered`); `rolled`, the
+    rollups of the days that have them (`rollups.rolled_up`)."""
     tz = ZoneInfo(settings.site.timezone)
     out: Forecast = {}
-    for day, key, days in _same_weekdays(load, request, settings, (OFFERED,)):
+    for day, key, days in _same_weekdays(load, request, settings, (OFFERED,), rolled):
         for time in {t for row in days for t in row}:
             total = sum(row[time][0] for row in days if time in row)
             out[(key, _at(day, time, tz))] = total / len(days)
     return out
 
 
-def forecast_with_aht(load: Load, request: Request, settings: Settings
-                      ) -> tuple[Forecast, Aht]:
+def forecast_with_aht(load: Load, request: Request, settings: Settings,
+                      rolled: RolledDays | None = None) -> tuple[Forecast, Aht]:
     """The forecast offered (`forecast`'s, from the same days), and the AHT of the same
     intervals on the same days.
 
@@ -125,7 +152,7 @@ def forecast_with_aht(load: Load, request: Request, settings: Settings
     offered: Forecast = {}
     aht: Aht = {}
     for day, key, days in _same_weekdays(load, request, settings,
-                                         (OFFERED, HANDLED, HANDLE_SUM)):
+                                         (OFFERED, HANDLED, HANDLE_SUM), rolled):
         for time in {t for row in days for t in row}:
             vectors = [row[time] for row in days if time in row]
             at = (key, _at(day, time, tz))

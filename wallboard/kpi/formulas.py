@@ -75,18 +75,13 @@ def _pcts(sketch: dict[int, int]) -> tuple[float | None, float | None]:
     return (None if p50 is None else round(p50, 3), None if p90 is None else round(p90, 3))
 
 
-def window_kpis(v: Sequence[float], sketches: Sequence[dict[int, int]], min_sample: int = 1,
-                legal_rules: Sequence[str] = ()) -> dict[str, object]:
-    """Every windowed KPI from one counter vector and its sketches."""
+def row_kpis(v: Sequence[float], wait: dict[int, int]) -> dict[str, object]:
+    """A report row's KPIs: window_kpis' own definitions, from the wait sketch alone."""
     short = v[c.ABANDONED_SHORT]
     abandoned_long = v[c.ABANDONED] - short
-    completed = v[c.ANSWERED] + abandoned_long
-    wait_p50, wait_p90 = _pcts(sketches[c.SKETCH_WAIT])
-    handle_p50, handle_p90 = _pcts(sketches[c.SKETCH_HANDLE])
-    frt_p50, frt_p90 = _pcts(sketches[c.SKETCH_FRT])
-    res_p50, res_p90 = _pcts(sketches[c.SKETCH_RESOLUTION])
+    wait_p50, wait_p90 = _pcts(wait)
     handling = v[c.BUSY_S] + v[c.WRAPUP_S]
-    out: dict[str, object] = {
+    return {
         "offered": int(v[c.OFFERED]),
         "answered": int(v[c.ANSWERED]),
         "abandoned": int(v[c.ABANDONED]),
@@ -98,11 +93,29 @@ def window_kpis(v: Sequence[float], sketches: Sequence[dict[int, int]], min_samp
         "asa_s": _ratio(v[c.WAIT_ANSWERED_SUM], v[c.ANSWERED]),
         "aht_s": _ratio(v[c.HANDLE_SUM], v[c.HANDLED]),
         "wait_p50_s": wait_p50, "wait_p90_s": wait_p90,
-        "handle_p50_s": handle_p50, "handle_p90_s": handle_p90,
-        "abandon_rate": _ratio(abandoned_long, completed),
-        "abandon_rate_all": _ratio(v[c.ABANDONED], v[c.ANSWERED] + v[c.ABANDONED]),
+        "abandon_rate": _ratio(abandoned_long, v[c.ANSWERED] + abandoned_long),
         "occupancy": _ratio(handling, handling + v[c.AVAILABLE_S]),
         "transfers": int(v[c.TRANSFERS]),
+    }
+
+
+def window_kpis(v: Sequence[float], sketches: Sequence[dict[int, int]], min_sample: int = 1,
+                legal_rules: Sequence[str] = ()) -> dict[str, object]:
+    """Every windowed KPI from one counter vector and its sketches."""
+    core = row_kpis(v, sketches[c.SKETCH_WAIT])
+    handle_p50, handle_p90 = _pcts(sketches[c.SKETCH_HANDLE])
+    frt_p50, frt_p90 = _pcts(sketches[c.SKETCH_FRT])
+    res_p50, res_p90 = _pcts(sketches[c.SKETCH_RESOLUTION])
+    # In the order the snapshot has always shown them (the core's keys among the rest).
+    out: dict[str, object] = {
+        **{k: core[k] for k in ("offered", "answered", "abandoned", "abandoned_short",
+                                "abandoned_long", "service_level", "sl_met", "sl_missed",
+                                "asa_s", "aht_s", "wait_p50_s", "wait_p90_s")},
+        "handle_p50_s": handle_p50, "handle_p90_s": handle_p90,
+        "abandon_rate": core["abandon_rate"],
+        "abandon_rate_all": _ratio(v[c.ABANDONED], v[c.ANSWERED] + v[c.ABANDONED]),
+        "occupancy": core["occupancy"],
+        "transfers": core["transfers"],
         "transfer_rate": _ratio(v[c.TRANSFERS], v[c.HANDLED]),
         "callbacks_requested": int(v[c.CALLBACKS_REQUESTED]),
         "callbacks_completed": int(v[c.CALLBACKS_COMPLETED]),

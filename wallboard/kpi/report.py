@@ -15,16 +15,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
-from wallboard.fold.counters import FIELDS
+from wallboard.fold.counters import FIELDS, HANDLED, SKETCH_WAIT
 from wallboard.fold.intervals import LEVEL_QUEUE, LEVEL_TEAM, IntervalRecord
 from wallboard.fold.rollup import AGGREGATES, local_day
 from wallboard.fold.sketch import Sketches, merge_sketches
-from wallboard.kpi.formulas import agent_window_kpis, window_kpis
+from wallboard.kpi.formulas import agent_window_kpis, row_kpis
 
 WIDTHS = {"15m": 900, "30m": 1800, "1h": 3600, "1d": 86_400}
 MIN_SAMPLE = 1  # an interval row shows what happened in it, however few responses
 MAX_DAYS = 400  # one report's span, like history.retention_days' default
 LEVELS = ("site", "channel", "queue", "team")
+ROW_SKETCHES = 1  # a row's percentiles are the wait's (SKETCH_WAIT, the first): read no other
 COLUMNS = ("level", "queue", "channel", "team", "start", "end", "offered", "forecast_offered",
            "answered", "abandoned", "abandoned_short", "service_level", "asa_s", "aht_s",
            "abandon_rate", "wait_p50_s", "wait_p90_s", "handled", "transfers", "occupancy")
@@ -141,15 +142,13 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
     return totals
 
 
-def _row(key: Key, start: int, end: int, totals: Totals | None, tz: ZoneInfo,
+def _row(key: Key, start: str, end: str, totals: Totals | None,
          min_sample: int) -> dict[str, Any]:
     level, name, channel = key
-    vector, sketches = totals if totals is not None else ([0.0] * len(FIELDS), [{}] * 4)
+    vector, sketches = totals if totals is not None else ([0.0] * len(FIELDS), [{}])
     row: dict[str, Any] = {
         "level": level, "queue": name if level == "queue" else "", "channel": channel,
-        "team": name if level == LEVEL_TEAM else "",
-        "start": datetime.fromtimestamp(start, tz).isoformat(),
-        "end": datetime.fromtimestamp(end, tz).isoformat(),
+        "team": name if level == LEVEL_TEAM else "", "start": start, "end": end,
     }
     if level == LEVEL_TEAM:
         kpis = agent_window_kpis(vector, min_sample)
@@ -157,11 +156,11 @@ def _row(key: Key, start: int, end: int, totals: Totals | None, tz: ZoneInfo,
         row.update({k: kpis[k] for k in ("answered", "aht_s", "handled", "transfers",
                                          "occupancy")})
         return row
-    kpis = window_kpis(vector, sketches, min_sample)
+    kpis = row_kpis(vector, sketches[SKETCH_WAIT])
     row.update({k: kpis[k] for k in ("offered", "answered", "abandoned", "abandoned_short",
                                      "service_level", "asa_s", "aht_s", "abandon_rate",
                                      "wait_p50_s", "wait_p90_s", "transfers", "occupancy")})
-    row["handled"] = int(vector[FIELDS.index("handled")])
+    row["handled"] = int(vector[HANDLED])
     return row
 
 
@@ -182,9 +181,17 @@ def build(records: Iterable[IntervalRecord], request: Request, settings: Setting
         if (key, start) not in ends and since <= start < until:
             ends[(key, start)] = bucket(start, tz, request.interval)[1]
     rows = []
+    # A report's rows share a few hundred starts and ends: each formatted once.
+    stamps: dict[int, str] = {}
+
+    def stamp(ts: int) -> str:
+        text = stamps.get(ts)
+        if text is None:
+            text = stamps[ts] = datetime.fromtimestamp(ts, tz).isoformat()
+        return text
     for (key, start), end in sorted(ends.items(), key=lambda item: (
             LEVELS.index(item[0][0][0]), item[0][0][1], item[0][1])):
-        row = _row(key, start, end, totals.get((key, start, end)), tz, MIN_SAMPLE)
+        row = _row(key, stamp(start), stamp(end), totals.get((key, start, end)), MIN_SAMPLE)
         value = forecast.get((key, start))
         row["forecast_offered"] = None if value is None else round(value, 4)
         rows.append(row)

@@ -92,15 +92,12 @@ def report(load: Load, request: Request, settings: Settings,
         return merged
 
     stored, counted = overlaid(load), overlaid(offered or load)
-    if days is None:
-        records = stored(since, until)
+    if days is not None and request.interval == "1d":
+        records = daily(stored, days, request, tz, busy)
     else:
-        if request.interval == "1d":
-            records = daily(stored, days, request, tz, busy)
-        else:
-            records = stored(since, until)
-        counted = rolled_up(counted, days, request, settings, busy)
-    rows = build(records, request, settings, forecast(counted, request, settings))
+        records = stored(since, until)
+    rolled = None if days is None else rolled_up(days, request, settings, busy)
+    rows = build(records, request, settings, forecast(counted, request, settings, rolled))
     queues = {name: {"label": cfg.label or name, "channel": cfg.channel,
                      "sl_target": cfg.service_level.target,
                      "sl_threshold_s": cfg.service_level.threshold_s}

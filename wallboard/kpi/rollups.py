@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from wallboard.config.settings import Settings
 from wallboard.fold.intervals import IntervalRecord
 from wallboard.fold.rollup import DayRecord
-from wallboard.kpi.forecast import Load
+from wallboard.kpi.forecast import Load, RolledDays
 from wallboard.kpi.report import Request, day_span
 
 # (since, until, bodies) -> the local days in [since, until) the rollups cover, and theirs.
@@ -46,23 +46,30 @@ def daily(stored: Load, days: DayLoad, request: Request, tz: ZoneInfo,
     return out
 
 
-def rolled_up(fallback: Load, days: DayLoad, request: Request, settings: Settings,
-              busy: set[int]) -> Load:
-    """The forecast's loader: a covered day's slots, any other day from `fallback`."""
+def rolled_up(days: DayLoad, request: Request, settings: Settings,
+              busy: set[int]) -> RolledDays:
+    """The forecast's rollups: those of the same weekdays the requested days are forecast
+    from, read in runs of consecutive days (a day's report reads 8 days, not 56)."""
     tz = ZoneInfo(settings.site.timezone)
-    back = timedelta(days=7 * 2 * settings.history.forecast_weeks)
-    since = day_span(request.first - back, request.first, tz)[0]
-    until = day_span(request.last, request.last, tz)[0]  # the days before the last
-    covered, rolled = days(since, until, False)
-    covered -= busy
+    weeks = 2 * settings.history.forecast_weeks
+    wanted = sorted({request.first + timedelta(days=d - 7 * k)
+                     for d in range((request.last - request.first).days + 1)
+                     for k in range(1, weeks + 1)})
+    covered: set[int] = set()
     by_day: dict[int, list[DayRecord]] = defaultdict(list)
-    for record in rolled:
-        by_day[record.day].append(record)
-    whole = request.interval == "1d"
+    run = [wanted[0], wanted[0]]
+    for day in [*wanted[1:], None]:
+        if day is not None and day == run[1] + timedelta(days=1):
+            run[1] = day
+            continue
+        found, rolled = days(*day_span(run[0], run[1], tz), False)
+        covered |= found
+        for record in rolled:
+            by_day[record.day].append(record)
+        if day is not None:
+            run = [day, day]
+    covered -= busy
 
-    def load(lo: int, hi: int) -> list[IntervalRecord]:
-        if lo in covered:  # the forecast reads a whole local day at a time
-            return [r for day in by_day.get(lo, ()) for r in day.slot_records(whole)]
-        return fallback(lo, hi)
-    return load
-
+    def rollups(day: int) -> list[DayRecord] | None:
+        return by_day.get(day, []) if day in covered else None
+    return rollups

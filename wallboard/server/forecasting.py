@@ -144,12 +144,13 @@ class TodayForecast:
         """Today's forecast and AHT from the same weekdays' rollups (their intervals where a
         day has none), blocking."""
         request, zone = Request(day, day, "15m"), self.settings.site.timezone
-        load = rolled_up(
-            lambda since, until: load_records(self.journal, since, until, self.history),
+        rolled = rolled_up(
             lambda since, until, bodies: load_days(self.journal, zone, since, until, bodies,
                                                    self.history),
             request, self.settings, set())
-        return forecast_with_aht(load, request, self.settings)
+        return forecast_with_aht(
+            lambda since, until: load_records(self.journal, since, until, self.history),
+            request, self.settings, rolled)
 
     async def refresh(self) -> None:
         """Read today's forecast from the store, off the loop; on failure keep the last one."""

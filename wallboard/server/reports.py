@@ -7,7 +7,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from wallboard.ingest.historian import load_days, load_offered, load_records
+from wallboard.ingest.historian import report_loaders
 from wallboard.kpi.reporting import ReportError, parse_request, report, to_csv, to_table
 from wallboard.server import keys
 from wallboard.server.access import check_admin
@@ -34,12 +34,8 @@ async def api_report(request: web.Request) -> web.Response:
     historian.stats.reports["ok"] += 1
     pending = historian.pending()  # on the loop, where the fold is the only writer
     stats, queues = historian.stats, wanted.queues
-    doc = await asyncio.to_thread(
-        report, lambda since, until: load_records(journal, since, until, stats, queues),
-        wanted, settings, pending,
-        lambda since, until: load_offered(journal, since, until, stats, queues),
-        lambda since, until, bodies: load_days(journal, settings.site.timezone, since, until,
-                                               bodies, stats, queues))
+    load, offered, days = report_loaders(journal, settings.site.timezone, stats, queues)
+    doc = await asyncio.to_thread(report, load, wanted, settings, pending, offered, days)
     headers = {"Cache-Control": "no-store"}
     if fmt == "csv":
         name = f"wallboard-report-{wanted.first}-{wanted.last}-{wanted.interval}.csv"
