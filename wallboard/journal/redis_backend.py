@@ -14,8 +14,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - exercised by a subprocess test
     NoScriptError = OSError  # type: ignore[assignment,misc]  # a stand-in no call raises
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BLOCK_MS = 1000  # an idle XREAD returns this often (lag refresh, shutdown)
 DELAYS_KEPT = 10_000  # apply delays kept for the p50/p99 in /healthz
@@ -166,54 +167,43 @@ class RedisJournal(RedisStreamReader):
         if stale:
             await self.redis.hdel(self.quarantine_key, *stale)
 
-    def save_checkpoint(self, position: str, blob: bytes) -> asyncio.Future[None]:
-        """Store a checkpoint under its stream id, keeping the newest CHECKPOINTS_KEPT."""
+    def _run(self, work: Callable[[], Awaitable[T]], timeout_s: float | None
+             ) -> asyncio.Future[T]:
+        """One store operation on the loop; any failure is JournalDown naming the store."""
         if self.redis is None:
             raise JournalDown("the journal is not open", retry_after(self.status))
-        return asyncio.ensure_future(self._save_checkpoint(position, blob))
 
-    async def _save_checkpoint(self, position: str, blob: bytes) -> None:
-        try:
-            async with asyncio.timeout(self.config.timeout_s * 4):  # a few MB to send
-                await self.redis.hset(self.checkpoint_key, position, blob)
-                names = sorted(await self.redis.hkeys(self.checkpoint_key), key=id_key)
-                if len(names) > CHECKPOINTS_KEPT:
-                    await self.redis.hdel(self.checkpoint_key, *names[:-CHECKPOINTS_KEPT])
-        except FAILURES as exc:
-            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
-                              retry_after(self.status)) from None
+        async def guarded() -> T:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await work()
+            except FAILURES as exc:
+                raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
+                                  retry_after(self.status)) from None
+        return asyncio.ensure_future(guarded())
+
+    def save_checkpoint(self, position: str, blob: bytes) -> asyncio.Future[None]:
+        """Store a checkpoint under its stream id, keeping the newest CHECKPOINTS_KEPT."""
+        async def save() -> None:
+            await self.redis.hset(self.checkpoint_key, position, blob)
+            names = sorted(await self.redis.hkeys(self.checkpoint_key), key=id_key)
+            if len(names) > CHECKPOINTS_KEPT:
+                await self.redis.hdel(self.checkpoint_key, *names[:-CHECKPOINTS_KEPT])
+        return self._run(save, self.config.timeout_s * 4)  # a few MB to send
 
     def save_intervals(self, rows: list[IntervalRow], *, replace: bool,
                        prune_before: int | None = None,
                        zone: str | None = None) -> asyncio.Future[None]:
         """Store closed intervals under the journal's prefix (rolled up after them)."""
-        if self.redis is None:
-            raise JournalDown("the journal is not open", retry_after(self.status))
-        return asyncio.ensure_future(self._save_intervals(rows, replace, prune_before, zone))
-
-    async def _save_intervals(self, rows: list[IntervalRow], replace: bool,
-                              prune_before: int | None, zone: str | None) -> None:
-        try:
-            # The roll-up reads back each touched day: a day's bodies, a few MB at most.
-            async with asyncio.timeout(self.config.timeout_s * (4 if zone is None else 20)):
-                await redis_intervals.save(self.redis, self.prefix, rows, replace, prune_before,
-                                           zone)
-        except FAILURES as exc:
-            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
-                              retry_after(self.status)) from None
+        # The roll-up reads back each touched day: a day's bodies, a few MB at most.
+        return self._run(lambda: redis_intervals.save(self.redis, self.prefix, rows, replace,
+                                                      prune_before, zone),
+                         self.config.timeout_s * (4 if zone is None else 20))
 
     def roll_up(self, zone: str, since: int) -> asyncio.Future[int]:
-        """Catch the rollups up (a day at a time, each its own transaction)."""
-        if self.redis is None:
-            raise JournalDown("the journal is not open", retry_after(self.status))
-        return asyncio.ensure_future(self._roll_up(zone, since))
-
-    async def _roll_up(self, zone: str, since: int) -> int:
-        try:
-            return await redis_rollups.catch_up(self.redis, self.prefix, zone, since)
-        except FAILURES as exc:
-            raise JournalDown(f"{self.location}: {type(exc).__name__}: {exc}",
-                              retry_after(self.status)) from None
+        """Catch the rollups up (a day at a time, each its own transaction; no deadline)."""
+        return self._run(lambda: redis_rollups.catch_up(self.redis, self.prefix, zone, since),
+                         None)
 
     async def _write(self) -> None:
         """One pipeline of scripts per round: appends queued meanwhile go in the next one."""

@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from redis.exceptions import WatchError
 
 from wallboard.journal.interface import IntervalRow
+
+try:  # an optional dependency: make_journal turns its absence into a clear error
+    from redis.exceptions import WatchError as WatchError  # re-exported to redis_rollups
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    WatchError = LookupError  # type: ignore[assignment,misc]  # never raised without redis
 
 PRUNE_CHUNK = 5000  # fields deleted per command while pruning
 

@@ -16,10 +16,10 @@ from bisect import bisect_left
 from typing import Any
 
 import orjson
-from redis.exceptions import WatchError
 
 from wallboard.fold.rollup import days_of, roll
 from wallboard.journal.interface import RollupRow
+from wallboard.journal.redis_intervals import WatchError
 from wallboard.journal.redis_intervals import keys as interval_keys
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import orjson
 
 from wallboard.config.settings import JournalConfig
 from wallboard.fold.guard import reason
-from wallboard.journal import checkpoints, intervals, quarantine, rollups
+from wallboard.journal import checkpoints, ids, intervals, quarantine, rollups
 from wallboard.journal.interface import (
     FIELDS,
     Checkpoint,
@@ -34,7 +34,7 @@ from wallboard.journal.interface import (
     retry_after,
 )
 from wallboard.journal.sqlite_errors import cause
-from wallboard.journal.sqlite_writer import Writer, probe, rollback
+from wallboard.journal.sqlite_writer import Writer, probe
 from wallboard.model.events import Event
 
 log = logging.getLogger(__name__)
@@ -55,20 +55,6 @@ CREATE INDEX IF NOT EXISTS events_recv ON events (recv);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS probe (data BLOB);
 """
-# Every (source, id) stored within the retention: exact de-duplication, across restarts too.
-# Its own statements (other tables are added beside it); a journal written before it existed
-# gets it on its next writable open, filled from the events it holds (see _ids_backfill).
-_IDS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ids (
-    source TEXT NOT NULL,  -- '' for events without a source
-    id TEXT NOT NULL,
-    recv REAL NOT NULL,    -- first arrival: pruned with the events' retention
-    PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ids_recv ON ids (recv);
-"""
-
-
 class SqliteJournal:
     """The journal in one SQLite file; a dedicated thread does every write."""
 
@@ -120,7 +106,7 @@ class SqliteJournal:
             self._stored_fields = self._fields(con, writable)
             self._decode = decoder(self._stored_fields)
             if writable:
-                self._ids_backfill(con)
+                ids.backfill(con, self._stored_fields)
                 probe(con)
                 self.status.bytes = self._disk_bytes()
         except JournalError:
@@ -157,32 +143,6 @@ class SqliteJournal:
         con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                         [("format", FORMAT), ("fields", orjson.dumps(FIELDS).decode())])
         return list(FIELDS)
-
-    def _ids_backfill(self, con: sqlite3.Connection) -> None:
-        """Create the id table; fill it once from the stored events (journals made before it)."""
-        con.executescript(_IDS_SCHEMA)
-        if con.execute("SELECT 1 FROM meta WHERE key = 'ids'").fetchone() is not None:
-            return
-        source_at = self._stored_fields.index("source")
-        id_at = self._stored_fields.index("id")
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            # min(recv): a duplicate an older version stored twice keeps its first arrival.
-            # Every json_extract behind json_valid (a CASE, evaluated in order wherever the
-            # planner puts it): it raises on a damaged body, and one torn row must not stop
-            # the start; the restore quarantines it.
-            def field(at: int) -> str:
-                return f"CASE WHEN json_valid(body) THEN json_extract(body, '$[{at}]') END"
-
-            con.execute(
-                f"INSERT OR IGNORE INTO ids (source, id, recv) "
-                f"SELECT coalesce({field(source_at)}, ''), {field(id_at)}, min(recv) "
-                f"FROM events WHERE {field(id_at)} IS NOT NULL GROUP BY 1, 2")
-            con.execute("INSERT INTO meta (key, value) VALUES ('ids', '1')")
-            con.execute("COMMIT")
-        except BaseException:
-            rollback(con)
-            raise
 
     def _release(self) -> None:
         if self._con is not None:
