@@ -50,8 +50,9 @@ from wallboard.journal import intervals as journal_intervals
 from wallboard.journal import rollups
 from wallboard.journal.interface import IntervalRow
 from wallboard.journal.sqlite_backend import DB_NAME, SqliteJournal
-from wallboard.kpi.report import Request, day_span
+from wallboard.kpi.report import ROW_SKETCHES, Request, day_span
 from wallboard.kpi.reporting import report
+from wallboard.kpi.rollups import Part
 from wallboard.model.events import Event
 
 ZONE = "Europe/Berlin"  # a zone with clock changes: 400 days cross two of them
@@ -189,21 +190,21 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request,
     """The report as GET /api/report runs it (`daily`: with rollups), and the bare SELECT of
     the ranges it read."""
     ranges: list[tuple[int, int]] = []
-    rolled: list[tuple[int, int, bool]] = []
+    rolled: list[tuple[int, int, Part]] = []
     stats = HistorianStats()
     queues, zone = request.queues, settings.site.timezone
 
     def load(since: int, until: int) -> list[IntervalRecord]:
         ranges.append((since, until))
-        return load_records(journal, since, until, stats, queues)
+        return load_records(journal, since, until, stats, queues, kinds=ROW_SKETCHES)
 
     def offered(since: int, until: int) -> list[IntervalRecord]:
         ranges.append((since, until))
         return load_offered(journal, since, until, stats, queues)
 
-    def days(since: int, until: int, bodies: bool) -> Any:
-        rolled.append((since, until, bodies))
-        return load_days(journal, zone, since, until, bodies, stats, queues)
+    def days(since: int, until: int, part: Part) -> Any:
+        rolled.append((since, until, part))
+        return load_days(journal, zone, since, until, part, stats, queues, kinds=ROW_SKETCHES)
 
     def run() -> dict[str, Any]:
         return report(load, request, settings, (), offered, days if daily else None)
@@ -212,8 +213,8 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request,
     assert not stats.unreadable, "a stored body did not decode"
     wanted, wanted_days = list(ranges), list(rolled)
     read = sum(len(journal.intervals(s, u, queues)) for s, u in wanted)
-    read_days = sum(len(journal.rollups(zone, s, u, queues, bodies=b)[1])
-                    for s, u, b in wanted_days)
+    read_days = sum(len(journal.rollups(zone, s, u, queues, bodies=p != "slots")[1])
+                    for s, u, p in wanted_days)
     names = sorted(queues)
     where = f" AND level = 'queue' AND name IN ({', '.join('?' * len(names))})" if names else ""
 
@@ -222,8 +223,8 @@ def measure(journal: SqliteJournal, settings: Settings, request: Request,
             for since, until in wanted:
                 con.execute(f"SELECT body FROM intervals WHERE start >= ? AND start < ?{where}",
                             (since, until, *names)).fetchall()
-            for since, until, bodies in wanted_days:
-                con.execute(f"SELECT {'body, ' if bodies else ''}slots FROM rollups "
+            for since, until, part in wanted_days:
+                con.execute(f"SELECT {'slots' if part == 'slots' else 'body'} FROM rollups "
                             f"WHERE zone = ? AND day >= ? AND day < ?{where}",
                             (zone, since, until, *names)).fetchall()
 

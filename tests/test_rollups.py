@@ -89,9 +89,9 @@ def check(journal: Journal, zone: str = ZONE) -> set[int]:
     """Every marked day's rollups equal its stored intervals; the marked days."""
     stored = by_day(journal.intervals(0, 2**40), ZoneInfo(zone))
     covered, rolled = load_days(journal, zone, 0, 2**40)
-    assert load_days(journal, zone, 0, 2**40, False)[0] == covered
+    assert load_days(journal, zone, 0, 2**40, "slots")[0] == covered
     slots_of = {(r.day, r.level, r.name, r.channel): r.slots
-                for r in load_days(journal, zone, 0, 2**40, False)[1]}
+                for r in load_days(journal, zone, 0, 2**40, "slots")[1]}
     got: dict[int, dict[Any, Any]] = defaultdict(dict)
     for r in rolled:
         got[r.day][(r.level, r.name, r.channel)] = r
@@ -132,7 +132,7 @@ def documents(journal: Journal, request: Request, zone: str = ZONE) -> tuple[dic
     plain = report(lambda s, u: load_records(journal, s, u), request, cfg)
     stats = HistorianStats()
     rolled = report(lambda s, u: load_records(journal, s, u), request, cfg, (), None,
-                    lambda s, u, bodies: load_days(journal, zone, s, u, bodies, stats))
+                    lambda s, u, part: load_days(journal, zone, s, u, part, stats))
     return plain, rolled
 
 
@@ -252,9 +252,9 @@ async def test_a_rollup_that_does_not_decode_is_counted_and_the_day_read_from_in
     journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path)))
     journal.open(writable=False)
     stats = HistorianStats()
-    assert not load_days(journal, ZONE, 0, 2**40, True, stats)[0]
+    assert not load_days(journal, ZONE, 0, 2**40, "rows", stats)[0]
     assert stats.unreadable == 1  # the body
-    assert not load_days(journal, ZONE, 0, 2**40, False, stats)[0]
+    assert not load_days(journal, ZONE, 0, 2**40, "slots", stats)[0]
     assert stats.unreadable == 2  # the slots
     assert documents(journal, REQUESTS[0])[1] == plain
 

@@ -22,7 +22,8 @@ from tests.report_traffic import DAY, DAY_TS, Call, Clock, Server, events_of, mo
 from tests.test_rollups import FIRST, MIDNIGHT, REQUESTS, ZONE, by_day, check
 from wallboard.config.settings import Settings, load_settings
 from wallboard.fold.counters import OFFERED, SKETCH_KINDS
-from wallboard.fold.intervals import IntervalRecord, encode
+from wallboard.fold.intervals import IntervalRecord
+from wallboard.fold.rollup import encode_day
 from wallboard.ingest.backfill_cli import run_import, run_rebuild
 from wallboard.ingest.historian import load_days, load_records
 from wallboard.journal.interface import Journal
@@ -66,7 +67,7 @@ async def test_live_writes_and_a_restart_keep_rollups_equal_and_reports_the_same
             (day,), = con.execute("SELECT day FROM rollups WHERE name = 'sales' "
                                   "ORDER BY day DESC LIMIT 1 OFFSET 1")
             con.execute("UPDATE rollups SET body = ? WHERE name = 'sales' AND day = ?",
-                        (encode({OFFERED: 12345.0}, [{}] * SKETCH_KINDS), day))
+                        (encode_day([0.0] * OFFERED + [12345.0], [{}] * SKETCH_KINDS), day))
         status, body, _ = await server.report(month_1d)
         start = datetime.fromtimestamp(day, ZoneInfo(zone)).isoformat()
         assert [r["offered"] for r in orjson.loads(body)["rows"]

@@ -195,27 +195,35 @@ def decode(body: bytes | str, kinds: int = SKETCH_KINDS) -> tuple[dict[int, floa
     """A record's body back; unknown field names (a newer version's) are left out.
 
     Only the first `kinds` sketches are read, the others come back empty: a report shows the
-    wait's percentiles alone, and a daily rollup's sketches span hundreds of bins each."""
+    wait's percentiles alone."""
     data = orjson.loads(body)
     if not isinstance(data, dict):
         raise ValueError("an interval body is a JSON object")
-    raw = data.get("c") or {}
-    counters: dict[int, float] = {}
+    return decode_counters(data.get("c") or {}), decode_sketches(list(data.get("s") or [])[:kinds])
+
+
+def decode_counters(raw: Any) -> dict[int, float]:
+    """Counters by field name back: the known names with a finite number."""
     if (type(raw) is dict and _NUMBERS.issuperset(map(type, raw.values()))
             and all(map(math.isfinite, raw.values()))):
         # Every value a finite number (as written): whole columns by map(), no Python loop.
         known: dict[int | None, float] = dict(zip(map(_INDEX.get, raw), map(float, raw.values()),
                                                   strict=True))
         known.pop(None, None)  # a newer version's field
-        counters = cast(dict[int, float], known)
-    else:
-        for name, value in dict(raw).items():
-            k = _INDEX.get(name)
-            if k is not None and isinstance(value, int | float) and math.isfinite(value):
-                counters[k] = float(value)
+        return cast(dict[int, float], known)
+    counters: dict[int, float] = {}
+    for name, value in dict(raw).items():
+        k = _INDEX.get(name)
+        if k is not None and isinstance(value, int | float) and math.isfinite(value):
+            counters[k] = float(value)
+    return counters
+
+
+def decode_sketches(raws: list[Any]) -> Sketches:
+    """Sketches ({"bin": count}) back, SKETCH_KINDS of them (empty after those given)."""
     # map(int, ...) over keys and values: the report's hot loop (a year is 10^6 bodies).
     sketches: Sketches = [dict(zip(map(int, s), map(int, s.values()), strict=True))
-                          for s in map(_mapping, list(data.get("s") or [])[:kinds])]
+                          for s in map(_mapping, raws[:SKETCH_KINDS])]
     sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
     for i, sketch in enumerate(sketches):
         # A bin outside the sketch's range would overflow its estimate: it goes to the edge
@@ -226,7 +234,7 @@ def decode(body: bytes | str, kinds: int = SKETCH_KINDS) -> tuple[dict[int, floa
                 edge = min(MAX_BIN, max(ZERO_BIN, b))
                 clamped[edge] = clamped.get(edge, 0) + n
             sketches[i] = clamped
-    return counters, sketches
+    return sketches
 
 
 def decode_offered(body: bytes | str) -> float:

@@ -23,11 +23,11 @@ from wallboard.fold.intervals import (
     decode_offered,
     encode,
 )
-from wallboard.fold.rollup import NO_SLOTS, DayRecord, decode_slots
+from wallboard.fold.rollup import NO_SLOTS, DayRecord, decode_day, decode_slots
 from wallboard.journal.interface import IntervalRow, Journal, JournalDown
 from wallboard.kpi.forecast import Load
 from wallboard.kpi.report import ROW_SKETCHES
-from wallboard.kpi.rollups import DayLoad
+from wallboard.kpi.rollups import DayLoad, Part
 
 log = logging.getLogger(__name__)
 FLUSH_EVERY_S = 5.0  # an interval is in the store this long after it closes, at most
@@ -164,21 +164,23 @@ def load_offered(journal: Journal, since: int, until: int,
     return out
 
 
-def load_days(journal: Journal, zone: str, since: int, until: int, bodies: bool = True,
+def load_days(journal: Journal, zone: str, since: int, until: int, part: Part = "rows",
               stats: HistorianStats | None = None, queues: frozenset[str] = frozenset(),
               *, kinds: int = SKETCH_KINDS) -> tuple[set[int], list[DayRecord]]:
     """The local days in [since, until) whose rollups equal their stored intervals, and those
-    rollups: their counters and sketches (`bodies`, for rows) or else their slots (for the
-    forecast); a day with a rollup that does not decode is left out (read from its
-    intervals) and counted."""
-    days, rows = journal.rollups(zone, since, until, queues, bodies=bodies)
+    rollups' `part`: counters and the first `kinds` sketches ("rows"), counters alone
+    ("totals", a daily forecast's), or slots ("slots", an intraday forecast's); a day with a
+    rollup that does not decode is left out (read from its intervals) and counted."""
+    slotted = part == "slots"
+    days, rows = journal.rollups(zone, since, until, queues, bodies=not slotted)
     covered = set(days)
     out = []
     for day, level, name, channel, first, body, slots in rows:
         try:
-            counters, sketches = decode(body, kinds) if bodies else ({}, [])
+            counters, sketches = ({}, []) if slotted else \
+                decode_day(body, kinds if part == "rows" else 0)
             out.append(DayRecord(day, level, name, channel, first, counters, sketches,
-                                 NO_SLOTS if bodies else decode_slots(slots)))
+                                 decode_slots(slots) if slotted else NO_SLOTS))
         except (ValueError, TypeError, AttributeError, KeyError):
             covered.discard(day)
             if stats is not None:
@@ -193,5 +195,5 @@ def report_loaders(journal: Journal, zone: str, stats: HistorianStats | None,
     return (lambda since, until: load_records(journal, since, until, stats, queues,
                                               kinds=ROW_SKETCHES),
             lambda since, until: load_offered(journal, since, until, stats, queues),
-            lambda since, until, bodies: load_days(journal, zone, since, until, bodies, stats,
-                                                   queues, kinds=ROW_SKETCHES))
+            lambda since, until, part: load_days(journal, zone, since, until, part, stats,
+                                                 queues, kinds=ROW_SKETCHES))

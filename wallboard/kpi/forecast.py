@@ -24,7 +24,8 @@ from wallboard.fold.rollup import SLOT_COLUMNS, DayRecord
 from wallboard.kpi.report import Key, Request, day_span, spans
 
 Load = Callable[[int, int], list[IntervalRecord]]  # records starting in [since, until)
-# A local day's start -> its rollups (their slots), or None when it has none to read.
+# A local day's start -> its rollups (slots; counters for a daily forecast), or None when
+# it has none to read.
 RolledDays = Callable[[int], list[DayRecord] | None]
 Forecast = dict[tuple[Key, int], float]  # (what, row start) -> forecast offered
 Aht = dict[tuple[Key, int], float | None]  # (what, row start) -> historical AHT (None: none)
@@ -76,10 +77,11 @@ def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tup
                                                            and day_record.name not in queues):
                         continue
                     row = by_key.setdefault(("queue", day_record.name, day_record.channel), {})
-                    picked = [day_record.slots[i] for i in columns]
-                    if whole:  # one row a day: its slots summed, from the first on
-                        add_to(row, time_of(day_record.first), [sum(c) for c in picked])
+                    if whole:  # one row a day: the day's counters (its slots' sums)
+                        get = day_record.counters.get
+                        add_to(row, time_of(day_record.first), [get(k, 0.0) for k in fields])
                         continue
+                    picked = [day_record.slots[i] for i in columns]
                     for start, slot in zip(day_record.slots[0], zip(*picked, strict=True),
                                            strict=True):
                         add_to(row, time_of(start), list(slot))
@@ -106,11 +108,30 @@ def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tup
             cache[day] = by_key
         return cache[day]
 
+    def keys_of(day: date) -> set[Key] | None:
+        """The rows a rolled-up day gives, told by its rollups without reading their slots."""
+        found = rolled(day_span(day, day, tz)[0]) if rolled is not None else None
+        if found is None:
+            return None
+        keys: set[Key] = set()
+        for r in found:
+            if r.level == LEVEL_QUEUE and not (queues and r.name not in queues):
+                keys.update((("queue", r.name, r.channel), ("channel", r.channel, r.channel),
+                             SITE) if r.name else (SITE,))
+        return keys
+
     day = request.first
     while day <= request.last:
         used: dict[Key, Days] = defaultdict(list)
         for k in range(1, 2 * weeks + 1):
-            for key, row in by_time(day - timedelta(days=7 * k)).items():
+            past = day - timedelta(days=7 * k)
+            if k > weeks and past not in cache:
+                # The nearest weeks mostly suffice: a further day is read only for a row
+                # still short of days (the same rows result, read or not).
+                keys = keys_of(past)
+                if keys is not None and all(len(used.get(x, ())) >= weeks for x in keys):
+                    continue
+            for key, row in by_time(past).items():
                 if len(used[key]) < weeks:
                     used[key].append(row)
         for key, days in used.items():

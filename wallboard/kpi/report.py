@@ -18,7 +18,7 @@ from wallboard.config.settings import Settings
 from wallboard.fold.counters import FIELDS, HANDLED, SKETCH_WAIT
 from wallboard.fold.intervals import LEVEL_QUEUE, LEVEL_TEAM, IntervalRecord
 from wallboard.fold.rollup import AGGREGATES, local_day
-from wallboard.fold.sketch import Sketches, merge_sketches
+from wallboard.fold.sketch import merge_sketches
 from wallboard.kpi.formulas import agent_window_kpis, row_kpis
 
 WIDTHS = {"15m": 900, "30m": 1800, "1h": 3600, "1d": 86_400}
@@ -30,7 +30,7 @@ COLUMNS = ("level", "queue", "channel", "team", "start", "end", "offered", "fore
            "answered", "abandoned", "abandoned_short", "service_level", "asa_s", "aht_s",
            "abandon_rate", "wait_p50_s", "wait_p90_s", "handled", "transfers", "occupancy")
 Key = tuple[str, str, str]  # (level, name, channel): what a row is about
-Totals = tuple[list[float], Sketches]
+Totals = tuple[list[float], dict[int, int]]  # counters, and the wait sketch (a row's only)
 
 
 @dataclass
@@ -65,10 +65,9 @@ def day_span(first: date, last: date, tz: ZoneInfo) -> tuple[int, int]:
 def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
     entry = totals.get(key)
     if entry is None:
-        # A copy, as a merge into empty sketches makes (empty bins dropped) but in one pass:
-        # a daily rollup's sketches span hundreds of bins.
-        entry = totals[key] = ([0.0] * len(FIELDS),
-                               [{b: n for b, n in s.items() if n} for s in record.sketches])
+        # A copy (a pending record is the fold's), by dict() in one C pass: a daily rollup's
+        # sketch spans hundreds of bins. A zero bin it may hold weighs nothing in a quantile.
+        entry = totals[key] = ([0.0] * len(FIELDS), dict(record.sketches[SKETCH_WAIT]))
         vector = entry[0]
         for k, value in record.counters.items():
             vector[k] += value
@@ -76,16 +75,16 @@ def _add(totals: dict[Any, Totals], key: Any, record: IntervalRecord) -> None:
     vector = entry[0]
     for k, value in record.counters.items():
         vector[k] += value
-    merge_sketches(entry[1], record.sketches)
+    merge_sketches([entry[1]], [record.sketches[SKETCH_WAIT]])
 
 
 def _add_totals(totals: dict[Any, Totals], key: Any, other: Totals) -> None:
     entry = totals.get(key)
     if entry is None:
-        totals[key] = (list(other[0]), [dict(s) for s in other[1]])
+        totals[key] = (list(other[0]), dict(other[1]))
         return
     entry[0][:] = map(add, entry[0], other[0])
-    merge_sketches(entry[1], other[1])
+    merge_sketches([entry[1]], [other[1]])
 
 
 def spans(tz: ZoneInfo, width: str) -> Callable[[int], tuple[int, int]]:
@@ -145,7 +144,7 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
 def _row(key: Key, start: str, end: str, totals: Totals | None,
          min_sample: int) -> dict[str, Any]:
     level, name, channel = key
-    vector, sketches = totals if totals is not None else ([0.0] * len(FIELDS), [{}])
+    vector, wait = totals if totals is not None else ([0.0] * len(FIELDS), {})
     row: dict[str, Any] = {
         "level": level, "queue": name if level == "queue" else "", "channel": channel,
         "team": name if level == LEVEL_TEAM else "", "start": start, "end": end,
@@ -156,7 +155,7 @@ def _row(key: Key, start: str, end: str, totals: Totals | None,
         row.update({k: kpis[k] for k in ("answered", "aht_s", "handled", "transfers",
                                          "occupancy")})
         return row
-    kpis = row_kpis(vector, sketches[SKETCH_WAIT])
+    kpis = row_kpis(vector, wait)
     row.update({k: kpis[k] for k in ("offered", "answered", "abandoned", "abandoned_short",
                                      "service_level", "asa_s", "aht_s", "abandon_rate",
                                      "wait_p50_s", "wait_p90_s", "transfers", "occupancy")})

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from wallboard.config.settings import Settings
@@ -19,15 +20,18 @@ from wallboard.fold.rollup import DayRecord
 from wallboard.kpi.forecast import Load, RolledDays
 from wallboard.kpi.report import Request, day_span
 
-# (since, until, bodies) -> the local days in [since, until) the rollups cover, and theirs.
-DayLoad = Callable[[int, int, bool], tuple[set[int], list[DayRecord]]]
+# What of a rollup is read: counters and sketches for rows, counters alone for a daily
+# forecast, the per-interval slots for an intraday one (historian.load_days).
+Part = Literal["rows", "totals", "slots"]
+# (since, until, part) -> the local days in [since, until) the rollups cover, and theirs.
+DayLoad = Callable[[int, int, Part], tuple[set[int], list[DayRecord]]]
 
 
 def daily(stored: Load, days: DayLoad, request: Request, tz: ZoneInfo,
           busy: set[int]) -> list[IntervalRecord]:
     """A `1d` report's records: a covered day's rollups, any other day's intervals."""
     since, until = day_span(request.first, request.last, tz)
-    covered, rolled = days(since, until, True)
+    covered, rolled = days(since, until, "rows")
     covered -= busy
     out = [r.as_record() for r in rolled if r.day in covered]
     run: list[int] = []  # a stretch of days without rollups: their intervals in one read
@@ -55,6 +59,7 @@ def rolled_up(days: DayLoad, request: Request, settings: Settings,
     wanted = sorted({request.first + timedelta(days=d - 7 * k)
                      for d in range((request.last - request.first).days + 1)
                      for k in range(1, weeks + 1)})
+    part: Part = "totals" if request.interval == "1d" else "slots"
     covered: set[int] = set()
     by_day: dict[int, list[DayRecord]] = defaultdict(list)
     run = [wanted[0], wanted[0]]
@@ -62,7 +67,7 @@ def rolled_up(days: DayLoad, request: Request, settings: Settings,
         if day is not None and day == run[1] + timedelta(days=1):
             run[1] = day
             continue
-        found, rolled = days(*day_span(run[0], run[1], tz), False)
+        found, rolled = days(*day_span(run[0], run[1], tz), part)
         covered |= found
         for record in rolled:
             by_day[record.day].append(record)

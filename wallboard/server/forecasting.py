@@ -145,8 +145,8 @@ class TodayForecast:
         day has none), blocking."""
         request, zone = Request(day, day, "15m"), self.settings.site.timezone
         rolled = rolled_up(
-            lambda since, until, bodies: load_days(self.journal, zone, since, until, bodies,
-                                                   self.history),
+            lambda since, until, part: load_days(self.journal, zone, since, until, part,
+                                                 self.history),
             request, self.settings, set())
         return forecast_with_aht(
             lambda since, until: load_records(self.journal, since, until, self.history),
