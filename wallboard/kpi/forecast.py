@@ -81,10 +81,17 @@ def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tup
                         get = day_record.counters.get
                         add_to(row, time_of(day_record.first), [get(k, 0.0) for k in fields])
                         continue
+                    starts = day_record.slots[0]
                     picked = [day_record.slots[i] for i in columns]
-                    for start, slot in zip(day_record.slots[0], zip(*picked, strict=True),
-                                           strict=True):
-                        add_to(row, time_of(start), list(slot))
+                    slots = map(list, zip(*picked, strict=True))
+                    if not row:  # the queue's first leaf: one pass, unless slots share a row
+                        row.update(zip(map(time_of, starts), slots, strict=True))
+                        if len(row) == len(starts):
+                            continue
+                        row.clear()
+                        slots = map(list, zip(*picked, strict=True))
+                    for start, slot in zip(starts, slots, strict=True):
+                        add_to(row, time_of(start), slot)
             else:
                 for record in load(since, until):
                     if record.level != LEVEL_QUEUE or (queues and record.name not in queues):
