@@ -5,10 +5,12 @@ and a rebuild; a report read through them is the report read from the intervals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,25 @@ REQUESTS = [Request(FIRST, FIRST + timedelta(days=2), "1d"),
                     frozenset({"sales"}))]
 
 
+@contextlib.asynccontextmanager
+async def started(journal: Journal) -> AsyncIterator[Journal]:
+    """The journal opened and started; closed after."""
+    journal.open()
+    journal.start()
+    try:
+        yield journal
+    finally:
+        await journal.close()
+
+
+def of_backend(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Journal:
+    """A journal on SQLite in `tmp_path`, or on the test's Redis."""
+    if backend == "sqlite":
+        return SqliteJournal(JournalConfig(data_dir=str(tmp_path)))
+    return RedisJournal(JournalConfig(backend="redis", timeout_s=5,
+                                      url=request.getfixturevalue("redis_server").url))
+
+
 async def exercise(journal: Journal, ops: list[tuple[str, list[IntervalRecord]]]) -> None:
     """Apply the writes, check the rollups after each, catch up, check the reports."""
     last: dict[int, str] = {}
@@ -172,13 +193,8 @@ def test_sqlite_rollups_are_the_sum_of_the_stored_intervals(
         ops: list[tuple[str, list[IntervalRecord]]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async def run() -> None:
-            journal = SqliteJournal(JournalConfig(data_dir=tmp))
-            journal.open()
-            journal.start()
-            try:
+            async with started(SqliteJournal(JournalConfig(data_dir=tmp))) as journal:
                 await exercise(journal, ops)
-            finally:
-                await journal.close()
         asyncio.run(run())
 
 
@@ -191,26 +207,17 @@ _KEYS = itertools.count()
 def test_redis_rollups_are_the_sum_of_the_stored_intervals(
         redis_server: Any, ops: list[tuple[str, list[IntervalRecord]]]) -> None:
     async def run() -> None:
-        journal = RedisJournal(JournalConfig(backend="redis", url=redis_server.url,
-                                             key=f"r{next(_KEYS)}", timeout_s=5))
-        journal.open()
-        journal.start()
-        try:
+        async with started(RedisJournal(JournalConfig(
+                backend="redis", url=redis_server.url, key=f"r{next(_KEYS)}",
+                timeout_s=5))) as journal:
             await exercise(journal, ops)
-        finally:
-            await journal.close()
     asyncio.run(run())
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_a_changed_zone_and_a_prune_roll_up_again(tmp_path: Path, backend: str,
                                                         request: pytest.FixtureRequest) -> None:
-    journal: Journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path))) \
-        if backend == "sqlite" else RedisJournal(JournalConfig(
-            backend="redis", url=request.getfixturevalue("redis_server").url, timeout_s=5))
-    journal.open()
-    journal.start()
-    try:
+    async with started(of_backend(backend, tmp_path, request)) as journal:
         recs = [IntervalRecord(MIDNIGHT + 900 * slot, *leaf, {OFFERED: 1.0 + slot % 3}, [{}] * 4)
                 for slot in range(0, 3 * 96, 5) for leaf in LEAVES]
         await journal.save_intervals([to_row(r) for r in recs], replace=True, zone=ZONE)
@@ -230,22 +237,15 @@ async def test_a_changed_zone_and_a_prune_roll_up_again(tmp_path: Path, backend:
         assert covered and min(covered) >= cut
         plain, rolled = documents(journal, REQUESTS[0], other)
         assert rolled == plain
-    finally:
-        await journal.close()
 
 
 async def test_a_rollup_that_does_not_decode_is_counted_and_the_day_read_from_intervals(
         tmp_path: Path) -> None:
-    journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path)))
-    journal.open()
-    journal.start()
-    try:
+    async with started(SqliteJournal(JournalConfig(data_dir=str(tmp_path)))) as journal:
         recs = [IntervalRecord(MIDNIGHT + 900 * slot, *leaf, {OFFERED: 2.0}, [{3: 1}, {}, {}, {}])
                 for slot in range(40, 60) for leaf in LEAVES]
         await journal.save_intervals([to_row(r) for r in recs], replace=True, zone=ZONE)
         plain = documents(journal, REQUESTS[0])[0]
-    finally:
-        await journal.close()
     with sqlite3.connect(tmp_path / DB_NAME) as con:
         con.execute("UPDATE rollups SET body = X'00' WHERE name = 'sales'")
         con.execute("UPDATE rollups SET slots = '[]' WHERE name = 'chat'")
@@ -262,12 +262,7 @@ async def test_a_rollup_that_does_not_decode_is_counted_and_the_day_read_from_in
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_a_day_holding_an_interval_that_does_not_decode_stays_unrolled_and_counted(
         tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
-    journal: Journal = SqliteJournal(JournalConfig(data_dir=str(tmp_path))) \
-        if backend == "sqlite" else RedisJournal(JournalConfig(
-            backend="redis", url=request.getfixturevalue("redis_server").url, timeout_s=5))
-    journal.open()
-    journal.start()
-    try:
+    async with started(of_backend(backend, tmp_path, request)) as journal:
         recs = [IntervalRecord(MIDNIGHT + 900 * slot, *leaf, {OFFERED: 2.0}, [{3: 1}, {}, {}, {}])
                 for slot in range(40, 2 * 96, 7) for leaf in LEAVES]
         await journal.save_intervals([to_row(r) for r in recs], replace=True, zone=ZONE)
@@ -283,5 +278,3 @@ async def test_a_day_holding_an_interval_that_does_not_decode_stays_unrolled_and
                    Request(FIRST, FIRST + timedelta(days=1), "1d"), site(), (), None,
                    lambda s, u, b: load_days(journal, ZONE, s, u, b, stats))
             assert stats.unreadable == n
-    finally:
-        await journal.close()
