@@ -123,7 +123,7 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
             else:
                 found[0][:] = map(add, found[0], vector)
                 merge_sketches(found[1], sketches)
-                wider[key] = (found[0], found[1], found[2] if found[2] < first else first)
+                wider[key] = (found[0], found[1], min(found[2], first))
     out += [(*key, start, encode_day(vector, sketches), b"{}")
             for key, (vector, sketches, start) in wider.items()]
     return out, broken

@@ -371,7 +371,7 @@ class RedisJournal(RedisStreamReader):
         """Trim entries that arrived before `before` (and beyond `maxlen`), approximately."""
         if self.redis is None:
             return 0
-        try:
+        async def trim() -> int:
             # Exact: it runs once per prune_every_s, and a trimmed entry must be a dead one.
             removed = int(await self.redis.xtrim(self.stream, minid=f"{int(before * 1000)}-0",
                                                  approximate=False))
@@ -379,9 +379,8 @@ class RedisJournal(RedisStreamReader):
                 removed += int(await self.redis.xtrim(self.stream, maxlen=self.config.maxlen,
                                                       approximate=True))
             await self._prune_quarantine(before)
-        except FAILURES as exc:
-            raise JournalDown(str(exc), retry_after(self.status)) from None
-        return removed
+            return removed
+        return await self._run(trim, None)
 
     async def close(self) -> None:
         """Send what is queued (while Redis answers), then stop and disconnect."""

@@ -14,6 +14,13 @@ import sqlite3
 from wallboard.fold.rollup import MAX_DAY_S, days_of, roll
 from wallboard.journal.interface import RollupRow
 
+
+def _unmark(row: str) -> str:
+    """SQL dropping the mark of the local day holding the interval `row` (NEW or OLD)."""
+    return (f"DELETE FROM rollup_days WHERE day > {row}.start - {MAX_DAY_S} "
+            f"AND day <= {row}.start AND until > {row}.start;")
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rollups (
     zone TEXT NOT NULL,      -- site.timezone when rolled up: a changed zone rolls up anew
@@ -33,18 +40,14 @@ CREATE TABLE IF NOT EXISTS rollup_days (
     PRIMARY KEY (day, zone)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS rollup_days_ins AFTER INSERT ON intervals BEGIN
-    DELETE FROM rollup_days WHERE day > NEW.start - {MAX_DAY_S} AND day <= NEW.start
-        AND until > NEW.start;
+    {_unmark("NEW")}
 END;
 CREATE TRIGGER IF NOT EXISTS rollup_days_upd AFTER UPDATE ON intervals BEGIN
-    DELETE FROM rollup_days WHERE day > NEW.start - {MAX_DAY_S} AND day <= NEW.start
-        AND until > NEW.start;
-    DELETE FROM rollup_days WHERE day > OLD.start - {MAX_DAY_S} AND day <= OLD.start
-        AND until > OLD.start;
+    {_unmark("NEW")}
+    {_unmark("OLD")}
 END;
 CREATE TRIGGER IF NOT EXISTS rollup_days_del AFTER DELETE ON intervals BEGIN
-    DELETE FROM rollup_days WHERE day > OLD.start - {MAX_DAY_S} AND day <= OLD.start
-        AND until > OLD.start;
+    {_unmark("OLD")}
 END;
 """
 
