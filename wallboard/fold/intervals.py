@@ -221,11 +221,11 @@ def decode_counters(raw: Any) -> dict[int, float]:
 
 def decode_sketches(raws: list[Any]) -> Sketches:
     """Sketches ({"bin": count}) back, SKETCH_KINDS of them (empty after those given)."""
-    # map(int, ...) over keys and values: the report's hot loop (a year is 10^6 bodies).
-    sketches: Sketches = [dict(zip(map(int, s), map(int, s.values()), strict=True))
-                          for s in map(_mapping, raws[:SKETCH_KINDS])]
-    sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
-    for i, sketch in enumerate(sketches):
+    sketches: Sketches = []
+    for raw in raws[:SKETCH_KINDS]:
+        # map(int, ...) over keys and values: the report's hot loop (a year is 10^6 bodies).
+        mapping = _mapping(raw)
+        sketch = dict(zip(map(int, mapping), map(int, mapping.values()), strict=True))
         # A bin outside the sketch's range would overflow its estimate: it goes to the edge
         # bin, as a value beyond the range does when it is added (sketch.py).
         if sketch and (min(sketch) < ZERO_BIN or max(sketch) > MAX_BIN):
@@ -233,7 +233,9 @@ def decode_sketches(raws: list[Any]) -> Sketches:
             for b, n in sketch.items():
                 edge = min(MAX_BIN, max(ZERO_BIN, b))
                 clamped[edge] = clamped.get(edge, 0) + n
-            sketches[i] = clamped
+            sketch = clamped
+        sketches.append(sketch)
+    sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
     return sketches
 
 

@@ -111,22 +111,39 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
            for (level, name, channel), (vector, sketches, slots) in totals.items()]
     # The channels' and the site's day, summed from the queues' as a report of every queue
     # sums them (in the same order: the same floating-point sums), so that it merges nothing.
-    wider: dict[tuple[str, str, str], tuple[list[float], Sketches, int]] = {}
+    # The site adds the channels' sums and the unassigned leaves' (queue ""), in the order
+    # each first came, as report.sum_records does.
+    Part = tuple[list[float], Sketches, int]
+    wider: dict[tuple[str, str, str], Part] = {}
+    order: list[tuple[str, str, str] | Part] = []  # a channel's key, or an unassigned leaf
     for (level, name, channel), (vector, sketches, slots) in totals.items():
         if level != LEVEL_QUEUE:
             continue
-        first: int = slots[0][0]
-        for key in ((CHANNEL, channel, channel), SITE) if name else (SITE,):
-            found = wider.get(key)
-            if found is None:
-                wider[key] = (list(vector), [dict(s) for s in sketches], first)
-            else:
-                found[0][:] = map(add, found[0], vector)
-                merge_sketches(found[1], sketches)
-                wider[key] = (found[0], found[1], min(found[2], first))
+        if not name:
+            order.append((vector, sketches, slots[0][0]))
+            continue
+        key = (CHANNEL, channel, channel)
+        if key not in wider:
+            order.append(key)
+        _sum_into(wider, key, (vector, sketches, slots[0][0]))
+    for item in order:
+        _sum_into(wider, SITE, wider[item] if isinstance(item[0], str) else item)
     out += [(*key, start, encode_day(vector, sketches), b"{}")
             for key, (vector, sketches, start) in wider.items()]
     return out, broken
+
+
+def _sum_into(wider: dict[tuple[str, str, str], tuple[list[float], Sketches, int]],
+              key: tuple[str, str, str], part: tuple[list[float], Sketches, int]) -> None:
+    """Add one entity's day into a wider one's (a copy at first)."""
+    vector, sketches, first = part
+    found = wider.get(key)
+    if found is None:
+        wider[key] = (list(vector), [dict(s) for s in sketches], first)
+        return
+    found[0][:] = map(add, found[0], vector)
+    merge_sketches(found[1], sketches)
+    wider[key] = (found[0], found[1], min(found[2], first))
 
 
 def encode_day(vector: list[float], sketches: Sketches) -> bytes:

@@ -99,19 +99,24 @@ def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tup
                     row = by_key.setdefault(("queue", record.name, record.channel), {})
                     get = record.counters.get
                     add_to(row, time_of(record.start), [get(k, 0.0) for k in fields])
-            # Then channels and the site add their queues' sums (the unassigned leaf, queue
-            # "", the site's alone), as sum_records does.
+            # Then channels add their queues' sums, and the site the channels' and the
+            # unassigned leaf's (queue ""), as sum_records does.
+            wider: list[dict[Time, list[float]]] = []
             for (_, name, channel), row in list(by_key.items()):
                 if not name:
                     del by_key[("queue", name, channel)]
-                for key in (("channel", channel, channel), SITE) if name else (SITE,):
-                    into = by_key.setdefault(key, {})
-                    for at, values in row.items():
-                        summed = into.get(at)
-                        if summed is None:
-                            into[at] = list(values)
-                        else:
-                            summed[:] = map(add, summed, values)
+                    wider.append(row)
+                    continue
+                into = by_key.get(("channel", channel, channel))
+                if into is None:
+                    into = by_key[("channel", channel, channel)] = {}
+                    wider.append(into)
+                _sum_rows(into, row)
+            site: dict[Time, list[float]] = {}
+            for row in wider:
+                _sum_rows(site, row)
+            if wider:
+                by_key[SITE] = site
             cache[day] = by_key
         return cache[day]
 
@@ -146,10 +151,28 @@ def _same_weekdays(load: Load, request: Request, settings: Settings, fields: tup
         day += timedelta(days=1)
 
 
-def _at(day: date, time: Time, tz: ZoneInfo) -> int:
-    hour, minute, fold = time
-    return int(datetime(day.year, day.month, day.day, hour, minute, fold=fold,
-                        tzinfo=tz).timestamp())
+def _sum_rows(into: dict[Time, list[float]], row: dict[Time, list[float]]) -> None:
+    """Add a row's sums into a wider row's, time for time (copies where it has none)."""
+    for at, values in row.items():
+        summed = into.get(at)
+        if summed is None:
+            into[at] = list(values)
+        else:
+            summed[:] = map(add, summed, values)
+
+
+def _starts(tz: ZoneInfo) -> Callable[[date, Time], int]:
+    """Epoch seconds of a local time on a day; each computed once (rows share a hundred)."""
+    cache: dict[tuple[date, Time], int] = {}
+
+    def at(day: date, time: Time) -> int:
+        found = cache.get((day, time))
+        if found is None:
+            hour, minute, fold = time
+            found = cache[(day, time)] = int(datetime(
+                day.year, day.month, day.day, hour, minute, fold=fold, tzinfo=tz).timestamp())
+        return found
+    return at
 
 
 def forecast(load: Load, request: Request, settings: Settings,
@@ -158,12 +181,12 @@ def forecast(load: Load, request: Request, settings: Settings,
 
     `load` needs to give only the records' offered counter (`load_offered`); `rolled`, the
     rollups of the days that have them (`rollups.rolled_up`)."""
-    tz = ZoneInfo(settings.site.timezone)
+    at = _starts(ZoneInfo(settings.site.timezone))
     out: Forecast = {}
     for day, key, days in _same_weekdays(load, request, settings, (OFFERED,), rolled):
         for time in {t for row in days for t in row}:
             total = sum(row[time][0] for row in days if time in row)
-            out[(key, _at(day, time, tz))] = total / len(days)
+            out[(key, at(day, time))] = total / len(days)
     return out
 
 
@@ -176,14 +199,14 @@ def forecast_with_aht(load: Load, request: Request, settings: Settings,
     that ended in those intervals over their number (None when none ended). `load` must give
     the handled counters too (`load_records`).
     """
-    tz = ZoneInfo(settings.site.timezone)
+    start_of = _starts(ZoneInfo(settings.site.timezone))
     offered: Forecast = {}
     aht: Aht = {}
     for day, key, days in _same_weekdays(load, request, settings,
                                          (OFFERED, HANDLED, HANDLE_SUM), rolled):
         for time in {t for row in days for t in row}:
             vectors = [row[time] for row in days if time in row]
-            at = (key, _at(day, time, tz))
+            at = (key, start_of(day, time))
             offered[at] = sum(v[0] for v in vectors) / len(days)
             handled = sum(v[1] for v in vectors)
             aht[at] = sum(v[2] for v in vectors) / handled if handled else None

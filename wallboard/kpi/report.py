@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from operator import add
+from operator import add, itemgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,6 +127,7 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
         # until the site has it: it has no queue or channel row.
         _add(totals, (("queue", record.name, record.channel), start, end), record)
     site: Key = ("site", "", "")
+    wider: list[tuple[Key, int, int, Totals]] = []  # channels, then the unassigned leaves
     for (key, start, end), entry in list(totals.items()):
         if key[0] != "queue":
             continue
@@ -136,7 +137,16 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
         if (start, end) in given:
             continue
         if name:
-            _add_totals(totals, (("channel", channel, channel), start, end), entry)
+            channel_key: Key = ("channel", channel, channel)
+            if (channel_key, start, end) not in totals:
+                wider.append((channel_key, start, end, totals.setdefault(
+                    (channel_key, start, end), ([0.0] * len(FIELDS), {}))))
+            _add_totals(totals, (channel_key, start, end), entry)
+        else:
+            wider.append((key, start, end, entry))
+    # The site adds its channels' totals (and the unassigned leaves'), not every queue's:
+    # a tenth of the sketch merges (rollup.roll sums the site's day the same way).
+    for _key, start, end, entry in wider:
         _add_totals(totals, (site, start, end), entry)
     return totals
 
@@ -151,16 +161,20 @@ def _row(key: Key, start: str, end: str, totals: Totals | None,
     }
     if level == LEVEL_TEAM:
         kpis = agent_window_kpis(vector, min_sample)
-        row.update({name: None for name in COLUMNS if name not in row})
-        row.update({k: kpis[k] for k in ("answered", "aht_s", "handled", "transfers",
-                                         "occupancy")})
+        row.update(_EMPTY)
+        row.update(zip(_TEAM_KPIS, _team_kpis(kpis), strict=True))
         return row
-    kpis = row_kpis(vector, wait)
-    row.update({k: kpis[k] for k in ("offered", "answered", "abandoned", "abandoned_short",
-                                     "service_level", "asa_s", "aht_s", "abandon_rate",
-                                     "wait_p50_s", "wait_p90_s", "transfers", "occupancy")})
+    row.update(zip(_ROW_KPIS, _row_kpis(row_kpis(vector, wait)), strict=True))
     row["handled"] = int(vector[HANDLED])
     return row
+
+
+# What a row takes of the KPIs (itemgetter: one C call a row, thousands of rows).
+_ROW_KPIS = ("offered", "answered", "abandoned", "abandoned_short", "service_level", "asa_s",
+             "aht_s", "abandon_rate", "wait_p50_s", "wait_p90_s", "transfers", "occupancy")
+_TEAM_KPIS = ("answered", "aht_s", "handled", "transfers", "occupancy")
+_row_kpis, _team_kpis = itemgetter(*_ROW_KPIS), itemgetter(*_TEAM_KPIS)
+_EMPTY = dict.fromkeys(COLUMNS[6:])  # a team row's columns before its own are set
 
 
 def build(records: Iterable[IntervalRecord], request: Request, settings: Settings,
