@@ -14,7 +14,14 @@ from tests.engine import Engine
 from tests.test_kpi_properties import SHORT, START, T_SL, VARIANTS, Contact, contacts_strategy
 from tests.test_kpi_properties import events_of as contact_events
 from wallboard.fold.counters import FIELDS
-from wallboard.fold.intervals import INTERVAL_S, decode, encode
+from wallboard.fold.intervals import (
+    INTERVAL_S,
+    decode,
+    decode_counters,
+    decode_sketches,
+    encode,
+)
+from wallboard.fold.rollup import decode_day, decode_slots
 from wallboard.fold.sketch import MAX_BIN, ZERO_BIN, quantiles
 
 LATENESS_S = 900
@@ -123,3 +130,69 @@ def test_counters_decode_as_named_finite_numbers_whatever_else_a_body_holds(
     assert got == want
     as_ints = {int(b): n for b, n in sketch.items()}
     assert sketches == [as_ints] * kinds + [{}] * (4 - kinds)
+
+
+_BIN_KEYS = st.one_of(st.integers(ZERO_BIN - 50, MAX_BIN + 50).map(str),
+                      st.sampled_from(["+3", " 4", "1_0", "0x1", "-0", "1.5", ""]))
+_COUNTS = st.one_of(st.integers(-5, 10**6), st.integers(2**62, 2**63 - 1), st.floats(0, 9),
+                    st.booleans(), st.text(max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(counters=st.dictionaries(_NAMES, _VALUES, max_size=8),
+       sketches=st.lists(st.dictionaries(_BIN_KEYS, _COUNTS, max_size=4), max_size=6),
+       kinds=st.integers(0, 4), extra=st.booleans())
+def test_the_typed_decoder_reads_every_body_as_the_per_field_rule_does(
+        counters: dict, sketches: list, kinds: int, extra: bool) -> None:
+    """decode() tries msgspec's typed decoders first: whatever they accept must come out as
+    the per-field rule (orjson, decode_counters, decode_sketches) reads it, and a body they
+    refuse still decodes, or fails, by that rule."""
+    doc: dict = {"c": counters, "s": sketches}
+    if extra:
+        doc["newer"] = [1, {"x": None}]
+    body = orjson.dumps(doc)
+    try:
+        data = orjson.loads(body)
+        want = (decode_counters(data.get("c") or {}),
+                decode_sketches(list(data.get("s") or [])[:kinds]))
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            decode(body, kinds)
+        return
+    assert decode(body, kinds) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(counters=st.dictionaries(_NAMES, _VALUES, max_size=8),
+       sketches=st.lists(st.dictionaries(_BIN_KEYS, _COUNTS, max_size=4), max_size=5),
+       kinds=st.integers(0, 4),
+       columns=st.lists(st.lists(st.one_of(st.integers(0, 2**40), st.floats(0, 1e6),
+                                           st.text(max_size=2)), max_size=3),
+                        min_size=4, max_size=4))
+def test_a_rollup_decodes_typed_as_by_the_per_field_rule(
+        counters: dict, sketches: list, kinds: int, columns: list) -> None:
+    """A rollup's body and slots: the typed decoders agree with the per-field rule."""
+    body = b"\n".join([orjson.dumps(counters), *map(orjson.dumps, sketches)])
+    lines = body.split(b"\n")
+    try:
+        if len(lines) < kinds + 1:
+            raise ValueError("short")
+        want: object = (decode_counters(orjson.loads(lines[0])),
+                        decode_sketches([orjson.loads(line) for line in lines[1:kinds + 1]]))
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            decode_day(body, kinds)
+    else:
+        assert decode_day(body, kinds) == want
+    slots = orjson.dumps(dict(zip("tohs", columns, strict=True)))
+    try:
+        t, o, h, s = columns
+        want = (list(map(int, t)), list(map(float, o)), list(map(float, h)),
+                list(map(float, s)))
+        if not want[0] or any(len(c) != len(want[0]) for c in want):
+            raise ValueError("ragged")
+    except (ValueError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            decode_slots(slots)
+    else:
+        assert decode_slots(slots) == want

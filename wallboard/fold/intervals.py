@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+import msgspec
 import orjson
 
 from wallboard.fold.counters import FIELDS, SKETCH_KINDS, Deltas
@@ -191,15 +192,46 @@ def encode(counters: dict[int, float], sketches: Sketches) -> bytes:
                          "s": [{str(b): n for b, n in s.items()} for s in sketches]})
 
 
+class _Body(msgspec.Struct):
+    """A body as written: counters by name, then the sketches (each parsed on demand)."""
+
+    c: dict[str, float] = {}
+    s: list[msgspec.Raw] = []
+
+
+# Typed decoders (msgspec): keys to ints and every type checked in C. A body they refuse
+# (a hand edit, an older writer's) goes the per-field way below, which keeps what it can.
+_BODY = msgspec.json.Decoder(_Body)
+SKETCH = msgspec.json.Decoder(dict[int, int])
+COUNTERS = msgspec.json.Decoder(dict[str, float])
+
+
 def decode(body: bytes | str, kinds: int = SKETCH_KINDS) -> tuple[dict[int, float], Sketches]:
     """A record's body back; unknown field names (a newer version's) are left out.
 
     Only the first `kinds` sketches are read, the others come back empty: a report shows the
     wait's percentiles alone."""
+    try:
+        typed = _BODY.decode(body)
+        counters = known_counters(typed.c)
+        if counters is not None:
+            return counters, checked_sketches([SKETCH.decode(raw) for raw in typed.s[:kinds]])
+    except msgspec.MsgspecError:
+        pass
     data = orjson.loads(body)
     if not isinstance(data, dict):
         raise ValueError("an interval body is a JSON object")
     return decode_counters(data.get("c") or {}), decode_sketches(list(data.get("s") or [])[:kinds])
+
+
+def known_counters(typed: dict[str, float]) -> dict[int, float] | None:
+    """Typed counters by index, the unknown names left out; None unless every one is finite."""
+    if not all(map(math.isfinite, typed.values())):
+        return None
+    known: dict[int | None, float] = dict(zip(map(_INDEX.get, typed), typed.values(),
+                                              strict=True))
+    known.pop(None, None)  # a newer version's field
+    return cast(dict[int, float], known)
 
 
 def decode_counters(raw: Any) -> dict[int, float]:
@@ -221,11 +253,15 @@ def decode_counters(raw: Any) -> dict[int, float]:
 
 def decode_sketches(raws: list[Any]) -> Sketches:
     """Sketches ({"bin": count}) back, SKETCH_KINDS of them (empty after those given)."""
-    sketches: Sketches = []
-    for raw in raws[:SKETCH_KINDS]:
-        # map(int, ...) over keys and values: the report's hot loop (a year is 10^6 bodies).
-        mapping = _mapping(raw)
-        sketch = dict(zip(map(int, mapping), map(int, mapping.values()), strict=True))
+    # map(int, ...) over keys and values: any body the typed decoder refused comes here.
+    return checked_sketches([dict(zip(map(int, m), map(int, m.values()), strict=True))
+                     for m in map(_mapping, raws[:SKETCH_KINDS])])
+
+
+def checked_sketches(sketches: Sketches) -> Sketches:
+    """Sketches with every bin in range, SKETCH_KINDS of them (empty after those given)."""
+    sketches = sketches[:SKETCH_KINDS]
+    for i, sketch in enumerate(sketches):
         # A bin outside the sketch's range would overflow its estimate: it goes to the edge
         # bin, as a value beyond the range does when it is added (sketch.py).
         if sketch and (min(sketch) < ZERO_BIN or max(sketch) > MAX_BIN):
@@ -233,8 +269,7 @@ def decode_sketches(raws: list[Any]) -> Sketches:
             for b, n in sketch.items():
                 edge = min(MAX_BIN, max(ZERO_BIN, b))
                 clamped[edge] = clamped.get(edge, 0) + n
-            sketch = clamped
-        sketches.append(sketch)
+            sketches[i] = clamped
     sketches += [{} for _ in range(SKETCH_KINDS - len(sketches))]
     return sketches
 

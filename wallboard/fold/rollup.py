@@ -15,15 +15,20 @@ from operator import add
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import msgspec
 import orjson
 
 from wallboard.fold.counters import FIELDS, HANDLE_SUM, HANDLED, OFFERED, SKETCH_KINDS
 from wallboard.fold.intervals import (
+    COUNTERS,
     LEVEL_QUEUE,
+    SKETCH,
     IntervalRecord,
+    checked_sketches,
     decode,
     decode_counters,
     decode_sketches,
+    known_counters,
 )
 from wallboard.fold.sketch import Sketches, merge_sketches
 
@@ -159,19 +164,42 @@ def decode_day(body: bytes, kinds: int = SKETCH_KINDS) -> tuple[dict[int, float]
     lines = body.split(b"\n", kinds + 1)
     if len(lines) < kinds + 1:
         raise ValueError("a rollup's body is a line of counters and a line per sketch")
+    try:  # typed first, as an interval's body (intervals.decode)
+        counters = known_counters(COUNTERS.decode(lines[0]))
+        if counters is not None:
+            return counters, checked_sketches([SKETCH.decode(line)
+                                               for line in lines[1:kinds + 1]])
+    except msgspec.MsgspecError:
+        pass
     return (decode_counters(orjson.loads(lines[0])),
             decode_sketches([orjson.loads(line) for line in lines[1:kinds + 1]]))
+
+
+class _Slots(msgspec.Struct):
+    """A rollup's slots as written."""
+
+    t: list[int]
+    o: list[float]
+    h: list[float]
+    s: list[float]
+
+
+_SLOTS = msgspec.json.Decoder(_Slots)
 
 
 def decode_slots(body: bytes | str) -> Slots:
     """A rollup's slots back ({"t": starts, "o", "h", "s": values}, as long as each other);
     ValueError or TypeError when they are not that."""
-    data = orjson.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError("a rollup's slots are a JSON object")
-    # map() over whole columns: a month's forecast decodes thousands of them.
-    slots = (list(map(int, data["t"])), list(map(float, data["o"])),
-             list(map(float, data["h"])), list(map(float, data["s"])))
+    try:  # typed first (every column checked in C), any other body by the rule below
+        typed = _SLOTS.decode(body)
+        slots: Slots = (typed.t, typed.o, typed.h, typed.s)
+    except msgspec.MsgspecError:
+        data = orjson.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("a rollup's slots are a JSON object") from None
+        # map() over whole columns: a month's forecast decodes thousands of them.
+        slots = (list(map(int, data["t"])), list(map(float, data["o"])),
+                 list(map(float, data["h"])), list(map(float, data["s"])))
     if not slots[0] or any(len(column) != len(slots[0]) for column in slots):
         raise ValueError("a rollup's slots are four non-empty columns of one length")
     return slots
