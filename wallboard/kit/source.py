@@ -92,6 +92,10 @@ class SourceConfig(BaseModel):
 
     type: str
     stale_after_s: float | None = Field(None, gt=0)
+    # Sources with one id scope de-duplicate each other's events: their events are stored
+    # under this name instead of their own (two views of one PBX giving a fact one id).
+    id_scope: str | None = Field(None, min_length=1, max_length=128,
+                                 pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class RateLimitConfig(SourceConfig):
