@@ -255,7 +255,7 @@ def decode_sketches(raws: list[Any]) -> Sketches:
     """Sketches ({"bin": count}) back, SKETCH_KINDS of them (empty after those given)."""
     # map(int, ...) over keys and values: any body the typed decoder refused comes here.
     return checked_sketches([dict(zip(map(int, m), map(int, m.values()), strict=True))
-                     for m in map(_mapping, raws[:SKETCH_KINDS])])
+                             for m in map(_mapping, raws[:SKETCH_KINDS])])
 
 
 def checked_sketches(sketches: Sketches) -> Sketches:

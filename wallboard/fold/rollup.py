@@ -114,13 +114,13 @@ def roll(rows: Iterable[tuple[int, str, str, str, bytes]]) -> tuple[list[Rolled]
     out = [(level, name, channel, slots[0][0], encode_day(vector, sketches),
             orjson.dumps(dict(zip("tohs", slots, strict=True))))
            for (level, name, channel), (vector, sketches, slots) in totals.items()]
-    # The channels' and the site's day, summed from the queues' as a report of every queue
-    # sums them (in the same order: the same floating-point sums), so that it merges nothing.
-    # The site adds the channels' sums and the unassigned leaves' (queue ""), in the order
-    # each first came, as report.sum_records does.
-    Part = tuple[list[float], Sketches, int]
-    wider: dict[tuple[str, str, str], Part] = {}
-    order: list[tuple[str, str, str] | Part] = []  # a channel's key, or an unassigned leaf
+    # The channels' and the site's day, summed as a report of every queue sums them (in the
+    # same order: the same floating-point sums), so that it merges nothing: a channel adds its
+    # queues, the site the channels and the unassigned leaves (queue ""), in the order each
+    # first came (report.sum_records).
+    Summed = tuple[list[float], Sketches, int]
+    wider: dict[tuple[str, str, str], Summed] = {}
+    order: list[tuple[str, str, str] | Summed] = []  # a channel's key, or an unassigned leaf
     for (level, name, channel), (vector, sketches, slots) in totals.items():
         if level != LEVEL_QUEUE:
             continue

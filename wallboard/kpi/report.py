@@ -127,7 +127,7 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
         # until the site has it: it has no queue or channel row.
         _add(totals, (("queue", record.name, record.channel), start, end), record)
     site: Key = ("site", "", "")
-    wider: list[tuple[Key, int, int, Totals]] = []  # channels, then the unassigned leaves
+    wider: list[tuple[Key, int, int, Totals]] = []  # channels and unassigned leaves, as met
     for (key, start, end), entry in list(totals.items()):
         if key[0] != "queue":
             continue
@@ -145,7 +145,7 @@ def sum_records(records: Iterable[IntervalRecord], tz: ZoneInfo, width: str,
         else:
             wider.append((key, start, end, entry))
     # The site adds its channels' totals (and the unassigned leaves'), not every queue's:
-    # a tenth of the sketch merges (rollup.roll sums the site's day the same way).
+    # half the sketch merges (rollup.roll sums the site's day the same way).
     for _key, start, end, entry in wider:
         _add_totals(totals, (site, start, end), entry)
     return totals
