@@ -15,7 +15,13 @@ from wallboard_plugins.asterisk_queue_log import AsteriskQueueLogSource
 from wallboard_plugins.asterisk_queue_log.mapping import BadLine, Mapper, parse_line
 from wallboard_plugins.asterisk_queue_log.tail import Follower, Position
 
-from wallboard.kit.testing import MALFORMED, PEER_DROP, SourceContract
+from wallboard.kit.testing import (
+    MALFORMED,
+    PEER_DROP,
+    SourceContract,
+    SourceHarness,
+    VirtualClock,
+)
 from wallboard.model.events import EventError, parse_event
 
 SAMPLE = Path(__file__).parent / "data" / "asterisk_queue_log" / "queue_log"
@@ -212,6 +218,45 @@ def test_a_saved_position_that_is_not_one_reads_as_none() -> None:
     assert Position.from_json({"inode": 1, "offset": -1, "head": ""}) is None
     assert Position.from_json([1, 2]) is None
     assert Position.from_json({"inode": 1, "offset": 5, "head": "ab"}) == Position(1, 5, "ab")
+
+
+async def test_a_first_start_reads_from_midnight_and_tells_the_agents_known_before(
+        tmp_path: Path) -> None:
+    """Yesterday's lines tell who is in which queue (announced at midnight), never a contact;
+    today's lines are emitted; the position saved lets a restart read on, not again."""
+    log = tmp_path / "queue_log"
+    midnight = 1796601600  # 2026-12-07 00:00 UTC
+    write(log, f"{midnight - 3600}|NONE|sales|Alice|ADDMEMBER|",
+          f"{midnight - 3000}|NONE|sales|Bob|ADDMEMBER|",
+          f"{midnight - 2000}|NONE|sales|Bob|PAUSE|Lunch",
+          f"{midnight - 1000}|9.1|sales|NONE|ENTERQUEUE||x|1",
+          f"{midnight - 990}|9.1|sales|NONE|ABANDON|1|1|10",
+          f"{midnight + 3600}|9.2|sales|NONE|ENTERQUEUE||y|1",
+          f"{midnight + 3610}|9.2|sales|Alice|CONNECT|10|9.3|1")
+    config = {"type": "asterisk_queue_log", "path": str(log), "state_dir": str(tmp_path),
+              "timezone": "UTC", "poll_interval_s": 0.1}
+
+    def source() -> AsteriskQueueLogSource:
+        return AsteriskQueueLogSource("pbx", AsteriskQueueLogSource.Config.model_validate(
+            config))  # type: ignore[arg-type]  # reason: Config is the queue_log config
+    clock = VirtualClock(midnight + 12 * 3600)
+    async with SourceHarness(source(), clock=clock) as h:
+        await h.wait_for(lambda: len(h.events) >= 5, "emit today's events")
+        await h.settle(0.3)  # and the position is saved a turn later
+    assert not h.invalid
+    told = [(e["type"], e["ts"], e.get("contact_id") or e.get("agent"), e.get("state"),
+             e.get("reason")) for e in h.events]
+    assert told == [
+        ("agent.state", midnight, "Alice", "available", None),
+        ("agent.state", midnight, "Bob", "away", "Lunch"),
+        ("contact.queued", midnight + 3600, "9.2", None, None),
+        ("contact.answered", midnight + 3610, "9.2", None, None),
+        ("agent.state", midnight + 3610, "Alice", "busy", None)]
+    write(log, f"{midnight + 3700}|9.2|sales|Alice|COMPLETEAGENT|10|90|1")
+    async with SourceHarness(source(), clock=clock) as again:
+        await again.wait_for(lambda: len(again.events) >= 2, "read on")
+        await again.settle(0.2)
+    assert [e["type"] for e in again.events] == ["contact.ended", "agent.state"]
 
 
 _STATE = tempfile.mkdtemp(prefix="wallboard-queue-log-contract-")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -77,7 +77,7 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
         self.bad_lines = 0
         self.lines = 0
         self._pending: dict[str, Any] | None = None  # the state to save at the next turn
-        self._saved_at = 0.0
+        self._saved_at = -SAVE_EVERY_S
 
     def _queue_name(self, raw: str) -> str | None:
         mapped = self.cfg.queues.get(raw)
@@ -119,12 +119,16 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
         try:
             while True:
                 try:
-                    lines = await asyncio.to_thread(self.follower.read)
+                    lines = await asyncio.to_thread(self.follower.read,
+                                                    self.clock.monotonic())
                 except OSError as exc:
                     raise SourceError(f"{self.cfg.path}: cannot read: {exc}") from None
                 await self._emit_lines(emit, lines)
+                if self.since is not None and not self.follower.behind:
+                    self._announce(emit)  # the first start has read up to now
                 await self._checkpoint()
-                await self.clock.sleep(self.cfg.poll_interval_s)
+                # A backlog (a first start, a long downtime) is read slice after slice.
+                await self.clock.sleep(0 if self.follower.behind else self.cfg.poll_interval_s)
         finally:
             with contextlib.suppress(Exception):  # best effort: lines read again are deduplicated
                 if self._pending is not None:
@@ -145,17 +149,37 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
                     log.warning("%s: %s: a line that is not queue_log's shape (%s; %d so far)",
                                 self.name, self.cfg.path, exc, self.bad_lines)
                 continue
-            events = self.mapper.handle(line)
-            if self.since is not None and line.ts < self.since:
-                continue  # before today on a first start: it told us of agents, no more
-            for event in events:
+            if self.since is not None:
+                if line.ts < self.since:
+                    self.mapper.handle(line)  # before today on a first start: agents only
+                    continue
+                self._announce(emit)  # the first line of today: the agents before it
+            for event in self.mapper.handle(line):
                 if self.cfg.agent_states or event["type"] != "agent.state":
                     emit(event)
+
+    def _announce(self, emit: Emit) -> None:
+        """On a first start, at today's first line (or once caught up): every agent the lines
+        before today told of, in its state at midnight (later lines only tell changes)."""
+        since, self.since = self.since, None
+        assert since is not None
+        for name, agent in sorted(self.mapper.agents.items()):
+            state, queues, reason = agent.state()
+            if state == "offline":
+                continue
+            digest = hashlib.blake2b(f"{name}|{since}".encode(), digest_size=10).hexdigest()
+            event: dict[str, Any] = {"type": "agent.state", "id": f"ql-start-{digest}",
+                                     "ts": since, "agent": name, "state": state,
+                                     "queues": list(queues)}
+            if reason:
+                event["reason"] = reason
+            if self.cfg.agent_states:
+                emit(event)
 
     async def _checkpoint(self) -> None:
         """Save the state taken one turn ago: its lines' events are in the journal by now
         (a line read again after a crash is stored once: every event has an id)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now - self._saved_at < SAVE_EVERY_S:
             return
         if self._pending is not None:

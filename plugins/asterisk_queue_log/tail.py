@@ -79,6 +79,7 @@ class Follower:
     grace_s: float = 10.0
     renamed: list[tuple[Path, int, float]] = field(default_factory=list)  # (file, offset, until)
     rotations: int = 0  # rotations followed (renames and truncations)
+    behind: bool = False  # the last read took a whole slice: more is waiting
 
     def _siblings(self) -> list[Path]:
         """Files beside ours that a rotation may have made (queue_log.1, queue_log-2026...)."""
@@ -142,6 +143,7 @@ class Follower:
             pos = self.position = Position(st.st_ino, 0, "")
             self.rotations += 1
         more, offset = _whole_lines(self.path, pos.offset)
+        self.behind = offset - pos.offset >= MAX_READ // 2  # a backlog: read again at once
         lines += more
         if offset != pos.offset:
             pos.offset = offset
