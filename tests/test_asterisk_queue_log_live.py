@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ami_frames import (
     STAFF,
@@ -124,6 +125,9 @@ async def test_a_day_in_real_time_across_rename_copytruncate_and_a_kill(
                 shutil.copyfile(log, log.with_name("queue_log-20261207"))
                 with log.open("r+") as f:
                     f.truncate(0)
+            if i == 50:  # a torn line and a newer Asterisk's event: skipped and counted
+                w.handle.write("1796|half a line\n")
+                w.line("NONE", "Alice", "SOMETHINGNEW", "x")
             call(w, i, CYCLE[i % len(CYCLE)], expected)
             await asyncio.sleep(0.03)
         answered = expected["answered"]
@@ -141,6 +145,11 @@ async def test_a_day_in_real_time_across_rename_copytruncate_and_a_kill(
             await asyncio.sleep(0.2)
         assert {k: got.get(k) for k in want} == want, server.log.read_text()[-3000:]
         assert expected["offered"] == CALLS and expected["transfers"] == 20
+        async with http.get(f"{server.url}/metrics") as resp:
+            families = text_string_to_metric_families(await resp.text())
+            skipped = {s.labels["reason"]: s.value for f in families for s in f.samples
+                       if s.name == "wallboard_source_skipped_total"}
+        assert skipped == {"bad_line": 1.0, "unknown_event": 1.0}
     w.handle.close()
 
 

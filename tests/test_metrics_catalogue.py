@@ -42,7 +42,14 @@ PROMTOOL = "/usr/bin/promtool"
 
 async def full_metrics(live_server, tmp_path: Path) -> tuple[str, dict]:
     """/metrics and /api/snapshot of a server that has seen a morning's events."""
-    live = await live_server(full_config(tmp_path / "journal"))
+    config = full_config(tmp_path / "journal")
+    # A file source that reads a line not of its format: the per-source skipped family.
+    (tmp_path / "queue_log").write_text("not a queue_log line\n")
+    config["sources"]["pbx-log"] = {"type": "asterisk_queue_log",
+                                    "path": str(tmp_path / "queue_log"),
+                                    "state_dir": str(tmp_path / "state"),
+                                    "first_start": "beginning", "poll_interval_s": 0.05}
+    live = await live_server(config)
     status, body = await live.post(day_events(time.time()))
     assert status == 202, body
     assert body["rejected"] == []
@@ -50,8 +57,12 @@ async def full_metrics(live_server, tmp_path: Path) -> tuple[str, dict]:
         assert resp.status == 401  # unsigned: refused and counted by source and reason
     async with live.session.post(f"{live.url}/api/announcements", json={"text": "x"}) as resp:
         assert resp.status == 403  # no admin token configured: the admin API is off, counted
-    _, text = await live.get_text("/metrics")
-    return text, await live.get_json("/api/snapshot")
+    deadline = time.monotonic() + 10
+    while True:
+        _, text = await live.get_text("/metrics")
+        if 'wallboard_source_skipped_total{' in text or time.monotonic() > deadline:
+            return text, await live.get_json("/api/snapshot")
+        await asyncio.sleep(0.05)
 
 
 async def test_live_families_and_the_catalogue_agree_both_ways(live_server, tmp_path) -> None:

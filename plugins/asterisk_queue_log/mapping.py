@@ -28,6 +28,8 @@ KNOWN_SILENT = frozenset({"RINGNOANSWER", "RINGCANCELED", "AGENTDUMP", "QUEUESTA
 EXITS = frozenset({"EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"})
 TRANSFERS = frozenset({"TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"})
 NONE = "NONE"  # queue_log's placeholder for a field that does not apply
+# Why a known line gave no event (its queue is filtered out, or it names no queue or agent).
+REASONS = frozenset({"unmapped_queue", "no_queue", "no_agent"})
 
 
 class BadLine(ValueError):
@@ -127,12 +129,16 @@ class Mapper:
         self.queue_name = queue_name
         self.agents: dict[str, Agent] = {}
         self.ignored: Counter[str] = Counter()  # lines not counted, by event name
+        self.unknown = 0  # of those, lines of event names not known here
 
     def _ignore(self, name: str) -> list[Event]:
+        known = name in KNOWN_SILENT or name in REASONS
+        if not known:
+            self.unknown += 1  # an event name this mapping does not know (a newer Asterisk's)
         if name not in self.ignored:
             if len(self.ignored) >= MAX_IGNORED_NAMES:
                 name = "other"
-            elif name not in KNOWN_SILENT:
+            elif not known:
                 log.info("queue_log: %s lines are not counted (the first one read now)", name)
         self.ignored[name] += 1
         return []

@@ -145,6 +145,7 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
                 line = parse_line(raw)
             except BadLine as exc:
                 self.bad_lines += 1
+                self.skipped["bad_line"] += 1
                 if self.bad_lines == 1 or self.bad_lines % 1000 == 0:
                     log.warning("%s: %s: a line that is not queue_log's shape (%s; %d so far)",
                                 self.name, self.cfg.path, exc, self.bad_lines)
@@ -154,7 +155,11 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
                     self.mapper.handle(line)  # before today on a first start: agents only
                     continue
                 self._announce(emit)  # the first line of today: the agents before it
-            for event in self.mapper.handle(line):
+            unknown = self.mapper.unknown
+            events = self.mapper.handle(line)
+            if self.mapper.unknown != unknown:
+                self.skipped["unknown_event"] += 1
+            for event in events:
                 if self.cfg.agent_states or event["type"] != "agent.state":
                     emit(event)
 

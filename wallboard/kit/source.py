@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +93,7 @@ class SourceConfig(BaseModel):
 
     type: str
     stale_after_s: float | None = Field(None, gt=0)
-    # Sources with one id scope de-duplicate each other's events: their events are stored
-    # under this name instead of their own (two views of one PBX giving a fact one id).
+    # Sources of one id scope de-duplicate each other's events (two views of one PBX).
     id_scope: str | None = Field(None, min_length=1, max_length=128,
                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -166,6 +166,9 @@ class Source(Generic[C]):
         self._http: aiohttp.ClientSession | None = None
         self._limiter: TokenBucket | None = None
         self._connected: Callable[[], None] = lambda: None
+        # What it read and turned into no event, by reason (wallboard_source_skipped_total):
+        # the source's own few words, never text from the peer.
+        self.skipped: Counter[str] = Counter()
 
     @property
     def http(self) -> aiohttp.ClientSession:

@@ -263,14 +263,19 @@ class WallboardCollector:
         rejected = self._counter("wallboard_source_requests_rejected",
                                        "Requests refused at a source's webhook route, by reason",
                                        labels=["source", "reason"])
+        skipped = self._counter("wallboard_source_skipped",
+                                "What a source read and turned into no event, by reason",
+                                labels=["source", "reason"])
         for name, runner in self.runners.items():
+            for reason, count in sorted(runner.source.skipped.items()):
+                skipped.add_metric([name, reason], count)
             up.add_metric([name], 1.0 if runner.status.status == UP else 0.0)
             if runner.status.last_event_ts is not None:
                 last.add_metric([name], runner.status.last_event_ts)
             crashes.add_metric([name], runner.status.crashes)
             for reason, count in sorted(runner.status.rejected.items()):
                 rejected.add_metric([name, reason], count)
-        yield from (up, last, crashes, rejected)
+        yield from (up, last, crashes, rejected, skipped)
 
     def _pipeline(self) -> Iterator[Metric]:
         accepted = self._counter("wallboard_events_accepted", "Events accepted",
