@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from wallboard.fold.guard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
-from wallboard.server.scope import Path, Scope
+from wallboard.server.scope import Path, Scope, scoped_tree
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,8 @@ class Hub:
         self.dropped = 0
         # Per scope (None: everything), the snapshot's (seq, payload, frame), built once per seq.
         self._snapshot_cache: dict[Scope | None, tuple[int, bytes, bytes]] = {}
+        # /api/snapshot's bodies (the tree, or a token's part of it) per scope, at a sequence.
+        self._api_cache: dict[Scope | None, tuple[int, bytes]] = {}
         # Per scope path, its flat keys at a sequence number: boards' deltas diff these.
         self._path_cache: dict[Path, tuple[int, dict[str, Any]]] = {}
         self._last_flush = 0.0
@@ -296,6 +298,17 @@ class Hub:
         elif not self.seq:
             self.flush()
         return self.tree
+
+    def api_body(self, scope: Scope | None = None) -> bytes:
+        """The current tree (or the part a scope reaches) as JSON, encoded once per sequence:
+        an integration polling /api/snapshot costs one dict lookup while nothing changed."""
+        tree = self.current()
+        cached = self._api_cache.get(scope)
+        if cached is None or cached[0] != self.seq:
+            body = orjson.dumps(tree if scope is None else scoped_tree(tree, scope))
+            # One entry per scope the tokens ask for (boards are configured: bounded).
+            cached = self._api_cache[scope] = (self.seq, body)
+        return cached[1]
 
     def snapshot_message(self, scope: Scope | None = None) -> str:
         """The full state (or a board's part of it) as one JSON message."""

@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from wallboard import __version__
 from wallboard.server import keys
 from wallboard.server.access import check_board_token, check_reader, client_scope, refuse
-from wallboard.server.boards import board_scope, scoped_tree, text_direction
+from wallboard.server.boards import board_scope, text_direction
 from wallboard.server.connections import origin_ok
 from wallboard.server.exposition import CONTENT_TYPE, encode
 from wallboard.server.hub import Client
@@ -183,12 +183,12 @@ async def healthz(request: web.Request) -> web.Response:
 async def api_snapshot(request: web.Request) -> web.Response:
     """Every current KPI as JSON: the numbers the board shows."""
     boards = check_reader(request, "snapshot")
-    tree = request.app[keys.HUB].current()
+    paths = None
     if boards is not None:  # a TV token: the numbers of the boards it opens, no more
         all_boards = request.app[keys.BOARDS]
         paths = tuple(sorted({p for b in boards for p in board_scope(all_boards[b])}))
-        tree = scoped_tree(tree, paths)
-    return web.Response(body=orjson.dumps(tree), content_type="application/json")
+    return web.Response(body=request.app[keys.HUB].api_body(paths),
+                        content_type="application/json")
 
 
 async def api_plugins(request: web.Request) -> web.Response:
