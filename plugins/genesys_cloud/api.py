@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import aiohttp
@@ -60,9 +61,10 @@ class GenesysApi:
         if self.token is not None and now < self.expires_at - TOKEN_MARGIN_S:
             return self.token
         url = f"{self.login_url}/oauth/token"
+        basic = base64.b64encode(f"{self.client_id}:{self._secret}".encode()).decode()
         status, headers, body = await self._send(
             "POST", url, data={"grant_type": "client_credentials"},
-            auth=aiohttp.BasicAuth(self.client_id, self._secret))
+            headers={"Authorization": f"Basic {basic}"})
         if status in (429, 503):
             raise self._slow_down("POST", url, status, headers)
         answer = _json(body)
