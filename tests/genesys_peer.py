@@ -105,6 +105,7 @@ class GenesysPeer:
     requests: list[tuple[str, str]] = field(default_factory=list)
     subscriptions: dict[str, list[str]] = field(default_factory=dict)
     served: int = 0
+    garbage: Any = None  # when set, the users and observations answers are this instead
     spec: _Spec = field(default_factory=_Spec)
 
     def __post_init__(self) -> None:
@@ -248,6 +249,8 @@ class GenesysPeer:
     async def _users(self, request: web.Request) -> web.Response:
         if (refused := self._authorised(request)) is not None:
             return refused
+        if self.garbage is not None:
+            return web.json_response(self.garbage)
         entities = [{"id": uid, "name": uid, "presence": {
                         "presenceDefinition": {"systemPresence": p}},
                      "routingStatus": {"userId": uid, "status": r}}
@@ -260,6 +263,8 @@ class GenesysPeer:
         if (refused := self._authorised(request)) is not None:
             return refused
         query = await request.json()
+        if self.garbage is not None:
+            return web.json_response(self.garbage)
         results = []
         for pred in query["filter"]["predicates"]:
             qid = pred["value"]

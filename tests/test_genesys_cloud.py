@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -122,7 +124,7 @@ async def test_a_revoked_token_is_refreshed_on_its_401_without_going_down() -> N
     async with running(peer) as h:
         await h.wait_for(lambda: h.status == UP, "come up")
         peer.expire_tokens()
-        await peer.publish(CLOSING["topicName"], CLOSING["eventBody"])
+        await peer.send_text(orjson.dumps(CLOSING).decode())
         await h.wait_for(lambda: source(h).channels_opened == 2, "open a second channel")
         assert source(h).api.tokens_fetched == 2
         assert peer.requests.count(("POST", "/oauth/token")) == 2
@@ -134,7 +136,7 @@ async def test_a_token_near_its_expiry_is_renewed_before_use() -> None:
     async with running(peer) as h:
         await h.wait_for(lambda: h.status == UP, "come up")
         h.clock.advance(3600 - 30)  # within the refresh margin
-        await peer.publish(CLOSING["topicName"], CLOSING["eventBody"])
+        await peer.send_text(orjson.dumps(CLOSING).decode())
         await h.wait_for(lambda: source(h).channels_opened == 2, "open a second channel")
         assert source(h).api.tokens_fetched == 2
         assert len(peer.tokens) == 2  # the old token still worked: no 401 was needed
@@ -215,3 +217,30 @@ async def test_a_drop_mid_message_reconnects_and_counts_nothing_twice() -> None:
         [end] = of_type(h, "contact.ended")
         assert end["talk_s"] == pytest.approx(40, abs=0.01) and end["agent"] == "Alice"
         assert h.statuses == [STARTING, UP, DOWN, UP] and not h.invalid
+
+
+def test_region_sets_both_hosts_and_the_cli_lists_the_plugin() -> None:
+    config = GenesysCloudConfig.model_validate({
+        "type": "genesys_cloud", "region": "euw2.pure.cloud", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET, "queues": {Q_SUPPORT: "support"}})
+    api = GenesysCloudSource("gc", config).api
+    assert (api.api_url, api.login_url) == ("https://api.euw2.pure.cloud",
+                                            "https://login.euw2.pure.cloud")
+    listed = subprocess.run([sys.executable, "-m", "wallboard", "plugins"], check=True,
+                            capture_output=True, text=True).stdout
+    assert "genesys_cloud" in listed and "source types: genesys_cloud" in listed
+
+
+@pytest.mark.parametrize("garbage", [
+    {"entities": "x", "results": 7},
+    {"entities": [{"id": ALICE, "presence": "x", "routingStatus": [1]}], "results": [
+        {"group": [], "data": {}}, {"group": {"queueId": Q_SUPPORT}, "data": [
+            {"metric": "oWaiting", "stats": "x", "observations": 5},
+            {"metric": "oWaiting", "observations": [{"conversationId": "y" * 300}, 3]},
+            {"metric": "oOnQueueUsers", "qualifier": ["IDLE"], "stats": {"count": 10**9}}]}]},
+])
+async def test_hostile_snapshot_answers_never_crash_the_source(garbage: Any) -> None:
+    async with running(GenesysPeer(users={ALICE: ("On Queue", "IDLE")}, garbage=garbage)) as h:
+        await h.wait_for(lambda: h.status == UP, "come up")
+        assert h.crashes == 0 and not h.invalid
+        assert not of_type(h, "contact.queued")

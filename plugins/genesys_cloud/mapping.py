@@ -29,6 +29,16 @@ def safe_id(value: Any) -> str | None:
     return value if isinstance(value, str) and SAFE_ID.match(value) else None
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """The value when it is an object, else an empty one (hostile shapes read as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """The value when it is a list, else an empty one."""
+    return value if isinstance(value, list) else []
+
+
 def when(value: Any, now: float) -> float | None:
     """A Genesys time (`2026-12-07T10:00:00.000Z`) as epoch seconds, never after `now`."""
     ts = parse_time(value)
@@ -223,14 +233,13 @@ class Mapper:
     def apply_users(self, entities: Any, now: float) -> list[Event]:
         """GET /api/v2/users?expand=presence,routingStatus: every configured user's state."""
         events: list[Event] = []
-        for entity in entities if isinstance(entities, list) else []:
-            uid = safe_id(entity.get("id")) if isinstance(entity, dict) else None
+        for entity in map(as_dict, as_list(entities)):
+            uid = safe_id(entity.get("id"))
             if uid is None or uid not in self.users:
                 continue
-            presence = (entity.get("presence") or {}).get("presenceDefinition") or {}
-            routing = entity.get("routingStatus") or {}
-            system = presence.get("systemPresence") if isinstance(presence, dict) else None
-            status = routing.get("status") if isinstance(routing, dict) else None
+            presence = as_dict(as_dict(entity.get("presence")).get("presenceDefinition"))
+            system = presence.get("systemPresence")
+            status = as_dict(entity.get("routingStatus")).get("status")
             events += [e for e in self.user_update(
                 uid, now, presence=system if isinstance(system, str) else None,
                 routing=status if isinstance(status, str) else None)
@@ -242,19 +251,15 @@ class Mapper:
         waiting: dict[str, dict[str, float]] = {q: {} for q in self.queues.values()}
         observed: dict[str, Counter[str]] = {}
         events: list[Event] = []
-        for result in results if isinstance(results, list) else []:
-            group = result.get("group") if isinstance(result, dict) else None
-            queue = self.queues.get(str(group.get("queueId"))) if isinstance(group, dict) else None
-            data = result.get("data") if isinstance(result, dict) else None
-            if queue is None or not isinstance(data, list):
+        for result in map(as_dict, as_list(results)):
+            queue = self.queues.get(str(as_dict(result.get("group")).get("queueId")))
+            if queue is None:
                 continue
-            for item in data:
-                if not isinstance(item, dict):
-                    continue
-                metric, count = item.get("metric"), (item.get("stats") or {}).get("count")
+            for item in map(as_dict, as_list(result.get("data"))):
+                metric, count = item.get("metric"), as_dict(item.get("stats")).get("count")
                 if metric == "oWaiting":
-                    for obs in item.get("observations") or []:
-                        cid = safe_id(obs.get("conversationId")) if isinstance(obs, dict) else None
+                    for obs in map(as_dict, as_list(item.get("observations"))):
+                        cid = safe_id(obs.get("conversationId"))
                         since = when(obs.get("observationDate"), now) if cid else None
                         if cid is not None and since is not None:
                             waiting[queue][cid] = since

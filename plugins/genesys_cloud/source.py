@@ -125,7 +125,7 @@ class GenesysCloudSource(PushSource[GenesysCloudConfig]):
         try:
             return await self.http.ws_connect(
                 channel.uri, max_msg_size=MAX_MESSAGE_BYTES, autoping=True,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=1.0))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SourceError(f"websocket {channel.uri}: {type(exc).__name__}: {exc}") from None
 
