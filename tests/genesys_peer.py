@@ -105,6 +105,7 @@ class GenesysPeer:
     requests: list[tuple[str, str]] = field(default_factory=list)
     subscriptions: dict[str, list[str]] = field(default_factory=dict)
     served: int = 0
+    connections: int = 0  # websockets opened so far
     garbage: Any = None  # when set, the users and observations answers are this instead
     spec: _Spec = field(default_factory=_Spec)
 
@@ -288,6 +289,7 @@ class GenesysPeer:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append((ws, request.transport))
+        self.connections += 1
         await ws.send_json(HEARTBEAT)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT and '"ping"' in msg.data:

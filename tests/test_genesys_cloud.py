@@ -158,7 +158,8 @@ async def test_channel_expiry_opens_a_new_channel_resubscribes_and_snapshots_aga
         [(old, topics)] = first.items()
         [new] = set(peer.subscriptions) - {old}
         assert peer.subscriptions[new] == topics
-        await h.wait_for(lambda: peer.sockets == 1, "close the old socket")
+        await h.wait_for(lambda: peer.connections == 2 and peer.sockets == 1,
+                         "open the new socket and close the old")
         await peer.publish(queue_topic(Q_SALES), conversation("conv-s1", Q_SALES, now - 2))
         await h.wait_for(lambda: any(e.get("contact_id") == "conv-s1" for e in h.events),
                          "hear the new socket")
