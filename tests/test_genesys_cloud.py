@@ -187,7 +187,9 @@ async def test_malformed_notifications_are_skipped_and_counted_never_fatal() -> 
         await peer.publish(queue_topic(Q_SUPPORT), conversation("conv-ok", Q_SUPPORT, now - 3))
         await h.wait_for(lambda: any(e.get("contact_id") == "conv-ok" for e in h.events),
                          "map the good one after the bad ones")
-        assert source(h).skipped == len(bad)
+        assert source(h).malformed == len(bad)
+        assert source(h).skipped == {"not_json": 1, "no_topic": 2, "bad_conversation": 3,
+                                     "bad_user_status": 1}
         assert h.crashes == 0 and not h.invalid and h.statuses == [STARTING, UP]
 
 

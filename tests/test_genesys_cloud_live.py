@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,17 @@ async def test_full_call_lifecycles_give_the_hand_computed_kpis(live_server) -> 
         states = {name: a["state"] for name, a in api["agents"].items()}
         assert states == {"Alice": "available", "Bob": "away"}
         assert status(live).status == UP and status(live).last_error is None
+        await peer.send_text("{not json")  # skipped, counted on /metrics, never fatal
+        for _ in range(200):
+            code, text = await live.get_text("/metrics")
+            counted = [line for line in text.splitlines()
+                       if line.startswith("wallboard_source_skipped_total{")
+                       and 'source="gc"' in line and 'reason="not_json"' in line]
+            if counted:
+                break
+            await asyncio.sleep(0.05)
+        assert code == 200 and counted and counted[0].endswith(" 1.0"), counted
+        assert status(live).status == UP
     finally:
         await peer.stop()
 

@@ -21,7 +21,15 @@ BUSY_ROUTING = frozenset({"INTERACTING", "COMMUNICATING"})
 
 
 class BadMessage(ValueError):
-    """A notification whose body does not have the documented shape."""
+    """A notification whose body does not have the documented shape.
+
+    `reason` is one of a few fixed words (the label of wallboard_source_skipped_total); the
+    message says more, for the log.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def safe_id(value: Any) -> str | None:
@@ -84,7 +92,7 @@ class Conversation:
 def _participants(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     parts = body.get("participants")
     if not isinstance(parts, list) or len(parts) > MAX_PARTICIPANTS:
-        raise BadMessage("participants is not a list of at most "
+        raise BadMessage("bad_conversation", "participants is not a list of at most "
                          f"{MAX_PARTICIPANTS} participants")
     return [p for p in parts if isinstance(p, dict)]
 
@@ -123,10 +131,10 @@ class Mapper:
         if queue is None:
             return []
         if not isinstance(body, dict):
-            raise BadMessage("eventBody is not an object")
+            raise BadMessage("bad_conversation", "eventBody is not an object")
         cid = safe_id(body.get("id"))
         if cid is None:
-            raise BadMessage("conversation id missing or not a bounded token")
+            raise BadMessage("bad_conversation", "conversation id missing or not a bounded token")
         parts = _participants(body)
         acd = [p for p in parts if p.get("purpose") == "acd" and p.get("queueId") == queue_id]
         queued_ts = next((t for p in acd if (t := when(p.get("connectedTime"), now))), None)
@@ -217,7 +225,7 @@ class Mapper:
         status = body.get("routingStatus") if isinstance(body, dict) else None
         value = status.get("status") if isinstance(status, dict) else None
         if not isinstance(value, str):
-            raise BadMessage("routingStatus.status missing")
+            raise BadMessage("bad_user_status", "routingStatus.status missing")
         return self.user_update(user_id, now, routing=value)
 
     def presence(self, user_id: str, body: Any, now: float) -> list[Event]:
@@ -225,7 +233,8 @@ class Mapper:
         definition = body.get("presenceDefinition") if isinstance(body, dict) else None
         value = definition.get("systemPresence") if isinstance(definition, dict) else None
         if not isinstance(value, str):
-            raise BadMessage("presenceDefinition.systemPresence missing")
+            raise BadMessage("bad_user_status",
+                             "presenceDefinition.systemPresence missing")
         return self.user_update(user_id, now, presence=value)
 
     # -- the snapshot on connect --------------------------------------------------------------

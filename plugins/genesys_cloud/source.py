@@ -93,7 +93,7 @@ class GenesysCloudSource(PushSource[GenesysCloudConfig]):
         # The model outlives connections: a reconnect's snapshot is compared with it.
         self.mapper = Mapper(config.queues,
                              {uid: (u.name, u.queues) for uid, u in config.users.items()})
-        self.skipped = 0  # websocket messages refused as malformed (counted, never fatal)
+        self.malformed = 0  # websocket messages refused (also in self.skipped, by reason)
         self.channels_opened = 0
 
     def topics(self) -> list[str]:
@@ -185,22 +185,22 @@ class GenesysCloudSource(PushSource[GenesysCloudConfig]):
         if msg.type == aiohttp.WSMsgType.ERROR:
             raise SourceError(f"the notification websocket failed: {ws.exception()}")
         if msg.type != aiohttp.WSMsgType.TEXT:
-            self._skip("not a text message")
+            self._skip("not_text", "not a text message")
             return False
         try:
             return self._handle(msg.data, emit)
         except BadMessage as exc:
-            self._skip(str(exc))
+            self._skip(exc.reason, str(exc))
             return False
 
     def _handle(self, text: str, emit: Emit) -> bool:
         try:
             message = orjson.loads(text)
         except orjson.JSONDecodeError:
-            raise BadMessage("not JSON") from None
+            raise BadMessage("not_json", "not JSON") from None
         topic = message.get("topicName") if isinstance(message, dict) else None
         if not isinstance(topic, str):
-            raise BadMessage("no topicName")
+            raise BadMessage("no_topic", "no topicName")
         body, now = message.get("eventBody"), self.clock.time()
         if topic == "channel.metadata":  # "WebSocket Heartbeat", or "pong"
             return False
@@ -214,11 +214,13 @@ class GenesysCloudSource(PushSource[GenesysCloudConfig]):
             self._emit_all(emit, handler(match[1], body, now))
         return False  # other topics are not counted
 
-    def _skip(self, why: str) -> None:
-        self.skipped += 1
-        if self.skipped & (self.skipped - 1) == 0:  # 1st, 2nd, 4th, 8th...: no log flood
+    def _skip(self, reason: str, why: str) -> None:
+        """Count a refused message (never fatal); log the 1st, 2nd, 4th, 8th...: no flood."""
+        self.skipped[reason] += 1
+        self.malformed += 1
+        if self.malformed & (self.malformed - 1) == 0:
             log.warning("source %s: skipped a malformed notification (%s); %d so far",
-                        self.name, why, self.skipped)
+                        self.name, why, self.malformed)
 
     @staticmethod
     def _emit_all(emit: Emit, events: list[dict[str, Any]]) -> None:
