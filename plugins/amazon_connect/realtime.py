@@ -76,9 +76,14 @@ def _client_error(operation: str, exc: ClientError) -> SourceError:
 
 
 def call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One API call (blocking: run it in a thread); every failure is a SourceError."""
+    """One API call (blocking: run it in a thread); every failure is a SourceError.
+
+    `operation` is botocore's method name; messages name the API action, as AWS documents it.
+    """
+    method = getattr(client, operation)
+    operation = "".join(part.title() for part in operation.split("_"))  # GetCurrentMetricData
     try:
-        response = getattr(client, operation)(**params)
+        response = method(**params)
     except ClientError as exc:
         raise _client_error(operation, exc) from None
     except BotoCoreError as exc:  # unreachable endpoint, timeout, unparseable answer

@@ -1,0 +1,178 @@
+"""A local Amazon Connect API for the amazon_connect tests: SigV4 checked, pages, throttling.
+
+It answers GetCurrentMetricData (POST /metrics/current/{InstanceId}) and GetCurrentUserData
+(POST /metrics/userdata/{InstanceId}) in the documented rest-json shapes, checks each request's
+Signature Version 4 with botocore's signer (so a wrong key or secret is refused as AWS would),
+hands out `page_size` results per page with a NextToken, and can throttle or go away.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import orjson
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+KEY_ID, SECRET, REGION, INSTANCE = "testing", "testing-secret", "eu-west-2", "inst-0001"
+ARN = f"arn:aws:connect:{REGION}:111122223333:instance/{INSTANCE}"
+
+
+@dataclass
+class Seen:
+    """One request the peer answered (or refused)."""
+
+    operation: str
+    body: dict[str, Any]
+    at: float  # on the peer's clock (a harness's virtual clock in the tests)
+    status: int
+
+
+def metric(name: str, value: float | None, unit: str = "COUNT") -> dict[str, Any]:
+    """One item of a result's Collections."""
+    return {"Metric": {"Name": name, "Unit": unit}, "Value": value}
+
+
+def user(user_id: str, status: str, contacts: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One UserData item: a user, its agent status, and its contacts' states."""
+    return {"User": {"Id": user_id, "Arn": f"{ARN}/agent/{user_id}"},
+            "RoutingProfile": {"Id": "rp-1", "Arn": f"{ARN}/routing-profile/rp-1"},
+            "Status": {"StatusName": status, "StatusStartTimestamp": 1796600000.0,
+                       "StatusArn": f"{ARN}/agent-state/{status.lower()}"},
+            "AvailableSlotsByChannel": {"VOICE": 0 if contacts else 1},
+            "MaxSlotsByChannel": {"VOICE": 1}, "ActiveSlotsByChannel": {"VOICE": len(contacts)},
+            "Contacts": [{"ContactId": f"c-{user_id}-{n}", "Channel": "VOICE",
+                          "InitiationMethod": "INBOUND", "AgentContactState": state,
+                          "StateStartTimestamp": 1796600100.0,
+                          "Queue": {"Id": "q-sales", "Arn": f"{ARN}/queue/q-sales"}}
+                         for n, state in enumerate(contacts)]}
+
+
+class ConnectPeer:
+    """The API on 127.0.0.1; `drop()` and `restore()` keep the port."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, key_id: str = KEY_ID,
+                 secret: str = SECRET) -> None:
+        self.clock, self.key_id, self.secret = clock, key_id, secret
+        self.metrics: dict[str, list[dict[str, Any]]] = {}  # queue id -> Collections
+        self.users: list[dict[str, Any]] = []
+        self.page_size = 100
+        self.throttle = 0  # the next this many requests get a ThrottlingException (429)
+        self.deny = False  # AccessDeniedException for every request
+        self.seen: list[Seen] = []
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def url(self) -> str:
+        """The endpoint_url to give botocore."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/metrics/current/{instance}", self._metrics)
+        app.router.add_post("/metrics/userdata/{instance}", self._users)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await self.restore()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def drop(self) -> None:
+        """Stop listening: the API is unreachable."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def restore(self) -> None:
+        """Listen again, on the same port after a drop."""
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await self._site.start()
+        server = self._site._server  # the port picked the first time is kept for a restore
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # asyncio.Server
+
+    def requests(self, operation: str) -> list[Seen]:
+        """The requests of one operation that were answered 200."""
+        return [s for s in self.seen if s.operation == operation and s.status == 200]
+
+    def _error(self, seen: Seen, status: int, code: str, message: str) -> web.Response:
+        seen.status = status
+        return web.json_response({"message": message}, status=status,
+                                 headers={"x-amzn-ErrorType": code, "Connection": "close"})
+
+    def _signature_problem(self, request: web.Request, body: bytes) -> tuple[str, str] | None:
+        """None when the request is signed with our key and secret, else (code, message)."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("AWS4-HMAC-SHA256 "):
+            return "MissingAuthenticationTokenException", "Missing Authentication Token"
+        parts = dict(p.strip().split("=", 1) for p in header[17:].split(",") if "=" in p)
+        credential = parts.get("Credential", "").split("/")
+        if credential[0] != self.key_id:
+            return ("UnrecognizedClientException",
+                    "The security token included in the request is invalid.")
+        signed = parts.get("SignedHeaders", "").split(";")
+        copy = AWSRequest(method=request.method, url=f"{self.url}{request.path_qs}", data=body,
+                          headers={h: request.headers.get(h, "") for h in signed})
+        copy.context["timestamp"] = request.headers.get("X-Amz-Date", "")
+        signer = SigV4Auth(Credentials(self.key_id, self.secret), "connect", credential[2])
+        expected = signer.signature(signer.string_to_sign(copy, signer.canonical_request(copy)),
+                                    copy)
+        if not hmac.compare_digest(expected, parts.get("Signature", "")):
+            return ("InvalidSignatureException", "The request signature we calculated does not "
+                    "match the signature you provided.")
+        return None
+
+    async def _admit(self, request: web.Request, operation: str) -> tuple[Seen, web.Response | None]:
+        body = await request.read()
+        seen = Seen(operation, orjson.loads(body) if body else {}, self.clock(), 200)
+        self.seen.append(seen)
+        problem = self._signature_problem(request, body)
+        if problem is not None:
+            return seen, self._error(seen, 403, *problem)
+        if self.deny:
+            return seen, self._error(seen, 403, "AccessDeniedException", "User: arn:aws:iam::"
+                                     "111122223333:user/board is not authorized to perform: "
+                                     f"connect:{operation}")
+        if self.throttle:
+            self.throttle -= 1
+            return seen, self._error(seen, 429, "ThrottlingException", "Rate exceeded")
+        if request.match_info["instance"] != INSTANCE:
+            return seen, self._error(seen, 404, "ResourceNotFoundException",
+                                     "Instance not found")
+        return seen, None
+
+    def _page(self, items: list[Any], body: dict[str, Any], key: str) -> web.Response:
+        start = int(body.get("NextToken", "page-0").removeprefix("page-"))
+        size = min(self.page_size, int(body.get("MaxResults", 100)))
+        answer: dict[str, Any] = {key: items[start:start + size],
+                                  "ApproximateTotalCount": len(items)}
+        if start + size < len(items):
+            answer["NextToken"] = f"page-{start + size}"
+        return web.json_response(answer, headers={"Connection": "close"})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        seen, refused = await self._admit(request, "GetCurrentMetricData")
+        if refused is not None:
+            return refused
+        wanted = seen.body["Filters"]["Queues"]
+        results = [{"Dimensions": {"Queue": {"Id": q, "Arn": f"{ARN}/queue/{q}"}},
+                    "Collections": self.metrics[q]} for q in wanted if q in self.metrics]
+        return self._page(results, seen.body, "MetricResults")
+
+    async def _users(self, request: web.Request) -> web.Response:
+        seen, refused = await self._admit(request, "GetCurrentUserData")
+        if refused is not None:
+            return refused
+        return self._page(self.users, seen.body, "UserDataList")
