@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from wallboard_plugins.amazon_connect import AmazonConnectSource
 from wallboard_plugins.simulator import SimulatorSource
 from wallboard_plugins.twilio_taskrouter import TwilioTaskRouterSource
 from wallboard_plugins.webhook import WebhookSource
@@ -93,3 +94,51 @@ class TestTwilioTaskRouterReconcileContract(SourceContract):
     ]
     peer = HttpReplay(Path(__file__).resolve().parent / "data"
                       / "twilio_taskqueue_statistics.json")
+
+
+CONNECT_EVENTS_ONLY: dict = {"events_secret": "0123456789abcdef-secret",
+                             "queues": {"q-sales": "sales"}}
+
+
+class TestAmazonConnectEventsContract(SourceContract):
+    """EventBridge posts contact events to the server's route; without `poll` nothing is held."""
+
+    source_class = AmazonConnectSource
+    config: ClassVar[dict] = CONNECT_EVENTS_ONLY
+    bad_configs: ClassVar[list] = [
+        ({"events_secret": "short"}, "events_secret: String should have at least 16 characters"),
+        ({"events_secret": None}, "give events_secret (EventBridge contact events), poll, or both"),
+        ({"events_header": "X Key"}, "events_header: String should match pattern"),
+        ({"statuses": {"Lunch": "eating"}}, "statuses.Lunch: Input should be"),
+        ({"max_requests_per_s": 0}, "max_requests_per_s: Input should be greater than 0"),
+    ]
+    # Its events, bad secrets and malformed bodies arrive through
+    # POST /api/amazon-connect/{source}/events: tests/test_amazon_connect_live.py checks those.
+    not_applicable: ClassVar[dict] = {
+        EVENTS: "without poll, amazon_connect emits nothing itself; its route maps each event",
+        PEER_DROP: NO_PEER.format("amazon_connect without poll", "it is up while the server runs"),
+        MALFORMED: "malformed or unauthenticated requests get a 422, 401 or 403, counted",
+    }
+
+
+class TestAmazonConnectPollContract(SourceContract):
+    """With `poll`, the source asks the Connect API through botocore: every check applies."""
+
+    source_class = AmazonConnectSource
+    config: ClassVar[dict] = {
+        **CONNECT_EVENTS_ONLY,
+        "poll": {"instance_id": "inst-0001", "region": "eu-west-2", "endpoint_url": "{peer_url}",
+                 "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}}
+    bad_configs: ClassVar[list] = [
+        ({"poll": {"instance_id": "inst/1", "region": "eu-west-2"}},
+         "poll.instance_id: String should match pattern"),
+        ({"poll": {"instance_id": "inst-1", "region": "Europe"}},
+         "poll.region: String should match pattern"),
+        ({"poll": {"instance_id": "inst-1", "region": "eu-west-2",
+                   "aws_access_key_id": "testing"}},
+         "give aws_access_key_id and aws_secret_access_key together"),
+        ({"poll": {"instance_id": "inst-1", "region": "eu-west-2", "channels": ["FAX"]}},
+         "poll.channels[0]: Input should be"),
+        ({"queues": {}}, "poll needs queues"),
+    ]
+    peer = HttpReplay(Path(__file__).resolve().parent / "data" / "amazon_connect_current.json")
