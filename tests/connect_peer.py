@@ -99,9 +99,7 @@ class ConnectPeer:
         assert self._runner is not None
         self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await self._site.start()
-        server = self._site._server  # the port picked the first time is kept for a restore
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # asyncio.Server
+        self.port = self._runner.addresses[-1][1]  # the port picked the first time is kept
 
     def requests(self, operation: str) -> list[Seen]:
         """The requests of one operation that were answered 200."""
@@ -134,7 +132,8 @@ class ConnectPeer:
                     "match the signature you provided.")
         return None
 
-    async def _admit(self, request: web.Request, operation: str) -> tuple[Seen, web.Response | None]:
+    async def _admit(self, request: web.Request,
+                     operation: str) -> tuple[Seen, web.Response | None]:
         body = await request.read()
         seen = Seen(operation, orjson.loads(body) if body else {}, self.clock(), 200)
         self.seen.append(seen)
