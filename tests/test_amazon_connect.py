@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from wallboard_plugins.amazon_connect import AmazonConnectConfig, AmazonConnectSource
 from wallboard_plugins.amazon_connect.mapping import Mapper, MappingError
@@ -217,3 +220,50 @@ async def test_the_peer_going_away_puts_the_source_down_until_it_returns() -> No
             await peer.restore()
             await h.wait_for(lambda: h.status == "up", "come back")
     assert h.statuses == ["starting", "up", "down", "up"]
+
+
+def shape_problems(shape: Any, value: Any, path: str) -> list[str]:
+    """Where `value` strays from a botocore shape: unknown members, wrong kinds of value."""
+    if shape.type_name == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: not an object"]
+        return [problem for key, item in value.items()
+                for problem in ([f"{path}.{key}: not in {shape.name}"]
+                                if key not in shape.members
+                                else shape_problems(shape.members[key], item, f"{path}.{key}"))]
+    if shape.type_name == "list":
+        return [p for n, item in enumerate(value)
+                for p in shape_problems(shape.member, item, f"{path}[{n}]")]
+    if shape.type_name == "map":
+        return [p for k, item in value.items() for p in shape_problems(shape.value, item,
+                                                                        f"{path}.{k}")]
+    if shape.type_name == "string" and shape.enum and value not in shape.enum:
+        return [f"{path}: {value!r} is not one of {shape.name}"]
+    kinds = {"string": str, "double": (int, float), "integer": int, "long": int,
+             "timestamp": (int, float), "boolean": bool}
+    expected = kinds.get(shape.type_name)
+    ok = value is None or expected is None or isinstance(value, expected)
+    return [] if ok else [f"{path}: {value!r} is not a {shape.type_name}"]
+
+
+def test_payloads_use_only_the_connect_service_models_fields() -> None:
+    model = botocore.session.get_session().get_service_model("connect")
+    recorded = json.loads((Path(__file__).parent / "data" / "amazon_connect_current.json")
+                          .read_text())
+    metrics_out = model.operation_model("GetCurrentMetricData").output_shape
+    users_out = model.operation_model("GetCurrentUserData").output_shape
+    peer = ConnectPeer()
+    stock(peer)
+    results = [{"Dimensions": {"Queue": {"Id": q}}, "Collections": c}
+               for q, c in peer.metrics.items()]
+    problems = (
+        shape_problems(metrics_out, {k: v for k, v in recorded.items()
+                                     if k != "UserDataList"}, "recording")
+        + shape_problems(users_out, {"UserDataList": recorded["UserDataList"]}, "recording")
+        + shape_problems(metrics_out, {"MetricResults": results}, "peer")
+        + shape_problems(users_out, {"UserDataList": peer.users}, "peer"))
+    assert problems == []
+    # And the requests the source makes are valid input of the model (botocore checks them too).
+    request = metric_requests(INSTANCE, ["q-1"], ["VOICE"])[0]
+    assert shape_problems(model.operation_model("GetCurrentMetricData").input_shape,
+                          request, "request") == []
