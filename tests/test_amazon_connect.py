@@ -98,11 +98,11 @@ def test_more_than_100_queues_take_several_requests() -> None:
 
 def poll_config(peer: ConnectPeer, **poll: Any) -> AmazonConnectConfig:
     """A polling source for the peer's instance: three Connect queues on two board queues."""
-    settings = {"instance_id": INSTANCE, "region": REGION, "endpoint_url": peer.url,
-                "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET,
-                "interval_s": 15, **poll}
+    aws = {"region": REGION, "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
+    aws.update({k: poll.pop(k) for k in list(poll) if k.startswith("aws_")})
+    settings = {"instance_id": INSTANCE, "endpoint_url": peer.url, "interval_s": 15, **poll}
     return AmazonConnectConfig.model_validate({
-        "type": "amazon_connect", "poll": settings,
+        "type": "amazon_connect", "poll": settings, "aws": aws,
         "queues": {"q-sales": "sales", f"{ARN}/queue/q-sales-2": "sales", "q-chat": "chat"},
         "agents": {"u-alice": "alice"}, "statuses": {"Lunch": "away", "Training": "away"}})
 

@@ -154,9 +154,9 @@ async def test_the_poll_sets_live_values_and_agent_states_on_the_board(live_serv
                                     metric("AGENTS_NON_PRODUCTIVE", 1)]}
         peer.users = [user("u-alice", "Available", ("CONNECTED",)), user("u-bob", "Lunch")]
         peer.page_size = 1
-        live = await live_server(connect_config(poll={
-            "instance_id": INSTANCE, "region": REGION, "endpoint_url": peer.url,
-            "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "interval_s": 1}))
+        live = await live_server(connect_config(
+            aws={"region": REGION, "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET},
+            poll={"instance_id": INSTANCE, "endpoint_url": peer.url, "interval_s": 1}))
         api = await until(live, lambda api: api["queues"]["sales"]["live"]["waiting"] == 4
                           and "bob" in api["agents"], "the polled snapshot")
     values = api["queues"]["sales"]["live"]
@@ -170,9 +170,10 @@ async def test_the_poll_sets_live_values_and_agent_states_on_the_board(live_serv
 
 async def test_wrong_credentials_show_the_source_down_with_the_reason(live_server: Any) -> None:
     async with ConnectPeer() as peer:
-        live = await live_server(connect_config(poll={
-            "instance_id": INSTANCE, "region": REGION, "endpoint_url": peer.url,
-            "aws_access_key_id": "AKIAEXAMPLEWRONG", "aws_secret_access_key": SECRET}))
+        live = await live_server(connect_config(
+            aws={"region": REGION, "aws_access_key_id": "AKIAEXAMPLEWRONG",
+                 "aws_secret_access_key": SECRET},
+            poll={"instance_id": INSTANCE, "endpoint_url": peer.url}))
         api = await until(live, lambda api: api["sources"]["ac"]["status"] == "down",
                           "the source down")
         # The route still takes contact events while the poll is refused.

@@ -107,7 +107,7 @@ class TestAmazonConnectEventsContract(SourceContract):
     config: ClassVar[dict] = CONNECT_EVENTS_ONLY
     bad_configs: ClassVar[list] = [
         ({"events_secret": "short"}, "events_secret: String should have at least 16 characters"),
-        ({"events_secret": None}, "give events_secret (EventBridge contact events), poll, or both"),
+        ({"events_secret": None}, "give events_secret (EventBridge contact events), poll,"),
         ({"events_header": "X Key"}, "events_header: String should match pattern"),
         ({"statuses": {"Lunch": "eating"}}, "statuses.Lunch: Input should be"),
         ({"max_requests_per_s": 0}, "max_requests_per_s: Input should be greater than 0"),
@@ -127,17 +127,16 @@ class TestAmazonConnectPollContract(SourceContract):
     source_class = AmazonConnectSource
     config: ClassVar[dict] = {
         **CONNECT_EVENTS_ONLY,
-        "poll": {"instance_id": "inst-0001", "region": "eu-west-2", "endpoint_url": "{peer_url}",
-                 "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}}
+        "aws": {"region": "eu-west-2", "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing"},
+        "poll": {"instance_id": "inst-0001", "endpoint_url": "{peer_url}"}}
     bad_configs: ClassVar[list] = [
-        ({"poll": {"instance_id": "inst/1", "region": "eu-west-2"}},
-         "poll.instance_id: String should match pattern"),
-        ({"poll": {"instance_id": "inst-1", "region": "Europe"}},
-         "poll.region: String should match pattern"),
-        ({"poll": {"instance_id": "inst-1", "region": "eu-west-2",
-                   "aws_access_key_id": "testing"}},
+        ({"poll": {"instance_id": "inst/1"}}, "poll.instance_id: String should match pattern"),
+        ({"aws": {"region": "Europe"}}, "aws.region: String should match pattern"),
+        ({"aws": {"region": "eu-west-2", "aws_access_key_id": "testing"}},
          "give aws_access_key_id and aws_secret_access_key together"),
-        ({"poll": {"instance_id": "inst-1", "region": "eu-west-2", "channels": ["FAX"]}},
+        ({"aws": None}, "poll and agent_stream need aws"),
+        ({"poll": {"instance_id": "inst-1", "channels": ["FAX"]}},
          "poll.channels[0]: Input should be"),
         ({"queues": {}}, "poll needs queues"),
     ]

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from wallboard.kit import Source, hookimpl
 
-from .source import ROUTE, AmazonConnectConfig, AmazonConnectSource, post_event
+from .config import AmazonConnectConfig
+from .source import ROUTE, AmazonConnectSource, post_event
 
 __all__ = ["AmazonConnectConfig", "AmazonConnectSource"]
 

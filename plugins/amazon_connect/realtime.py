@@ -35,18 +35,27 @@ CREDENTIAL_ERRORS = frozenset({
     "ExpiredTokenException", "InvalidClientTokenId", "IncompleteSignature",
     "MissingAuthenticationTokenException"})
 THROTTLE_ERRORS = frozenset({"ThrottlingException", "TooManyRequestsException",
-                             "LimitExceededException"})
+                             "LimitExceededException", "ProvisionedThroughputExceededException",
+                             "KMSThrottlingException"})
 BUSY_CONTACT_STATES = ("CONNECTED", "CONNECTED_ONHOLD")
 DEFAULT_STATUSES = {"available": "available", "offline": "offline"}
 
 
-class Throttled(SourceError):
-    """The API said slow down (ThrottlingException, HTTP 429)."""
+class ApiError(SourceError):
+    """An error answer of an AWS API; `code` is its error code (e.g. ExpiredIteratorException)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def make_client(region: str, endpoint_url: str | None, key_id: str | None,
+class Throttled(ApiError):
+    """The API said slow down (ThrottlingException, ProvisionedThroughputExceeded, HTTP 429)."""
+
+
+def make_client(service: str, region: str, endpoint_url: str | None, key_id: str | None,
                 secret: str | None, token: str | None, timeout_s: float) -> Any:
-    """A botocore Connect client (slow: loads the service model; call it in a thread).
+    """A botocore client, `connect` or `kinesis` (slow: loads the model; call it in a thread).
 
     Typed Any: boto3 ships no type information for its generated clients.
     """
@@ -55,24 +64,24 @@ def make_client(region: str, endpoint_url: str | None, key_id: str | None,
     config = BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"},
                         connect_timeout=timeout_s, read_timeout=timeout_s,
                         user_agent_extra="wallboard")
-    return session.client("connect", endpoint_url=endpoint_url, config=config)
+    return session.client(service, endpoint_url=endpoint_url, config=config)
 
 
-def _client_error(operation: str, exc: ClientError) -> SourceError:
+def _client_error(service: str, operation: str, exc: ClientError) -> ApiError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "")) or "error"
     message = str(error.get("Message", ""))[:200]
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     if code in THROTTLE_ERRORS or status == 429:
-        return Throttled(f"{operation}: throttled by AWS ({code}: {message})")
+        return Throttled(f"{operation}: throttled by AWS ({code}: {message})", code)
     if code in CREDENTIAL_ERRORS:
-        return SourceError(f"{operation}: AWS refused the credentials ({code}: {message}); check "
-                           "aws_access_key_id/aws_secret_access_key and that the IAM policy "
-                           "allows connect:GetCurrentMetricData and connect:GetCurrentUserData")
+        return ApiError(f"{operation}: AWS refused the credentials ({code}: {message}); check "
+                        "aws.aws_access_key_id/aws_secret_access_key and that the IAM policy "
+                        f"allows {service}:{operation}", code)
     if code == "ResourceNotFoundException":
-        return SourceError(f"{operation}: not found ({message}); check poll.instance_id and "
-                           "the queue ids")
-    return SourceError(f"{operation}: HTTP {status} {code}: {message}")
+        return ApiError(f"{operation}: not found ({message}); check poll.instance_id, the "
+                        "queue ids and agent_stream.stream_name", code)
+    return ApiError(f"{operation}: HTTP {status} {code}: {message}", code)
 
 
 def call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -81,11 +90,12 @@ def call(client: Any, operation: str, params: dict[str, Any]) -> dict[str, Any]:
     `operation` is botocore's method name; messages name the API action, as AWS documents it.
     """
     method = getattr(client, operation)
+    service = client.meta.service_model.endpoint_prefix  # connect, kinesis: IAM's prefixes
     operation = "".join(part.title() for part in operation.split("_"))  # GetCurrentMetricData
     try:
         response = method(**params)
     except ClientError as exc:
-        raise _client_error(operation, exc) from None
+        raise _client_error(service, operation, exc) from None
     except BotoCoreError as exc:  # unreachable endpoint, timeout, unparseable answer
         raise SourceError(f"{operation}: {type(exc).__name__}: {exc}") from None
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
@@ -172,12 +182,7 @@ def queue_snapshots(pages: Iterable[Mapping[str, Any]], queues: Mapping[str, str
 
 def agent_states(pages: Iterable[Mapping[str, Any]], agents: Mapping[str, str],
                  statuses: Mapping[str, str], unknown_status: str) -> dict[str, tuple[str, str]]:
-    """Board agent -> (state, reason) from GetCurrentUserData pages.
-
-    A contact connected or on hold makes the agent busy and one in after-contact work (state
-    ENDED) wrap-up, whatever their status; otherwise the status name maps through `statuses`
-    (case-insensitive; Available and Offline by default), else to `unknown_status`.
-    """
+    """Board agent -> (state, status name) from GetCurrentUserData pages (see `state_of`)."""
     found: dict[str, tuple[str, str]] = {}
     for page in pages:
         for data in _list(page, "UserDataList", "GetCurrentUserData"):
@@ -189,12 +194,21 @@ def agent_states(pages: Iterable[Mapping[str, Any]], agents: Mapping[str, str],
             name = str(status.get("StatusName") or "")
             contact_states = {c.get("AgentContactState") for c in data.get("Contacts") or []
                               if isinstance(c, dict)}
-            if contact_states & set(BUSY_CONTACT_STATES):
-                state = "busy"
-            elif "ENDED" in contact_states:
-                state = "wrapup"
-            else:
-                state = statuses.get(name.lower(), DEFAULT_STATUSES.get(name.lower(),
-                                                                        unknown_status))
-            found[agents.get(user_id, user_id)] = (state, name)
+            found[agents.get(user_id, user_id)] = (
+                state_of(name, contact_states, statuses, unknown_status), name)
     return found
+
+
+def state_of(status: str, contact_states: set[Any], statuses: Mapping[str, str],
+             unknown_status: str) -> str:
+    """An agent's board state from its status name and its contacts' states.
+
+    A contact connected or on hold makes the agent busy, one in after-contact work (ENDED)
+    wrap-up, whatever the status; otherwise the status name maps through `statuses`
+    (case-insensitive; Available and Offline by default), else to `unknown_status`.
+    """
+    if contact_states & set(BUSY_CONTACT_STATES):
+        return "busy"
+    if "ENDED" in contact_states:
+        return "wrapup"
+    return statuses.get(status.lower(), DEFAULT_STATUSES.get(status.lower(), unknown_status))

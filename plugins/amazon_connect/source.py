@@ -1,29 +1,30 @@
-"""The amazon_connect source: its config, the real-time poll, and the EventBridge route."""
+"""The amazon_connect source: the real-time poll, the agent stream, and the EventBridge route."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 from aiohttp import web
 from botocore.exceptions import BotoCoreError
-from pydantic import BaseModel, ConfigDict, Field, Secret, model_validator
 
 from wallboard.kit import (
     INGEST,
     Emit,
     PushSource,
-    RateLimitConfig,
     Rejection,
     SourceError,
     json_error,
     read_body,
     refuse,
 )
-from wallboard.model import AgentState, EventError
+from wallboard.model import EventError
 
+from .agent_stream import AgentEventMapper, AgentStream
+from .config import AmazonConnectConfig
 from .mapping import Mapper, MappingError
 from .realtime import (
     MAX_PAGES,
@@ -39,60 +40,13 @@ from .realtime import (
 ROUTE = "/api/amazon-connect/{source}/events"
 THROTTLE_BASE_S = 1.0  # the first wait after a ThrottlingException, doubled each time after
 THROTTLE_CAP_S = 60.0
-Channel = Literal["VOICE", "CHAT", "TASK", "EMAIL"]
 
 
-class PollSettings(BaseModel):
-    """Where the Connect instance is, how to sign requests to it, and how often to ask."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    instance_id: str = Field(pattern=r"^[A-Za-z0-9-]{1,100}$")
-    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
-    endpoint_url: str | None = Field(None, pattern=r"^https?://\S+$")
-    # Without keys, boto3's default chain (environment, profile, instance role) is used.
-    aws_access_key_id: str | None = Field(None, min_length=1, max_length=128)
-    aws_secret_access_key: Secret[str] | None = None
-    aws_session_token: Secret[str] | None = None
-    interval_s: float = Field(15.0, ge=1)
-    channels: list[Channel] = Field(default_factory=list)
-    user_data: bool = True  # GetCurrentUserData: each agent's state
-    timeout_s: float = Field(10.0, gt=0, le=120)
-
-    @model_validator(mode="after")
-    def _keys(self) -> PollSettings:
-        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
-            raise ValueError("give aws_access_key_id and aws_secret_access_key together, or "
-                             "neither (boto3's default credential chain)")
-        return self
-
-
-class AmazonConnectConfig(RateLimitConfig):
-    """The EventBridge route's secret, the poll, and how Connect names map to the board's."""
-
-    # The value EventBridge's connection sends in `events_header` (API key authorization).
-    events_secret: Secret[Annotated[str, Field(min_length=16)]] | None = None
-    events_header: str = Field("X-Wallboard-Key", pattern=r"^[A-Za-z0-9-]{1,64}$")
-    queues: dict[str, str] = Field(default_factory=dict)  # queue id or ARN -> board queue
-    agents: dict[str, str] = Field(default_factory=dict)  # user id or agent ARN -> board agent
-    statuses: dict[str, AgentState] = Field(default_factory=dict)  # agent status name -> state
-    unknown_status: AgentState = "away"
-    poll: PollSettings | None = None
-    # GetCurrentMetricData and GetCurrentUserData allow 5 requests per second each.
-    max_requests_per_s: float | None = Field(5.0, gt=0)
-    burst: int = Field(5, ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _something_to_do(self) -> AmazonConnectConfig:
-        if self.events_secret is None and self.poll is None:
-            raise ValueError("give events_secret (EventBridge contact events), poll, or both")
-        if self.poll is not None and not self.queues:
-            raise ValueError("poll needs queues: the Connect queue ids to ask about")
-        return self
+T = TypeVar("T")
 
 
 class AmazonConnectSource(PushSource[AmazonConnectConfig]):
-    """Contact events posted by EventBridge, and optionally a real-time snapshot poll."""
+    """Contact events posted by EventBridge; optionally the real-time poll and agent stream."""
 
     type: ClassVar[str] = "amazon_connect"
 
@@ -101,51 +55,75 @@ class AmazonConnectSource(PushSource[AmazonConnectConfig]):
         self.mapper = Mapper(config.queues, config.agents)
         self.queue_ids = self.mapper.queues  # Connect queue id -> board queue
         self.statuses = {k.lower(): v for k, v in config.statuses.items()}
-        self._client: Any = None  # botocore's client; typed Any, boto3 has no type information
+        # botocore's clients by service; typed Any, boto3 has no type information.
+        self._clients: dict[str, Any] = {}
         self._throttles = 0
-        self._agents: dict[str, tuple[str, str]] = {}  # last state emitted per agent
+        self._agents: dict[str, tuple[str, str]] = {}  # last state the poll emitted per agent
+        stream = config.agent_stream
+        self.stream = None if stream is None else AgentStream(
+            stream.stream_name, stream.start, AgentEventMapper(
+                self.mapper.agents, self.queue_ids, self.statuses, config.unknown_status))
 
     async def run(self, emit: Emit) -> None:
-        """Without `poll`, report up and wait for requests; with it, poll every interval."""
-        poll = self.config.poll
-        if poll is None:
+        """Without poll or stream, report up and wait for requests; else read them in turn."""
+        poll, stream = self.config.poll, self.config.agent_stream
+        if poll is None and stream is None:
             await self.serve_requests()
             return
+        next_poll = self.clock.monotonic()
         while True:
-            for event in await self.snapshot():
-                emit(event)
+            now = self.clock.monotonic()
+            if poll is not None and now >= next_poll:
+                for event in await self._guarded(self.snapshot):
+                    emit(event)
+                next_poll = now + poll.interval_s
+            if self.stream is not None:
+                for event in await self._guarded(self.stream_read):
+                    emit(event)
+            self._throttles = 0
             self.connected()
-            await self.clock.sleep(poll.interval_s)
+            wait = next_poll - self.clock.monotonic() if poll is not None else float("inf")
+            await self.clock.sleep(max(0.0, min(wait, stream.interval_s if stream else wait)))
 
-    async def client(self) -> Any:
-        """The Connect client, built once in a thread (loading its model takes a while)."""
-        poll = self.config.poll
-        assert poll is not None
-        if self._client is None:
-            secret = poll.aws_secret_access_key
-            token = poll.aws_session_token
+    async def stream_read(self) -> list[dict[str, Any]]:
+        """The agent events added to the stream since the previous read."""
+        assert self.stream is not None
+        return await self.stream.read(await self.client("kinesis"))
+
+    async def _guarded(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`; a throttle becomes a SourceError that says how long to back off."""
+        try:
+            return await work()
+        except Throttled as exc:
+            raise self._back_off(exc) from None
+
+    async def client(self, service: str) -> Any:
+        """The botocore client of `service`, built once in a thread (loading its model is slow)."""
+        aws = self.config.aws
+        assert aws is not None
+        if service not in self._clients:
+            settings = self.config.poll if service == "connect" else self.config.agent_stream
+            endpoint = settings.endpoint_url if settings is not None else None
+            secret, token = aws.aws_secret_access_key, aws.aws_session_token
             try:
-                self._client = await asyncio.to_thread(
-                    make_client, poll.region, poll.endpoint_url, poll.aws_access_key_id,
+                self._clients[service] = await asyncio.to_thread(
+                    make_client, service, aws.region, endpoint, aws.aws_access_key_id,
                     secret.get_secret_value() if secret else None,
-                    token.get_secret_value() if token else None, poll.timeout_s)
+                    token.get_secret_value() if token else None, aws.timeout_s)
             except (BotoCoreError, ValueError) as exc:
-                raise SourceError(f"cannot make the Connect client: {exc}") from None
-        return self._client
+                raise SourceError(f"cannot make the {service} client: {exc}") from None
+        return self._clients[service]
 
     async def pages(self, operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every page of one request, following NextToken, each call within the rate limit."""
-        client = await self.client()
+        client = await self.client("connect")
         pages: list[dict[str, Any]] = []
         token: str | None = None
         for _ in range(MAX_PAGES):
             request = params if token is None else {**params, "NextToken": token}
             if self.limiter is not None:
                 await self.limiter.acquire()
-            try:
-                page = await asyncio.to_thread(call, client, operation, request)
-            except Throttled as exc:
-                raise self._back_off(exc) from None
+            page = await asyncio.to_thread(call, client, operation, request)
             pages.append(page)
             next_token = page.get("NextToken")
             if not isinstance(next_token, str) or not next_token:
@@ -178,7 +156,6 @@ class AmazonConnectSource(PushSource[AmazonConnectConfig]):
             states = agent_states(user_pages, self.mapper.agents, self.statuses,
                                   self.config.unknown_status)
             events += self._changed_agents(states, now)
-        self._throttles = 0
         return events
 
     def _changed_agents(self, states: dict[str, tuple[str, str]],
