@@ -1,13 +1,15 @@
-"""A local Amazon Connect API for the amazon_connect tests: SigV4 checked, pages, throttling.
+"""Local Amazon Connect and Kinesis APIs for the amazon_connect tests: SigV4 checked, pages.
 
-It answers GetCurrentMetricData (POST /metrics/current/{InstanceId}) and GetCurrentUserData
-(POST /metrics/userdata/{InstanceId}) in the documented rest-json shapes, checks each request's
-Signature Version 4 with botocore's signer (so a wrong key or secret is refused as AWS would),
-hands out `page_size` results per page with a NextToken, and can throttle or go away.
+`ConnectPeer` answers GetCurrentMetricData (POST /metrics/current/{InstanceId}) and
+GetCurrentUserData (POST /metrics/userdata/{InstanceId}) in the documented rest-json shapes;
+`KinesisPeer` answers ListShards, GetShardIterator and GetRecords (JSON 1.1, X-Amz-Target).
+Both check each request's Signature Version 4 with botocore's signer (so a wrong key or secret
+is refused as AWS would), and can throttle or go away.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import time
 from collections.abc import Callable
@@ -54,21 +56,24 @@ def user(user_id: str, status: str, contacts: tuple[str, ...] = ()) -> dict[str,
                          for n, state in enumerate(contacts)]}
 
 
-class ConnectPeer:
-    """The API on 127.0.0.1; `drop()` and `restore()` keep the port."""
+class AwsPeer:
+    """An AWS API on 127.0.0.1; `drop()` and `restore()` keep the port."""
+
+    service = ""
 
     def __init__(self, clock: Callable[[], float] = time.time, key_id: str = KEY_ID,
                  secret: str = SECRET) -> None:
         self.clock, self.key_id, self.secret = clock, key_id, secret
-        self.metrics: dict[str, list[dict[str, Any]]] = {}  # queue id -> Collections
-        self.users: list[dict[str, Any]] = []
-        self.page_size = 100
-        self.throttle = 0  # the next this many requests get a ThrottlingException (429)
+        self.throttle = 0  # the next this many requests are throttled
         self.deny = False  # AccessDeniedException for every request
         self.seen: list[Seen] = []
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+
+    def routes(self, app: web.Application) -> None:
+        """Add the API's routes."""
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
@@ -77,8 +82,7 @@ class ConnectPeer:
 
     async def __aenter__(self) -> Self:
         app = web.Application()
-        app.router.add_post("/metrics/current/{instance}", self._metrics)
-        app.router.add_post("/metrics/userdata/{instance}", self._users)
+        self.routes(app)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await self.restore()
@@ -107,7 +111,8 @@ class ConnectPeer:
 
     def _error(self, seen: Seen, status: int, code: str, message: str) -> web.Response:
         seen.status = status
-        return web.json_response({"message": message}, status=status,
+        # rest-json (Connect) names the error in a header, JSON 1.1 (Kinesis) in `__type`.
+        return web.json_response({"__type": code, "message": message}, status=status,
                                  headers={"x-amzn-ErrorType": code, "Connection": "close"})
 
     def _signature_problem(self, request: web.Request, body: bytes) -> tuple[str, str] | None:
@@ -124,7 +129,7 @@ class ConnectPeer:
         copy = AWSRequest(method=request.method, url=f"{self.url}{request.path_qs}", data=body,
                           headers={h: request.headers.get(h, "") for h in signed})
         copy.context["timestamp"] = request.headers.get("X-Amz-Date", "")
-        signer = SigV4Auth(Credentials(self.key_id, self.secret), "connect", credential[2])
+        signer = SigV4Auth(Credentials(self.key_id, self.secret), self.service, credential[2])
         expected = signer.signature(signer.string_to_sign(copy, signer.canonical_request(copy)),
                                     copy)
         if not hmac.compare_digest(expected, parts.get("Signature", "")):
@@ -146,11 +151,36 @@ class ConnectPeer:
                                      f"connect:{operation}")
         if self.throttle:
             self.throttle -= 1
-            return seen, self._error(seen, 429, "ThrottlingException", "Rate exceeded")
-        if request.match_info["instance"] != INSTANCE:
-            return seen, self._error(seen, 404, "ResourceNotFoundException",
-                                     "Instance not found")
+            return seen, self._throttled(seen)
         return seen, None
+
+    def _throttled(self, seen: Seen) -> web.Response:
+        return self._error(seen, 429, "ThrottlingException", "Rate exceeded")
+
+
+class ConnectPeer(AwsPeer):
+    """The Amazon Connect metrics API: `metrics` by queue id, `users`, `page_size` per page."""
+
+    service = "connect"
+
+    def __init__(self, clock: Callable[[], float] = time.time, key_id: str = KEY_ID,
+                 secret: str = SECRET) -> None:
+        super().__init__(clock, key_id, secret)
+        self.metrics: dict[str, list[dict[str, Any]]] = {}  # queue id -> Collections
+        self.users: list[dict[str, Any]] = []
+        self.page_size = 100
+
+    def routes(self, app: web.Application) -> None:
+        """The two metrics operations."""
+        app.router.add_post("/metrics/current/{instance}", self._metrics)
+        app.router.add_post("/metrics/userdata/{instance}", self._users)
+
+    async def _connect_admit(self, request: web.Request,
+                             operation: str) -> tuple[Seen, web.Response | None]:
+        seen, refused = await self._admit(request, operation)
+        if refused is None and request.match_info["instance"] != INSTANCE:
+            refused = self._error(seen, 404, "ResourceNotFoundException", "Instance not found")
+        return seen, refused
 
     def _page(self, items: list[Any], body: dict[str, Any], key: str) -> web.Response:
         start = int(body.get("NextToken", "page-0").removeprefix("page-"))
@@ -162,7 +192,7 @@ class ConnectPeer:
         return web.json_response(answer, headers={"Connection": "close"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        seen, refused = await self._admit(request, "GetCurrentMetricData")
+        seen, refused = await self._connect_admit(request, "GetCurrentMetricData")
         if refused is not None:
             return refused
         wanted = seen.body["Filters"]["Queues"]
@@ -171,7 +201,108 @@ class ConnectPeer:
         return self._page(results, seen.body, "MetricResults")
 
     async def _users(self, request: web.Request) -> web.Response:
-        seen, refused = await self._admit(request, "GetCurrentUserData")
+        seen, refused = await self._connect_admit(request, "GetCurrentUserData")
         if refused is not None:
             return refused
         return self._page(self.users, seen.body, "UserDataList")
+
+
+def agent_event(etype: str, event_id: str, agent: str, status: str = "Available",
+                contacts: tuple[str, ...] = (), at: str = "2026-12-07T10:00:00.000Z",
+                queues: tuple[str, ...] = ("q-sales",)) -> bytes:
+    """One agent event stream record as Connect writes it to Kinesis."""
+    snapshot = {
+        "AgentStatus": {"ARN": f"{ARN}/agent-state/{status.lower()}", "Name": status,
+                        "StartTimestamp": at, "Type": "ROUTABLE" if status == "Available"
+                        else "CUSTOM"},
+        "Configuration": {"FirstName": agent, "LastName": "Test", "Username": agent,
+                          "AgentHierarchyGroups": None,
+                          "RoutingProfile": {
+                              "ARN": f"{ARN}/routing-profile/rp-1", "Name": "Basic",
+                              "DefaultOutboundQueue": {"ARN": f"{ARN}/queue/{queues[0]}",
+                                                       "Name": queues[0], "Channels": ["VOICE"]},
+                              "InboundQueues": [{"ARN": f"{ARN}/queue/{q}", "Name": q,
+                                                 "Channels": ["VOICE"]} for q in queues]}},
+        "Contacts": [{"Channel": "VOICE", "ContactId": f"c-{agent}-{n}",
+                      "InitialContactId": None, "InitiationMethod": "INBOUND",
+                      "Queue": {"ARN": f"{ARN}/queue/{queues[0]}", "Name": queues[0]},
+                      "QueueTimestamp": at, "State": state, "StateStartTimestamp": at,
+                      "ConnectedToAgentTimestamp": at} for n, state in enumerate(contacts)]}
+    event = {"AWSAccountId": "111122223333", "AgentARN": f"{ARN}/agent/{agent}",
+             "CurrentAgentSnapshot": snapshot if etype != "LOGOUT" else None,
+             "EventId": event_id, "EventTimestamp": at, "EventType": etype,
+             "InstanceARN": ARN, "PreviousAgentSnapshot": None, "Version": "2019-05-25"}
+    return orjson.dumps(event)
+
+
+class KinesisPeer(AwsPeer):
+    """A Kinesis data stream: `add(shard, data)`, `close(shard)`, `expire` the iterators."""
+
+    service = "kinesis"
+
+    def __init__(self, clock: Callable[[], float] = time.time, key_id: str = KEY_ID,
+                 secret: str = SECRET, stream: str = "connect-agents") -> None:
+        super().__init__(clock, key_id, secret)
+        self.stream = stream
+        self.shards: dict[str, list[tuple[str, bytes]]] = {}  # shard -> (sequence, data)
+        self.closed: set[str] = set()
+        self.expire = 0  # the next this many GetRecords find their iterator expired
+        self._sequence = 0
+
+    def routes(self, app: web.Application) -> None:
+        """JSON 1.1: every operation is a POST to / named by X-Amz-Target."""
+        app.router.add_post("/", self._dispatch)
+
+    def add(self, shard: str, data: bytes) -> str:
+        """Append a record to a shard (created if new); returns its sequence number."""
+        self._sequence += 1
+        sequence = f"{49600000000000000000000000000000000000000000000000 + self._sequence}"
+        self.shards.setdefault(shard, []).append((sequence, data))
+        return sequence
+
+    def _throttled(self, seen: Seen) -> web.Response:
+        return self._error(seen, 400, "ProvisionedThroughputExceededException",
+                           "Rate exceeded for shard")
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        operation = request.headers.get("X-Amz-Target", "").removeprefix("Kinesis_20131202.")
+        seen, refused = await self._admit(request, operation)
+        if refused is not None:
+            return refused
+        body = seen.body
+        if operation == "ListShards":
+            if body.get("StreamName", self.stream) != self.stream:
+                return self._error(seen, 400, "ResourceNotFoundException", "Stream not found")
+            shards = [{"ShardId": s, "HashKeyRange": {"StartingHashKey": "0",
+                                                      "EndingHashKey": "1"},
+                       "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+                      for s in self.shards]
+            return self._json({"Shards": shards})
+        if operation == "GetShardIterator":
+            records = self.shards[body["ShardId"]]
+            kind = body["ShardIteratorType"]
+            sequences = [seq for seq, _ in records]
+            start = {"TRIM_HORIZON": 0, "LATEST": len(records)}.get(kind)
+            if start is None:  # AFTER_SEQUENCE_NUMBER
+                start = sequences.index(body["StartingSequenceNumber"]) + 1
+            return self._json({"ShardIterator": f"it:{body['ShardId']}:{start}"})
+        if operation == "GetRecords":
+            if self.expire:
+                self.expire -= 1
+                return self._error(seen, 400, "ExpiredIteratorException", "Iterator expired")
+            _, shard, index = body["ShardIterator"].split(":")
+            records = self.shards[shard][int(index):int(index) + int(body.get("Limit", 10000))]
+            end = int(index) + len(records)
+            answer: dict[str, Any] = {
+                "Records": [{"SequenceNumber": seq, "ApproximateArrivalTimestamp": 1796637600.0,
+                             "Data": base64.b64encode(data).decode(),
+                             "PartitionKey": "agent"} for seq, data in records],
+                "MillisBehindLatest": 0}
+            if not (shard in self.closed and end >= len(self.shards[shard])):
+                answer["NextShardIterator"] = f"it:{shard}:{end}"
+            return self._json(answer)
+        return self._error(seen, 400, "UnknownOperationException", operation)
+
+    def _json(self, answer: dict[str, Any]) -> web.Response:
+        return web.Response(body=orjson.dumps(answer), headers={
+            "Content-Type": "application/x-amz-json-1.1", "Connection": "close"})
