@@ -8,6 +8,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+import yaml
 from wallboard_plugins.amazon_connect import AmazonConnectConfig, AmazonConnectSource
 from wallboard_plugins.amazon_connect.mapping import Mapper, MappingError
 from wallboard_plugins.amazon_connect.realtime import metric_requests
@@ -267,3 +268,13 @@ def test_payloads_use_only_the_connect_service_models_fields() -> None:
     request = metric_requests(INSTANCE, ["q-1"], ["VOICE"])[0]
     assert shape_problems(model.operation_model("GetCurrentMetricData").input_shape,
                           request, "request") == []
+
+
+def test_the_documented_example_config_is_valid() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "plugins" / "amazon_connect.md")
+    example = page.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = yaml.safe_load(example)["sources"]["connect"]
+    config = AmazonConnectConfig.model_validate(settings)
+    assert config.poll is not None and config.agent_stream is not None
+    assert Mapper(config.queues).queues == {"4f0b6c1e-0c55-4a4a-9a8e-8e4b4c0f1a11": "sales",
+                                             "77aa-support": "support"}
