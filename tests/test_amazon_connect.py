@@ -39,45 +39,68 @@ def contact_event(etype: str, contact: str = "c-1", queue: str | None = "q-sales
             "time": T0, "region": REGION, "resources": [ARN], "detail": detail}
 
 
+def one(mapper: Mapper, payload: dict[str, Any]) -> dict[str, Any]:
+    """The single event an EventBridge event maps to."""
+    events = mapper.map(payload)
+    assert len(events) == 1, events
+    return events[0]
+
+
 def test_a_lifecycle_maps_to_queue_leg_events_with_deterministic_ids() -> None:
     mapper = Mapper({"q-sales": "sales"}, {f"{ARN}/agent/u-alice": "alice"})
-    assert mapper.map(contact_event("INITIATED", queue=None)) is None
-    queued = mapper.map(contact_event("QUEUED", enqueued="2026-12-07T10:00:05Z"))
-    assert queued is not None and queued["id"] == "c-1@sales:queued"
+    assert mapper.map(contact_event("INITIATED", queue=None)) == []
+    queued = one(mapper, contact_event("QUEUED", enqueued="2026-12-07T10:00:05Z"))
+    assert queued["id"] == "c-1@sales:queued"
     assert (queued["type"], queued["queue"], queued["channel"]) == ("contact.queued", "sales",
                                                                      "voice")
-    answered = mapper.map(contact_event("CONNECTED_TO_AGENT", agent="u-alice",
-                                        enqueued="2026-12-07T10:00:05Z",
-                                        connected="2026-12-07T10:00:17Z"))
-    assert answered is not None
+    answered = one(mapper, contact_event("CONNECTED_TO_AGENT", agent="u-alice",
+                                         enqueued="2026-12-07T10:00:05Z",
+                                         connected="2026-12-07T10:00:17Z"))
     assert (answered["id"], answered["agent"], answered["wait_s"]) == (
         "c-1@sales:answered", "alice", 12.0)
-    ended = mapper.map(contact_event("DISCONNECTED", agent="u-alice", connected=T0,
-                                     disconnected="2026-12-07T10:03:00Z"))
-    assert ended is not None
+    ended = one(mapper, contact_event("DISCONNECTED", agent="u-alice", connected=T0,
+                                      disconnected="2026-12-07T10:03:00Z"))
     assert (ended["type"], ended["id"], ended["talk_s"]) == ("contact.ended", "c-1@sales:ended",
                                                              180.0)
     # Queued, never connected: an abandon, waited from the enqueue to the hang-up.
-    gone = mapper.map(contact_event("DISCONNECTED", contact="c-2",
-                                    disconnected="2026-12-07T10:00:40Z"))
-    assert gone is not None
+    gone = one(mapper, contact_event("DISCONNECTED", contact="c-2",
+                                     disconnected="2026-12-07T10:00:40Z"))
     assert (gone["type"], gone["id"], gone["wait_s"]) == ("contact.abandoned",
                                                           "c-2@sales:abandoned", 40.0)
     # Re-delivered: the same ids, which the journal counts once.
     assert mapper.map(contact_event("DISCONNECTED", contact="c-2",
-                                    disconnected="2026-12-07T10:00:40Z")) == gone
+                                    disconnected="2026-12-07T10:00:40Z")) == [gone]
+
+
+def test_a_contact_moved_to_another_queue_while_waiting_is_a_transfer() -> None:
+    mapper = Mapper({"q-sales": "sales", "q-support": "support"})
+    first = contact_event("QUEUED", enqueued="2026-12-07T10:00:00Z")
+    mapper.remember(first)
+    moved = contact_event("QUEUED", queue="q-support", enqueued="2026-12-07T10:01:30Z")
+    transferred, queued = mapper.map(moved)
+    assert transferred == {"type": "contact.transferred", "id": "c-1@sales:transferred",
+                           "ts": queued["ts"], "queue": "sales", "contact_id": "c-1",
+                           "to_queue": "support", "wait_s": 90.0}
+    assert queued["id"] == "c-1@support:queued"
+    mapper.remember(moved)
+    # The first QUEUED delivered again later is not a move back.
+    assert [e["type"] for e in mapper.map(first)] == ["contact.queued"]
+    mapper.remember(first)
+    assert mapper.waiting == {"c-1": ("support", queued["ts"])}
+    mapper.remember(contact_event("DISCONNECTED", queue="q-support",
+                                  enqueued="2026-12-07T10:01:30Z", disconnected=T0))
+    assert mapper.waiting == {}
 
 
 def test_events_not_counted_and_unusable_bodies() -> None:
     mapper = Mapper()
     # Unlisted queues keep their id; never-queued contacts and agent queues are not counted.
-    queued = mapper.map(contact_event("QUEUED", queue="q-other"))
-    assert queued is not None and queued["queue"] == "q-other"
-    assert mapper.map(contact_event("DISCONNECTED", queue=None, disconnected=T0)) is None
+    assert one(mapper, contact_event("QUEUED", queue="q-other"))["queue"] == "q-other"
+    assert mapper.map(contact_event("DISCONNECTED", queue=None, disconnected=T0)) == []
     personal = contact_event("QUEUED")
     personal["detail"]["queueInfo"]["queueType"] = "AGENT"
-    assert mapper.map(personal) is None
-    assert mapper.map(contact_event("CONTACT_DATA_UPDATED")) is None
+    assert mapper.map(personal) == []
+    assert mapper.map(contact_event("CONTACT_DATA_UPDATED")) == []
     for bad, field in [([], "$"), ({"detail-type": "EC2 Instance State-change Notification"},
                                    "detail-type"),
                        ({**contact_event("QUEUED"), "detail": "x"}, "detail"),
@@ -87,6 +110,8 @@ def test_events_not_counted_and_unusable_bodies() -> None:
         with pytest.raises(MappingError) as caught:
             mapper.map(bad)
         assert caught.value.field == field
+    mapper.remember([])  # nothing to note, no error
+    assert mapper.waiting == {}
 
 
 def test_more_than_100_queues_take_several_requests() -> None:

@@ -183,3 +183,26 @@ async def test_wrong_credentials_show_the_source_down_with_the_reason(live_serve
         api["sources"]["ac"]["last_error"]
     assert SECRET not in api["sources"]["ac"]["last_error"]
     assert status == 200 and answer["accepted"] == 1
+
+
+async def test_a_contact_moved_between_queues_while_waiting_leaves_the_first_as_a_transfer(
+        live_server: Any) -> None:
+    live = await live_server(connect_config(queues={"q-sales": "sales", "q-chat": "chat"}))
+    t0 = time.time() - 200
+    in_sales = {"enqueued": iso(t0)}
+    in_chat = {"enqueued": iso(t0 + 30), "connected": iso(t0 + 40)}
+    for event in [contact_event("QUEUED", "c-m", **in_sales),
+                  contact_event("QUEUED", "c-m", queue="q-chat", **in_chat),
+                  contact_event("QUEUED", "c-m", **in_sales),  # a late re-delivery
+                  contact_event("CONNECTED_TO_AGENT", "c-m", queue="q-chat", agent="u-bob",
+                                **in_chat),
+                  contact_event("DISCONNECTED", "c-m", queue="q-chat", agent="u-bob",
+                                disconnected=iso(t0 + 100), **in_chat)]:
+        status, answer = await post(live, event)
+        assert status == 200, answer
+    api = await live.get_json("/api/snapshot")
+    sales, chat = api["queues"]["sales"], api["queues"]["chat"]
+    assert (sales["15m"]["offered"], sales["15m"]["transfers"], sales["15m"]["answered"],
+            sales["15m"]["abandoned"], sales["live"]["waiting"]) == (1, 1, 0, 0, 0)
+    assert (chat["15m"]["offered"], chat["15m"]["answered"], chat["15m"]["asa_s"],
+            chat["15m"]["aht_s"], chat["live"]["waiting"]) == (1, 1, 10.0, 60.0, 0)

@@ -42,11 +42,11 @@ def test_agent_events_map_to_agent_states_with_their_event_id() -> None:
     assert m.map(orjson.dumps({"EventType": "STATE_CHANGE", "EventId": "ev-7"})) is None
 
 
-def stream_config(peer: KinesisPeer, **stream: Any) -> AmazonConnectConfig:
+def stream_config(peer: KinesisPeer, key_id: str = KEY_ID, **stream: Any) -> AmazonConnectConfig:
     """A source that reads only the peer's stream."""
     return AmazonConnectConfig.model_validate({
         "type": "amazon_connect", "queues": {"q-sales": "sales"}, "agents": {"u-alice": "alice"},
-        "aws": {"region": REGION, "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET},
+        "aws": {"region": REGION, "aws_access_key_id": key_id, "aws_secret_access_key": SECRET},
         "agent_stream": {"stream_name": "connect-agents", "endpoint_url": peer.url,
                          "start": "TRIM_HORIZON", **stream}})
 
@@ -120,9 +120,7 @@ async def test_throughput_exceeded_backs_off_and_wrong_keys_are_named() -> None:
             await h.wait_for(lambda: len(ids(h)) == 1, "read after backing off")
         throttled = [s for s in peer.seen if s.status != 200]
         retried = [s for s in peer.seen if s.status == 200 and s.at > throttled[0].at]
-        wrong = AmazonConnectSource("ac", stream_config(peer).model_copy(update={
-            "aws": stream_config(peer).aws.model_copy(  # type: ignore[union-attr]  # set above
-                update={"aws_access_key_id": "AKIAWRONG"})}))
+        wrong = AmazonConnectSource("ac", stream_config(peer, key_id="AKIAWRONG"))
         async with SourceHarness(wrong, clock=VirtualClock()) as h2:
             await h2.wait_for(lambda: h2.status == "down", "go down with wrong keys")
             refused = h2.last_error or ""

@@ -208,22 +208,24 @@ async def post_event(request: web.Request) -> web.Response:
         except orjson.JSONDecodeError:
             raise Rejection("malformed", "the body is not JSON") from None
         try:
-            raw = source.mapper.map(payload)
+            raws = source.mapper.map(payload)
         except MappingError as exc:
             raise Rejection("malformed", str(exc)[:300]) from None
     except Rejection as exc:
         ingest.refused(exc.reason)
         return refuse(runner, request, exc)
-    if raw is None:  # an event type or a contact leg the board does not count
+    if not raws:  # an event type or a contact leg the board does not count
         runner.touch()
         return web.json_response({"accepted": 0, "duplicates": 0, "late": 0, "failed": 0,
                                   "counted": False})
     try:
-        events = ingest.all(runner, [raw])  # refusals counted by the pipeline, by code
+        events = ingest.all(runner, raws)  # refusals counted by the pipeline, by code
     except EventError as exc:
         return refuse(runner, request, Rejection("malformed", f"{exc.field}: {exc.message}"))
     stored = await ingest.store(runner, events)
     if stored.down is not None:
         return stored.retry_later()
+    # Stored (or a duplicate): only now may the memory change, so a retry maps the same way.
+    source.mapper.remember(payload)
     return web.json_response({**stored.answer(), "counted": True})
 
