@@ -81,6 +81,7 @@ class AwsPeer:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Self:
+        """Start listening on a free port."""
         app = web.Application()
         self.routes(app)
         self._runner = web.AppRunner(app)
@@ -89,6 +90,7 @@ class AwsPeer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Stop and clean up."""
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -110,6 +112,7 @@ class AwsPeer:
         return [s for s in self.seen if s.operation == operation and s.status == 200]
 
     def _error(self, seen: Seen, status: int, code: str, message: str) -> web.Response:
+        """An AWS error answer, noted on the request seen."""
         seen.status = status
         # rest-json (Connect) names the error in a header, JSON 1.1 (Kinesis) in `__type`.
         return web.json_response({"__type": code, "message": message}, status=status,
@@ -139,6 +142,7 @@ class AwsPeer:
 
     async def _admit(self, request: web.Request,
                      operation: str) -> tuple[Seen, web.Response | None]:
+        """Note the request; refuse it when unsigned, denied or throttled."""
         body = await request.read()
         seen = Seen(operation, orjson.loads(body) if body else {}, self.clock(), 200)
         self.seen.append(seen)
@@ -155,6 +159,7 @@ class AwsPeer:
         return seen, None
 
     def _throttled(self, seen: Seen) -> web.Response:
+        """The throttling answer of this API."""
         return self._error(seen, 429, "ThrottlingException", "Rate exceeded")
 
 
@@ -177,12 +182,14 @@ class ConnectPeer(AwsPeer):
 
     async def _connect_admit(self, request: web.Request,
                              operation: str) -> tuple[Seen, web.Response | None]:
+        """As `_admit`, and refuse another instance."""
         seen, refused = await self._admit(request, operation)
         if refused is None and request.match_info["instance"] != INSTANCE:
             refused = self._error(seen, 404, "ResourceNotFoundException", "Instance not found")
         return seen, refused
 
     def _page(self, items: list[Any], body: dict[str, Any], key: str) -> web.Response:
+        """One page of `items` from NextToken on, with the next token if more are left."""
         start = int(body.get("NextToken", "page-0").removeprefix("page-"))
         size = min(self.page_size, int(body.get("MaxResults", 100)))
         answer: dict[str, Any] = {key: items[start:start + size],
@@ -192,6 +199,7 @@ class ConnectPeer(AwsPeer):
         return web.json_response(answer, headers={"Connection": "close"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        """GetCurrentMetricData: one result per wanted queue that has metrics."""
         seen, refused = await self._connect_admit(request, "GetCurrentMetricData")
         if refused is not None:
             return refused
@@ -201,6 +209,7 @@ class ConnectPeer(AwsPeer):
         return self._page(results, seen.body, "MetricResults")
 
     async def _users(self, request: web.Request) -> web.Response:
+        """GetCurrentUserData: the users, a page at a time."""
         seen, refused = await self._connect_admit(request, "GetCurrentUserData")
         if refused is not None:
             return refused
@@ -261,10 +270,12 @@ class KinesisPeer(AwsPeer):
         return sequence
 
     def _throttled(self, seen: Seen) -> web.Response:
+        """The throttling answer of this API."""
         return self._error(seen, 400, "ProvisionedThroughputExceededException",
                            "Rate exceeded for shard")
 
     async def _dispatch(self, request: web.Request) -> web.Response:
+        """ListShards, GetShardIterator or GetRecords, by X-Amz-Target."""
         operation = request.headers.get("X-Amz-Target", "").removeprefix("Kinesis_20131202.")
         seen, refused = await self._admit(request, operation)
         if refused is not None:
@@ -304,5 +315,6 @@ class KinesisPeer(AwsPeer):
         return self._error(seen, 400, "UnknownOperationException", operation)
 
     def _json(self, answer: dict[str, Any]) -> web.Response:
+        """A JSON 1.1 answer."""
         return web.Response(body=orjson.dumps(answer), headers={
             "Content-Type": "application/x-amz-json-1.1", "Connection": "close"})

@@ -89,6 +89,7 @@ class AgentStream:
         self.started = False  # True once the shards were first listed
 
     async def _shards(self, client: Any) -> list[str]:
+        """Every shard id of the stream, following NextToken."""
         shards: list[str] = []
         params: dict[str, Any] = {"StreamName": self.stream_name}
         for _ in range(MAX_SHARD_PAGES):
@@ -105,6 +106,7 @@ class AgentStream:
         raise SourceError(f"ListShards: more than {MAX_SHARD_PAGES} pages")
 
     async def _iterator(self, client: Any, shard: str, first: bool) -> str:
+        """A shard's iterator: after the last record read, else `start` (new shards: the start)."""
         params: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": shard}
         if shard in self.sequence:
             params.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER",
@@ -132,6 +134,7 @@ class AgentStream:
         return events
 
     async def _read_shard(self, client: Any, shard: str) -> list[dict[str, Any]]:
+        """One GetRecords of a shard: its events, and where it goes on (or that it closed)."""
         params = {"ShardIterator": self.iterators[shard], "Limit": MAX_RECORDS}
         try:
             page = await asyncio.to_thread(call, client, "get_records", params)

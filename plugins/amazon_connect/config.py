@@ -27,6 +27,7 @@ class AwsSettings(BaseModel):
 
     @model_validator(mode="after")
     def _keys(self) -> AwsSettings:
+        """Both keys or neither."""
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
             raise ValueError("give aws_access_key_id and aws_secret_access_key together, or "
                              "neither (boto3's default credential chain)")
@@ -75,6 +76,7 @@ class AmazonConnectConfig(RateLimitConfig):
 
     @model_validator(mode="after")
     def _something_to_do(self) -> AmazonConnectConfig:
+        """At least one way in, and what each needs."""
         if self.events_secret is None and self.poll is None and self.agent_stream is None:
             raise ValueError("give events_secret (EventBridge contact events), poll, "
                              "agent_stream, or several")

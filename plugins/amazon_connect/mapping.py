@@ -30,6 +30,7 @@ def resource_id(arn: str, kind: str) -> str:
 
 
 def _text(obj: Mapping[str, Any], key: str, path: str) -> str:
+    """A required non-empty string of `obj`, else MappingError naming its path."""
     value = obj.get(key)
     if not isinstance(value, str) or not value:
         raise MappingError(f"{path}.{key}", "is required (a non-empty string)")
@@ -37,6 +38,7 @@ def _text(obj: Mapping[str, Any], key: str, path: str) -> str:
 
 
 def _time(obj: Mapping[str, Any], key: str, path: str) -> float:
+    """A required RFC 3339 time of `obj` as epoch seconds, else MappingError."""
     seconds = parse_time(obj.get(key))
     if seconds is None:
         raise MappingError(f"{path}.{key}", "is required (an RFC 3339 time with offset)")
@@ -44,6 +46,7 @@ def _time(obj: Mapping[str, Any], key: str, path: str) -> float:
 
 
 def _object(obj: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """A member of `obj` if it is an object, else None."""
     value = obj.get(key)
     return value if isinstance(value, dict) else None
 

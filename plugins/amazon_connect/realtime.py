@@ -68,6 +68,7 @@ def make_client(service: str, region: str, endpoint_url: str | None, key_id: str
 
 
 def _client_error(service: str, operation: str, exc: ClientError) -> ApiError:
+    """The SourceError of an AWS error answer: throttled, credentials, not found, other."""
     error = exc.response.get("Error", {})
     code = str(error.get("Code", "")) or "error"
     message = str(error.get("Message", ""))[:200]
@@ -129,6 +130,7 @@ def user_requests(instance_id: str, queue_ids: list[str]) -> list[dict[str, Any]
 
 
 def _value(value: Any, what: str) -> float:
+    """A metric value as a finite non-negative float, else SourceError."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
             or value < 0:
         raise SourceError(f"GetCurrentMetricData: {what} is not a count: {str(value)[:40]}")
@@ -136,6 +138,7 @@ def _value(value: Any, what: str) -> float:
 
 
 def _list(page: Mapping[str, Any], key: str, operation: str) -> list[Any]:
+    """A page's list member `key`, else SourceError (not the documented shape)."""
     items = page.get(key)
     if not isinstance(items, list):
         raise SourceError(f"{operation}: the response has no {key} list")
