@@ -1,4 +1,4 @@
-"""The real-time snapshot: GetCurrentMetricData and GetCurrentUserData, called with botocore.
+"""AWS calls through botocore, and the real-time snapshot (GetCurrentMetricData/UserData).
 
 botocore is synchronous: the client is built and every call is made in a worker thread
 (`asyncio.to_thread`), never on the event loop. botocore's own retries are off, so that a
