@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import time
 from pathlib import Path
 from typing import ClassVar
 
+import orjson
+from wallboard_plugins.amazon_connect import AmazonConnectSource
 from wallboard_plugins.simulator import SimulatorSource
 from wallboard_plugins.twilio_taskrouter import TwilioTaskRouterSource
 from wallboard_plugins.webhook import WebhookSource
 
+from tests.connect_peer import agent_event
 from wallboard.kit.testing import EVENTS, MALFORMED, PEER_DROP, HttpReplay, SourceContract
 
 NO_PEER = "{} has no peer to lose: {}"
@@ -93,3 +98,88 @@ class TestTwilioTaskRouterReconcileContract(SourceContract):
     ]
     peer = HttpReplay(Path(__file__).resolve().parent / "data"
                       / "twilio_taskqueue_statistics.json")
+
+
+CONNECT_EVENTS_ONLY: dict = {"events_secret": "0123456789abcdef-secret",
+                             "queues": {"q-sales": "sales"}}
+
+
+class TestAmazonConnectEventsContract(SourceContract):
+    """EventBridge posts contact events to the server's route; without `poll` nothing is held."""
+
+    source_class = AmazonConnectSource
+    config: ClassVar[dict] = CONNECT_EVENTS_ONLY
+    bad_configs: ClassVar[list] = [
+        ({"events_secret": "short"}, "events_secret: String should have at least 16 characters"),
+        ({"events_secret": None}, "give events_secret (EventBridge contact events), poll,"),
+        ({"events_header": "X Key"}, "events_header: String should match pattern"),
+        ({"statuses": {"Lunch": "eating"}}, "statuses.Lunch: Input should be"),
+        ({"max_requests_per_s": 0}, "max_requests_per_s: Input should be greater than 0"),
+    ]
+    # Its events, bad secrets and malformed bodies arrive through
+    # POST /api/amazon-connect/{source}/events: tests/test_amazon_connect_live.py checks those.
+    not_applicable: ClassVar[dict] = {
+        EVENTS: "without poll, amazon_connect emits nothing itself; its route maps each event",
+        PEER_DROP: NO_PEER.format("amazon_connect without poll", "it is up while the server runs"),
+        MALFORMED: "malformed or unauthenticated requests get a 422, 401 or 403, counted",
+    }
+
+
+class TestAmazonConnectPollContract(SourceContract):
+    """With `poll`, the source asks the Connect API through botocore: every check applies."""
+
+    source_class = AmazonConnectSource
+    config: ClassVar[dict] = {
+        **CONNECT_EVENTS_ONLY,
+        "aws": {"region": "eu-west-2", "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing"},
+        "poll": {"instance_id": "inst-0001", "endpoint_url": "{peer_url}"}}
+    bad_configs: ClassVar[list] = [
+        ({"poll": {"instance_id": "inst/1"}}, "poll.instance_id: String should match pattern"),
+        ({"aws": {"region": "Europe"}}, "aws.region: String should match pattern"),
+        ({"aws": {"region": "eu-west-2", "aws_access_key_id": "testing"}},
+         "give aws_access_key_id and aws_secret_access_key together"),
+        ({"aws": None}, "poll and agent_stream need aws"),
+        ({"poll": {"instance_id": "inst-1", "channels": ["FAX"]}},
+         "poll.channels[0]: Input should be"),
+        ({"queues": {}}, "poll needs queues"),
+    ]
+    peer = HttpReplay(Path(__file__).resolve().parent / "data" / "amazon_connect_current.json")
+
+
+def agent_stream_body() -> bytes:
+    """One body for ListShards, GetShardIterator and GetRecords (each reads its own members).
+
+    Written at import, so the agent event's time is recent whenever the suite runs.
+    """
+    at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5))
+    record = {"SequenceNumber": "49600000000000000000000000000000000000000000000001",
+              "ApproximateArrivalTimestamp": time.time() - 5, "PartitionKey": "u-alice",
+              "Data": base64.b64encode(agent_event("STATE_CHANGE", "ev-1", "u-alice",
+                                                   at=at)).decode()}
+    return orjson.dumps({"Shards": [{"ShardId": "shardId-000000000000",
+                                     "HashKeyRange": {"StartingHashKey": "0",
+                                                      "EndingHashKey": "1"},
+                                     "SequenceNumberRange": {"StartingSequenceNumber": "1"}}],
+                         "ShardIterator": "AAAAAAAAAAE=", "Records": [record],
+                         "NextShardIterator": "AAAAAAAAAAI=", "MillisBehindLatest": 0})
+
+
+class TestAmazonConnectAgentStreamContract(SourceContract):
+    """With `agent_stream`, the source reads Kinesis through botocore: every check applies."""
+
+    source_class = AmazonConnectSource
+    config: ClassVar[dict] = {
+        "aws": {"region": "eu-west-2", "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing"},
+        "agent_stream": {"stream_name": "connect-agents", "endpoint_url": "{peer_url}"}}
+    bad_configs: ClassVar[list] = [
+        ({"agent_stream": {"stream_name": "connect agents"}},
+         "agent_stream.stream_name: String should match pattern"),
+        ({"agent_stream": {"stream_name": "s", "start": "AT_TIMESTAMP"}},
+         "agent_stream.start: Input should be"),
+        ({"agent_stream": {"stream_name": "s", "interval_s": 0.01}},
+         "agent_stream.interval_s: Input should be greater than or equal to 0.2"),
+        ({"aws": None}, "poll and agent_stream need aws"),
+    ]
+    peer = HttpReplay(agent_stream_body(), content_type="application/x-amz-json-1.1")
