@@ -190,6 +190,19 @@ def test_follows_copytruncate_and_takes_the_lines_only_the_copy_has(tmp_path: Pa
     assert follower.read() == [b"next"] and follower.rotations == 1
 
 
+def test_a_file_growing_past_the_fingerprint_is_read_once(tmp_path: Path) -> None:
+    """The fingerprint covers the file's first kilobyte as it grows: no false truncation."""
+    log = tmp_path / "queue_log"
+    log.touch()
+    follower = Follower(log)
+    seen: list[bytes] = []
+    for i in range(12):  # 12 x 200 bytes: the offset crosses 1 KB between two reads
+        write(log, f"{i:02d}" + "x" * 197)
+        seen += follower.read()
+    assert seen == [f"{i:02d}".encode() + b"x" * 197 for i in range(12)]
+    assert follower.rotations == 0
+
+
 @pytest.mark.parametrize("rotation", ["none", "rename", "copytruncate"])
 def test_a_restart_resumes_from_the_saved_position_whatever_happened_meanwhile(
         tmp_path: Path, rotation: str) -> None:

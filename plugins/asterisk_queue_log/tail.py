@@ -146,9 +146,9 @@ class Follower:
         self.behind = offset - pos.offset >= MAX_READ // 2  # a backlog: read again at once
         lines += more
         if offset != pos.offset:
-            pos.offset = offset
-            if len(pos.head) == 0 or offset <= HEAD_BYTES:
+            if pos.offset < HEAD_BYTES:  # the fingerprint grows with the file to its full size
                 pos.head = fingerprint(self.path, offset)
+            pos.offset = offset
         return lines
 
 
