@@ -63,10 +63,11 @@ def conversation(cid: str, queue_id: str, queued: float, *, answered: float | No
             leg["endTime"] = iso(ended)
             leg["calls"][0].update(state="disconnected", disconnectType="client")
         parts.append(leg)
-    if to_queue is not None and left is not None:
+    onward = left if left is not None else ended  # moved while waiting, or passed on
+    if to_queue is not None and onward is not None:
         parts.append({"id": f"{cid}-q2", "purpose": "acd", "queueId": to_queue,
-                      "connectedTime": iso(left), "calls": [{"id": f"{cid}-q2c",
-                                                             "state": "connected"}]})
+                      "connectedTime": iso(onward), "calls": [{"id": f"{cid}-q2c",
+                                                               "state": "connected"}]})
     return {"id": cid, "participants": parts}
 
 

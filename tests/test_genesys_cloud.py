@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from wallboard_plugins.genesys_cloud import GenesysCloudConfig, GenesysCloudSource
+from wallboard_plugins.genesys_cloud.mapping import Mapper
 
 from tests.genesys_peer import (
     ALICE,
@@ -247,3 +248,22 @@ async def test_hostile_snapshot_answers_never_crash_the_source(garbage: Any) -> 
         await h.wait_for(lambda: h.status == UP, "come up")
         assert h.crashes == 0 and not h.invalid
         assert not of_type(h, "contact.queued")
+
+
+def test_an_answered_call_passed_on_to_another_queue_is_a_transfer() -> None:
+    """The agent's leg ends as another queue's acd leg begins: ended, then transferred (as
+    asterisk_ami's `AgentComplete` with `Reason: transfer`); the other queue counts its join."""
+    mapper = Mapper({Q_SUPPORT: "support", Q_SALES: "sales"}, {ALICE: ("Alice", [Q_SUPPORT])})
+    t = 1_796_630_400.0
+    body = conversation("c9", Q_SUPPORT, t, answered=t + 10, agent=ALICE, ended=t + 70,
+                        to_queue=Q_SALES)
+    events = [e for e in mapper.conversation(Q_SUPPORT, body, t + 80)
+              if e["type"].startswith("contact.")]
+    assert [(e["type"], e["ts"], e.get("to_queue"), e.get("agent")) for e in events] == [
+        ("contact.queued", t, None, None), ("contact.answered", t + 10, None, "Alice"),
+        ("contact.ended", t + 70, None, "Alice"), ("contact.transferred", t + 70, "sales",
+                                                   "Alice")]
+    assert events[3]["id"] == "c9@support:transferred"
+    plain = conversation("c8", Q_SUPPORT, t, answered=t + 10, agent=ALICE, ended=t + 70)
+    assert "contact.transferred" not in [e["type"] for e in
+                                         mapper.conversation(Q_SUPPORT, plain, t + 80)]

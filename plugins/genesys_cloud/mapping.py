@@ -97,6 +97,18 @@ def _participants(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [p for p in parts if isinstance(p, dict)]
 
 
+def _acd_leg(parts: list[dict[str, Any]], queue_id: str, since: float,
+             now: float) -> dict[str, Any] | None:
+    """Another queue's acd leg that connected at or after `since`, if any."""
+    for p in parts:
+        if p.get("purpose") != "acd" or p.get("queueId") in (None, queue_id):
+            continue
+        connected = when(p.get("connectedTime"), now)
+        if connected is not None and connected >= since:
+            return p
+    return None
+
+
 class Mapper:
     """Keeps waiting contacts and user states as Genesys reports them; emits what changed."""
 
@@ -169,6 +181,12 @@ class Mapper:
             ended = when(agent.get("endTime"), now)
             if ended is not None:
                 once("ended", ended, talk_s=max(0.0, ended - answered), **who)
+                # Passed on by the agent: another queue's acd leg began as the agent's ended
+                # (a blind or consult transfer to a queue); that queue counts its own join.
+                onward = _acd_leg(parts, queue_id, since=ended - 1.0, now=now)
+                if onward is not None:
+                    target = self.queues.get(str(onward.get("queueId")))
+                    once("transferred", ended, **who, **({"to_queue": target} if target else {}))
         elif left is not None:
             moved = next((p for p in parts if p.get("purpose") == "acd"
                           and p.get("queueId") not in (None, queue_id)
