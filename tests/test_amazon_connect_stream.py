@@ -40,6 +40,9 @@ def test_agent_events_map_to_agent_states_with_their_event_id() -> None:
     assert m.map(agent_event("HEART_BEAT", "ev-6", "u-alice")) is None
     assert m.map(b"\x00 not json") is None
     assert m.map(orjson.dumps({"EventType": "STATE_CHANGE", "EventId": "ev-7"})) is None
+    assert m.map(b"[1, 2]") is None
+    # A heartbeat is routine; the others are counted (the source's wallboard_source_skipped).
+    assert m.skipped == {"not_json": 1, "bad_agent_event": 2}
 
 
 def stream_config(peer: KinesisPeer, key_id: str = KEY_ID, **stream: Any) -> AmazonConnectConfig:

@@ -9,6 +9,7 @@ EventId, so an event read twice is counted once. Every botocore call runs in a t
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,19 +31,25 @@ class AgentEventMapper:
                  statuses: Mapping[str, str], unknown_status: str) -> None:
         self.agents, self.queues = agents, queues
         self.statuses, self.unknown_status = statuses, unknown_status
+        # Records that were not a usable agent event, by reason (the source's `skipped`).
+        self.skipped: Counter[str] = Counter()
 
     def map(self, data: bytes) -> dict[str, Any] | None:
         """The agent.state of one record; None for a heartbeat or a record it cannot use."""
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
-            return None  # not an agent event: skipped, the stream goes on
-        if not isinstance(event, dict) or event.get("EventType") not in (
-                "LOGIN", "LOGOUT", "STATE_CHANGE"):
+            self.skipped["not_json"] += 1  # not an agent event: the stream goes on
             return None
+        if not isinstance(event, dict):
+            self.skipped["bad_agent_event"] += 1
+            return None
+        if event.get("EventType") not in ("LOGIN", "LOGOUT", "STATE_CHANGE"):
+            return None  # HEART_BEAT (every two minutes per agent) and kinds not mapped
         arn, event_id = event.get("AgentARN"), event.get("EventId")
         ts = parse_time(event.get("EventTimestamp"))
         if not isinstance(arn, str) or not arn or not isinstance(event_id, str) or ts is None:
+            self.skipped["bad_agent_event"] += 1
             return None
         user_id = resource_id(arn, "agent")
         out: dict[str, Any] = {"type": "agent.state", "id": event_id[:128], "ts": ts,

@@ -63,6 +63,9 @@ class AmazonConnectSource(PushSource[AmazonConnectConfig]):
         self.stream = None if stream is None else AgentStream(
             stream.stream_name, stream.start, AgentEventMapper(
                 self.mapper.agents, self.queue_ids, self.statuses, config.unknown_status))
+        if self.stream is not None:
+            # One counter: the stream's skipped records reach wallboard_source_skipped_total.
+            self.stream.mapper.skipped = self.skipped
 
     async def run(self, emit: Emit) -> None:
         """Without poll or stream, report up and wait for requests; else read them in turn."""
