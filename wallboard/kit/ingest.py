@@ -50,6 +50,11 @@ class Stored:
         return journal_down(self.down)
 
 
+def stamp(runner: SourceRunner) -> str:
+    """The name a source's events are stored under: its id_scope, else its own."""
+    return runner.source.config.id_scope or runner.name
+
+
 class Ingest:
     """The events of HTTP-fed sources: validation, admission, storage, refusals counted."""
 
@@ -83,7 +88,7 @@ class Ingest:
 
     def all(self, runner: SourceRunner, raws: Iterable[Any]) -> list[Event]:
         """Every raw event validated and admitted, or EventError for the first that is not."""
-        events = [self._pipeline.parse(raw, runner.name) for raw in raws]
+        events = [self._pipeline.parse(raw, stamp(runner)) for raw in raws]
         for event in events:
             self._pipeline.admit(event)
         return events
@@ -100,7 +105,7 @@ class Ingest:
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a long batch must not hold up boards and probes
             try:
-                event = self._pipeline.parse(raw, runner.name)
+                event = self._pipeline.parse(raw, stamp(runner))
                 self._pipeline.admit(event)
             except EventError as exc:
                 rejections.add(position, where, exc)

@@ -270,8 +270,10 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     for source in sources:
         fence = (cluster.fence(source.name) if cluster is not None and not source.every_node
                  else lambda: None)
-        stamp = source.config.id_scope or source.name  # the name ids are unique under
-        runner = SourceRunner(source, _source_emit(pipeline, stamp, fence), clock=clock)
+        # Events are stored under the source's id_scope, if any (kit/ingest.stamp does the
+        # same for events that reach a source's routes).
+        runner = SourceRunner(source, _source_emit(pipeline, source.config.id_scope
+                                                   or source.name, fence), clock=clock)
         runner.on_change = hub.mark_dirty
         runners[source.name] = runner
 
