@@ -11,6 +11,7 @@ from tests.ami_frames import until
 from tests.conftest import base_config
 from tests.connect_peer import INSTANCE, KEY_ID, REGION, SECRET, ConnectPeer, metric, user
 from tests.metrics_text import refused_by_source, rejected_by_reason
+from tests.serverproc import midday_zone
 from tests.test_amazon_connect import contact_event
 
 SECRET_HEADER = "X-Wallboard-Key"
@@ -20,6 +21,7 @@ EVENTS_SECRET = "eventbridge-connection-key-0123"
 def connect_config(journal: Path | None = None, **source: Any) -> dict[str, Any]:
     """The base config plus an amazon_connect source named `ac` taking EventBridge events."""
     config = base_config()
+    config["site"]["timezone"] = midday_zone()  # about noon: 'today' cannot roll over
     config["sources"]["ac"] = {"type": "amazon_connect", "events_secret": EVENTS_SECRET,
                                "queues": {"q-sales": "sales"}, "agents": {"u-alice": "alice",
                                                                          "u-bob": "bob"},

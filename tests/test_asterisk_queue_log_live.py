@@ -162,6 +162,7 @@ async def test_with_ami_nothing_is_lost_while_it_is_down_and_nothing_counted_twi
     peer = await AmiPeer(snapshot=STAFF).start()
     try:
         config = ami_config(peer, id_scope="pbx")
+        config["site"]["timezone"] = midday_zone()  # about noon: 'today' cannot roll over
         config["sources"]["log"] = {"type": "asterisk_queue_log", "path": str(log),
                                     "state_dir": str(tmp_path / "state"),
                                     "poll_interval_s": 0.05, "id_scope": "pbx",

@@ -22,6 +22,7 @@ from tests.genesys_peer import (
     queue_topic,
     routing,
 )
+from tests.serverproc import midday_zone
 from tests.test_genesys_cloud import genesys_config
 from wallboard.kit.source import UP
 from wallboard.server import keys
@@ -29,6 +30,8 @@ from wallboard.server import keys
 
 def board(peer: GenesysPeer, **extra: Any) -> dict[str, Any]:
     """A board with voice queues `support` and `sales` fed by the local Genesys Cloud."""
+    # A zone where it is about noon: 'today' cannot roll over during the test.
+    extra.setdefault("site", {"name": "Test site", "timezone": midday_zone()})
     return base_config(queues={"support": {"label": "Support", "channel": "voice"},
                                "sales": {"label": "Sales", "channel": "voice"}},
                        sources={"gc": genesys_config(peer)}, **extra)

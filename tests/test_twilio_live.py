@@ -15,6 +15,7 @@ from wallboard_plugins.twilio_taskrouter.signature import compute
 
 from tests.conftest import base_config, now
 from tests.metrics_text import refused_by_source, rejected_by_reason
+from tests.serverproc import midday_zone
 from wallboard.journal import sqlite_backend as journal_sqlite
 from wallboard.journal.sqlite_backend import DB_NAME
 from wallboard.kit.testing import HttpReplay
@@ -28,6 +29,7 @@ SHARED_KEY = "shared-key-secret-0123456789"
 def twilio_config(journal: dict[str, Any] | None = None, **source: Any) -> dict[str, Any]:
     """The base config plus a twilio_taskrouter source named `tw`."""
     config = base_config()
+    config["site"]["timezone"] = midday_zone()  # about noon: 'today' cannot roll over
     config["sources"]["tw"] = {"type": "twilio_taskrouter", "auth_token": AUTH_TOKEN,
                                "queues": {"WQsales": "sales"}, **source}
     if journal is not None:
