@@ -125,16 +125,18 @@ class Agent:
 class Mapper:
     """Turns parsed lines into canonical events; keeps agents between lines and restarts."""
 
-    def __init__(self, queue_name: Callable[[str], str | None]) -> None:
+    def __init__(self, queue_name: Callable[[str], str | None],
+                 skipped: Counter[str] | None = None) -> None:
         self.queue_name = queue_name
         self.agents: dict[str, Agent] = {}
         self.ignored: Counter[str] = Counter()  # lines not counted, by event name
-        self.unknown = 0  # of those, lines of event names not known here
+        # Lines of event names not known here, as "unknown_event" (the source's `skipped`).
+        self.skipped: Counter[str] = Counter() if skipped is None else skipped
 
     def _ignore(self, name: str) -> list[Event]:
         known = name in KNOWN_SILENT or name in REASONS
         if not known:
-            self.unknown += 1  # an event name this mapping does not know (a newer Asterisk's)
+            self.skipped["unknown_event"] += 1  # a name not known here (a newer Asterisk's)
         if name not in self.ignored:
             if len(self.ignored) >= MAX_IGNORED_NAMES:
                 name = "other"

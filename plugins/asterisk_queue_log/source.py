@@ -69,13 +69,11 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
     def __init__(self, name: str, config: AsteriskQueueLogConfig) -> None:
         super().__init__(name, config)
         self.cfg = config
-        self.mapper = Mapper(self._queue_name)
+        self.mapper = Mapper(self._queue_name, self.skipped)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         self.state_path = Path(config.state_dir) / f"asterisk_queue_log-{safe}.json"
         self.follower: Follower | None = None  # made from the saved state on the first run
         self.since: float | None = None  # lines before this feed the agents only
-        self.bad_lines = 0
-        self.lines = 0
         self._pending: dict[str, Any] | None = None  # the state to save at the next turn
         self._saved_at = -SAVE_EVERY_S
 
@@ -140,26 +138,21 @@ class AsteriskQueueLogSource(PushSource[AsteriskQueueLogConfig]):
                 await asyncio.sleep(0)  # a backlog of a day must not hold the event loop
             if not raw.strip():
                 continue
-            self.lines += 1
             try:
                 line = parse_line(raw)
             except BadLine as exc:
-                self.bad_lines += 1
                 self.skipped["bad_line"] += 1
-                if self.bad_lines == 1 or self.bad_lines % 1000 == 0:
+                bad = self.skipped["bad_line"]
+                if bad == 1 or bad % 1000 == 0:
                     log.warning("%s: %s: a line that is not queue_log's shape (%s; %d so far)",
-                                self.name, self.cfg.path, exc, self.bad_lines)
+                                self.name, self.cfg.path, exc, bad)
                 continue
             if self.since is not None:
                 if line.ts < self.since:
                     self.mapper.handle(line)  # before today on a first start: agents only
                     continue
                 self._announce(emit)  # the first line of today: the agents before it
-            unknown = self.mapper.unknown
-            events = self.mapper.handle(line)
-            if self.mapper.unknown != unknown:
-                self.skipped["unknown_event"] += 1
-            for event in events:
+            for event in self.mapper.handle(line):
                 if self.cfg.agent_states or event["type"] != "agent.state":
                     emit(event)
 

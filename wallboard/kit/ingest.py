@@ -88,7 +88,8 @@ class Ingest:
 
     def all(self, runner: SourceRunner, raws: Iterable[Any]) -> list[Event]:
         """Every raw event validated and admitted, or EventError for the first that is not."""
-        events = [self._pipeline.parse(raw, stamp(runner)) for raw in raws]
+        name = stamp(runner)
+        events = [self._pipeline.parse(raw, name) for raw in raws]
         for event in events:
             self._pipeline.admit(event)
         return events
@@ -101,11 +102,12 @@ class Ingest:
         """
         events: list[Event] = []
         rejections = Rejections()
+        name = stamp(runner)
         for n, (where, raw) in enumerate(items, start=1):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a long batch must not hold up boards and probes
             try:
-                event = self._pipeline.parse(raw, stamp(runner))
+                event = self._pipeline.parse(raw, name)
                 self._pipeline.admit(event)
             except EventError as exc:
                 rejections.add(position, where, exc)
