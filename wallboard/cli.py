@@ -10,6 +10,7 @@ from pathlib import Path
 from wallboard import __version__
 from wallboard.config.file import ConfigError, host_arg, port_arg
 from wallboard.config.settings import load_settings
+from wallboard.config.store import NAME, NAME_RULE, BoardStore
 from wallboard.ingest import backfill_cli, reportcli
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
@@ -47,8 +48,20 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.file, source_check(build_registry(make_plugin_manager())))
+    # The editor's boards: --boards DIR, else the data directory's boards.d when there is one.
+    folder = Path(args.boards) if args.boards else Path(settings.journal.data_dir) / "boards.d"
+    if args.boards and not folder.is_dir():
+        raise ConfigError([f"{folder}: not a directory"])
+    store = BoardStore(folder)
+    problems = [line for name in store.names() for line in store.check_file(store.path(name),
+                                                                           settings)]
+    problems += [f"{p}: the file name is not a board name: {NAME_RULE}"
+                 for p in sorted(folder.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
+    if problems:
+        raise ConfigError(problems)
+    edited = f", {len(store.names())} in {folder}" if store.names() else ""
     print(f"{args.file}: OK ({len(settings.queues)} queues, {len(settings.sources)} sources, "
-          f"{len(settings.boards)} boards)")
+          f"{len(settings.boards)} boards{edited})")
     return 0
 
 
@@ -88,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    check.add_argument("--boards", help="a boards.d directory of the board editor "
+                       "(default: boards.d in journal.data_dir, when it exists)")
     check.set_defaults(func=_check_config)
     plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
     plugins.set_defaults(func=_plugins)

@@ -36,6 +36,7 @@ TILE_KPIS: dict[str, tuple[str, ...] | None] = {
     "survey": ("csat", "nps", "ces"), "announcements": (), "clock": (),
     "forecast": ("offered",),
 }
+MAX_TILES = 100  # per board: a TV shows a few dozen at most
 _CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -138,7 +139,7 @@ class BoardConfig(_Model):
     stale_after_s: float | None = Field(None, gt=0)  # badge a tile whose source is silent longer
     pixel_shift_px: int = Field(3, ge=0, le=20)  # slow drift against burn-in; 0 turns it off
     alert: AlertConfig = AlertConfig()
-    tiles: list[TileConfig] = Field(min_length=1)
+    tiles: list[TileConfig] = Field(min_length=1, max_length=MAX_TILES)
 
 
 class AnnouncementConfig(_Model):
@@ -165,8 +166,28 @@ class AccessConfig(_Model):
     admin_token: Secret[Annotated[str, Field(min_length=16)]] | None = None
     boards: dict[str, list[Secret[str]]] = {}
     playlists: dict[str, list[Secret[str]]] = {}
+    # Board editors by name (who is logged with each edit): their tokens open /edit only.
+    editors: dict[str, list[Secret[str]]] = Field(default_factory=dict, max_length=100)
+    # TV tokens that open every board of the boards store (boards made in the editor).
+    edited_boards: list[Secret[str]] = Field(default_factory=list, max_length=100)
 
-    @field_validator("boards", "playlists")
+    @field_validator("editors")
+    @classmethod
+    def _editor_names(cls, value: dict[str, list[Secret[str]]]) -> dict[str, list[Secret[str]]]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError(f"{name[:80]!r}: an editor's name is 1-64 letters, digits, "
+                                 "'_', '.', '@' or '-'")
+        return value
+
+    @field_validator("edited_boards")
+    @classmethod
+    def _long_tv_tokens(cls, value: list[Secret[str]]) -> list[Secret[str]]:
+        if any(len(token.get_secret_value()) < 16 for token in value):
+            raise ValueError("tokens must be at least 16 characters")
+        return value
+
+    @field_validator("boards", "playlists", "editors")
     @classmethod
     def _long_tokens(cls, value: dict[str, list[Secret[str]]]) -> dict[str, list[Secret[str]]]:
         for name, tokens in value.items():

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import aiohttp
@@ -37,6 +37,8 @@ from wallboard.server.boards import history_keys, needs_forecast, ratio_needs, r
 from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
+from wallboard.server.editor import Editor, EditorCollector, store_for
+from wallboard.server.editor_api import REASONS, editor_routes
 from wallboard.server.exporter import WallboardCollector
 from wallboard.server.forecasting import ForecastCollector, TodayForecast
 from wallboard.server.historymetrics import HistoryCollector
@@ -78,8 +80,9 @@ def _source_emit(pipeline: Pipeline, name: str,
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
           announcements: Announcements, build: str,
-          boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed],
-          forecast: TodayForecast | None) -> dict[str, Any]:
+          boards: dict[str, dict[str, Any]], ratios: Collection[RatioNeed],
+          forecast: TodayForecast | None,
+          layouts: Callable[[], dict[str, int]]) -> dict[str, Any]:
     tree = builder.build(builder.agg.advanced_to)  # the time the hub's tick moved to
     add_threshold_ratios(tree, ratios)
     now = tree["meta"]["ts"]
@@ -91,6 +94,7 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
     tree["meta"]["build"] = build
     history.observe(tree, now)
     tree["announcements"] = announcements.by_board(now, boards)
+    tree["layouts"] = layouts()  # each board's revision: a TV redraws when the editor saves
     tree["meta"]["journal"] = journal.state if journal else "off"
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {
@@ -182,6 +186,29 @@ async def _watch_config(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def _republish(app: web.Application, board: str) -> None:
+    """A board saved in the editor: its TVs get its new scope, then the revision's delta."""
+    hub = app[keys.HUB]
+    gone = []
+    for client in list(hub.clients):
+        if client.board != board:
+            continue
+        if board not in app[keys.BOARDS]:  # deleted or renamed: nothing left to show
+            hub.clients.discard(client)
+            gone.append(client)
+            continue
+        scope = client_scope(app, board)
+        if client.scope != scope:
+            client.scope = scope
+            client.resync()
+    editor = app[keys.EDITOR]
+    for client in gone:  # kept until done: a task nobody holds may be collected mid-way
+        task = asyncio.ensure_future(client.ws.close(code=4404, message=b"board deleted"))
+        editor.closing.add(task)
+        task.add_done_callback(editor.closing.discard)
+    hub.mark_dirty()
+
+
 async def _run_sources(app: web.Application) -> AsyncIterator[None]:
     runners = app[keys.RUNNERS]
     # One HTTP connection pool for every source, injected before they start, closed after.
@@ -239,12 +266,12 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     status = journal.status if journal else None
     restored = Restored()
     boards = resolve_boards(settings)
-    ratios = ratio_needs(boards)  # computed on each flush: only those some tile reads
+    ratios = set(ratio_needs(boards))  # computed on each flush: only those some tile reads
     history = History(history_keys(boards), settings.windows, settings.server.history_step_s)
     build = build_id()
     announcements = Announcements(clock, lambda: hub.mark_dirty())
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
-                                boards, ratios, forecast),
+                                boards, ratios, forecast, lambda: editor.layouts()),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors,
               advance=lambda: aggregator.advance(aggregator.clock()))
@@ -284,6 +311,11 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         journal=status, restored=restored))
     access = Access(settings.access, config_path, settings.boards, settings.playlists)
     metrics_registry.register(AccessCollector(access))
+    editor = Editor(store_for(settings), settings, boards, access, history, ratios,
+                    forecast=forecast is not None)
+    editor.load()  # the boards store's boards go live with the config's
+    editor.on_publish = lambda board: _republish(app, board)
+    metrics_registry.register(EditorCollector(editor, REASONS))
     metrics_registry.register(ConnectionCollector(guard))
     if checkpointer is not None:
         metrics_registry.register(CheckpointCollector(checkpointer.stats))
@@ -314,6 +346,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.CLUSTER] = cluster
     app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
+    app[keys.EDITOR] = editor
     app[keys.ACCESS] = access
     app[keys.CONFIG] = watcher
     app[keys.ANNOUNCEMENTS] = announcements
@@ -323,6 +356,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
 
     app.add_routes(core_routes())
     app.add_routes(admin_routes())
+    app.add_routes(editor_routes())
     app.add_routes(report_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from wallboard.server.announcements import Announcements
     from wallboard.server.configwatch import ConfigWatcher
     from wallboard.server.connections import ConnectionGuard
+    from wallboard.server.editor import Editor
     from wallboard.server.forecasting import TodayForecast
     from wallboard.server.hub import Hub
     from wallboard.server.plugins import SourceRegistry
@@ -50,3 +51,4 @@ BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's f
 CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)
 # Open connections, their cap and deadlines; attached to the server by `wallboard serve`.
 CONNECTIONS: web.AppKey[ConnectionGuard] = web.AppKey("connections")
+EDITOR: web.AppKey[Editor] = web.AppKey("editor")  # the board editor and its store
