@@ -67,7 +67,7 @@ class TileConfig(_Model):
     channel: str | None = None
     window: str | None = None
     rule: str | None = None  # legal: the rule's name (default: the queue's first)
-    label: str | None = None
+    label: str | None = Field(None, max_length=200)
     cols: int = Field(1, ge=1, le=12)  # column span
     rows: int = Field(1, ge=1, le=6)  # row span
     trend: bool = True  # number tiles: arrow against the previous window
@@ -132,7 +132,7 @@ class AlertConfig(_Model):
 class BoardConfig(_Model):
     """A board: a titled grid of tiles, in a language, with its alert settings."""
 
-    title: str | None = None
+    title: str | None = Field(None, max_length=200)
     columns: int = Field(4, ge=1, le=12)
     rows: int | None = Field(None, ge=1, le=12)  # default: as many as the tiles need
     locale: str | None = None  # default: site.locale
