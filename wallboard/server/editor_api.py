@@ -195,7 +195,10 @@ async def delete_board(request: web.Request) -> web.Response:
 def schema(editor: Editor) -> dict[str, Any]:
     """The board's JSON Schema (from the models) and the choices that exist on this server."""
     settings = editor.settings
-    types = [t for t in TILE_TYPES if t != "forecast" or editor.forecast]
+    # A forecast tile needs the server's forecast, a legal one a queue with a legal rule.
+    legal = any(q.legal_rules for q in settings.queues.values())
+    types = [t for t in TILE_TYPES if (t != "forecast" or editor.forecast)
+             and (t != "legal" or legal) and (t != "staffing" or settings.queues)]
     kpis = {t: sorted(KPI_FORMATS) if TILE_KPIS[t] is None else list(TILE_KPIS[t] or ())
             for t in types}
     queues = {name: {"label": q.label or name, "channel": q.channel,

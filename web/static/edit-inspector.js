@@ -151,8 +151,10 @@
         field(fs, "edit.f_kpi", "tiles[" + index + "].kpi", select(kopts, tile.kpi, function (v) { set("kpi", v); }));
       }
       if (tile.type !== "clock" && tile.type !== "announcements") {
-        var queues = [["", t("edit.site_wide")]];
-        for (var q in schema.queues) queues.push([q, schema.queues[q].label === q ? q : schema.queues[q].label + " (" + q + ")"]);
+        // A legal tile needs a queue with a legal rule, a staffing tile a queue: no "site".
+        var needsQueue = tile.type === "legal" || tile.type === "staffing";
+        var queues = needsQueue ? [] : [["", t("edit.site_wide")]];
+        for (var q in schema.queues) if (tile.type !== "legal" || schema.queues[q].legal_rules.length) queues.push([q, schema.queues[q].label === q ? q : schema.queues[q].label + " (" + q + ")"]);
         field(fs, "edit.f_queue", "tiles[" + index + "].queue", select(queues, tile.queue, function (v) { set("queue", v || null); }));
         if (tile.type !== "forecast" && tile.type !== "legal" && tile.type !== "staffing") {
           var channels = [["", t("edit.site_wide")]].concat(schema.channels.map(function (c) { return [c, c]; }));

@@ -301,7 +301,9 @@
     else if (live || !tile.kpi) delete tile.window;
     else if (s.windows.indexOf(tile.window) < 0) tile.window = s.windows.indexOf("today") >= 0 ? "today" : s.windows[0];
     if (tile.type === "forecast" || tile.type === "legal" || tile.type === "staffing") delete tile.channel;
-    if ((tile.type === "legal" || tile.type === "staffing") && !tile.queue) tile.queue = Object.keys(s.queues)[0];
+    var ruled = Object.keys(s.queues).filter(function (q) { return s.queues[q].legal_rules.length; });
+    if (tile.type === "legal" && ruled.indexOf(tile.queue) < 0) tile.queue = ruled[0];
+    if (tile.type === "staffing" && !tile.queue) tile.queue = Object.keys(s.queues)[0];
     if (tile.type !== "legal") delete tile.rule;
     if (!tile.kpi) delete tile.thresholds;
     return tile;
