@@ -165,9 +165,10 @@ async def test_the_second_saver_is_told_and_shown_a_diff(editor: Editor) -> None
     await editor.call("PUT", "/api/editor/boards/floor", {"version": 0, "board": BOARD})
     mine = {**BOARD, "title": "Mine"}
     theirs = {**BOARD, "title": "Theirs"}
-    status, _ = await editor.call("PUT", "/api/editor/boards/floor", {"version": 1, "board": theirs})
+    path = "/api/editor/boards/floor"
+    status, _ = await editor.call("PUT", path, {"version": 1, "board": theirs})
     assert status == 200
-    status, body = await editor.call("PUT", "/api/editor/boards/floor", {"version": 1, "board": mine})
+    status, body = await editor.call("PUT", path, {"version": 1, "board": mine})
     assert (status, body["current_version"]) == (409, 2)
     assert "-title: Theirs" in body["diff"] and "+title: Mine" in body["diff"]
     status, body = await editor.call("GET", "/api/editor/boards/floor")
