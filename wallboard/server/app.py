@@ -206,6 +206,7 @@ def _republish(app: web.Application, board: str) -> None:
         task = asyncio.ensure_future(client.ws.close(code=4404, message=b"board deleted"))
         editor.closing.add(task)
         task.add_done_callback(editor.closing.discard)
+    hub.prune()  # the board's old scope: its cached encodings would stay for good
     hub.mark_dirty()
 
 

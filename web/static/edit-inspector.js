@@ -143,7 +143,7 @@
       fs.disabled = !!doc.read_only;
       var general = hooks.problems("tiles[" + index + "]", true);
       if (general.length) el("div", "ed-field__error", fs, general.join("; "));
-      var types = schema.tile_types.map(function (x) { return [x, label("type." + x, x)]; });
+      var types = schema.tile_types.map(function (x) { return [x, label("type." + x, label("edit.type_" + x, x))]; });
       field(fs, "edit.f_type", "tiles[" + index + "].type", select(types, tile.type || "number", function (v) { set("type", v); }));
       var kpis = schema.kpis[tile.type || "number"] || [];
       if (kpis.length) {
@@ -202,14 +202,15 @@
       preview.setAttribute("role", "status");
       ["warn", "crit"].forEach(function (which) {
         var row = el("div", "ed-threshold", box);
-        var number = field(row, "edit.f_" + which, path + "." + which, input("number", th[which], { step: "any" }, function (v) { hooks.setTile(index, "thresholds." + which, num(v)); }));
+        var key = "edit.f_" + which;
+        var number = field(row, key, path + "." + which, input("number", th[which], { step: "any" }, function (v) { hooks.setTile(index, "thresholds." + which, num(v)); }));
         var range = input("range", th[which] === undefined || th[which] === null ? scale.min : th[which], { min: scale.min, max: scale.max, step: scale.step }, function (v) {
           number.value = v;
           hooks.setTile(index, "thresholds." + which, Number(v), true);
           paint();
         }, true);
         range.className = "ed-range ed-range--" + which;
-        range.setAttribute("aria-label", t("edit.f_" + which));
+        range.setAttribute("aria-label", t(key));
         range.setAttribute("data-path", path + "." + which);
         row.appendChild(range);
       });

@@ -230,7 +230,15 @@
   function typeName(type) {
     var key = "type." + type;
     var text = t(key);
+    if (text !== key) return text;
+    key = "edit.type_" + type; // number, ring, sparkline, survey: named by their KPI on a TV
+    text = t(key);
     return text === key ? type : text;
+  }
+
+  function windowName(win) {
+    var text = t("window." + win);
+    return text === "window." + win ? win : text;
   }
 
   function describe(tile) {
@@ -238,7 +246,7 @@
     var kpi = tile.kpi || (ed.schema && ed.schema.type_kpi[type]);
     var title = tile.label || (kpi && type !== "queue_table" ? t("kpi." + kpi) : typeName(type));
     var scope = tile.queue || tile.channel || t("edit.site_wide");
-    var sub = [typeName(type), type === "clock" || type === "announcements" ? "" : scope, tile.window || ""]
+    var sub = [typeName(type), type === "clock" || type === "announcements" ? "" : scope, tile.window ? windowName(tile.window) : ""]
       .filter(Boolean).join(" · ");
     var th = tile.thresholds;
     var level = th && (typeof th.warn === "number" || typeof th.crit === "number") ? WB.levelOf(th, valueOf(tile)) : "";
