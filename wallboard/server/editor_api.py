@@ -230,7 +230,8 @@ async def edit_page(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     lang = request.query.get("lang", "")
     locale = lang if lang in shipped() else settings.site.locale
-    msg = {k: v for k, v in messages(locale).items() if k.startswith(("edit.", "kpi.", "type.", "window."))}
+    prefixes = ("edit.", "kpi.", "type.", "window.")
+    msg = {k: v for k, v in messages(locale).items() if k.startswith(prefixes)}
     response = render(request, "edit.html", locale=locale,
                       config={"locale": locale, "messages": msg}, msg=msg)
     token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
