@@ -252,3 +252,22 @@ async def test_a_tv_token_of_edited_boards_opens_them_only(editor: Editor) -> No
     assert status == 403
     status, _ = await live.get_text(f"/board/floor?token={OPS_TV}")
     assert status == 403
+
+
+async def test_the_default_board_is_read_only_and_can_be_copied(live_server,
+                                                                tmp_path: Path) -> None:
+    config = base_config(journal={"data_dir": str(tmp_path / "data")},
+                         access={"admin_token": ADMIN})
+    live = await live_server(config)
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as session:
+        admin = await Editor(live, session, ADMIN).start()
+        status, body = await admin.call("GET", "/api/editor/boards/overview")
+        assert (status, body["read_only"]) == (200, True)
+        tiles = body["board"]["tiles"]
+        # The site's eight tiles, then four per configured queue (sales, chat).
+        assert len(tiles) == 8 + 4 * 2
+        status, body = await admin.call("POST", "/api/editor/boards/overview/duplicate",
+                                        {"to": "mine"})
+        assert (status, body["saved_by"]) == (200, "admin")
+        status, body = await admin.call("GET", "/api/editor/boards/mine")
+        assert body["board"]["tiles"] == tiles

@@ -199,9 +199,13 @@ def test_build_publish_update_and_roll_back_a_board(browser: Any, server: Server
     page.mouse.down()
     page.mouse.move(handle["x"] + 4 + cell, handle["y"] + 4, steps=6)
     page.mouse.up()
-    page.focus(".etile[data-index='3']")
+    # The keyboard: arrows go from tile to tile, Ctrl+arrows carry the selected one along.
+    page.focus(".etile[data-index='1']")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.dataset.type") == "clock"
     for _ in range(3):
-        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("Control+ArrowLeft")
     types = page.eval_on_selector_all(".etile", "els => els.map(e => e.dataset.type)")
     assert types == ["clock", "sparkline", "number", "ring"]
     saved_at = time.perf_counter()

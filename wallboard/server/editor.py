@@ -34,7 +34,7 @@ from wallboard.config.store import (
 from wallboard.kpi.history import History
 from wallboard.kpi.waitratio import RatioNeed
 from wallboard.server.access import Access
-from wallboard.server.boards import history_keys, ratio_needs, resolve_board
+from wallboard.server.boards import default_board, history_keys, ratio_needs, resolve_board
 
 log = logging.getLogger(__name__)
 ACTIONS = ("create", "save", "duplicate", "rename", "delete", "rollback")
@@ -59,6 +59,16 @@ class Conflict(StoreError):
 
 def _yaml(board: BoardConfig) -> str:
     return yaml.safe_dump(stored_form(board), sort_keys=False, allow_unicode=True)
+
+
+def _changed(before: BoardConfig | None, after: BoardConfig) -> str:
+    """What an edit changed, for the log: lines of the stored YAML added and removed."""
+    lines = difflib.ndiff(_yaml(before).splitlines() if before else [], _yaml(after).splitlines())
+    added = removed = 0
+    for line in lines:
+        added += line.startswith("+ ")
+        removed += line.startswith("- ")
+    return f"+{added} -{removed} lines"
 
 
 class Editor:
@@ -128,12 +138,16 @@ class Editor:
                  "tiles": len(item.board.tiles)} for name, item in sorted(self.files.items())]
         return out
 
+    def _config_board(self, name: str) -> BoardConfig:
+        # The config's board, or the default one a config without boards shows.
+        board = self.settings.boards.get(name)
+        return board if board is not None else default_board(self.settings)
+
     def get(self, name: str) -> dict[str, Any]:
         """One board as the editor edits it (a read-only one as the config gives it)."""
         if name in self.read_only:
-            board = self.settings.boards.get(name)
             return {"name": name, "read_only": True, "version": None,
-                    "board": stored_form(board) if board else None, "versions": []}
+                    "board": stored_form(self._config_board(name)), "versions": []}
         item = self._file(name)
         return {"name": name, "read_only": False, "version": item.version,
                 "saved_by": item.saved_by, "saved_at": item.saved_at,
@@ -174,7 +188,8 @@ class Editor:
             if current is None:
                 self._free(name)
             item = await asyncio.to_thread(self.store.write, name, board, version + 1, who)
-            self._done(name, item, "create" if current is None else "save", who)
+            self._done(name, item, "create" if current is None else "save", who,
+                       _changed(current.board if current else None, board))
             return item
 
     async def duplicate(self, name: str, to: str, who: str) -> BoardFile:
@@ -182,10 +197,7 @@ class Editor:
         async with self.lock:
             self._free(to)
             if name in self.read_only:
-                source = self.settings.boards.get(name)
-                if source is None:
-                    raise StoreError(404, "not_found", [("name", f"no board {name!r}")])
-                board = self.validate(stored_form(source))
+                board = self.validate(stored_form(self._config_board(name)))
             else:
                 board = self._file(name).board
             item = await asyncio.to_thread(self.store.write, to, board, 1, who)

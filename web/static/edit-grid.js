@@ -1,8 +1,8 @@
 /* wallboard board editor: the grid (window.WB.editGrid). Tiles flow in order as on the TV;
    drag a tile to move it, drag its corner handle to resize its spans, drag a type from the
    palette to add a tile where it is dropped. Pointer events (mouse, touch, pen) and the
-   keyboard do the same: arrows move the selected tile, Shift+arrows resize it, Delete
-   removes it, Enter on a palette button appends a tile. Text goes in with textContent only. */
+   keyboard do the same: arrows go from tile to tile, Ctrl+arrows move the selected tile,
+   Shift+arrows resize it, Delete removes it, Enter on a palette button appends a tile. Text goes in with textContent only. */
 (function () {
   "use strict";
   var WB = window.WB;
@@ -184,7 +184,10 @@
         hooks.resize(index, Number(tile.cols) || 1, Math.max(1, Math.min(6, (Number(tile.rows) || 1) + (key === "ArrowDown" ? 1 : -1))));
       } else if (key === back || key === forth || key === "ArrowUp" || key === "ArrowDown") {
         var step = key === back ? -1 : key === forth ? 1 : key === "ArrowUp" ? -columns : columns;
-        hooks.move(index, Math.max(0, Math.min(doc.board.tiles.length - 1, index + step)));
+        var to = Math.max(0, Math.min(doc.board.tiles.length - 1, index + step));
+        // Ctrl (or ⌘) + arrow moves the tile; an arrow alone moves to the next tile.
+        if (ev.ctrlKey || ev.metaKey) hooks.move(index, to);
+        else hooks.select(to);
       } else if (key === "Enter" || key === " ") {
         hooks.select(index);
       } else {
