@@ -36,7 +36,6 @@ TILE_KPIS: dict[str, tuple[str, ...] | None] = {
     "survey": ("csat", "nps", "ces"), "announcements": (), "clock": (),
     "forecast": ("offered",),
 }
-MAX_TILES = 100  # per board: a TV shows a few dozen at most
 _CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -139,7 +138,7 @@ class BoardConfig(_Model):
     stale_after_s: float | None = Field(None, gt=0)  # badge a tile whose source is silent longer
     pixel_shift_px: int = Field(3, ge=0, le=20)  # slow drift against burn-in; 0 turns it off
     alert: AlertConfig = AlertConfig()
-    tiles: list[TileConfig] = Field(min_length=1, max_length=MAX_TILES)
+    tiles: list[TileConfig] = Field(min_length=1)
 
 
 class AnnouncementConfig(_Model):

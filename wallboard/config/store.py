@@ -28,6 +28,7 @@ from wallboard.config.settings import Settings, format_validation_error
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 NAME_RULE = "1-48 lower-case letters, digits, '_' or '-', starting with a letter or digit"
 MAX_BOARDS = 200  # files in a store
+MAX_TILES = 100  # per board: a TV shows a few dozen at most
 KEEP_VERSIONS = 20  # versions kept per board, the current one included
 MAX_FILE_BYTES = 256 * 1024
 MAX_WHO = 80
@@ -70,6 +71,12 @@ def _split(line: str) -> Problem:
 def board_problems(raw: Any, settings: Settings) -> list[Problem]:
     """Every problem of a board as check-config names them: (key path, message)."""
     problems: list[Problem] = []
+    tiles = raw.get("tiles") if isinstance(raw, dict) else None
+    if isinstance(tiles, list) and len(tiles) > MAX_TILES:
+        # The config's default board may be longer (four tiles per queue); an edited one not.
+        problems.append(("tiles", f"at most {MAX_TILES} tiles on an edited board, not "
+                                  f"{len(tiles)}"))
+        return problems
     try:
         BoardConfig.model_validate(raw)
     except ValidationError as exc:

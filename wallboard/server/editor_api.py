@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from wallboard.config.boards import MAX_TILES, TILE_KPIS, TILE_TYPES, TYPE_KPI, BoardConfig
+from wallboard.config.boards import TILE_KPIS, TILE_TYPES, TYPE_KPI, BoardConfig
 from wallboard.config.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
-from wallboard.config.store import MAX_BOARDS, NAME_RULE, StoreError
+from wallboard.config.store import MAX_BOARDS, MAX_TILES, NAME_RULE, StoreError
 from wallboard.model.events import CHANNELS
 from wallboard.server import keys
 from wallboard.server.access import refuse
