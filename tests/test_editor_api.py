@@ -271,3 +271,32 @@ async def test_the_default_board_is_read_only_and_can_be_copied(live_server,
         assert (status, body["saved_by"]) == (200, "admin")
         status, body = await admin.call("GET", "/api/editor/boards/mine")
         assert body["board"]["tiles"] == tiles
+
+
+async def test_at_start_invalid_files_are_left_out_and_config_boards_win(
+        live_server, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from wallboard.config.settings import parse_settings
+    from wallboard.config.store import BoardStore, board_from
+
+    config = _config(tmp_path)
+    settings = parse_settings(config, "<test>")
+    store = BoardStore(tmp_path / "data" / "boards.d")
+    store.write("floor", board_from(BOARD, settings), 4, "editor:sam")
+    store.write("ops", board_from(BOARD, settings), 1, "editor:sam")  # the config's name
+    store.write("broken", board_from(BOARD, settings), 1, "editor:sam")
+    broken = store.path("broken").read_text().replace("window: 15m", "window: 2h")
+    store.path("broken").write_text(broken)
+    live = await live_server(config)
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as session:
+        client = await Editor(live, session).start()
+        _, body = await client.call("GET", "/api/editor/boards")
+    assert [(b["name"], b["read_only"], b["version"]) for b in body["boards"]] == [
+        ("ops", True, None), ("floor", False, 4)]
+    errors = [r.getMessage() for r in caplog.records if r.name == "wallboard.server.editor"]
+    assert any("broken.yaml: board.tiles[1].window: '2h' is not a configured window" in e
+               for e in errors), errors
+    assert any("board 'ops' is also in the config file" in e for e in errors), errors
+    status, _ = await live.get_text(f"/board/floor?token={TV}")
+    assert status == 200
+    status, _ = await live.get_text(f"/board/broken?token={TV}")
+    assert status == 404
