@@ -277,3 +277,27 @@ def test_the_inspector_offers_exactly_the_schemas_choices(browser: Any, server: 
     assert schema["windows"] == ["15m", "1h", "today"]
     assert schema["queues"].keys() == {"sales", "support"}
     assert errors == []
+
+
+@pytest.mark.parametrize(("lang", "direction", "save"), [
+    ("he", "rtl", "שמירה ופרסום"), ("ar", "rtl", "حفظ ونشر"), ("en", "ltr", "Save and publish")])
+def test_the_editor_in_each_language_fits_1280x720(browser: Any, server: Server, lang: str,
+                                                   direction: str, save: str) -> None:
+    errors: list[str] = []
+    page = _page(browser, errors)
+    page.goto(f"{server.url}/edit?lang={lang}")
+    page.fill("#ed-token", EDITOR)
+    page.click("#ed-login button[type=submit]")
+    page.wait_for_selector("[data-board='ops']", timeout=10_000)
+    page.click("[data-board='ops']")
+    page.wait_for_selector(".etile")
+    assert page.evaluate("document.documentElement.dir") == direction
+    assert page.text_content("#ed-save").strip() == save
+    # The page itself never scrolls at 1280×720: each pane scrolls on its own.
+    size = page.evaluate("[document.documentElement.scrollWidth, "
+                         "document.documentElement.scrollHeight]")
+    assert size == [1280, 720]
+    # The list is at the start of the line: the right edge in RTL, the left in LTR.
+    box = page.locator(".ed-list").bounding_box()
+    assert (box["x"] > 640) == (direction == "rtl")
+    assert errors == []
