@@ -11,6 +11,7 @@ from wallboard import __version__
 from wallboard.config.file import ConfigError, host_arg, port_arg
 from wallboard.config.settings import load_settings
 from wallboard.config.store import NAME, NAME_RULE, BoardStore
+from wallboard.config.store_playlists import PlaylistStore
 from wallboard.ingest import backfill_cli, reportcli
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
@@ -57,9 +58,18 @@ def _check_config(args: argparse.Namespace) -> int:
                                                                            settings)]
     problems += [f"{p}: the file name is not a board name: {NAME_RULE}"
                  for p in sorted(folder.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
+    # Playlists name the config's boards (or its default one) and the store's valid ones.
+    lists = PlaylistStore(folder / "playlists")
+    boards = {*(settings.boards or ["overview"]),
+              *(n for n in store.names() if not store.check_file(store.path(n), settings))}
+    problems += [line for name in lists.names() for line in lists.check_file(lists.path(name),
+                                                                           boards)]
+    problems += [f"{p}: the file name is not a playlist name: {NAME_RULE}"
+                 for p in sorted(lists.directory.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
     if problems:
         raise ConfigError(problems)
-    edited = f", {len(store.names())} in {folder}" if store.names() else ""
+    count = len(store.names()) + len(lists.names())
+    edited = f", {count} in {folder}" if count else ""
     print(f"{args.file}: OK ({len(settings.queues)} queues, {len(settings.sources)} sources, "
           f"{len(settings.boards)} boards{edited})")
     return 0

@@ -1,4 +1,4 @@
-"""The boards store: boards made in the editor, one YAML file each in <data_dir>/boards.d.
+"""The boards store: boards (and playlists) made in the editor, one YAML file each in boards.d.
 
 Each file holds one board under `board:` with its version, who saved it and when; it is
 validated by the config's own models and cross-references (the same messages as check-config).
@@ -61,7 +61,8 @@ def check_name(name: str, what: str = "name") -> None:
                          [(what, f"{name[:60]!r} is not a board name: {NAME_RULE}")])
 
 
-def _split(line: str) -> Problem:
+def split_problem(line: str) -> Problem:
+    """(key path, message) of a 'where: path: message' line (where '@')."""
     # format_validation_error's 'where: path: message' with where '@'.
     rest = line.removeprefix("@: ")
     path, sep, message = rest.partition(": ")
@@ -80,7 +81,8 @@ def board_problems(raw: Any, settings: Settings) -> list[Problem]:
     try:
         BoardConfig.model_validate(raw)
     except ValidationError as exc:
-        problems += [_split(line) for line in format_validation_error("@", exc, model=BoardConfig)]
+        problems += [split_problem(line)
+                     for line in format_validation_error("@", exc, model=BoardConfig)]
     if isinstance(raw, dict):
         mapping = {"windows": list(settings.windows),
                    "queues": {n: q.model_dump() for n, q in settings.queues.items()},
@@ -102,9 +104,9 @@ def board_from(raw: Any, settings: Settings) -> BoardConfig:
     return board
 
 
-def stored_form(board: BoardConfig) -> dict[str, Any]:
-    """A board as written: only what differs from the defaults, in the models' order."""
-    return board.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+def stored_form(item: BaseModel) -> dict[str, Any]:
+    """A board or playlist as written: what differs from the defaults, in the models' order."""
+    return item.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -132,15 +134,72 @@ def atomic_write(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _document(item: BoardFile) -> str:
-    body = {"version": item.version, "saved_by": item.saved_by, "saved_at": item.saved_at,
-            "board": stored_form(item.board)}
-    head = "# A wallboard board, written by the board editor (/edit): wallboard check-config\n"
+def document(kind: str, item: BaseModel, content: BaseModel) -> str:
+    """A store file's text: its head comment, version, who, when, and the board or playlist."""
+    meta = item.model_dump(include={"version", "saved_by", "saved_at"})
+    body = {**{k: meta[k] for k in ("version", "saved_by", "saved_at")},
+            kind: stored_form(content)}
+    head = f"# A wallboard {kind}, written by the board editor (/edit): wallboard check-config\n"
     return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
 
 
+def load_yaml(path: Path) -> Any:
+    """A store file's YAML, bounded, or StoreError naming the file."""
+    where = str(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise StoreError(422, "invalid", [("", f"{where}: larger than {MAX_FILE_BYTES} bytes")])
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(404, "not_found", [("", f"no {path.stem!r} in the store")]) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise StoreError(422, "invalid", [("", f"{where}: {exc}")]) from None
+
+
+def check_lines(path: Path, kind: str, problems: list[Problem]) -> list[str]:
+    """check-config's lines for a file's problems: 'file: kind.key.path: message'."""
+    out = []
+    for key, message in problems:
+        if key and not key.startswith((kind, "version", "saved")):
+            key = f"{kind}.{key}"
+        out.append(f"{path}: {key}: {message}" if key else
+                   message if message.startswith(str(path)) else f"{path}: {message}")
+    return out
+
+
+def keep_version(directory: Path, name: str, version: int, text: str, keep: int) -> None:
+    """Write a version (and the current file) atomically; keep the newest `keep` versions."""
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise StoreError(413, "too_large", [("", f"larger than {MAX_FILE_BYTES} bytes")])
+    history = directory / HISTORY / name
+    atomic_write(history / f"{version:010d}.yaml", text)
+    atomic_write(directory / f"{name}.yaml", text)
+    for old in sorted(history.glob("*.yaml"))[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def store_names(directory: Path) -> list[str]:
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.yaml") if NAME.fullmatch(p.stem))
+
+
+def delete_files(directory: Path, name: str) -> None:
+    """Remove a file of the store and its versions."""
+    check_name(name)
+    (directory / f"{name}.yaml").unlink(missing_ok=True)
+    shutil.rmtree(directory / HISTORY / name, ignore_errors=True)
+    if directory.is_dir():
+        _fsync_dir(directory)
+
+
+def stamp(clock: Any) -> str:
+    """The time of a save, as written: UTC, to the second."""
+    return datetime.fromtimestamp(clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class BoardStore:
-    """The files of one boards.d directory. Blocking I/O: the server calls it in a thread."""
+    """The board files of one boards.d directory. Blocking I/O: the server calls it in a thread."""
 
     def __init__(self, directory: Path, keep: int = KEEP_VERSIONS,
                  clock: Any = time.time) -> None:
@@ -154,29 +213,18 @@ class BoardStore:
 
     def names(self) -> list[str]:
         """The boards in the store (files with a valid name), sorted."""
-        if not self.directory.is_dir():
-            return []
-        return sorted(p.stem for p in self.directory.glob("*.yaml") if NAME.fullmatch(p.stem))
+        return store_names(self.directory)
 
     def _read(self, path: Path, settings: Settings | None) -> BoardFile:
-        where = str(path)
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                raise StoreError(422, "invalid",
-                                 [("", f"{where}: larger than {MAX_FILE_BYTES} bytes")])
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise StoreError(404, "not_found", [("", f"no board {path.stem!r}")]) from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise StoreError(422, "invalid", [("", f"{where}: {exc}")]) from None
+        raw = load_yaml(path)
         try:
             item = BoardFile.model_validate(raw)
         except ValidationError as exc:
-            raise StoreError(422, "invalid", [_split(line) for line in format_validation_error(
-                "@", exc, model=BoardFile)]) from None
+            raise StoreError(422, "invalid", [split_problem(line) for line in
+                                              format_validation_error("@", exc, model=BoardFile)]
+                             ) from None
         if settings is not None:
-            board = raw.get("board") if isinstance(raw, dict) else None
-            item.board = board_from(board, settings)
+            item.board = board_from(raw["board"], settings)
         return item
 
     def read(self, name: str, settings: Settings | None = None) -> BoardFile:
@@ -189,13 +237,7 @@ class BoardStore:
         try:
             self._read(path, settings)
         except StoreError as exc:
-            out = []
-            for key, message in exc.problems:
-                key = key if key.startswith(("board", "version", "saved")) or not key else (
-                    f"board.{key}")
-                out.append(f"{path}: {key}: {message}" if key else
-                           message if message.startswith(str(path)) else f"{path}: {message}")
-            return out
+            return check_lines(path, "board", exc.problems)
         return [] if NAME.fullmatch(path.stem) else [f"{path}: the file name is not a board "
                                                       f"name: {NAME_RULE}"]
 
@@ -214,18 +256,9 @@ class BoardStore:
     def write(self, name: str, board: BoardConfig, version: int, who: str) -> BoardFile:
         """Write a board as `version` (the caller checked the previous one) and keep it."""
         check_name(name)
-        stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        item = BoardFile(version=version, saved_by=who[:MAX_WHO] or "?", saved_at=stamp,
-                         board=board)
-        text = _document(item)
-        if len(text.encode()) > MAX_FILE_BYTES:
-            raise StoreError(413, "too_large",
-                             [("", f"the board is larger than {MAX_FILE_BYTES} bytes")])
-        history = self.directory / HISTORY / name
-        atomic_write(history / f"{version:010d}.yaml", text)
-        atomic_write(self.path(name), text)
-        for old in sorted(history.glob("*.yaml"))[:-self.keep]:
-            old.unlink(missing_ok=True)
+        item = BoardFile(version=version, saved_by=who[:MAX_WHO] or "?",
+                         saved_at=stamp(self.clock), board=board)
+        keep_version(self.directory, name, version, document("board", item, board), self.keep)
         return item
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -251,8 +284,6 @@ class BoardStore:
 
     def delete(self, name: str) -> None:
         """Remove a board and its versions."""
-        check_name(name)
-        self.path(name).unlink(missing_ok=True)
-        shutil.rmtree(self.directory / HISTORY / name, ignore_errors=True)
-        if self.directory.is_dir():
-            _fsync_dir(self.directory)
+        delete_files(self.directory, name)
+
+

@@ -44,6 +44,7 @@ class Access:
         self.reload_errors = 0
         self.last_error: str | None = None
         self.edited: set[str] = set()  # the boards of the boards store (the editor's)
+        self.edited_playlists: set[str] = set()  # and its playlists
 
     def apply(self, config: AccessConfig) -> bool:
         """Put a re-read, valid access section in force; True when it changed anything."""
@@ -80,6 +81,8 @@ class Access:
         if not self.config.enabled:
             return True
         if _matches(token, self.config.playlists.get(name, [])):
+            return True
+        if name in self.edited_playlists and _matches(token, self.config.edited_boards):
             return True
         return all(_matches(token, self.config.boards.get(b, []))
                    for b in self.playlists[name].boards)

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from wallboard import __version__
 from wallboard.cluster.lease import Cluster, ClusterCollector
 from wallboard.config.settings import Settings
+from wallboard.config.store_playlists import PlaylistStore
 from wallboard.fold.aggregate import Aggregator
 from wallboard.ingest.checkpointer import Checkpointer
 from wallboard.ingest.historian import Historian
@@ -43,6 +44,7 @@ from wallboard.server.exporter import WallboardCollector
 from wallboard.server.forecasting import ForecastCollector, TodayForecast
 from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
+from wallboard.server.playlist_editor import PlaylistEditor
 from wallboard.server.plugins import (
     build_registry,
     build_sources,
@@ -310,12 +312,16 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         aggregator, pipeline, runners, hub.current,
         clients=lambda: len(hub.clients), dropped=lambda: hub.dropped,
         journal=status, restored=restored))
-    access = Access(settings.access, config_path, settings.boards, settings.playlists)
+    playlists = dict(settings.playlists)  # and the store's, once loaded
+    access = Access(settings.access, config_path, settings.boards, playlists)
     metrics_registry.register(AccessCollector(access))
     editor = Editor(store_for(settings), settings, boards, access, history, ratios,
                     forecast=forecast is not None)
     editor.load()  # the boards store's boards go live with the config's
     editor.on_publish = lambda board: _republish(app, board)
+    playlist_editor = PlaylistEditor(PlaylistStore(editor.store.directory / "playlists"),
+                                     editor, playlists, access)
+    playlist_editor.load()  # after the boards: a playlist names boards of both
     metrics_registry.register(EditorCollector(editor, REASONS))
     metrics_registry.register(ConnectionCollector(guard))
     if checkpointer is not None:
@@ -348,6 +354,8 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
     app[keys.EDITOR] = editor
+    app[keys.PLAYLISTS] = playlists
+    app[keys.PLAYLIST_EDITOR] = playlist_editor
     app[keys.ACCESS] = access
     app[keys.CONFIG] = watcher
     app[keys.ANNOUNCEMENTS] = announcements

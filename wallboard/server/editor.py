@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from wallboard.config.boards import BoardConfig
+from wallboard.config.boards import BoardConfig, PlaylistConfig
 from wallboard.config.settings import Settings
 from wallboard.config.store import (
     MAX_BOARDS,
@@ -31,6 +31,7 @@ from wallboard.config.store import (
     check_name,
     stored_form,
 )
+from wallboard.config.store_playlists import PlaylistFile
 from wallboard.kpi.history import History
 from wallboard.kpi.waitratio import RatioNeed
 from wallboard.server.access import Access
@@ -43,22 +44,25 @@ _DONE = {"create": "created", "save": "saved", "duplicate": "duplicated", "renam
 
 
 class Conflict(StoreError):
-    """The board changed since the editor read it: the current version and a diff."""
+    """The board (or playlist) changed since the editor read it: its version and a diff."""
 
-    def __init__(self, name: str, current: BoardFile | None, proposed: BoardConfig | None) -> None:
+    def __init__(self, name: str, current: BoardFile | PlaylistFile | None,
+                 proposed: BoardConfig | PlaylistConfig | None) -> None:
         version = current.version if current else 0
-        super().__init__(409, "conflict", [("version", f"board {name!r} is at version "
-                                                       f"{version}: it changed meanwhile")])
-        self.current = current
-        before = _yaml(current.board) if current else ""
+        super().__init__(409, "conflict", [("version", f"{name!r} is at version {version}: "
+                                                       "it changed meanwhile")])
+        self.version = version
+        saved = (current.board if isinstance(current, BoardFile) else current.playlist
+                 if current else None)
+        before = _yaml(saved) if saved else ""
         after = _yaml(proposed) if proposed else ""
         self.diff = "".join(difflib.unified_diff(
             before.splitlines(True), after.splitlines(True),
             f"{name} (version {version}, saved)", f"{name} (yours)"))
 
 
-def _yaml(board: BoardConfig) -> str:
-    return yaml.safe_dump(stored_form(board), sort_keys=False, allow_unicode=True)
+def _yaml(item: BoardConfig | PlaylistConfig) -> str:
+    return yaml.safe_dump(stored_form(item), sort_keys=False, allow_unicode=True)
 
 
 def _changed(before: BoardConfig | None, after: BoardConfig) -> str:
@@ -93,6 +97,8 @@ class Editor:
         self.on_publish: Callable[[str], None] = lambda board: None
         self.problems: list[str] = []
         self.closing: set[asyncio.Future[Any]] = set()  # TVs of a deleted board, being closed
+        # The store's playlists showing a board (playlist_editor.py): it may not go then.
+        self.in_use: Callable[[str], list[str]] = lambda board: []
 
     def load(self) -> None:
         """Read the store at start: valid boards go live, the rest are logged and left out."""
@@ -211,6 +217,7 @@ class Editor:
             current = self._file(name)
             if current.version != version:
                 raise Conflict(name, current, current.board)
+            self._unused(name)
             self._free(to)
             item = await asyncio.to_thread(self.store.write, to, current.board, 1, who)
             await asyncio.to_thread(self.store.delete, name)
@@ -225,10 +232,17 @@ class Editor:
             current = self._file(name)
             if current.version != version:
                 raise Conflict(name, current, None)
+            self._unused(name)
             await asyncio.to_thread(self.store.delete, name)
             self._gone(name)
             self.edits["delete"] += 1
             log.info("board %s deleted by %s (was version %d)", name, who, version)
+
+    def _unused(self, name: str) -> None:
+        users = self.in_use(name)
+        if users:
+            raise StoreError(409, "in_use", [("name", f"board {name!r} is in playlist "
+                                                      f"{', '.join(users)}: take it out first")])
 
     async def rollback(self, name: str, to: int, version: int, who: str) -> BoardFile:
         """Save a kept version again, as the newest: the TVs show it at once."""

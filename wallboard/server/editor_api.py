@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from wallboard.config.boards import TILE_KPIS, TILE_TYPES, TYPE_KPI, BoardConfig
+from wallboard.config.boards import TILE_KPIS, TILE_TYPES, TYPE_KPI, BoardConfig, PlaylistConfig
 from wallboard.config.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
 from wallboard.config.store import MAX_BOARDS, MAX_TILES, NAME_RULE, StoreError
 from wallboard.model.events import CHANNELS
@@ -23,8 +23,9 @@ from wallboard.server import keys
 from wallboard.server.access import refuse
 from wallboard.server.connections import origin_ok
 from wallboard.server.editor import Conflict, Editor
-from wallboard.server.keys import EDITOR
+from wallboard.server.keys import EDITOR, PLAYLIST_EDITOR
 from wallboard.server.locales import messages, shipped
+from wallboard.server.playlist_editor import PlaylistEditor
 from wallboard.server.routes import render
 
 CSRF_COOKIE = "wb_csrf"
@@ -33,7 +34,7 @@ MAX_BODY = 256 * 1024
 # Why a write was refused: the label values of wallboard_editor_refused_total.
 REASONS = ("off", "no_token", "bad_token", "tv_token", "token_in_url", "csrf", "origin",
            "bad_request", "invalid", "conflict", "exists", "limit", "read_only", "not_found",
-           "too_large")
+           "too_large", "in_use")
 
 
 def _refused(request: web.Request, reason: str, write: bool) -> None:
@@ -81,7 +82,7 @@ def _error(request: web.Request, exc: StoreError) -> web.Response:
     body: dict[str, Any] = {"error": str(exc), "reason": exc.reason,
                             "problems": [{"path": p, "message": m} for p, m in exc.problems]}
     if isinstance(exc, Conflict):
-        body["current_version"] = exc.current.version if exc.current else 0
+        body["current_version"] = exc.version
         body["diff"] = exc.diff
     return web.json_response(body, status=exc.status)
 
@@ -122,31 +123,39 @@ async def session(request: web.Request) -> web.Response:
     return response
 
 
+def _target(request: web.Request) -> tuple[Editor | PlaylistEditor, str]:
+    """The boards' editor or the playlists', by the route: and the body's key for it."""
+    if request.path.startswith("/api/editor/playlists"):
+        return request.app[PLAYLIST_EDITOR], "playlist"
+    return request.app[EDITOR], "board"
+
+
 async def list_boards(request: web.Request) -> web.Response:
-    """Every board: the config's (read-only) and the store's."""
+    """Every board (or playlist): the config's (read-only) and the store's."""
     who(request, write=False)
-    return web.json_response({"boards": request.app[EDITOR].listing()})
+    editor, kind = _target(request)
+    return web.json_response({f"{kind}s": editor.listing()})
 
 
 async def get_board(request: web.Request) -> web.Response:
-    """One board with its kept versions."""
+    """One board (or playlist) with its kept versions."""
     who(request, write=False)
     try:
-        return web.json_response(request.app[EDITOR].get(request.match_info["name"]))
+        return web.json_response(_target(request)[0].get(request.match_info["name"]))
     except StoreError as exc:
         return _error(request, exc)
 
 
 async def _write(request: web.Request, action: str) -> web.Response:
     person = who(request, write=True)
-    editor, name = request.app[EDITOR], request.match_info["name"]
+    (editor, kind), name = _target(request), request.match_info["name"]
     try:
         if action == "delete":
             await editor.delete(name, _int({"version": _query_int(request)}, "version"), person)
             return web.json_response({"deleted": name})
         body = await _body(request)
         if action == "save":
-            item = await editor.save(name, body.get("board"), _int(body, "version"), person)
+            item = await editor.save(name, body.get(kind), _int(body, "version"), person)
         elif action == "duplicate":
             name = _name(body, "to")
             item = await editor.duplicate(request.match_info["name"], name, person)
@@ -204,7 +213,9 @@ def schema(editor: Editor) -> dict[str, Any]:
     queues = {name: {"label": q.label or name, "channel": q.channel,
                      "legal_rules": [r.name for r in q.legal_rules]}
               for name, q in settings.queues.items()}
-    return {"json_schema": BoardConfig.model_json_schema(), "tile_types": types, "kpis": kpis,
+    return {"json_schema": BoardConfig.model_json_schema(),
+            "playlist_schema": PlaylistConfig.model_json_schema(),
+            "boards": sorted(editor.boards), "tile_types": types, "kpis": kpis,
             "type_kpi": {t: TYPE_KPI[t] for t in types}, "formats": KPI_FORMATS,
             "live_kpis": sorted(LIVE_KPIS), "window_kpis": sorted(WINDOW_KPIS),
             "windows": list(settings.windows), "queues": queues,
@@ -242,6 +253,7 @@ async def edit_page(request: web.Request) -> web.Response:
 def editor_routes() -> list[web.AbstractRouteDef]:
     """The editor's routes."""
     base = "/api/editor/boards/{name}"
+    lists = "/api/editor/playlists/{name}"
     return [
         web.get("/edit", edit_page),
         web.get("/api/editor/session", session),
@@ -254,4 +266,11 @@ def editor_routes() -> list[web.AbstractRouteDef]:
         web.post(f"{base}/duplicate", duplicate_board),
         web.post(f"{base}/rename", rename_board),
         web.post(f"{base}/rollback", rollback_board),
+        web.get("/api/editor/playlists", list_boards),
+        web.get(lists, get_board),
+        web.put(lists, save_board),
+        web.delete(lists, delete_board),
+        web.post(f"{lists}/duplicate", duplicate_board),
+        web.post(f"{lists}/rename", rename_board),
+        web.post(f"{lists}/rollback", rollback_board),
     ]

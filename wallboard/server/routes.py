@@ -67,7 +67,7 @@ async def index(request: web.Request) -> web.Response:
     boards = [{"id": b["id"], "title": b["title"], "query": suffix}
               for b in request.app[keys.BOARDS].values() if board_ok(b["id"])]
     playlists = [{"id": name, "boards": ", ".join(p.boards), "query": suffix}
-                 for name, p in request.app[keys.SETTINGS].playlists.items()
+                 for name, p in request.app[keys.PLAYLISTS].items()
                  if playlist_ok(name)]
     return render(request, "index.html", boards=boards, playlists=playlists,
                    # The report asks for the admin token itself; a TV has no use for it.
@@ -124,10 +124,9 @@ async def board_layout(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
-async def play_page(request: web.Request) -> web.Response:
-    """One URL per TV: the playlist's boards in turn, each kept live in its own frame."""
+def _play_config(request: web.Request) -> dict[str, Any]:
     name = request.match_info["playlist"]
-    playlist = request.app[keys.SETTINGS].playlists.get(name)
+    playlist = request.app[keys.PLAYLISTS].get(name)
     if playlist is None:
         raise web.HTTPNotFound(text=f"no playlist {name!r}")
     token = request.query.get("token", "")
@@ -136,8 +135,24 @@ async def play_page(request: web.Request) -> web.Response:
                      f"playlist {name!r} needs a valid ?token= (access is enabled)")
     suffix = f"&token={quote(token)}" if token else ""
     frames = [{"board": b, "src": f"/board/{quote(b)}?embed=1{suffix}"} for b in playlist.boards]
-    config = {"playlist": name, "interval_s": playlist.interval_s, "frames": frames}
-    return render(request, "play.html", playlist=name, frames=frames, config=config)
+    # The editor's revision: the page asks for this every second and follows a change.
+    revision = request.app[keys.PLAYLIST_EDITOR].revisions.get(name, 0)
+    return {"playlist": name, "interval_s": playlist.interval_s, "frames": frames,
+            "revision": revision,
+            "config_path": f"/play/{quote(name)}/config" + (f"?token={quote(token)}"
+                                                             if token else "")}
+
+
+async def play_page(request: web.Request) -> web.Response:
+    """One URL per TV: the playlist's boards in turn, each kept live in its own frame."""
+    config = _play_config(request)
+    return render(request, "play.html", playlist=config["playlist"], frames=config["frames"],
+                  config=config)
+
+
+async def play_config(request: web.Request) -> web.Response:
+    """A playlist's boards and interval as JSON: the /play page follows the editor's saves."""
+    return web.json_response(_play_config(request), headers={"Cache-Control": "no-store"})
 
 
 async def report_page(request: web.Request) -> web.Response:
@@ -241,6 +256,7 @@ def core_routes() -> list[web.AbstractRouteDef]:
         web.get("/board/{board}", board_page),
         web.get("/board/{board}/layout", board_layout),
         web.get("/play/{playlist}", play_page),
+        web.get("/play/{playlist}/config", play_config),
         web.get("/report", report_page),
         web.get("/ws", websocket),
         web.get("/healthz", healthz),
