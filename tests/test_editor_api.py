@@ -300,3 +300,41 @@ async def test_at_start_invalid_files_are_left_out_and_config_boards_win(
     assert status == 200
     status, _ = await live.get_text(f"/board/broken?token={TV}")
     assert status == 404
+
+
+async def test_playlists_are_edited_beside_boards(editor: Editor, tmp_path: Path) -> None:
+    await editor.call("PUT", "/api/editor/boards/floor", {"version": 0, "board": BOARD})
+    path = "/api/editor/playlists/lobby"
+    status, body = await editor.call("PUT", path, {"version": 0, "playlist": {
+        "boards": ["floor", "nowhere"], "interval_s": 0.5}})
+    assert status == 422
+    problems = {p["path"]: p["message"] for p in body["problems"]}
+    assert problems["boards[1]"] == "unknown board 'nowhere'; known: floor, ops"
+    assert "greater than or equal to 1" in problems["interval_s"]
+    status, body = await editor.call("PUT", path, {"version": 0, "playlist": {
+        "boards": ["floor", "ops"], "interval_s": 20}})
+    assert (status, body["version"]) == (200, 1)
+    stored = (tmp_path / "data" / "boards.d" / "playlists" / "lobby.yaml").read_text()
+    assert "playlist:" in stored and "- floor" in stored
+    live = editor.live
+    async with live.session.get(f"{live.url}/play/lobby/config?token={TV}") as resp:
+        config = await resp.json()
+    assert (config["revision"], [f["board"] for f in config["frames"]]) == (1, ["floor", "ops"])
+    # The board a playlist shows stays until the playlist lets it go.
+    status, body = await editor.call("DELETE", "/api/editor/boards/floor?version=1")
+    assert (status, body["reason"]) == (409, "in_use")
+    # A second saver sees what changed meanwhile.
+    await editor.call("PUT", path, {"version": 1, "playlist": {"boards": ["ops"]}})
+    status, body = await editor.call("PUT", path, {"version": 1, "playlist": {
+        "boards": ["floor"]}})
+    assert (status, body["current_version"]) == (409, 2)
+    assert "-- ops" in body["diff"] and "+- floor" in body["diff"]
+    async with live.session.get(f"{live.url}/play/lobby/config?token={TV}") as resp:
+        assert (await resp.json())["revision"] == 2
+    status, _ = await editor.call("DELETE", "/api/editor/boards/floor?version=1")
+    assert status == 200
+    status, body = await editor.call("GET", "/api/editor/playlists")
+    assert [p["name"] for p in body["playlists"]] == ["lobby"]
+    status, body = await editor.call("POST", f"{path}/rollback", {"to": 1, "version": 2})
+    assert status == 422  # version 1 shows a board that is gone now: named, not restored
+    assert body["problems"][0]["path"] == "boards[0]"

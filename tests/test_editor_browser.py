@@ -301,3 +301,64 @@ def test_the_editor_in_each_language_fits_1280x720(browser: Any, server: Server,
     box = page.locator(".ed-list").bounding_box()
     assert (box["x"] > 640) == (direction == "rtl")
     assert errors == []
+
+
+def _api(server: Server, method: str, path: str, body: Any, csrf: str) -> Any:
+    request = urllib.request.Request(
+        f"{server.url}{path}", data=json.dumps(body).encode(), method=method,
+        headers={"Authorization": f"Bearer {EDITOR}", "X-CSRF-Token": csrf,
+                 "Cookie": f"wb_csrf={csrf}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return json.load(resp)
+
+
+def test_a_playlist_edited_in_the_browser_reaches_its_tv_without_reload(
+        browser: Any, server: Server) -> None:
+    csrf = "csrf-token-for-the-test"
+    for name in ("floor", "hall"):
+        _api(server, "PUT", f"/api/editor/boards/{name}", {"version": 0, "board": {
+            "title": name.title(), "tiles": [{"kpi": "waiting"}]}}, csrf)
+    errors: list[str] = []
+    page = _page(browser, errors)
+    _login(page, server)
+    page.once("dialog", lambda dialog: dialog.accept("lobby"))
+    page.click("#ed-new-playlist")
+    page.wait_for_selector("#ed-playlist:not([hidden])")
+    assert page.is_hidden("#ed-grid")
+    page.select_option("#ed-add-board", "floor")
+    page.click("#ed-add-board-button")
+    page.click("#ed-save")
+    page.wait_for_function("document.querySelector('#ed-status').textContent.includes('1')")
+
+    tv = _page(browser, errors)
+    tv.goto(f"{server.url}/play/lobby?token={TV}")
+    frame = tv.frame_locator(".play__frame[data-board='floor']")
+    frame.locator(".tile").first.wait_for(timeout=10_000)
+    tv.evaluate("window.__mark = 'same page'")
+    tv.eval_on_selector(".play__frame[data-board='floor']",
+                        "f => { f.contentWindow.__mark = 'same frame'; }")
+
+    # Add hall, move it first, shorter turns; publish.
+    page.select_option("#ed-add-board", "hall")
+    page.click("#ed-add-board-button")
+    page.click("#ed-playlist li[data-board='hall'] button[aria-label='Move up']")
+    page.fill("#ed-f-interval", "5")
+    page.press("#ed-f-interval", "Tab")
+    page.click("#ed-save")
+    page.wait_for_function("document.querySelector('#ed-status').textContent.includes('2')")
+    stored = yaml.safe_load((server.data_dir / "boards.d" / "playlists" / "lobby.yaml")
+                            .read_text(encoding="utf-8"))
+    assert stored["playlist"] == {"boards": ["hall", "floor"], "interval_s": 5.0}
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and tv.evaluate("window.wallboardPlay.revision") != 2:
+        time.sleep(0.05)
+    assert tv.evaluate("window.wallboardPlay.revision") == 2
+    boards = tv.eval_on_selector_all(".play__frame", "fs => fs.map(f => f.dataset.board)")
+    assert sorted(boards) == ["floor", "hall"]
+    assert tv.evaluate("window.__mark") == "same page", "the TV reloaded"
+    assert tv.eval_on_selector(".play__frame[data-board='floor']",
+                               "f => f.contentWindow.__mark") == "same frame"
+    # The rotation follows the new order: hall shows, then floor, every 5 s.
+    tv.wait_for_function("window.wallboardPlay.shown === 'hall'", timeout=15_000)
+    assert errors == []

@@ -10,7 +10,7 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var ed = (window.wallboardEditor = {
-    token: "", csrf: "", schema: null, list: [], doc: null, selected: -1, problems: [],
+    token: "", csrf: "", schema: null, list: [], playlists: [], doc: null, selected: -1, problems: [],
   });
   var values = {};
   var painter = null;
@@ -83,41 +83,31 @@
     location.search = "?lang=" + encodeURIComponent($("ed-lang").value);
   });
 
-  // ---------- the list ----------
+  // ---------- the lists (edit-list.js draws them) ----------
 
-  function loadList(open) {
-    return api("GET", "/api/editor/boards").then(function (r) {
-      ed.list = r.ok ? r.data.boards : [];
-      renderList();
+  /** A board's or a playlist's API path. */
+  function base(doc) {
+    return "/api/editor/" + (doc.kind === "playlist" ? "playlists/" : "boards/") + encodeURIComponent(doc.name);
+  }
+
+  function loadList(open, kind) {
+    return Promise.all([api("GET", "/api/editor/boards"), api("GET", "/api/editor/playlists")]).then(function (rs) {
+      ed.list = rs[0].ok ? rs[0].data.boards : [];
+      ed.playlists = rs[1].ok ? rs[1].data.playlists : [];
+      if (ed.schema) ed.schema.boards = ed.list.map(function (b) { return b.name; }).sort();
+      lists.render();
+      kind = kind || (ed.doc && ed.doc.kind) || "board";
       var name = open || (ed.doc && ed.doc.name);
-      var known = ed.list.some(function (b) { return b.name === name; });
-      if (name && known) return openBoard(name);
-      if (!ed.doc && ed.list.length) return openBoard(ed.list[0].name);
+      var items = kind === "playlist" ? ed.playlists : ed.list;
+      if (name && items.some(function (b) { return b.name === name; })) return openDoc(kind, name);
+      if (!ed.doc && ed.list.length) return openDoc("board", ed.list[0].name);
     });
   }
 
-  function renderList() {
-    var ul = $("ed-boards");
-    ul.textContent = "";
-    var items = ed.list.slice();
-    if (ed.doc && ed.doc.version === 0 && !ed.doc.read_only) items.push({ name: ed.doc.name, draft: true });
-    items.forEach(function (b) {
-      var li = document.createElement("li");
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "ed-list__item" + (ed.doc && ed.doc.name === b.name ? " ed-list__item--open" : "");
-      button.setAttribute("data-board", b.name);
-      button.textContent = (b.read_only ? "\uD83D\uDD12 " : "") + b.name + (b.draft ? " *" : "");
-      button.title = b.read_only ? t("edit.read_only") : b.title || b.name;
-      button.addEventListener("click", function () { if (!b.draft) openBoard(b.name); });
-      li.appendChild(button);
-      ul.appendChild(li);
-    });
-  }
-
-  function openBoard(name) {
-    return api("GET", "/api/editor/boards/" + encodeURIComponent(name)).then(function (r) {
+  function openDoc(kind, name) {
+    return api("GET", base({ kind: kind, name: name })).then(function (r) {
       if (!r.ok) return status(t("edit.error", { text: r.data.error }), true);
+      r.data.kind = kind;
       setDoc(r.data);
     });
   }
@@ -129,7 +119,7 @@
     $("ed-diff").hidden = true;
     status("");
     render();
-    renderList();
+    lists.render();
   }
 
   function askName(initial) {
@@ -139,16 +129,19 @@
 
   $("ed-new").addEventListener("click", function () {
     var name = askName("");
-    if (!name) return;
-    setDoc({ name: name, version: 0, read_only: false, versions: [],
-      board: { title: name, columns: 4, tiles: [] } });
+    if (name) setDoc({ kind: "board", name: name, version: 0, read_only: false, versions: [], board: { title: name, columns: 4, tiles: [] } });
+  });
+
+  $("ed-new-playlist").addEventListener("click", function () {
+    var name = askName("");
+    if (name) setDoc({ kind: "playlist", name: name, version: 0, read_only: false, versions: [], playlist: { boards: [], interval_s: 30 } });
   });
 
   $("ed-duplicate").addEventListener("click", function () {
     if (!ed.doc) return;
     var to = askName(ed.doc.name + "-copy");
     if (!to) return;
-    api("POST", "/api/editor/boards/" + encodeURIComponent(ed.doc.name) + "/duplicate", { to: to }).then(function (r) {
+    api("POST", base(ed.doc) + "/duplicate", { to: to }).then(function (r) {
       return r.ok ? loadList(to) : showError(r);
     });
   });
@@ -157,7 +150,7 @@
     if (!ed.doc || ed.doc.read_only || !ed.doc.version) return;
     var to = askName(ed.doc.name);
     if (!to || to === ed.doc.name) return;
-    api("POST", "/api/editor/boards/" + encodeURIComponent(ed.doc.name) + "/rename", { to: to, version: ed.doc.version }).then(function (r) {
+    api("POST", base(ed.doc) + "/rename", { to: to, version: ed.doc.version }).then(function (r) {
       return r.ok ? loadList(to) : showError(r);
     });
   });
@@ -166,7 +159,7 @@
     if (!ed.doc || ed.doc.read_only) return;
     if (!window.confirm(t("edit.confirm_delete", { name: ed.doc.name }))) return;
     if (!ed.doc.version) { ed.doc = null; render(); return loadList(); }
-    api("DELETE", "/api/editor/boards/" + encodeURIComponent(ed.doc.name) + "?version=" + ed.doc.version).then(function (r) {
+    api("DELETE", base(ed.doc) + "?version=" + ed.doc.version).then(function (r) {
       if (!r.ok) return showError(r);
       ed.doc = null;
       render();
@@ -207,7 +200,9 @@
     var doc = ed.doc;
     if (!doc || doc.read_only) return;
     status(t("edit.saving"));
-    api("PUT", "/api/editor/boards/" + encodeURIComponent(doc.name), { version: doc.version, board: clean(doc.board) }).then(function (r) {
+    var body = { version: doc.version };
+    body[doc.kind] = clean(doc[doc.kind]);
+    api("PUT", base(doc), body).then(function (r) {
       if (!r.ok) return showError(r);
       ed.problems = [];
       $("ed-diff").hidden = true;
@@ -219,9 +214,9 @@
     var doc = ed.doc;
     var to = Number($("ed-versions").value);
     if (!doc || doc.read_only || !to) return;
-    api("POST", "/api/editor/boards/" + encodeURIComponent(doc.name) + "/rollback", { to: to, version: doc.version }).then(function (r) {
+    api("POST", base(doc) + "/rollback", { to: to, version: doc.version }).then(function (r) {
       if (!r.ok) return showError(r);
-      return openBoard(doc.name).then(function () { status(t("edit.rolled_back", { v: to })); });
+      return openDoc(doc.kind, doc.name).then(function () { status(t("edit.rolled_back", { v: to })); });
     });
   });
 
@@ -293,8 +288,15 @@
       list.appendChild(line);
     });
     list.hidden = !ed.problems.length;
-    grid.render(doc, ed.selected);
+    var playlist = !!(doc && doc.kind === "playlist");
+    ["ed-palette", "ed-grid", "ed-help", "ed-inspector"].forEach(function (id) { $(id).hidden = playlist; });
+    $("ed-playlist").hidden = !playlist;
     painter = null;
+    if (playlist) {
+      lists.renderPlaylist(doc);
+      return;
+    }
+    grid.render(doc, ed.selected);
     inspector.renderBoard(doc);
     inspector.renderTile(doc, ed.selected);
   }
@@ -373,8 +375,14 @@
     },
   });
 
+  var lists = WB.editList($("ed-boards"), $("ed-playlists"), $("ed-playlist"), {
+    open: openDoc,
+    problems: problemsAt,
+    changed: function () { render(); },
+  });
+
   function pollValues() {
-    if (!ed.token || document.hidden || !ed.doc) return;
+    if (!ed.token || document.hidden || !ed.doc || ed.doc.kind === "playlist") return;
     api("GET", "/api/editor/values").then(function (r) {
       if (!r.ok) return;
       values = r.data || {};
