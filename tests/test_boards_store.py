@@ -92,3 +92,26 @@ def test_check_config_validates_the_boards_d_directory(tmp_path: Path) -> None:
     assert any("Bad Name.yaml: the file name is not a board name" in line for line in lines)
     missing = _check(config, "--boards", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+def test_check_config_validates_the_stores_playlists(tmp_path: Path) -> None:
+    from wallboard.config.store_playlists import PlaylistStore, playlist_from
+
+    data = tmp_path / "data"
+    config = tmp_path / "wallboard.yaml"
+    config.write_text(yaml.safe_dump(base_config(journal={"data_dir": str(data)})))
+    BoardStore(data / "boards.d").write("floor", board_from(_board(), SETTINGS), 1, "admin")
+    lists = PlaylistStore(data / "boards.d" / "playlists")
+    # The config has no boards: its default board, overview, exists too.
+    lists.write("lobby", playlist_from({"boards": ["floor", "overview"]}, ["floor", "overview"]),
+                1, "admin")
+    ok = _check(config)
+    assert ok.returncode == 0, ok.stderr
+    assert f"2 in {data / 'boards.d'}" in ok.stdout
+    bad = yaml.safe_load(lists.path("lobby").read_text())
+    bad["playlist"]["boards"].append("flor")
+    lists.path("lobby").write_text(yaml.safe_dump(bad))
+    failed = _check(config)
+    assert failed.returncode == 2
+    assert (f"error: {lists.path('lobby')}: playlist.boards[2]: unknown board 'flor'; known: "
+            "floor, overview; did you mean 'floor'?") in failed.stderr.splitlines()
