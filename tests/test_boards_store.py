@@ -102,7 +102,7 @@ def test_check_config_validates_the_stores_playlists(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(base_config(journal={"data_dir": str(data)})))
     BoardStore(data / "boards.d").write("floor", board_from(_board(), SETTINGS), 1, "admin")
     lists = PlaylistStore(data / "boards.d" / "playlists")
-    # The config has no boards: its default board, overview, exists too.
+    # Access is off and the config has no boards: its default board, overview, may be shown.
     lists.write("lobby", playlist_from({"boards": ["floor", "overview"]}, ["floor", "overview"]),
                 1, "admin")
     ok = _check(config)

@@ -309,26 +309,27 @@ async def test_playlists_are_edited_beside_boards(editor: Editor, tmp_path: Path
         "boards": ["floor", "nowhere"], "interval_s": 0.5}})
     assert status == 422
     problems = {p["path"]: p["message"] for p in body["problems"]}
-    assert problems["boards[1]"] == "unknown board 'nowhere'; known: floor, ops"
+    assert problems["boards[1]"] == "unknown board 'nowhere'; known: floor"
     assert "greater than or equal to 1" in problems["interval_s"]
+    await editor.call("PUT", "/api/editor/boards/hall", {"version": 0, "board": BOARD})
     status, body = await editor.call("PUT", path, {"version": 0, "playlist": {
-        "boards": ["floor", "ops"], "interval_s": 20}})
+        "boards": ["floor", "hall"], "interval_s": 20}})
     assert (status, body["version"]) == (200, 1)
     stored = (tmp_path / "data" / "boards.d" / "playlists" / "lobby.yaml").read_text()
     assert "playlist:" in stored and "- floor" in stored
     live = editor.live
     async with live.session.get(f"{live.url}/play/lobby/config?token={TV}") as resp:
         config = await resp.json()
-    assert (config["revision"], [f["board"] for f in config["frames"]]) == (1, ["floor", "ops"])
+    assert (config["revision"], [f["board"] for f in config["frames"]]) == (1, ["floor", "hall"])
     # The board a playlist shows stays until the playlist lets it go.
     status, body = await editor.call("DELETE", "/api/editor/boards/floor?version=1")
     assert (status, body["reason"]) == (409, "in_use")
     # A second saver sees what changed meanwhile.
-    await editor.call("PUT", path, {"version": 1, "playlist": {"boards": ["ops"]}})
+    await editor.call("PUT", path, {"version": 1, "playlist": {"boards": ["hall"]}})
     status, body = await editor.call("PUT", path, {"version": 1, "playlist": {
         "boards": ["floor"]}})
     assert (status, body["current_version"]) == (409, 2)
-    assert "-- ops" in body["diff"] and "+- floor" in body["diff"]
+    assert "-- hall" in body["diff"] and "+- floor" in body["diff"]
     async with live.session.get(f"{live.url}/play/lobby/config?token={TV}") as resp:
         assert (await resp.json())["revision"] == 2
     status, _ = await editor.call("DELETE", "/api/editor/boards/floor?version=1")
@@ -338,3 +339,14 @@ async def test_playlists_are_edited_beside_boards(editor: Editor, tmp_path: Path
     status, body = await editor.call("POST", f"{path}/rollback", {"to": 1, "version": 2})
     assert status == 422  # version 1 shows a board that is gone now: named, not restored
     assert body["problems"][0]["path"] == "boards[0]"
+
+
+async def test_with_access_on_a_stored_playlist_shows_stored_boards_only(editor: Editor) -> None:
+    await editor.call("PUT", "/api/editor/boards/floor", {"version": 0, "board": BOARD})
+    _, schema = await editor.call("GET", "/api/editor/schema")
+    assert schema["boards"] == ["floor"]  # not ops: its TVs have their own tokens
+    status, body = await editor.call("PUT", "/api/editor/playlists/lobby", {
+        "version": 0, "playlist": {"boards": ["floor", "ops"]}})
+    assert status == 422
+    assert body["problems"] == [{"path": "boards[1]",
+                                 "message": "unknown board 'ops'; known: floor"}]

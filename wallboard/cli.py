@@ -58,9 +58,10 @@ def _check_config(args: argparse.Namespace) -> int:
                                                                            settings)]
     problems += [f"{p}: the file name is not a board name: {NAME_RULE}"
                  for p in sorted(folder.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
-    # Playlists name the config's boards (or its default one) and the store's valid ones.
+    # Playlists name the store's valid boards and, with access off, the config's (or its
+    # default one): with access on, the store's TV tokens must not open a config board.
     lists = PlaylistStore(folder / "playlists")
-    boards = {*(settings.boards or ["overview"]),
+    boards = {*([] if settings.access.enabled else settings.boards or ["overview"]),
               *(n for n in store.names() if not store.check_file(store.path(n), settings))}
     problems += [line for name in lists.names() for line in lists.check_file(lists.path(name),
                                                                            boards)]

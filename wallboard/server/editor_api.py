@@ -201,7 +201,7 @@ async def delete_board(request: web.Request) -> web.Response:
     return await _write(request, "delete")
 
 
-def schema(editor: Editor) -> dict[str, Any]:
+def schema(editor: Editor, playlists: PlaylistEditor) -> dict[str, Any]:
     """The board's JSON Schema (from the models) and the choices that exist on this server."""
     settings = editor.settings
     # A forecast tile needs the server's forecast, a legal one a queue with a legal rule.
@@ -215,7 +215,7 @@ def schema(editor: Editor) -> dict[str, Any]:
               for name, q in settings.queues.items()}
     return {"json_schema": BoardConfig.model_json_schema(),
             "playlist_schema": PlaylistConfig.model_json_schema(),
-            "boards": sorted(editor.boards), "tile_types": types, "kpis": kpis,
+            "boards": playlists.boards(), "tile_types": types, "kpis": kpis,
             "type_kpi": {t: TYPE_KPI[t] for t in types}, "formats": KPI_FORMATS,
             "live_kpis": sorted(LIVE_KPIS), "window_kpis": sorted(WINDOW_KPIS),
             "windows": list(settings.windows), "queues": queues,
@@ -227,7 +227,7 @@ def schema(editor: Editor) -> dict[str, Any]:
 async def get_schema(request: web.Request) -> web.Response:
     """What the editor may offer: nothing the server would refuse."""
     who(request, write=False)
-    return web.json_response(schema(request.app[EDITOR]))
+    return web.json_response(schema(request.app[EDITOR], request.app[PLAYLIST_EDITOR]))
 
 
 async def get_values(request: web.Request) -> web.Response:

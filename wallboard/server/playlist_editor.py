@@ -38,7 +38,7 @@ class PlaylistEditor:
 
     def load(self) -> None:
         """Read the store's playlists at start (after its boards): the valid ones go live."""
-        files, self.problems = self.store.load_all(list(self.editor.boards))
+        files, self.problems = self.store.load_all(self.boards())
         for name, item in files.items():
             if name in self.read_only:
                 self.problems.append(f"{self.store.path(name)}: playlist {name!r} is also in "
@@ -52,9 +52,16 @@ class PlaylistEditor:
         """The store's playlists that show a board (it may not be deleted or renamed)."""
         return sorted(n for n, item in self.files.items() if board in item.playlist.boards)
 
+    def boards(self) -> list[str]:
+        """The boards a playlist of the store may show: with access on, the store's only (a
+        config board may be meant for some TVs only; the store's TV tokens would open it)."""
+        if self.access.config.enabled:
+            return sorted(self.editor.files)
+        return sorted(self.editor.boards)
+
     def validate(self, raw: Any) -> PlaylistConfig:
         """A playlist as the editor sent it, or StoreError (422) naming every field."""
-        return playlist_from(raw, list(self.editor.boards))
+        return playlist_from(raw, self.boards())
 
     def listing(self) -> list[dict[str, Any]]:
         """Every playlist: the config's (read-only), then the store's."""
@@ -157,7 +164,7 @@ class PlaylistEditor:
         async with self.editor.lock:
             self._writable(name)
             self._file(name)
-            old = await asyncio.to_thread(self.store.version, name, to, list(self.editor.boards))
+            old = await asyncio.to_thread(self.store.version, name, to, self.boards())
             self._version(name, version)
             item = await asyncio.to_thread(self.store.write, name, old.playlist, version + 1,
                                            who)

@@ -91,10 +91,11 @@
   }
 
   function loadList(open, kind) {
-    return Promise.all([api("GET", "/api/editor/boards"), api("GET", "/api/editor/playlists")]).then(function (rs) {
+    return Promise.all([api("GET", "/api/editor/boards"), api("GET", "/api/editor/playlists"),
+      api("GET", "/api/editor/schema")]).then(function (rs) {
       ed.list = rs[0].ok ? rs[0].data.boards : [];
       ed.playlists = rs[1].ok ? rs[1].data.playlists : [];
-      if (ed.schema) ed.schema.boards = ed.list.map(function (b) { return b.name; }).sort();
+      if (rs[2].ok) ed.schema.boards = rs[2].data.boards; // what a playlist may show now
       lists.render();
       kind = kind || (ed.doc && ed.doc.kind) || "board";
       var name = open || (ed.doc && ed.doc.name);
