@@ -189,10 +189,19 @@ def test_build_publish_update_and_roll_back_a_board(browser: Any, server: Server
     first = _tv_shows(tv, lambda ts: len(ts) == 4 and ts[1]["level"] == "warn")
     assert [t["type"] for t in first] == ["sparkline", "number", "ring", "clock"]
 
-    # Edit: red at 3, the number tile two columns wide (its corner handle), clock moved first.
+    # Edit: red at 3, set on the slider against the live preview (3 waiting: amber, then red
+    # before anything is saved), the number tile two columns wide (its corner handle), the
+    # clock moved first.
     page.click(".etile[data-index='1']")
-    page.fill("#ed-tile-fields [data-path$='thresholds.crit']", "3")
-    page.press("#ed-tile-fields [data-path$='thresholds.crit']", "Tab")
+    page.wait_for_function("document.querySelector('.ed-preview').textContent === '3'",
+                           timeout=15_000)
+    assert page.get_attribute(".ed-preview", "data-level") == "warn"
+    page.focus(".ed-range--crit")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert page.get_attribute(".ed-preview", "data-level") == "crit"
+    crit = "#ed-tile-fields input[type=number][data-path$='thresholds.crit']"
+    assert page.input_value(crit) == "3"
     handle = page.locator(".etile[data-index='1'] .etile__resize").bounding_box()
     cell = page.locator(".etile[data-index='1']").bounding_box()["width"]
     page.mouse.move(handle["x"] + 4, handle["y"] + 4)
