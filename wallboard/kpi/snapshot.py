@@ -43,9 +43,12 @@ def _agent_vector(agg: Aggregator, agent: str, window: str, now: float) -> list[
     return vector
 
 
-def _reason_times(agg: Aggregator, vector: list[float]) -> dict[str, float]:
-    """Seconds in each reason code of a window vector (every code of the map, 'other' last)."""
-    return {code: round(vector[REASON_BASE + i], 3) for i, code in enumerate(agg.reasons.codes)}
+def _times(agg: Aggregator, block: dict[str, Any], vector: list[float]) -> dict[str, Any]:
+    """Add seconds in each state and in each reason code (the map's, 'other' last) to a block."""
+    block["time_in_state"] = {s: round(vector[k], 3) for s, k in c.STATE_TIME.items()}
+    block["time_in_reason"] = {code: round(vector[REASON_BASE + i], 3)
+                               for i, code in enumerate(agg.reasons.codes)}
+    return block
 
 
 class SnapshotBuilder:
@@ -203,9 +206,8 @@ class SnapshotBuilder:
             for i in range(REASON_BASE, len(vector)):
                 reasons[i] += vector[i]
             if name in agents:
-                agents[name][window] = self._kpis(agent_window_kpis, f"agent {name!r}",
-                                                  vector, min_sample)
-                agents[name][window]["time_in_reason"] = _reason_times(agg, vector)
+                agents[name][window] = _times(agg, self._kpis(
+                    agent_window_kpis, f"agent {name!r}", vector, min_sample), vector)
             team = live.team if live else None
             if team and team in teams:
                 team_vec = teams[team].setdefault("_vec", [0.0] * len(vector))
@@ -226,11 +228,11 @@ class SnapshotBuilder:
             channels[name][window] = self._kpis(window_kpis, f"channel {name!r}", vector,
                                                 sketches, min_sample)
         total[window] = self._kpis(window_kpis, "the site total", site[0], site[1], min_sample)
-        total[window]["time_in_reason"] = _reason_times(agg, reasons)
+        total[window]["time_in_reason"] = _times(agg, {}, reasons)["time_in_reason"]
         for name, block in teams.items():
             team_vec = block.pop("_vec", [0.0] * len(reasons))
-            block[window] = self._kpis(agent_window_kpis, f"team {name!r}", team_vec, min_sample)
-            block[window]["time_in_reason"] = _reason_times(agg, team_vec)
+            block[window] = _times(agg, self._kpis(agent_window_kpis, f"team {name!r}",
+                                                   team_vec, min_sample), team_vec)
 
     def _kpis(self, compute: Callable[..., dict[str, Any]], what: str, vector: list[float],
               *args: Any) -> dict[str, Any]:
