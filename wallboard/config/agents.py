@@ -77,6 +77,18 @@ class AgentsConfig(_Model):
             raise ValueError(f"at most {MAX_REASON_CODES - 1} distinct codes (besides 'other')")
         return value
 
+    def limit_problems(self, max_agents: int, max_teams: int) -> list[str]:
+        """The roster against server.max_agents and max_teams (metric labels stay bounded)."""
+        problems = []
+        if len(self.roster) > max_agents:
+            problems.append(f"agents.roster: {len(self.roster)} agents, more than "
+                            f"server.max_agents ({max_agents})")
+        teams = {entry.team for entry in self.roster.values() if entry.team}
+        if len(teams) > max_teams:
+            problems.append(f"agents.roster: {len(teams)} teams, more than server.max_teams "
+                            f"({max_teams})")
+        return problems
+
     def codes(self) -> tuple[str, ...]:
         """Every code time can be counted under, 'other' last: a bounded, fixed list."""
         return (*sorted(set(self.reasons.values()) - {OTHER}), OTHER)

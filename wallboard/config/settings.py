@@ -290,6 +290,9 @@ class Settings(_Model):
             problems = reference_problems(self.model_dump())
             if problems:
                 raise ValueError("\n".join(problems))
+        limits = self.agents.limit_problems(self.server.max_agents, self.server.max_teams)
+        if limits:
+            raise ValueError("\n".join(limits))
         for board in self.boards.values():
             for tile in board.tiles:
                 self._tile_defaults(tile)
