@@ -1,4 +1,4 @@
-"""Agents' reasons and roster in the fold: time in reason per window equals a brute-force recount."""
+"""Agents' reasons and roster in the fold: time in reason per window equals a recount."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_time_in_reason_per_window_equals_a_recount(seed: int) -> None:
     engine = Engine(CONFIG, now=START)
     events = script(seed)
     rng = random.Random(seed + 100)
-    samples = sorted(rng.uniform(START, END) for _ in range(12)) + [MIDNIGHT + 1, END]
+    samples = [*(rng.uniform(START, END) for _ in range(12)), MIDNIGHT + 1, END]
     pending = sorted(samples)
     checked = 0
     for event in events:
