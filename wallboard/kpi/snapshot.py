@@ -21,6 +21,7 @@ from wallboard.fold.state import agent_counts
 from wallboard.kpi.formulas import agent_window_kpis, sl_variants, window_kpis
 from wallboard.kpi.staffing import estimate_patience, forecast
 
+_STATE_TIME = tuple(c.STATE_TIME.items())
 _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": None,
                 "forecast_abandon": None}
 _TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
@@ -43,11 +44,17 @@ def _agent_vector(agg: Aggregator, agent: str, window: str, now: float) -> list[
     return vector
 
 
-def _times(agg: Aggregator, block: dict[str, Any], vector: list[float]) -> dict[str, Any]:
-    """Add seconds in each state and in each reason code (the map's, 'other' last) to a block."""
-    block["time_in_state"] = {s: round(vector[k], 3) for s, k in c.STATE_TIME.items()}
-    block["time_in_reason"] = {code: round(vector[REASON_BASE + i], 3)
-                               for i, code in enumerate(agg.reasons.codes)}
+def _times(agg: Aggregator, block: dict[str, Any], vector: list[float],
+           every_code: bool = True) -> dict[str, Any]:
+    """Add seconds in each state and in each reason code (the map's, 'other' last) to a block.
+
+    An agent's block lists only the codes it spent time in (`every_code` False): thousands of
+    agents times every code would be most of the snapshot's keys.
+    """
+    block["time_in_state"] = {s: round(vector[k], 3) for s, k in _STATE_TIME}
+    block["time_in_reason"] = {code: round(v, 3) for code, v in
+                               zip(agg.reasons.codes, vector[REASON_BASE:], strict=True)
+                               if v or every_code}
     return block
 
 
@@ -207,7 +214,7 @@ class SnapshotBuilder:
                 reasons[i] += vector[i]
             if name in agents:
                 agents[name][window] = _times(agg, self._kpis(
-                    agent_window_kpis, f"agent {name!r}", vector, min_sample), vector)
+                    agent_window_kpis, f"agent {name!r}", vector, min_sample), vector, False)
             team = live.team if live else None
             if team and team in teams:
                 team_vec = teams[team].setdefault("_vec", [0.0] * len(vector))
