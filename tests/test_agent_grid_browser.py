@@ -19,7 +19,7 @@ from tests.serverproc import midday_zone
 from tests.test_board_browser import Server, launched, recording_page
 
 GRID = {"type": "agent_grid", "cols": 3, "rows": 2,
-        "states": {"away": {"warn": 2, "crit": 4}, "wrapup": {"warn": 60, "crit": 120}}}
+        "states": {"away": {"warn": 4, "crit": 8}, "wrapup": {"warn": 60, "crit": 120}}}
 
 
 def config(data_dir: Path) -> dict[str, Any]:
@@ -36,6 +36,11 @@ def config(data_dir: Path) -> dict[str, Any]:
                       "tiles": [GRID, {"kpi": "waiting"}, {"kpi": "agents_available"}]},
             "he": {"columns": 4, "locale": "he", "agents": "names",
                    "tiles": [GRID, {"kpi": "waiting"}, {"kpi": "agents_available"}]},
+            "tables": {"columns": 2, "agents": "initials", "tiles": [
+                {"type": "agent_table", "columns": ["name", "team", "state", "away_s"],
+                 "sort": "away_s", "column_thresholds": {"away_s": {"warn": 1, "crit": 2}}},
+                {"type": "team_table", "columns": ["team", "agents_staffed", "agents_away"],
+                 "sort": "agents_staffed"}]},
         },
     }
 
@@ -121,7 +126,7 @@ def test_agents_appear_with_state_reason_and_a_ticking_time(browser: Any,
                                timeout=20_000)
         # The rows the server sent did not change meanwhile: the page counted the time.
         assert page.evaluate(f"window.__rows === window.wallboard.state['{key}']")
-        # Away past 2 s is amber, past 4 s red (the tile's states.away levels).
+        # Away past 4 s is amber, past 8 s red (the tile's states.away levels).
         page.wait_for_function("() => window.__levels.includes('Ada Lovelace:crit')",
                                timeout=20_000)
         levels = [v for v in page.evaluate("window.__levels") if v.startswith("Ada")]
@@ -197,3 +202,33 @@ def test_hebrew_board_mirrors_the_grid(browser: Any, server: Server) -> None:
         assert first["borderRight"] > 0 and first["borderLeft"] == 0  # the state edge too
         assert first["nameLeft"] > first["timeLeft"]  # the name reads first, from the right
         assert "בהפסקה" in first["info"] or "הפסקה" in first["info"], first
+
+
+def test_agent_and_team_tables_show_their_columns_sorted_and_coloured(
+        browser: Any, server: Server) -> None:
+    post(server, [{"agent": "a2", "state": "away", "team": "red", "ts": time.time() - 30},
+                  {"agent": "Bo Peep", "state": "busy", "team": "blue"},
+                  {"agent": "Cy Twombly", "state": "available", "team": "blue"}])
+    with recording_page(browser, 1280, 720) as page:
+        open_board(page, server, "tables")
+        page.wait_for_function("() => document.querySelectorAll("
+                               "'[data-tile=\"t0\"] tbody tr:not([hidden])').length === 4",
+                               timeout=15_000)
+        heads = page.eval_on_selector_all('[data-tile="t0"] th', "hs => hs.map(h => h.textContent)")
+        assert heads == ["Agent", "Team", "State", "Time away"]
+        rows = page.eval_on_selector_all(
+            '[data-tile="t0"] tbody tr:not([hidden])',
+            "rs => rs.map(r => [...r.children].map(c => [c.textContent, c.dataset.level]))")
+        # Sorted by time away, longest first; initials only; away 30 s past crit 2 s is red.
+        assert rows[0][0][0] == "A" and rows[0][2][0] == "away", rows
+        assert rows[0][3][1] == "crit", rows
+        assert {r[0][0] for r in rows} == {"A", "AL", "BP", "CT"}, rows
+        assert [r[3][1] for r in rows[1:3]] == ["ok", "ok"], rows  # no time away: green
+        # The roster's Ada, never heard of: logged out, no numbers, last.
+        assert rows[3][0][0] == "AL" and rows[3][2][0] == "logged out" and rows[3][3] == [
+            "–", "none"], rows
+        teams = page.eval_on_selector_all(
+            '[data-tile="t1"] tbody tr:not([hidden])',
+            "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+        # blue has two agents logged in, red one (a2; the roster's Ada is logged out).
+        assert teams == [["blue", "2", "0"], ["red", "1", "1"]], teams
