@@ -232,3 +232,16 @@ def test_agent_and_team_tables_show_their_columns_sorted_and_coloured(
             "rs => rs.map(r => [...r.children].map(c => c.textContent))")
         # blue has two agents logged in, red one (a2; the roster's Ada is logged out).
         assert teams == [["blue", "2", "0"], ["red", "1", "1"]], teams
+
+
+def test_time_in_state_follows_the_servers_clock_not_the_pages(browser: Any,
+                                                                server: Server) -> None:
+    post(server, [{"agent": "a2", "state": "away", "ts": time.time() - 20}])
+    # A TV whose clock is an hour fast: the time in state must still be about 20 s.
+    fast = "const now = Date.now; Date.now = () => now() + 3600 * 1000;"
+    with recording_page(browser, 1280, 720, fast) as page:
+        open_board(page, server, "floor")
+        page.wait_for_function("() => [...document.querySelectorAll('.agent')].some(c => "
+                               "c.dataset.state === 'away')", timeout=15_000)
+        page.wait_for_function(f"() => ({JS_SECONDS})('a2') >= 20", timeout=15_000)
+        assert 20 <= page.evaluate(JS_SECONDS, "a2") < 120
