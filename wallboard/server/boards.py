@@ -9,7 +9,7 @@ from wallboard.config.kpis import KPI_FORMATS
 from wallboard.config.settings import Settings
 from wallboard.kpi.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, RatioNeed
 from wallboard.server.locales import language, messages
-from wallboard.server.people import tile_settings
+from wallboard.server.people import table_columns
 from wallboard.server.scope import Scope
 from wallboard.server.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
 
@@ -156,7 +156,7 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
         out["team"] = tile.team
         out["states"] = ({state: levels.model_dump() for state, levels in tile.states.items()}
                          if tile.states else {})
-        out["columns"] = (list(tile_settings(tile.type, tile.columns))
+        out["columns"] = (list(table_columns(tile.type, tile.columns))
                           if tile.type != "agent_grid" else [])
         out["sort"] = tile.sort
         out["column_thresholds"] = {name: t.model_dump() for name, t in

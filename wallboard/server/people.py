@@ -134,7 +134,7 @@ def add_people(tree: dict[str, Any], boards: dict[str, dict[str, Any]],
         tree["people"] = people
 
 
-def tile_settings(tile_type: str, columns: list[str] | None) -> tuple[str, ...]:
+def table_columns(tile_type: str, columns: list[str] | None) -> tuple[str, ...]:
     """The columns an agent or team table shows (its own, or the defaults)."""
     known = AGENT_COLUMNS if tile_type == "agent_table" else TEAM_COLUMNS
     return tuple(c for c in (columns or DEFAULT_COLUMNS[tile_type]) if c in known)
