@@ -56,6 +56,7 @@ def full_config(data_dir: Path, **queues_extra: Any) -> dict[str, Any]:
                              "surveys": {"form1": {"questions": {"csat": {"kind": "csat"}},
                                                    "fields": {"queue": "queue"}}}}},
         "metrics": {"agents": ALLOWED_AGENTS},
+        "agents": {"reasons": {"Lunch break": "lunch", "Coffee": "break"}},
         "journal": {"data_dir": str(data_dir), "batch_ms": 5},
         # A forecast tile: its reads of the history are counted too.
         "boards": {"ops": {"tiles": [{"kpi": "waiting"}, {"type": "forecast", "queue": "sales"}]}},
@@ -83,7 +84,8 @@ def day_events(now: float) -> list[dict[str, Any]]:
                    "contact_id": "call-0", "talk_s": 120.0, "wrap_s": 20.0})
     for agent, state in (("alice", "busy"), ("bob", "available"), ("mallory", "away")):
         events.append({"type": "agent.state", "id": f"a-{agent}", "ts": t0 + 5,
-                       "agent": agent, "team": "blue", "state": state, "queues": ["sales"]})
+                       "agent": agent, "team": "blue", "state": state, "queues": ["sales"],
+                       **({"reason": "Lunch break"} if state == "away" else {})})
     events.append({"type": "ticket.created", "id": "t1", "ts": t0 + 1, "queue": "chat",
                    "contact_id": "ticket-1", "due_ts": t0 + 60})
     events.append({"type": "ticket.sla_breached", "id": "t2", "ts": t0 + 61, "queue": "chat",

@@ -77,6 +77,8 @@ def test_pause_reason_is_read_from_reason_before_18_and_paused_reason_after() ->
                          "queues": ["support"], "reason": "lunch"}
     new = member("Alice", "PJSIP/1001", 1, 1, event="QueueMemberPause", reason="training")
     assert mapper.handle(parse_frame(new), 3.0)[0]["reason"] == "training"
+    long = member("Alice", "PJSIP/1001", 1, 1, event="QueueMemberPause", reason="x" * 300)
+    assert mapper.handle(parse_frame(long), 3.5)[0]["reason"] == "x" * 128  # cut, not refused
     # A 13-era status event without Paused/PausedReason keeps the pause it knew.
     bare = ("Event: QueueMemberStatus\nQueue: support\nMemberName: Alice\n"
             "Interface: PJSIP/1001\nStatus: 2")

@@ -17,7 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 @pytest.mark.parametrize("script", ["fold.py", "latency.py", "replay.py", "journal.py",
                                     "surveys.py", "metrics.py", "redis_nodes.py",
                                     "cardinality.py", "restart.py", "backfill.py",
-                                    "reports.py", "forecast.py"])
+                                    "reports.py", "forecast.py", "agents.py"])
 def test_bench_script_runs_quick_and_writes_json(script: str, tmp_path: Path) -> None:
     if script == "redis_nodes.py":
         require_program("/usr/bin/redis-server",

@@ -350,3 +350,19 @@ async def test_with_access_on_a_stored_playlist_shows_stored_boards_only(editor:
     assert status == 422
     assert body["problems"] == [{"path": "boards[1]",
                                  "message": "unknown board 'ops'; known: floor"}]
+
+
+async def test_agent_tiles_can_be_edited_with_the_teams_that_exist(editor: Editor) -> None:
+    board = {"agents": "initials", "tiles": [
+        {"type": "agent_grid", "team": "blue"}, {"type": "agent_table", "window": "1h"},
+        {"type": "team_table"}]}
+    status, body = await editor.call("PUT", "/api/editor/boards/people",
+                                     {"version": 0, "board": board})
+    assert status == 200, body
+    status, body = await editor.call("PUT", "/api/editor/boards/people", {"version": 1, "board": {
+        "tiles": [{"type": "team_table", "queue": "sales"}]}})
+    assert status == 422
+    assert "remove team, queue and queues" in body["problems"][0]["message"]
+    _, schema = await editor.call("GET", "/api/editor/schema")
+    assert {"agent_grid", "agent_table", "team_table"} <= set(schema["tile_types"])
+    assert schema["teams"] == []  # no roster, no agent event yet

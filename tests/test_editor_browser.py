@@ -271,9 +271,15 @@ def test_the_inspector_offers_exactly_the_schemas_choices(browser: Any, server: 
         assert options("type") == schema["tile_types"]
         kpis = schema["kpis"][tile_type]
         assert options("kpi") == kpis, tile_type
-        if tile_type in ("clock", "announcements"):
+        if tile_type in ("clock", "announcements", "team_table"):  # every team: no queue
             assert options("queue") == []
+            if tile_type == "team_table":
+                assert options("window") == schema["windows"]
             continue
+        if tile_type in ("agent_grid", "agent_table"):
+            assert options("team") == ["", *schema["teams"]]
+            assert options("channel") == []
+            assert options("window") == ([] if tile_type == "agent_grid" else schema["windows"])
         queues = [q for q, v in schema["queues"].items()
                   if tile_type != "legal" or v["legal_rules"]]
         site = [] if tile_type in ("legal", "staffing") else [""]

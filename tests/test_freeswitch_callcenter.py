@@ -12,7 +12,7 @@ from wallboard_plugins.freeswitch_callcenter import (
     FreeswitchCallcenterConfig,
     FreeswitchCallcenterSource,
 )
-from wallboard_plugins.freeswitch_callcenter.mapping import Mirror, agent_state
+from wallboard_plugins.freeswitch_callcenter.mapping import Mirror, agent_reason, agent_state
 
 from tests.conftest import base_config
 from tests.esl_peer import (
@@ -285,6 +285,29 @@ def test_bad_config_names_the_key(change: dict[str, Any], fragment: str) -> None
 def test_agent_status_and_state_map_to_canonical_states(status_: str, state_: str,
                                                         expected: str) -> None:
     assert agent_state(status_, state_) == expected
+
+
+@pytest.mark.parametrize(("status_", "state_", "reason"), [
+    ("On Break", "Waiting", "On Break"), ("On Break", "In a queue call", "On Break"),
+    ("Available", "Idle", "Idle"), ("Available", "Waiting", None),
+    ("Logged Out", "Idle", None), ("Available", "In a queue call", None),
+])
+def test_an_away_agent_carries_its_status_as_the_reason(status_: str, state_: str,
+                                                         reason: str | None) -> None:
+    mirror = Mirror()
+    mirror.rebuild({FSQ: []}, {FSQ: [{"name": "bob", "status": status_, "state": state_}]},
+                   1000.0)
+    assert agent_reason(status_, state_) == reason
+    event = mirror.agent_event("bob", 1000.0, None)
+    assert event.get("reason") == reason
+    # Live events say the same: a status change to On Break, then back.
+    if status_ == "On Break":
+        out = mirror.apply({"CC-Action": "agent-status-change", "CC-Agent": "bob",
+                            "CC-Agent-Status": "Available", "Event-Date-Timestamp": "2"}, 1001.0)
+        assert "reason" not in out[0]
+        out = mirror.apply({"CC-Action": "agent-status-change", "CC-Agent": "bob",
+                            "CC-Agent-Status": "On Break", "Event-Date-Timestamp": "3"}, 1002.0)
+        assert (out[0]["state"], out[0]["reason"]) == ("away", "On Break")
 
 
 def test_events_without_a_member_or_of_other_queues_are_ignored() -> None:

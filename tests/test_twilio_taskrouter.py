@@ -22,6 +22,7 @@ from wallboard_plugins.twilio_taskrouter.signature import (
 from wallboard.config.settings import ConfigError, parse_settings
 from wallboard.kit.signing import SignatureError
 from wallboard.kit.source import SourceError
+from wallboard.model.events import parse_event
 from wallboard.server.plugins import build_registry, build_sources, make_plugin_manager
 
 STATISTICS = Path(__file__).resolve().parent / "data" / "twilio_taskqueue_statistics.json"
@@ -156,6 +157,14 @@ def test_worker_activity_maps_through_the_configured_activities() -> None:
     assert [(s["state"], s.get("reason")) for s in states] == [
         ("available", None), ("busy", None), ("away", "Lunch"), ("offline", None),
         ("away", "Meditating")]
+
+
+def test_a_long_activity_name_is_cut_to_the_reason_field_and_stays_valid() -> None:
+    name = "Coaching session " * 20  # 340 characters: Twilio allows long friendly names
+    event = Mapper().map(cb("worker.activity.update", WorkerSid="WK1", WorkerName="alice",
+                            WorkerActivityName=name))
+    assert (event["state"], event["reason"]) == ("away", name[:128])
+    parse_event({**event, "id": "x", "source": "twilio"})  # the canonical check accepts it
 
 
 def test_unusable_callbacks_name_the_parameter() -> None:

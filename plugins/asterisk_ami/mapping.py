@@ -70,7 +70,8 @@ def member_from(msg: Message, queue: str) -> Member | None:
         return None
     name = msg.first("MemberName", "Name") or interface
     # Asterisk <=16 sends the pause reason as Reason on QueueMemberPause; 18+ as PausedReason.
-    reason = msg.first("PausedReason", "Reason") or None
+    # The reason field holds 128 characters: a longer one is cut, never the event refused.
+    reason = (msg.first("PausedReason", "Reason") or "")[:128] or None
     return Member(queue, interface, name, _int(msg.get("Status")),
                   msg.get("Paused") == "1", reason)
 

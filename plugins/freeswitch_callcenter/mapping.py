@@ -24,6 +24,13 @@ def agent_state(status: str, state: str) -> str:
     return "available"  # Waiting (mod_callcenter reports wrap-up as Waiting too)
 
 
+def agent_reason(status: str, state: str) -> str | None:
+    """Why an agent is away, in mod_callcenter's words: its status (On Break) or state (Idle)."""
+    if agent_state(status, state) != "away":
+        return None
+    return (status if status == "On Break" else state)[:128]
+
+
 def _epoch(value: Any) -> float | None:
     """Epoch seconds from a header or table cell; None when absent, zero or not a number."""
     try:
@@ -72,6 +79,9 @@ class Mirror:
         agent = self.agents[name]
         out: dict[str, Any] = {"type": "agent.state", "ts": ts, "agent": name,
                                "state": agent_state(agent.status, agent.state)}
+        reason = agent_reason(agent.status, agent.state)
+        if reason:  # normalised by the site's agents.reasons map (e.g. "On Break": break)
+            out["reason"] = reason
         if event_id is not None:
             out["id"] = event_id
         if agent.queues:

@@ -160,4 +160,5 @@ class Mapper:
         state = self.activities.get(activity.lower(), self.unknown_activity)
         event = {"type": "agent.state", "id": params.get("Sid") or params.get("EventSid") or None,
                  "ts": event_time(params), "agent": agent, "state": state}
-        return {**event, "reason": activity} if activity and state == "away" else event
+        # The reason field holds 128 characters: a longer activity name is cut, not refused.
+        return {**event, "reason": activity[:128]} if activity and state == "away" else event

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Secret, field_validator, model_validator
 
+from wallboard.config.agents import AgentNames, StateThresholds, check_columns
 from wallboard.config.check import did_you_mean
 from wallboard.config.kpis import KPI_FORMATS, LIVE_KPIS, WINDOW_KPIS
 
@@ -16,15 +17,17 @@ class _Model(BaseModel):
 
 
 TileType = Literal["number", "ring", "sparkline", "queue_table", "agents", "legal", "staffing",
-                   "tickets", "survey", "announcements", "clock", "forecast"]
+                   "tickets", "survey", "announcements", "clock", "forecast", "agent_grid",
+                   "agent_table", "team_table"]
 TILE_TYPES: tuple[str, ...] = get_args(TileType)
 # The KPI a tile type reads when the config names none; None: the type reads no single KPI.
 TYPE_KPI: dict[str, str | None] = {
     "number": None, "ring": "service_level", "sparkline": None, "queue_table": "waiting",
     "agents": "agents_staffed", "legal": "waiting", "staffing": "agents_needed",
     "tickets": "tickets_overdue", "survey": "csat", "announcements": None, "clock": None,
-    "forecast": "offered",
+    "forecast": "offered", "agent_grid": None, "agent_table": None, "team_table": None,
 }
+AGENT_TILES = ("agent_grid", "agent_table", "team_table")  # they show people, not one KPI
 # The KPIs each tile type can show (docs/boards.md lists them; None: any KPI). A ring is a
 # fraction of a circle: only a 0-1 ratio fits it. The other types draw fixed values of the
 # snapshot whatever `kpi` says, so only their own KPI fits; announcements and clocks take none.
@@ -34,7 +37,7 @@ TILE_KPIS: dict[str, tuple[str, ...] | None] = {
     "queue_table": ("waiting",), "agents": ("agents_staffed",), "legal": ("waiting",),
     "staffing": ("agents_needed",), "tickets": ("tickets_overdue",),
     "survey": ("csat", "nps", "ces"), "announcements": (), "clock": (),
-    "forecast": ("offered",),
+    "forecast": ("offered",), "agent_grid": (), "agent_table": (), "team_table": (),
 }
 _CLOCK_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -71,6 +74,29 @@ class TileConfig(_Model):
     rows: int = Field(1, ge=1, le=6)  # row span
     trend: bool = True  # number tiles: arrow against the previous window
     thresholds: ThresholdConfig | None = None
+    # Agent tiles (config/agents.py): whose agents, per-state levels (grid), columns (tables).
+    team: str | None = Field(None, min_length=1, max_length=128)
+    states: StateThresholds | None = None
+    columns: list[str] | None = Field(None, min_length=1, max_length=16)
+    sort: str | None = None
+    column_thresholds: dict[str, ThresholdConfig] | None = Field(None, max_length=16)
+
+    @model_validator(mode="after")
+    def _agent_tile(self) -> TileConfig:
+        tables = ("agent_table", "team_table")
+        if self.type not in AGENT_TILES and self.team is not None:
+            raise ValueError(f"team is for agent tiles ({', '.join(AGENT_TILES)})")
+        if self.type != "agent_grid" and self.states is not None:
+            raise ValueError("states (thresholds per agent state) is for agent_grid tiles")
+        if self.type not in tables and (self.columns or self.sort or self.column_thresholds):
+            raise ValueError("columns, sort and column_thresholds are for agent_table and "
+                             "team_table tiles")
+        if self.type in tables:
+            check_columns(self.type, [*(self.columns or ()), *(self.column_thresholds or ())],
+                          self.sort)
+        if self.type == "team_table" and (self.team or self.queue or self.queues):
+            raise ValueError("a team_table shows every team; remove team, queue and queues")
+        return self
 
     @model_validator(mode="after")
     def _kpi_and_window(self) -> TileConfig:
@@ -90,7 +116,8 @@ class TileConfig(_Model):
         if self.kpi is None:
             if self.type in ("number", "sparkline"):
                 raise ValueError(f"a {self.type} tile needs a kpi")
-            self.window = "live"
+            if self.type not in ("agent_table", "team_table"):  # tables: over a window
+                self.window = "live"
         elif self.type == "queue_table":
             pass  # columns have their own windows; `window` is the service-level column's
         elif self.kpi in LIVE_KPIS:
@@ -138,6 +165,8 @@ class BoardConfig(_Model):
     stale_after_s: float | None = Field(None, gt=0)  # badge a tile whose source is silent longer
     pixel_shift_px: int = Field(3, ge=0, le=20)  # slow drift against burn-in; 0 turns it off
     alert: AlertConfig = AlertConfig()
+    # Agent names on this board's agent tiles: names, initials, or hidden (docs/boards.md).
+    agents: AgentNames = "hidden"
     tiles: list[TileConfig] = Field(min_length=1)
 
 

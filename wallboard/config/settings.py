@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from wallboard.config.agents import AgentsConfig, MetricsConfig
 from wallboard.config.boards import (
     AccessConfig,
     AnnouncementConfig,
@@ -255,20 +256,6 @@ class JournalConfig(_Model):
         return value
 
 
-class MetricsConfig(_Model):
-    """What /metrics may label: per-agent series only for the agents named here."""
-
-    # An explicit allow-list keeps the label set bounded (wallboard agents, never contact ids).
-    agents: list[str] = Field(default_factory=list, max_length=500)
-
-    @field_validator("agents")
-    @classmethod
-    def _unique_agents(cls, values: list[str]) -> list[str]:
-        if len(set(values)) != len(values):
-            raise ValueError("agent names must be unique")
-        return values
-
-
 class Settings(_Model):
     """The whole validated configuration (sources are validated by their own models later)."""
 
@@ -277,6 +264,7 @@ class Settings(_Model):
     journal: JournalConfig = JournalConfig()
     history: HistoryConfig = HistoryConfig()
     metrics: MetricsConfig = MetricsConfig()
+    agents: AgentsConfig = AgentsConfig()  # roster and reason map (config/agents.py)
     windows: list[str] = Field(default_factory=lambda: list(DEFAULT_WINDOWS), min_length=1)
     queues: dict[str, QueueConfig] = {}
     # Raw until the source's own model reads it: out of the repr, so no token is ever logged.
@@ -302,6 +290,9 @@ class Settings(_Model):
             problems = reference_problems(self.model_dump())
             if problems:
                 raise ValueError("\n".join(problems))
+        limits = self.agents.limit_problems(self.server.max_agents, self.server.max_teams)
+        if limits:
+            raise ValueError("\n".join(limits))
         for tile in (tile for board in self.boards.values() for tile in board.tiles):
             self.tile_defaults(tile)
         return self

@@ -52,9 +52,9 @@ class AgentWindows:
     )
 
     def __init__(self, specs: Iterable[WindowSpec], tz: ZoneInfo, shift_resets: Iterable[time],
-                 now: float, finest_s: int = AGENT_BUCKET_S) -> None:
+                 now: float, finest_s: int = AGENT_BUCKET_S, extra: int = 0) -> None:
         specs = list(specs)
-        self.size = len(FIELDS)
+        self.size = len(FIELDS) + extra  # the reason codes' slots follow the counters
         # name -> (bucket width, buckets covered including the partial current one)
         self._spans: dict[str, tuple[int, int]] = {}
         for spec in specs:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import math
@@ -16,14 +15,14 @@ from zoneinfo import ZoneInfo
 from wallboard.config.settings import QueueConfig, Settings
 from wallboard.config.windows import WindowSpec, parse_window
 from wallboard.fold import counters as c
-from wallboard.fold.agents import AgentWindows
+from wallboard.fold.agentfold import AgentFold
 from wallboard.fold.counters import Layout
 from wallboard.fold.guard import FoldErrors, check_foldable
 from wallboard.fold.intervals import IntervalHistory
-from wallboard.fold.leaf import AGENT_TYPES, AgentLimitError, Leaf, QueueLimitError
+from wallboard.fold.leaf import AGENT_TYPES, Leaf, QueueLimitError
 from wallboard.fold.outcome import MET, MISSED, sl_outcome
 from wallboard.fold.sketch import SketchDeltas, bin_of
-from wallboard.fold.state import LiveState, StaleTransition, Waiting
+from wallboard.fold.state import LiveState, Waiting
 from wallboard.fold.surveys import CountedSurvey, SurveyMemory
 from wallboard.fold.tickets import fold_ticket
 from wallboard.fold.windows import WindowSet
@@ -34,7 +33,7 @@ UNASSIGNED = ""  # surveys and tickets with no queue count in the totals only
 _SL = -1  # timer kind for the service-level deadline; legal rules use their index
 
 
-class Aggregator:
+class Aggregator(AgentFold):
     """Owns live state and windows; `fold` is the only writer."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
@@ -51,7 +50,7 @@ class Aggregator:
         self.layout = Layout(edges)
         self.state = LiveState()
         self.leaves: dict[tuple[str, str], Leaf] = {}
-        self.agent_windows: dict[str, AgentWindows] = {}
+        self.agent_windows = {}
         self._default_leaf: dict[str, Leaf] = {}
         self.timers: list[tuple[float, int, str, str, float, int]] = []
         self.next_timer = math.inf  # the earliest deadline in `timers`
@@ -67,6 +66,7 @@ class Aggregator:
         for name, cfg in settings.queues.items():
             self.state.queue(name)
             self._leaf(name, cfg.channel, now)
+        self._seed_roster()
 
     def queue_config(self, name: str) -> QueueConfig:
         """The configured settings of a queue, or defaults for one learnt from events."""
@@ -90,18 +90,6 @@ class Aggregator:
             windows.book = self.history.new_book()
             leaf = self.leaves[key] = Leaf(queue, channel, self.queue_config(queue), windows)
         return leaf
-
-    def _agent(self, agent: str, now: float) -> AgentWindows:
-        windows = self.agent_windows.get(agent)
-        if windows is None:
-            # One-minute buckets: per-agent numbers need less precision than the queues'.
-            windows = self.agent_windows[agent] = AgentWindows(
-                self.specs, self.tz, self.shift_resets, now)
-        elif now >= windows.next_check:
-            windows.advance(now)
-        elif now > windows.now:
-            windows.now = now
-        return windows
 
     def fold(self, event: Event) -> bool:
         """Apply one validated event; False when it is later than the allowed lateness."""
@@ -266,6 +254,7 @@ class Aggregator:
         self._left(e, leaf, "answered", [_ANSWERED])
         if e.agent:
             self._agent_add(e.agent, e.ts, _ANSWERED_ONLY, now)
+            self._agent_channel(e.agent, leaf.channel)
 
     def _abandoned(self, e: Event, leaf: Leaf, now: float) -> None:
         self._left(e, leaf, "abandoned", [(c.ABANDONED, 1.0)])
@@ -324,42 +313,6 @@ class Aggregator:
 
     def _ticket(self, e: Event, leaf: Leaf, now: float) -> None:
         fold_ticket(self.state, leaf.windows, e)
-
-    def _agent_limit(self, event: Event) -> Event:
-        """A new agent past server.max_agents: the event to fold instead, without the agent.
-
-        A contact or survey still counts for its queue without the agent; an agent.state has
-        nothing left to count and is refused. A copy, never the event itself: a fold that
-        raises later quarantines the event by its stored body, which still names the agent.
-        """
-        self.refused["agent_limit"] += 1
-        if event.type == ev.AGENT_STATE:  # `==`: a journal's types are not the module's
-            raise AgentLimitError(event.agent)
-        return dataclasses.replace(event, agent=None)
-
-    def _agent_state(self, e: Event, leaf: Leaf, now: float) -> None:
-        team, teams = e.team, self.state.teams
-        if team is not None and team not in teams and len(teams) >= self.settings.server.max_teams:
-            # On the paths that skip admission (journal-less ingest, the start-up replay,
-            # other nodes' events) the transition counts, the team does not: a metric label
-            # must stay bounded.
-            e = dataclasses.replace(e, team=None)  # a copy: see _agent_limit
-            self.refused["team_limit"] += 1
-        try:
-            previous = self.state.agent_state(e)
-        except StaleTransition:
-            return
-        assert e.agent is not None  # parse_event requires it on agent.state
-        windows = self._agent(e.agent, now)
-        if previous is not None:
-            index = c.STATE_TIME.get(previous[0])
-            if index is not None:
-                windows.add_interval(previous[1], e.ts, index)
-                self.history.team_span(self.state.agents.get(e.agent), previous[1], e.ts, index)
-
-    def _agent_add(self, agent: str, at: float, deltas: c.Deltas, now: float) -> None:
-        self._agent(agent, now).add(at, deltas)
-        self.history.team_add(self.state.agents.get(agent), at, deltas)
 
     def advance(self, now: float) -> None:
         """Fire due deadlines, move every window to `now`, expire forgotten state."""

@@ -18,6 +18,7 @@ FCR_HORIZON_S = 7 * 24 * 3600
 # Resolved tickets are remembered (for reopens and resolution times) up to this many, oldest
 # resolution forgotten first: a count, so the result never depends on when snapshots run.
 MAX_RESOLVED_TICKETS = 200_000
+_ON_CONTACT = frozenset({"busy", "wrapup"})  # states in which an agent has a contact's channel
 
 
 @dataclass(slots=True)
@@ -53,12 +54,15 @@ class QueueLive:
 
 @dataclass(slots=True)
 class AgentLive:
-    """One agent's current state and the queues it serves."""
+    """One agent's current state, since when, why, on which channel, and the queues it serves."""
 
     state: str
     queues: tuple[str, ...]
     team: str | None
-    since: float
+    since: float  # the event time of the last change of state or reason (0: never heard of)
+    reason: str | None = None  # as the source sent it
+    code: str | None = None  # normalised by agents.reasons (config/agents.py)
+    channel: str | None = None  # of the contact it handles (busy, wrap-up)
 
 
 @dataclass(slots=True)
@@ -121,8 +125,13 @@ class LiveState:
         self.departed.add((queue, contact_id))
         return waiting
 
-    def agent_state(self, event: Event) -> tuple[str, float] | None:
-        """Apply an agent transition; returns the previous state and its start, if any."""
+    def agent_state(self, event: Event, code: str | None = None
+                    ) -> tuple[str, float, str | None] | None:
+        """Apply an agent transition; returns the previous state, its start and reason code.
+
+        None for a new agent, and for a repeat of the current state and reason (a source's
+        reconciliation): the time in state goes on from the first.
+        """
         agent, state, ts = event.agent, event.state, event.ts
         assert agent is not None and state is not None  # parse_event requires both
         if event.team is not None:
@@ -131,13 +140,16 @@ class LiveState:
         if live is None:
             queues = (tuple(event.queues) if event.queues is not None else
                       (event.queue,) if event.queue is not None else ())
-            self.agents[agent] = AgentLive(state, queues, event.team, ts)
+            self.agents[agent] = AgentLive(state, queues, event.team, ts, event.reason, code,
+                                           event.channel if state in _ON_CONTACT else None)
             for name in queues:
                 self.queue(name).agents[state] += 1
             return None
         if ts < live.since:
             raise StaleTransition  # an older transition must not undo a newer one
-        previous = (live.state, live.since)
+        previous: tuple[str, float, str | None] | None = None
+        if state != live.state or event.reason != live.reason:
+            previous = (live.state, live.since, live.code)
         queues = (tuple(event.queues) if event.queues is not None else
                   (event.queue,) if event.queue is not None else live.queues)
         by_name = self.queues
@@ -153,10 +165,25 @@ class LiveState:
             for name in queues:
                 self.queue(name).agents[state] += 1
             live.queues = queues
-        live.state, live.since = state, ts
+        if previous is not None:
+            live.state, live.since, live.reason, live.code = state, ts, event.reason, code
+        if state not in _ON_CONTACT:
+            live.channel = None
+        elif event.channel is not None:
+            live.channel = event.channel
         if event.team is not None:
             live.team = event.team
         return previous
+
+    def seed(self, agent: str, queues: tuple[str, ...], team: str | None) -> None:
+        """A roster agent, logged out until its first event (since 0: never stale)."""
+        if agent in self.agents:
+            return
+        self.agents[agent] = AgentLive("offline", queues, team, 0.0)
+        for name in queues:
+            self.queue(name).agents["offline"] += 1
+        if team is not None:
+            self.teams.add(team)
 
     def queue_snapshot(self, event: Event) -> None:
         """Replace a queue's live counts with what a snapshot-only source reports."""

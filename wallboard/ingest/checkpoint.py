@@ -38,7 +38,7 @@ _DIGEST = 32
 FOLD_FIELDS = ("state", "leaves", "agent_windows", "_default_leaf", "timers", "next_timer",
                "late", "advanced_to", "surveys", "history")
 FROM_SETTINGS = ("settings", "clock", "tz", "specs", "shift_resets", "lateness_s", "layout",
-                 "errors", "refused", "queue_configs", "_seq")
+                 "errors", "refused", "queue_configs", "_seq", "reasons")
 # Every global a checkpoint body may name: the fold's own classes and plain containers.
 ALLOWED = frozenset({
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "float"), ("builtins", "int"),
@@ -107,11 +107,13 @@ class Header:
 
 
 def fingerprint(settings: Settings) -> bytes:
-    """A digest of the settings that shape the fold: windows, queues, site and limits."""
+    """A digest of the settings that shape the fold: windows, queues, site, agents, limits."""
     server = settings.server
     shaping = {"windows": settings.windows,
                "queues": {k: q.model_dump(mode="json") for k, q in settings.queues.items()},
                "site": settings.site.model_dump(mode="json"),
+               # The reason map sizes agents' windows; the roster seeds live state.
+               "agents": settings.agents.model_dump(mode="json"),
                "limits": [server.max_queues, server.max_teams, server.max_agents,
                           server.dedupe_cache_ids, server.max_name_length]}
     return hashlib.blake2b(orjson.dumps(shaping, option=orjson.OPT_SORT_KEYS),

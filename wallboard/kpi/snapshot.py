@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wallboard.fold import counters as c
+from wallboard.fold.agentfold import REASON_BASE
 from wallboard.fold.aggregate import Aggregator
 from wallboard.fold.counters import add_into
 from wallboard.fold.sketch import Sketches, merge_sketches
@@ -20,6 +21,7 @@ from wallboard.fold.state import agent_counts
 from wallboard.kpi.formulas import agent_window_kpis, sl_variants, window_kpis
 from wallboard.kpi.staffing import estimate_patience, forecast
 
+_STATE_TIME = tuple(c.STATE_TIME.items())
 _NO_FORECAST = {"agents_needed": None, "forecast_sl": None, "forecast_wait_s": None,
                 "forecast_abandon": None}
 _TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "tickets_overdue": 0,
@@ -27,16 +29,33 @@ _TICKET_LIVE = {"tickets_open": 0, "tickets_pending": 0, "tickets_at_risk": 0, "
 
 
 def _agent_vector(agg: Aggregator, agent: str, window: str, now: float) -> list[float]:
-    """An agent's window counters plus the time spent so far in its current state."""
+    """An agent's window counters plus the time spent so far in its current state and reason."""
     windows = agg.agent_windows[agent]
     vector = list(windows.vector(window)[0])
     live = agg.state.agents.get(agent)
-    if live is not None and live.state in c.STATE_TIME:
+    if live is not None and live.state != "offline":
         low, high = windows.time_range(window, now)
         overlap = min(high, now) - max(low, live.since)
         if overlap > 0:
-            vector[c.STATE_TIME[live.state]] += overlap
+            if live.state in c.STATE_TIME:
+                vector[c.STATE_TIME[live.state]] += overlap
+            if live.code is not None:
+                vector[REASON_BASE + agg.reasons.index[live.code]] += overlap
     return vector
+
+
+def _times(agg: Aggregator, block: dict[str, Any], vector: list[float],
+           every_code: bool = True) -> dict[str, Any]:
+    """Add seconds in each state and in each reason code (the map's, 'other' last) to a block.
+
+    An agent's block lists only the codes it spent time in (`every_code` False): thousands of
+    agents times every code would be most of the snapshot's keys.
+    """
+    block["time_in_state"] = {s: round(vector[k], 3) for s, k in _STATE_TIME}
+    block["time_in_reason"] = {code: round(v, 3) for code, v in
+                               zip(agg.reasons.codes, vector[REASON_BASE:], strict=True)
+                               if v or every_code}
+    return block
 
 
 class SnapshotBuilder:
@@ -88,7 +107,9 @@ class SnapshotBuilder:
         for name, live in agg.state.agents.items():
             try:
                 agents[name] = {"state": live.state, "since": live.since,
-                                "team": live.team or "", "queues": ",".join(live.queues)}
+                                "team": live.team or "", "queues": ",".join(live.queues),
+                                "reason": live.reason, "code": live.code,
+                                "channel": live.channel}
                 if live.team:
                     teams.setdefault(live.team, {"live": agent_counts({})})
                     teams[live.team]["live"][f"agents_{live.state}"] += 1
@@ -171,6 +192,7 @@ class SnapshotBuilder:
                 merge_sketches(sk, sketches)
         # Agent time in state feeds occupancy for the queues they serve, their team and the site.
         agent_vectors = {}
+        reasons = [0.0] * (REASON_BASE + len(agg.reasons.codes))  # the site's time in reason
         for name in agg.agent_windows:
             try:
                 agent_vectors[name] = _agent_vector(agg, name, window, now)
@@ -188,12 +210,14 @@ class SnapshotBuilder:
             for target in served:
                 for k, value in times:
                     target[k] += value
+            for i in range(REASON_BASE, len(vector)):
+                reasons[i] += vector[i]
             if name in agents:
-                agents[name][window] = self._kpis(agent_window_kpis, f"agent {name!r}",
-                                                  vector, min_sample)
+                agents[name][window] = _times(agg, self._kpis(
+                    agent_window_kpis, f"agent {name!r}", vector, min_sample), vector, False)
             team = live.team if live else None
             if team and team in teams:
-                team_vec = teams[team].setdefault("_vec", [0.0] * len(c.FIELDS))
+                team_vec = teams[team].setdefault("_vec", [0.0] * len(vector))
                 add_into(team_vec, vector)
         for name, (vector, sketches) in by_queue.items():
             rules = [r.name for r in agg.queue_config(name).legal_rules]
@@ -211,9 +235,11 @@ class SnapshotBuilder:
             channels[name][window] = self._kpis(window_kpis, f"channel {name!r}", vector,
                                                 sketches, min_sample)
         total[window] = self._kpis(window_kpis, "the site total", site[0], site[1], min_sample)
+        total[window]["time_in_reason"] = _times(agg, {}, reasons)["time_in_reason"]
         for name, block in teams.items():
-            block[window] = self._kpis(agent_window_kpis, f"team {name!r}",
-                                       block.pop("_vec", [0.0] * len(c.FIELDS)), min_sample)
+            team_vec = block.pop("_vec", [0.0] * len(reasons))
+            block[window] = _times(agg, self._kpis(agent_window_kpis, f"team {name!r}",
+                                                   team_vec, min_sample), team_vec)
 
     def _kpis(self, compute: Callable[..., dict[str, Any]], what: str, vector: list[float],
               *args: Any) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from wallboard.server.exporter import WallboardCollector
 from wallboard.server.forecasting import ForecastCollector, TodayForecast
 from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
+from wallboard.server.people import add_people
 from wallboard.server.playlist_editor import PlaylistEditor
 from wallboard.server.plugins import (
     build_registry,
@@ -97,6 +98,10 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
     history.observe(tree, now)
     tree["announcements"] = announcements.by_board(now, boards)
     tree["layouts"] = layouts()  # each board's revision: a TV redraws when the editor saves
+    try:
+        add_people(tree, boards, builder.agg.state.agents, builder.agg.settings)
+    except Exception as exc:  # the agent tiles show nothing; the rest of the board goes on
+        builder.agg.errors.record("snapshot", exc, what="agent tiles")
     tree["meta"]["journal"] = journal.state if journal else "off"
     tree["meta"]["journal_error"] = journal.error if journal else None
     tree["sources"] = {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from wallboard.config.boards import BoardConfig, ThresholdConfig, TileConfig
+from wallboard.config.boards import AGENT_TILES, BoardConfig, ThresholdConfig, TileConfig
 from wallboard.config.kpis import KPI_FORMATS
 from wallboard.config.settings import Settings
 from wallboard.kpi.waitratio import RATIO_CRIT, RATIO_WARN, WAIT_KPIS, RatioNeed
 from wallboard.server.locales import language, messages
+from wallboard.server.people import table_columns
 from wallboard.server.scope import Scope
 from wallboard.server.scope import scoped_tree as scoped_tree  # re-exported: boards prune trees
 
@@ -73,7 +74,7 @@ def _label(tile: TileConfig, scope: str | None, msg: dict[str, str]) -> str:
         name = msg.get(f"kpi.{tile.kpi}", tile.kpi or "")
     else:
         name = msg[f"type.{tile.type}"]
-    if tile.type in ("clock", "announcements", "queue_table") or not scope:
+    if tile.type in ("clock", "announcements", "queue_table", "team_table") or not scope:
         return name  # site-wide: the site's name is in the header, not on every tile
     return f"{name} · {scope}"
 
@@ -93,10 +94,12 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
     else:
         prefix, scope, sources_key = "total", settings.site.name, None
         path = ["total"]
+    if tile.type in AGENT_TILES and tile.team and not tile.queue:
+        scope = tile.team
     key = f"{prefix}.{tile.window}.{kpi}"
     out: dict[str, Any] = {
         "id": f"t{index}", "type": tile.type,
-        "label": _label(tile, scope if tile.queue or tile.channel else None, msg),
+        "label": _label(tile, scope if tile.queue or tile.channel or tile.team else None, msg),
         "kpi": kpi, "format": KPI_FORMATS.get(kpi, "count"), "window": tile.window,
         "key": key, "path": [*path, tile.window, kpi], "prefix": prefix, "scope": scope,
         "scope_path": path,
@@ -148,6 +151,16 @@ def resolve_tile(index: int, tile: TileConfig, settings: Settings,
     if tile.type == "survey":
         out["n_key"] = f"{prefix}.{tile.window}.{kpi}_n"
         out["min_sample"] = settings.site.min_survey_sample
+    if tile.type in AGENT_TILES:  # rows come from people.<board>.<tile> (server/people.py)
+        out["agent_queues"] = tile.queues or ([tile.queue] if tile.queue else [])
+        out["team"] = tile.team
+        out["states"] = ({state: levels.model_dump() for state, levels in tile.states.items()}
+                         if tile.states else {})
+        out["columns"] = (list(table_columns(tile.type, tile.columns))
+                          if tile.type != "agent_grid" else [])
+        out["sort"] = tile.sort
+        out["column_thresholds"] = {name: t.model_dump() for name, t in
+                                    (tile.column_thresholds or {}).items()}
     return out
 
 
@@ -155,12 +168,17 @@ def resolve_board(board_id: str, board: BoardConfig, settings: Settings) -> dict
     """One board, ready to render in its own language."""
     locale = board.locale or settings.site.locale
     msg = messages(locale)
+    tiles = [resolve_tile(i, t, settings, msg) for i, t in enumerate(board.tiles)]
+    for tile in tiles:
+        if tile["type"] in AGENT_TILES:
+            tile["people_path"] = ["people", board_id, tile["id"]]
+            tile["people_key"] = f"people.{board_id}.{tile['id']}"
     return {
         "id": board_id, "title": board.title or board_id, "columns": board.columns,
         "rows": board.rows, "locale": locale, "dir": text_direction(locale),
         "messages": msg, "stale_after_s": board.stale_after_s,
         "pixel_shift_px": board.pixel_shift_px, "alert": board.alert.model_dump(),
-        "tiles": [resolve_tile(i, t, settings, msg) for i, t in enumerate(board.tiles)],
+        "tiles": tiles, "agents": board.agents,
         # Source badges: a tile with no queue of its own counts every source.
         "sources": sorted(settings.sources),
     }
@@ -195,6 +213,8 @@ def board_scope(board: dict[str, Any]) -> Scope:
         paths.update(("queues", row["queue"]) for row in tile.get("rows_keys", ()))
         if tile.get("forecast_path"):  # only forecast tiles' boards get today's forecast
             paths.add(tuple(tile["forecast_path"]))
+        if tile.get("people_path"):  # its own agent rows, never the snapshot's `agents`
+            paths.add(tuple(tile["people_path"]))
         # History keeps a series and a trend per tile key: the key is one segment there.
         if tile.get("series_key"):
             paths.add(("series", tile["key"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -201,9 +202,12 @@ async def delete_board(request: web.Request) -> web.Response:
     return await _write(request, "delete")
 
 
-def schema(editor: Editor, playlists: PlaylistEditor) -> dict[str, Any]:
+def schema(editor: Editor, playlists: PlaylistEditor,
+           live_teams: Collection[str]) -> dict[str, Any]:
     """The board's JSON Schema (from the models) and the choices that exist on this server."""
     settings = editor.settings
+    # Agent tiles' teams: the roster's, and those the events have named so far.
+    teams = sorted({e.team for e in settings.agents.roster.values() if e.team} | set(live_teams))
     # A forecast tile needs the server's forecast, a legal one a queue with a legal rule.
     legal = any(q.legal_rules for q in settings.queues.values())
     types = [t for t in TILE_TYPES if (t != "forecast" or editor.forecast)
@@ -219,7 +223,7 @@ def schema(editor: Editor, playlists: PlaylistEditor) -> dict[str, Any]:
             "type_kpi": {t: TYPE_KPI[t] for t in types}, "formats": KPI_FORMATS,
             "live_kpis": sorted(LIVE_KPIS), "window_kpis": sorted(WINDOW_KPIS),
             "windows": list(settings.windows), "queues": queues,
-            "channels": sorted(CHANNELS), "locales": sorted(shipped()),
+            "channels": sorted(CHANNELS), "locales": sorted(shipped()), "teams": teams,
             "site_locale": settings.site.locale, "max_tiles": MAX_TILES,
             "max_boards": MAX_BOARDS, "name_rule": NAME_RULE}
 
@@ -227,7 +231,9 @@ def schema(editor: Editor, playlists: PlaylistEditor) -> dict[str, Any]:
 async def get_schema(request: web.Request) -> web.Response:
     """What the editor may offer: nothing the server would refuse."""
     who(request, write=False)
-    return web.json_response(schema(request.app[EDITOR], request.app[PLAYLIST_EDITOR]))
+    teams = request.app[keys.HUB].tree.get("teams") or {}  # the last flush's: a read
+    return web.json_response(schema(request.app[EDITOR], request.app[PLAYLIST_EDITOR],
+                                    [t for t in teams if isinstance(t, str)]))
 
 
 async def get_values(request: web.Request) -> web.Response:

@@ -133,6 +133,31 @@ class WallboardCollector:
             for state in AGENT_STATES:
                 agent.add_metric([name, state], 1.0 if state == current else 0.0)
         yield from (teams, agent)
+        yield from self._reasons(tree)
+
+    def _reasons(self, tree: dict[str, Any]) -> Iterator[Metric]:
+        # Labels are the codes of agents.reasons and 'other': bounded by the config, never
+        # by what sources send.
+        codes = self.aggregator.reasons.codes
+        now = self._gauge("wallboard_agents_in_reason",
+                          "Agents logged in whose current reason (normalised by "
+                          "agents.reasons; unknown texts are 'other') is this code",
+                          labels=["reason"])
+        counts = dict.fromkeys(codes, 0)
+        for live in self.aggregator.state.agents.values():
+            if live.code is not None and live.state != "offline":
+                counts[live.code] += 1
+        for code in codes:
+            now.add_metric([code], counts[code])
+        seconds = self._gauge("wallboard_reason_seconds",
+                              "Seconds agents spent in each reason code over the window, "
+                              "site-wide (time in reason)", labels=["window", "reason"])
+        total = tree.get("total", {})
+        for window in self.aggregator.settings.windows:
+            spent = total.get(window, {}).get("time_in_reason", {})
+            for code in codes:
+                seconds.add_metric([window, code], spent.get(code, 0.0))
+        yield from (now, seconds)
 
     def _live(self, tree: dict[str, Any]) -> Iterator[Metric]:
         waiting = self._gauge("wallboard_queue_contacts_waiting",

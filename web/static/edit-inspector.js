@@ -53,6 +53,38 @@
     return warn !== null && value >= warn ? "warn" : "ok";
   };
 
+  /** A tile made whole for its type: a KPI and window that fit, no other type's settings. */
+  WB.tileDefaults = function (tile, s) {
+    var kpis = s.kpis[tile.type] || [];
+    if (!kpis.length) delete tile.kpi;
+    else if (kpis.indexOf(tile.kpi) < 0) tile.kpi = s.type_kpi[tile.type] || kpis[0];
+    var live = tile.kpi && s.live_kpis.indexOf(tile.kpi) >= 0 && tile.type !== "queue_table";
+    if (tile.type === "forecast") tile.window = "today";
+    else if (live || !tile.kpi) delete tile.window;
+    else if (s.windows.indexOf(tile.window) < 0) tile.window = s.windows.indexOf("today") >= 0 ? "today" : s.windows[0];
+    if (tile.type === "forecast" || tile.type === "legal" || tile.type === "staffing") delete tile.channel;
+    var ruled = Object.keys(s.queues).filter(function (q) { return s.queues[q].legal_rules.length; });
+    if (tile.type === "legal" && ruled.indexOf(tile.queue) < 0) tile.queue = ruled[0];
+    if (tile.type === "staffing" && !tile.queue) tile.queue = Object.keys(s.queues)[0];
+    if (tile.type !== "legal") delete tile.rule;
+    // Agent tiles' own settings go with their type (the server refuses them elsewhere).
+    if (tile.type !== "agent_grid" && tile.type !== "agent_table") delete tile.team;
+    if (tile.type !== "agent_grid") delete tile.states;
+    if (tile.type !== "agent_table" && tile.type !== "team_table") {
+      delete tile.columns;
+      delete tile.sort;
+      delete tile.column_thresholds;
+    }
+    if (tile.type === "team_table") {
+      delete tile.queue;
+      delete tile.queues;
+      delete tile.channel;
+    }
+    if (tile.type === "agent_grid" || tile.type === "agent_table") delete tile.channel;
+    if (!tile.kpi) delete tile.thresholds;
+    return tile;
+  };
+
   WB.editInspector = function (boardBox, tileBox, hooks) {
     var schema = null;
 
@@ -122,6 +154,8 @@
       field(fs, "edit.f_sound", "alert.sound", select(sounds, alert.sound || "chime", function (v) { set("alert.sound", v); }));
       field(fs, "edit.f_quiet", "alert.quiet_hours", input("text", alert.quiet_hours, { maxlength: 11, placeholder: "22:00-07:00" }, function (v) { set("alert.quiet_hours", v || null); }));
       field(fs, "edit.f_mute", "alert.mute", input("checkbox", alert.mute, {}, function (v) { set("alert.mute", v); }));
+      var names = enumOf(schema, "BoardConfig", "agents").map(function (a) { return [a, label("edit.agents_" + a, a)]; });
+      if (names.length) field(fs, "edit.f_agents", "agents", select(names, b.agents || "hidden", function (v) { set("agents", v); }));
     }
 
     function windowsFor(tile) {
@@ -150,16 +184,23 @@
         var kopts = kpis.map(function (k) { return [k, label("kpi." + k, k)]; });
         field(fs, "edit.f_kpi", "tiles[" + index + "].kpi", select(kopts, tile.kpi, function (v) { set("kpi", v); }));
       }
-      if (tile.type !== "clock" && tile.type !== "announcements") {
+      var agentTile = tile.type === "agent_grid" || tile.type === "agent_table";
+      if (agentTile) {
+        var teams = [["", t("edit.all_teams")]].concat((schema.teams || []).map(function (x) { return [x, x]; }));
+        field(fs, "edit.f_team", "tiles[" + index + "].team", select(teams, tile.team, function (v) { set("team", v || null); }));
+      }
+      if (tile.type !== "clock" && tile.type !== "announcements" && tile.type !== "team_table") {
         // A legal tile needs a queue with a legal rule, a staffing tile a queue: no "site".
         var needsQueue = tile.type === "legal" || tile.type === "staffing";
         var queues = needsQueue ? [] : [["", t("edit.site_wide")]];
         for (var q in schema.queues) if (tile.type !== "legal" || schema.queues[q].legal_rules.length) queues.push([q, schema.queues[q].label === q ? q : schema.queues[q].label + " (" + q + ")"]);
         field(fs, "edit.f_queue", "tiles[" + index + "].queue", select(queues, tile.queue, function (v) { set("queue", v || null); }));
-        if (tile.type !== "forecast" && tile.type !== "legal" && tile.type !== "staffing") {
+        if (tile.type !== "forecast" && tile.type !== "legal" && tile.type !== "staffing" && !agentTile) {
           var channels = [["", t("edit.site_wide")]].concat(schema.channels.map(function (c) { return [c, c]; }));
           field(fs, "edit.f_channel", "tiles[" + index + "].channel", select(channels, tile.channel, function (v) { set("channel", v || null); }));
         }
+      }
+      if (tile.type !== "clock" && tile.type !== "announcements" && tile.type !== "agent_grid") {
         var wins = windowsFor(tile).map(function (w) { return [w, label("window." + w, w)]; });
         field(fs, "edit.f_window", "tiles[" + index + "].window", select(wins, tile.window || wins[0][0], function (v) { set("window", v); }));
       }

@@ -303,21 +303,7 @@
   }
 
   function defaultsFor(tile) {
-    var s = ed.schema;
-    var kpis = s.kpis[tile.type] || [];
-    if (!kpis.length) delete tile.kpi;
-    else if (kpis.indexOf(tile.kpi) < 0) tile.kpi = s.type_kpi[tile.type] || kpis[0];
-    var live = tile.kpi && s.live_kpis.indexOf(tile.kpi) >= 0 && tile.type !== "queue_table";
-    if (tile.type === "forecast") tile.window = "today";
-    else if (live || !tile.kpi) delete tile.window;
-    else if (s.windows.indexOf(tile.window) < 0) tile.window = s.windows.indexOf("today") >= 0 ? "today" : s.windows[0];
-    if (tile.type === "forecast" || tile.type === "legal" || tile.type === "staffing") delete tile.channel;
-    var ruled = Object.keys(s.queues).filter(function (q) { return s.queues[q].legal_rules.length; });
-    if (tile.type === "legal" && ruled.indexOf(tile.queue) < 0) tile.queue = ruled[0];
-    if (tile.type === "staffing" && !tile.queue) tile.queue = Object.keys(s.queues)[0];
-    if (tile.type !== "legal") delete tile.rule;
-    if (!tile.kpi) delete tile.thresholds;
-    return tile;
+    return WB.tileDefaults(tile, ed.schema);
   }
 
   var grid = WB.editGrid($("ed-grid"), $("ed-palette"), {
