@@ -291,6 +291,18 @@ def test_the_inspector_offers_exactly_the_schemas_choices(browser: Any, server: 
             assert options("window") == expected, (tile_type, kpi)
     assert schema["windows"] == ["15m", "1h", "today"]
     assert schema["queues"].keys() == {"sales", "support"}
+
+    # What the lists cannot prevent (a typed value) is refused by the server and shown beside
+    # its field with check-config's message; nothing is written.
+    _choose(page, "type", "clock")
+    page.fill("[data-path='alert.quiet_hours']", "25:00-26:00")
+    page.press("[data-path='alert.quiet_hours']", "Tab")
+    page.click("#ed-save")
+    page.wait_for_selector(".ed-field--error [data-path='alert.quiet_hours']")
+    beside = page.text_content(".ed-field--error .ed-field__error")
+    assert beside == "'25:00-26:00' is not a HH:MM-HH:MM range"
+    assert page.get_attribute("[data-path='alert.quiet_hours']", "aria-invalid") == "true"
+    assert not (server.data_dir / "boards.d" / "probe.yaml").exists()
     assert errors == []
 
 
