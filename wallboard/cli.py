@@ -10,6 +10,8 @@ from pathlib import Path
 from wallboard import __version__
 from wallboard.config.file import ConfigError, host_arg, port_arg
 from wallboard.config.settings import load_settings
+from wallboard.config.store import NAME, NAME_RULE, BoardStore
+from wallboard.config.store_playlists import PlaylistStore
 from wallboard.ingest import backfill_cli, reportcli
 from wallboard.journal import cli as journal_cli
 from wallboard.journal.interface import JournalError
@@ -47,8 +49,30 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings = load_settings(args.file, source_check(build_registry(make_plugin_manager())))
+    # The editor's boards: --boards DIR, else the data directory's boards.d when there is one.
+    folder = Path(args.boards) if args.boards else Path(settings.journal.data_dir) / "boards.d"
+    if args.boards and not folder.is_dir():
+        raise ConfigError([f"{folder}: not a directory"])
+    store = BoardStore(folder)
+    problems = [line for name in store.names() for line in store.check_file(store.path(name),
+                                                                           settings)]
+    problems += [f"{p}: the file name is not a board name: {NAME_RULE}"
+                 for p in sorted(folder.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
+    # Playlists name the store's valid boards and, with access off, the config's (or its
+    # default one): with access on, the store's TV tokens must not open a config board.
+    lists = PlaylistStore(folder / "playlists")
+    boards = {*([] if settings.access.enabled else settings.boards or ["overview"]),
+              *(n for n in store.names() if not store.check_file(store.path(n), settings))}
+    problems += [line for name in lists.names() for line in lists.check_file(lists.path(name),
+                                                                           boards)]
+    problems += [f"{p}: the file name is not a playlist name: {NAME_RULE}"
+                 for p in sorted(lists.directory.glob("*.yaml")) if not NAME.fullmatch(p.stem)]
+    if problems:
+        raise ConfigError(problems)
+    count = len(store.names()) + len(lists.names())
+    edited = f", {count} in {folder}" if count else ""
     print(f"{args.file}: OK ({len(settings.queues)} queues, {len(settings.sources)} sources, "
-          f"{len(settings.boards)} boards)")
+          f"{len(settings.boards)} boards{edited})")
     return 0
 
 
@@ -88,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
+    check.add_argument("--boards", help="a boards.d directory of the board editor "
+                       "(default: boards.d in journal.data_dir, when it exists)")
     check.set_defaults(func=_check_config)
     plugins = sub.add_parser("plugins", help="list plugins and the source types they provide")
     plugins.set_defaults(func=_plugins)

@@ -69,7 +69,7 @@ class TileConfig(_Model):
     channel: str | None = None
     window: str | None = None
     rule: str | None = None  # legal: the rule's name (default: the queue's first)
-    label: str | None = None
+    label: str | None = Field(None, max_length=200)
     cols: int = Field(1, ge=1, le=12)  # column span
     rows: int = Field(1, ge=1, le=6)  # row span
     trend: bool = True  # number tiles: arrow against the previous window
@@ -158,7 +158,7 @@ class AlertConfig(_Model):
 class BoardConfig(_Model):
     """A board: a titled grid of tiles, in a language, with its alert settings."""
 
-    title: str | None = None
+    title: str | None = Field(None, max_length=200)
     columns: int = Field(4, ge=1, le=12)
     rows: int | None = Field(None, ge=1, le=12)  # default: as many as the tiles need
     locale: str | None = None  # default: site.locale
@@ -194,8 +194,28 @@ class AccessConfig(_Model):
     admin_token: Secret[Annotated[str, Field(min_length=16)]] | None = None
     boards: dict[str, list[Secret[str]]] = {}
     playlists: dict[str, list[Secret[str]]] = {}
+    # Board editors by name (who is logged with each edit): their tokens open /edit only.
+    editors: dict[str, list[Secret[str]]] = Field(default_factory=dict, max_length=100)
+    # TV tokens that open every board of the boards store (boards made in the editor).
+    edited_boards: list[Secret[str]] = Field(default_factory=list, max_length=100)
 
-    @field_validator("boards", "playlists")
+    @field_validator("editors")
+    @classmethod
+    def _editor_names(cls, value: dict[str, list[Secret[str]]]) -> dict[str, list[Secret[str]]]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError(f"{name[:80]!r}: an editor's name is 1-64 letters, digits, "
+                                 "'_', '.', '@' or '-'")
+        return value
+
+    @field_validator("edited_boards")
+    @classmethod
+    def _long_tv_tokens(cls, value: list[Secret[str]]) -> list[Secret[str]]:
+        if any(len(token.get_secret_value()) < 16 for token in value):
+            raise ValueError("tokens must be at least 16 characters")
+        return value
+
+    @field_validator("boards", "playlists", "editors")
     @classmethod
     def _long_tokens(cls, value: dict[str, list[Secret[str]]]) -> dict[str, list[Secret[str]]]:
         for name, tokens in value.items():

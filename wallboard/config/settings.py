@@ -293,12 +293,12 @@ class Settings(_Model):
         limits = self.agents.limit_problems(self.server.max_agents, self.server.max_teams)
         if limits:
             raise ValueError("\n".join(limits))
-        for board in self.boards.values():
-            for tile in board.tiles:
-                self._tile_defaults(tile)
+        for tile in (tile for board in self.boards.values() for tile in board.tiles):
+            self.tile_defaults(tile)
         return self
 
-    def _tile_defaults(self, tile: TileConfig) -> None:
+    def tile_defaults(self, tile: TileConfig) -> None:
+        """A tile's window (and legal rule) when it names none: also for edited boards."""
         if tile.window is None:
             tile.window = "today" if "today" in self.windows else self.windows[0]
         queue = self.queues.get(tile.queue or "")

@@ -29,27 +29,36 @@ class History:
 
     def __init__(self, keys: dict[str, tuple[str, ...]], windows: list[str],
                  step_s: float = 60.0) -> None:
-        self.keys = keys
+        self.keys: dict[str, tuple[str, ...]] = {}
         self.step_s = step_s
-        spans = {w: parse_window(w) for w in windows}
-        rolling = sorted(s.span_s for s in spans.values() if s.kind == "rolling")
-        # The previous window of a live value is the shortest rolling window before now.
+        self.spans = {w: parse_window(w) for w in windows}
+        self.rolling = sorted(s.span_s for s in self.spans.values() if s.kind == "rolling")
         self.lags: dict[str, float | None] = {}
+        self.size = SERIES_POINTS
+        # Per key, slot -> value in slot order (oldest first), at most `size` of them.
+        self.samples: dict[str, dict[int, float | None]] = {}
+        # The sparkline's earlier points change once per step, not per snapshot: kept here.
+        self.past: dict[str, list[float | None]] = {}
+        self.track(keys)
+        self.last_slot: int | None = None
+
+    def track(self, keys: dict[str, tuple[str, ...]]) -> None:
+        """Sample these keys too (a board published by the editor); known ones keep theirs."""
         for key, path in keys.items():
-            spec = spans.get(path[-2])
+            if key in self.keys:
+                continue
+            self.keys[key] = path
+            spec = self.spans.get(path[-2])
+            # The previous window of a live value is the shortest rolling window before now.
             if spec is not None and spec.kind == "rolling":
                 self.lags[key] = float(spec.span_s)
-            elif path[-2] == "live" and rolling:
-                self.lags[key] = float(rolling[0])
+            elif path[-2] == "live" and self.rolling:
+                self.lags[key] = float(self.rolling[0])
             else:
                 self.lags[key] = None  # calendar windows: no earlier window of equal length
+            self.samples[key], self.past[key] = {}, []
         longest = max((lag for lag in self.lags.values() if lag), default=0.0)
-        self.size = min(MAX_SAMPLES, max(SERIES_POINTS, math.ceil(longest / step_s) + 2))
-        # Per key, slot -> value in slot order (oldest first), at most `size` of them.
-        self.samples: dict[str, dict[int, float | None]] = {key: {} for key in keys}
-        # The sparkline's earlier points change once per step, not per snapshot: kept here.
-        self.past: dict[str, list[float | None]] = {key: [] for key in keys}
-        self.last_slot: int | None = None
+        self.size = min(MAX_SAMPLES, max(SERIES_POINTS, math.ceil(longest / self.step_s) + 2))
 
     def observe(self, tree: dict[str, Any], now: float) -> None:
         """Record the current values once per step; add series and trends to the snapshot."""

@@ -43,6 +43,8 @@ class Access:
         self.reloads = 0
         self.reload_errors = 0
         self.last_error: str | None = None
+        self.edited: set[str] = set()  # the boards of the boards store (the editor's)
+        self.edited_playlists: set[str] = set()  # and its playlists
 
     def apply(self, config: AccessConfig) -> bool:
         """Put a re-read, valid access section in force; True when it changed anything."""
@@ -68,6 +70,8 @@ class Access:
             return True
         if _matches(token, self.config.boards.get(board, [])):
             return True
+        if board in self.edited and _matches(token, self.config.edited_boards):
+            return True
         # A playlist's token opens the boards it rotates through.
         return any(_matches(token, tokens) for name, tokens in self.config.playlists.items()
                    if board in self.playlists[name].boards)
@@ -77,6 +81,8 @@ class Access:
         if not self.config.enabled:
             return True
         if _matches(token, self.config.playlists.get(name, [])):
+            return True
+        if name in self.edited_playlists and _matches(token, self.config.edited_boards):
             return True
         return all(_matches(token, self.config.boards.get(b, []))
                    for b in self.playlists[name].boards)
@@ -90,6 +96,27 @@ class Access:
                                                       [self.config.admin_token]):
             return 401
         return None
+
+    def editor(self, authorization: str) -> str | None:
+        """Who an editor's request is ('admin', 'editor:NAME'), None for any other token."""
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        if self.config.admin_token and _matches(token, [self.config.admin_token]):
+            return "admin"
+        for name, tokens in self.config.editors.items():
+            if _matches(token, tokens):
+                return f"editor:{name}"
+        return None
+
+    def tv_token(self, authorization: str) -> bool:
+        """Is this a TV's token (a board's, a playlist's, the edited boards')?"""
+        token = authorization.partition(" ")[2].strip()
+        every = [*self.config.edited_boards,
+                 *(t for ts in self.config.boards.values() for t in ts),
+                 *(t for ts in self.config.playlists.values() for t in ts)]
+        return bool(token) and _matches(token, every)
 
     def count_rejected(self, endpoint: str, status: int) -> None:
         """Count a refused request for /metrics."""
@@ -124,6 +151,8 @@ def describe(access: Access) -> dict[str, Any]:
     return {"enabled": config.enabled, "file": str(access.path) if access.path else None,
             "boards": {b: len(t) for b, t in config.boards.items()},
             "playlists": {p: len(t) for p, t in config.playlists.items()},
+            "editors": {e: len(t) for e, t in config.editors.items()},
+            "edited_boards": len(config.edited_boards),
             "reloads": access.reloads, "reload_errors": access.reload_errors,
             "last_error": access.last_error}
 

@@ -79,7 +79,7 @@ async def admin_boards(request: web.Request) -> web.Response:
     boards = {b["id"]: {"title": b["title"], "locale": b["locale"], "tiles": len(b["tiles"]),
                         "clients": clients.get(b["id"], 0)}
               for b in request.app[keys.BOARDS].values()}
-    playlists = {name: p.model_dump() for name, p in request.app[keys.SETTINGS].playlists.items()}
+    playlists = {name: p.model_dump() for name, p in request.app[keys.PLAYLISTS].items()}
     return web.json_response({"build": request.app[keys.BUILD], "boards": boards,
                               "playlists": playlists})
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
 import aiohttp
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from wallboard import __version__
 from wallboard.cluster.lease import Cluster, ClusterCollector
 from wallboard.config.settings import Settings
+from wallboard.config.store_playlists import PlaylistStore
 from wallboard.fold.aggregate import Aggregator
 from wallboard.ingest.checkpointer import Checkpointer
 from wallboard.ingest.historian import Historian
@@ -37,11 +38,14 @@ from wallboard.server.boards import history_keys, needs_forecast, ratio_needs, r
 from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
+from wallboard.server.editor import Editor, EditorCollector, store_for
+from wallboard.server.editor_api import REASONS, editor_routes
 from wallboard.server.exporter import WallboardCollector
 from wallboard.server.forecasting import ForecastCollector, TodayForecast
 from wallboard.server.historymetrics import HistoryCollector
 from wallboard.server.hub import Hub
 from wallboard.server.people import add_people
+from wallboard.server.playlist_editor import PlaylistEditor
 from wallboard.server.plugins import (
     build_registry,
     build_sources,
@@ -79,8 +83,9 @@ def _source_emit(pipeline: Pipeline, name: str,
 def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
           journal: JournalStatus | None, history: History,
           announcements: Announcements, build: str,
-          boards: dict[str, dict[str, Any]], ratios: frozenset[RatioNeed],
-          forecast: TodayForecast | None) -> dict[str, Any]:
+          boards: dict[str, dict[str, Any]], ratios: Collection[RatioNeed],
+          forecast: TodayForecast | None,
+          layouts: Callable[[], dict[str, int]]) -> dict[str, Any]:
     tree = builder.build(builder.agg.advanced_to)  # the time the hub's tick moved to
     add_threshold_ratios(tree, ratios)
     now = tree["meta"]["ts"]
@@ -92,6 +97,7 @@ def _tree(builder: SnapshotBuilder, runners: dict[str, SourceRunner],
     tree["meta"]["build"] = build
     history.observe(tree, now)
     tree["announcements"] = announcements.by_board(now, boards)
+    tree["layouts"] = layouts()  # each board's revision: a TV redraws when the editor saves
     try:
         add_people(tree, boards, builder.agg.state.agents, builder.agg.settings)
     except Exception as exc:  # the agent tiles show nothing; the rest of the board goes on
@@ -187,6 +193,30 @@ async def _watch_config(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def _republish(app: web.Application, board: str) -> None:
+    """A board saved in the editor: its TVs get its new scope, then the revision's delta."""
+    hub = app[keys.HUB]
+    gone = []
+    for client in list(hub.clients):
+        if client.board != board:
+            continue
+        if board not in app[keys.BOARDS]:  # deleted or renamed: nothing left to show
+            hub.clients.discard(client)
+            gone.append(client)
+            continue
+        scope = client_scope(app, board)
+        if client.scope != scope:
+            client.scope = scope
+            client.resync()
+    editor = app[keys.EDITOR]
+    for client in gone:  # kept until done: a task nobody holds may be collected mid-way
+        task = asyncio.ensure_future(client.ws.close(code=4404, message=b"board deleted"))
+        editor.closing.add(task)
+        task.add_done_callback(editor.closing.discard)
+    hub.prune()  # the board's old scope: its cached encodings would stay for good
+    hub.mark_dirty()
+
+
 async def _run_sources(app: web.Application) -> AsyncIterator[None]:
     runners = app[keys.RUNNERS]
     # One HTTP connection pool for every source, injected before they start, closed after.
@@ -244,12 +274,12 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     status = journal.status if journal else None
     restored = Restored()
     boards = resolve_boards(settings)
-    ratios = ratio_needs(boards)  # computed on each flush: only those some tile reads
+    ratios = set(ratio_needs(boards))  # computed on each flush: only those some tile reads
     history = History(history_keys(boards), settings.windows, settings.server.history_step_s)
     build = build_id()
     announcements = Announcements(clock, lambda: hub.mark_dirty())
     hub = Hub(lambda: _tree(builder, runners, status, history, announcements, build,
-                                boards, ratios, forecast),
+                                boards, ratios, forecast, lambda: editor.layouts()),
               push_interval_s=settings.server.push_interval_ms / 1000,
               send_timeout_s=settings.server.send_timeout_s, errors=aggregator.errors,
               advance=lambda: aggregator.advance(aggregator.clock()))
@@ -287,8 +317,17 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         aggregator, pipeline, runners, hub.current,
         clients=lambda: len(hub.clients), dropped=lambda: hub.dropped,
         journal=status, restored=restored))
-    access = Access(settings.access, config_path, settings.boards, settings.playlists)
+    playlists = dict(settings.playlists)  # and the store's, once loaded
+    access = Access(settings.access, config_path, settings.boards, playlists)
     metrics_registry.register(AccessCollector(access))
+    editor = Editor(store_for(settings), settings, boards, access, history, ratios,
+                    forecast=forecast is not None)
+    editor.load()  # the boards store's boards go live with the config's
+    editor.on_publish = lambda board: _republish(app, board)
+    playlist_editor = PlaylistEditor(PlaylistStore(editor.store.directory / "playlists"),
+                                     editor, playlists, access)
+    playlist_editor.load()  # after the boards: a playlist names boards of both
+    metrics_registry.register(EditorCollector(editor, REASONS))
     metrics_registry.register(ConnectionCollector(guard))
     if checkpointer is not None:
         metrics_registry.register(CheckpointCollector(checkpointer.stats))
@@ -319,6 +358,9 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
     app[keys.CLUSTER] = cluster
     app[keys.CONNECTIONS] = guard
     app[keys.BOARDS] = boards
+    app[keys.EDITOR] = editor
+    app[keys.PLAYLISTS] = playlists
+    app[keys.PLAYLIST_EDITOR] = playlist_editor
     app[keys.ACCESS] = access
     app[keys.CONFIG] = watcher
     app[keys.ANNOUNCEMENTS] = announcements
@@ -328,6 +370,7 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
 
     app.add_routes(core_routes())
     app.add_routes(admin_routes())
+    app.add_routes(editor_routes())
     app.add_routes(report_routes())
     for routes in pm.hook.register_routes():
         app.add_routes(routes or [])

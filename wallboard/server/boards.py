@@ -205,6 +205,7 @@ def board_scope(board: dict[str, Any]) -> Scope:
     """
     paths: set[tuple[str, ...]] = set(_BOARD_COMMON)
     paths.add(("announcements", board["id"]))  # its own ticker, not the other boards'
+    paths.add(("layouts", board["id"]))  # its layout's revision: the board editor's saves
     paths.update(("sources", name, field) for name in board.get("sources", ())
                  for field in SOURCE_FIELDS)
     for tile in board["tiles"]:

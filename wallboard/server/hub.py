@@ -344,6 +344,13 @@ class Hub:
             self._scheduled.cancel()
             self._scheduled = None
 
+    def prune(self) -> None:
+        """Forget the encodings kept for scopes no TV has any more (a board was edited)."""
+        live = {client.scope for client in self.clients} | {None}
+        for cache in (self._snapshot_cache, self._api_cache):
+            for scope in [scope for scope in cache if scope not in live]:
+                del cache[scope]
+
     def add(self, client: Client) -> None:
         """Register a client and start its sender."""
         self.clients.add(client)

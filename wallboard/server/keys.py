@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from wallboard.cluster.lease import Cluster
+    from wallboard.config.boards import PlaylistConfig
     from wallboard.config.settings import Settings
     from wallboard.fold.aggregate import Aggregator
     from wallboard.ingest.checkpointer import Checkpointer
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
     from wallboard.server.announcements import Announcements
     from wallboard.server.configwatch import ConfigWatcher
     from wallboard.server.connections import ConnectionGuard
+    from wallboard.server.editor import Editor
     from wallboard.server.forecasting import TodayForecast
     from wallboard.server.hub import Hub
+    from wallboard.server.playlist_editor import PlaylistEditor
     from wallboard.server.plugins import SourceRegistry
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -50,3 +53,7 @@ BUILD: web.AppKey[str] = web.AppKey("build")  # version + a hash of the page's f
 CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")  # None: one node (not redis)
 # Open connections, their cap and deadlines; attached to the server by `wallboard serve`.
 CONNECTIONS: web.AppKey[ConnectionGuard] = web.AppKey("connections")
+EDITOR: web.AppKey[Editor] = web.AppKey("editor")  # the board editor and its store
+# The playlists /play shows: the config's, then the editor's (a save replaces one at once).
+PLAYLISTS: web.AppKey[dict[str, PlaylistConfig]] = web.AppKey("playlists")
+PLAYLIST_EDITOR: web.AppKey[PlaylistEditor] = web.AppKey("playlist_editor")

@@ -7,6 +7,7 @@ import contextlib
 import importlib.resources
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import jinja2
@@ -35,8 +36,9 @@ def make_templates() -> jinja2.Environment:
                               autoescape=True)
 
 
-def _render(request: web.Request, name: str, locale: str | None = None,
-            **context: object) -> web.Response:
+def render(request: web.Request, name: str, locale: str | None = None,
+           **context: object) -> web.Response:
+    """A page of the site from its template, never cached."""
     settings = request.app[keys.SETTINGS]
     locale = locale or settings.site.locale
     html = request.app[TEMPLATES].get_template(name).render(
@@ -65,25 +67,26 @@ async def index(request: web.Request) -> web.Response:
     boards = [{"id": b["id"], "title": b["title"], "query": suffix}
               for b in request.app[keys.BOARDS].values() if board_ok(b["id"])]
     playlists = [{"id": name, "boards": ", ".join(p.boards), "query": suffix}
-                 for name, p in request.app[keys.SETTINGS].playlists.items()
+                 for name, p in request.app[keys.PLAYLISTS].items()
                  if playlist_ok(name)]
-    return _render(request, "index.html", boards=boards, playlists=playlists,
+    return render(request, "index.html", boards=boards, playlists=playlists,
                    # The report asks for the admin token itself; a TV has no use for it.
                    reports=not access.config.enabled or not token,
                    locked=access.config.enabled and not everything and not token,
                    denied=access.config.enabled and not everything and bool(token))
 
 
-async def board_page(request: web.Request) -> web.Response:
-    """Render one board; the page then lives on the websocket."""
-    board = request.app[keys.BOARDS].get(request.match_info["board"])
-    if board is None:
-        raise web.HTTPNotFound(text=f"no board {request.match_info['board']!r}")
-    token = check_board_token(request, "board", board["id"])
+def page_config(request: web.Request, board: dict[str, Any], token: str) -> dict[str, Any]:
+    """What a board's page reads (embedded in it, and /board/NAME/layout after an edit)."""
     settings = request.app[keys.SETTINGS]
     ws_path = f"/ws?board={quote(board['id'])}" + (f"&token={quote(token)}" if token else "")
-    config = {
+    return {
         "board": board["id"],
+        "title": board["title"],
+        "columns": board["columns"],
+        "rows": board["rows"],
+        # The board editor's revision (layouts.<board> in the snapshot): a TV redraws on a change.
+        "layout": request.app[keys.EDITOR].revisions.get(board["id"], 0),
         "ws_path": ws_path,
         "build": request.app[keys.BUILD],
         "push_interval_ms": settings.server.push_interval_ms,
@@ -98,14 +101,32 @@ async def board_page(request: web.Request) -> web.Response:
         "embedded": request.query.get("embed") == "1",
         "tiles": board["tiles"],
     }
-    return _render(request, "board.html", locale=board["locale"], board=board,
-                   tiles=board["tiles"], config=config, msg=board["messages"])
 
 
-async def play_page(request: web.Request) -> web.Response:
-    """One URL per TV: the playlist's boards in turn, each kept live in its own frame."""
+async def board_page(request: web.Request) -> web.Response:
+    """Render one board; the page then lives on the websocket."""
+    board = request.app[keys.BOARDS].get(request.match_info["board"])
+    if board is None:
+        raise web.HTTPNotFound(text=f"no board {request.match_info['board']!r}")
+    token = check_board_token(request, "board", board["id"])
+    config = page_config(request, board, token)
+    return render(request, "board.html", locale=board["locale"], board=board,
+                  tiles=board["tiles"], config=config, msg=board["messages"])
+
+
+async def board_layout(request: web.Request) -> web.Response:
+    """A board's page settings as JSON: a TV redraws with them after the editor saved it."""
+    board = request.app[keys.BOARDS].get(request.match_info["board"])
+    if board is None:
+        raise web.HTTPNotFound(text=f"no board {request.match_info['board']!r}")
+    token = check_board_token(request, "board", board["id"])
+    return web.json_response(page_config(request, board, token),
+                             headers={"Cache-Control": "no-store"})
+
+
+def _play_config(request: web.Request) -> dict[str, Any]:
     name = request.match_info["playlist"]
-    playlist = request.app[keys.SETTINGS].playlists.get(name)
+    playlist = request.app[keys.PLAYLISTS].get(name)
     if playlist is None:
         raise web.HTTPNotFound(text=f"no playlist {name!r}")
     token = request.query.get("token", "")
@@ -114,14 +135,30 @@ async def play_page(request: web.Request) -> web.Response:
                      f"playlist {name!r} needs a valid ?token= (access is enabled)")
     suffix = f"&token={quote(token)}" if token else ""
     frames = [{"board": b, "src": f"/board/{quote(b)}?embed=1{suffix}"} for b in playlist.boards]
-    config = {"playlist": name, "interval_s": playlist.interval_s, "frames": frames}
-    return _render(request, "play.html", playlist=name, frames=frames, config=config)
+    # The editor's revision: the page asks for this every second and follows a change.
+    revision = request.app[keys.PLAYLIST_EDITOR].revisions.get(name, 0)
+    return {"playlist": name, "interval_s": playlist.interval_s, "frames": frames,
+            "revision": revision,
+            "config_path": f"/play/{quote(name)}/config" + (f"?token={quote(token)}"
+                                                             if token else "")}
+
+
+async def play_page(request: web.Request) -> web.Response:
+    """One URL per TV: the playlist's boards in turn, each kept live in its own frame."""
+    config = _play_config(request)
+    return render(request, "play.html", playlist=config["playlist"], frames=config["frames"],
+                  config=config)
+
+
+async def play_config(request: web.Request) -> web.Response:
+    """A playlist's boards and interval as JSON: the /play page follows the editor's saves."""
+    return web.json_response(_play_config(request), headers={"Cache-Control": "no-store"})
 
 
 async def report_page(request: web.Request) -> web.Response:
     """The interval report: a shell whose script reads /api/report with the admin token."""
     config = report_config(request)
-    return _render(request, "report.html", locale=config["locale"], config=config,
+    return render(request, "report.html", locale=config["locale"], config=config,
                    msg=config["messages"])
 
 
@@ -217,7 +254,9 @@ def core_routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/", index),
         web.get("/board/{board}", board_page),
+        web.get("/board/{board}/layout", board_layout),
         web.get("/play/{playlist}", play_page),
+        web.get("/play/{playlist}/config", play_config),
         web.get("/report", report_page),
         web.get("/ws", websocket),
         web.get("/healthz", healthz),

@@ -81,6 +81,14 @@
   var grid = document.getElementById("wb-grid");
   var tiles = [];
 
+  /** The board editor saved this board: its new tiles, on the same socket (wb-layout.js). */
+  function relayout() {
+    tiles.length = 0;
+    dataStaleS = Number(config.data_stale_after_s) || 0;
+    setupTiles();
+    renderTiles(Date.now());
+  }
+
   function setupTiles() {
     var defs = Array.isArray(config.tiles) ? config.tiles : [];
     for (var j = 0; j < defs.length; j++) {
@@ -367,6 +375,7 @@
       return;
     }
     if (WB.kiosk.checkBuild(state["meta.build"])) return;
+    WB.layout.check(state, relayout);
     lastDataAt = now;
     var ts = state["meta.ts"];
     if (typeof ts === "number") WB.skewMs = ts * 1000 - now;
