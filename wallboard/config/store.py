@@ -16,7 +16,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,14 +44,23 @@ class StoreError(Exception):
         self.status, self.reason, self.problems = status, reason, problems
 
 
-class BoardFile(BaseModel):
-    """What one file of the store holds."""
+class StoredFile(BaseModel):
+    """What every file of the store holds besides its content: version, who and when."""
 
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=1_000_000_000)
     saved_by: str = Field(min_length=1, max_length=MAX_WHO)
     saved_at: str = Field(min_length=1, max_length=40)
+
+
+class BoardFile(StoredFile):
+    """What one board file of the store holds."""
+
     board: BoardConfig
+
+
+FileT = TypeVar("FileT", bound=StoredFile)
+ContextT = TypeVar("ContextT")
 
 
 def check_name(name: str, what: str = "name") -> None:
@@ -198,8 +207,11 @@ def stamp(clock: Any) -> str:
     return datetime.fromtimestamp(clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class BoardStore:
-    """The board files of one boards.d directory. Blocking I/O: the server calls it in a thread."""
+class VersionedStore(Generic[FileT, ContextT]):
+    """The files of one kind in a store directory. Blocking I/O: the server calls it in a thread."""
+
+    kind = ""  # the file's content key and check-config's word: "board" or "playlist"
+    model: type[FileT]
 
     def __init__(self, directory: Path, keep: int = KEEP_VERSIONS,
                  clock: Any = time.time) -> None:
@@ -207,62 +219,71 @@ class BoardStore:
         self.keep = keep
         self.clock = clock
 
+    def _checked(self, item: FileT, raw: Any, context: ContextT) -> None:
+        """Replace the item's content with itself checked against the context (or StoreError)."""
+        raise NotImplementedError
+
+    def _summary(self, item: FileT) -> dict[str, int]:
+        """What the versions list shows of one version besides who and when."""
+        raise NotImplementedError
+
     def path(self, name: str) -> Path:
-        """The current file of a board."""
+        """The current file of an item."""
         return self.directory / f"{name}.yaml"
 
     def names(self) -> list[str]:
-        """The boards in the store (files with a valid name), sorted."""
+        """The items in the store (files with a valid name), sorted."""
         return store_names(self.directory)
 
-    def _read(self, path: Path, settings: Settings | None) -> BoardFile:
+    def _read(self, path: Path, context: ContextT | None) -> FileT:
         raw = load_yaml(path)
         try:
-            item = BoardFile.model_validate(raw)
+            item = self.model.model_validate(raw)
         except ValidationError as exc:
             raise StoreError(422, "invalid", [split_problem(line) for line in
-                                              format_validation_error("@", exc, model=BoardFile)]
+                                              format_validation_error("@", exc, model=self.model)]
                              ) from None
-        if settings is not None:
-            item.board = board_from(raw["board"], settings)
+        if context is not None:
+            self._checked(item, raw[self.kind], context)
         return item
 
-    def read(self, name: str, settings: Settings | None = None) -> BoardFile:
-        """One board's current file, validated (against `settings` when given)."""
+    def read(self, name: str, context: ContextT | None = None) -> FileT:
+        """One item's current file, validated (against the context when given)."""
         check_name(name)
-        return self._read(self.path(name), settings)
+        return self._read(self.path(name), context)
 
-    def check_file(self, path: Path, settings: Settings) -> list[str]:
-        """check-config's lines for one file: 'file: board.key.path: message'."""
+    def check_file(self, path: Path, context: ContextT) -> list[str]:
+        """check-config's lines for one file: 'file: kind.key.path: message'."""
         try:
-            self._read(path, settings)
+            self._read(path, context)
         except StoreError as exc:
-            return check_lines(path, "board", exc.problems)
-        return [] if NAME.fullmatch(path.stem) else [f"{path}: the file name is not a board "
-                                                      f"name: {NAME_RULE}"]
+            return check_lines(path, self.kind, exc.problems)
+        return [] if NAME.fullmatch(path.stem) else [f"{path}: the file name is not a "
+                                                      f"{self.kind} name: {NAME_RULE}"]
 
-    def load_all(self, settings: Settings) -> tuple[dict[str, BoardFile], list[str]]:
-        """Every valid board of the store, and a line per problem (those boards left out)."""
-        boards: dict[str, BoardFile] = {}
+    def load_all(self, context: ContextT) -> tuple[dict[str, FileT], list[str]]:
+        """Every valid item of the store, and a line per problem (those items left out)."""
+        found: dict[str, FileT] = {}
         problems: list[str] = []
         for name in self.names()[:MAX_BOARDS]:
-            lines = self.check_file(self.path(name), settings)
+            lines = self.check_file(self.path(name), context)
             if lines:
                 problems += lines
             else:
-                boards[name] = self._read(self.path(name), settings)
-        return boards, problems
+                found[name] = self._read(self.path(name), context)
+        return found, problems
 
-    def write(self, name: str, board: BoardConfig, version: int, who: str) -> BoardFile:
-        """Write a board as `version` (the caller checked the previous one) and keep it."""
+    def write(self, name: str, content: BaseModel, version: int, who: str) -> FileT:
+        """Write an item as `version` (the caller checked the previous one) and keep it."""
         check_name(name)
-        item = BoardFile(version=version, saved_by=who[:MAX_WHO] or "?",
-                         saved_at=stamp(self.clock), board=board)
-        keep_version(self.directory, name, version, document("board", item, board), self.keep)
+        item = self.model.model_validate({
+            "version": version, "saved_by": who[:MAX_WHO] or "?",
+            "saved_at": stamp(self.clock), self.kind: content})
+        keep_version(self.directory, name, version, document(self.kind, item, content), self.keep)
         return item
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        """The kept versions of a board, newest first: version, who, when."""
+        """The kept versions of an item, newest first: version, who, when."""
         check_name(name)
         out = []
         for path in sorted((self.directory / HISTORY / name).glob("*.yaml"), reverse=True):
@@ -271,19 +292,30 @@ class BoardStore:
             except StoreError:
                 continue  # a damaged old version is not offered for rollback
             out.append({"version": item.version, "saved_by": item.saved_by,
-                        "saved_at": item.saved_at, "tiles": len(item.board.tiles)})
+                        "saved_at": item.saved_at, **self._summary(item)})
         return out
 
-    def version(self, name: str, version: int, settings: Settings) -> BoardFile:
-        """One kept version, validated against the settings in force."""
+    def version(self, name: str, version: int, context: ContextT) -> FileT:
+        """One kept version, validated against the context in force."""
         check_name(name)
         path = self.directory / HISTORY / name / f"{version:010d}.yaml"
         if not path.exists():
             raise StoreError(404, "not_found", [("version", f"{name!r} has no version {version}")])
-        return self._read(path, settings)
+        return self._read(path, context)
 
     def delete(self, name: str) -> None:
-        """Remove a board and its versions."""
+        """Remove an item and its versions."""
         delete_files(self.directory, name)
 
 
+class BoardStore(VersionedStore[BoardFile, Settings]):
+    """The board files of one boards.d directory, checked against the settings."""
+
+    kind = "board"
+    model = BoardFile
+
+    def _checked(self, item: BoardFile, raw: Any, context: Settings) -> None:
+        item.board = board_from(raw, context)
+
+    def _summary(self, item: BoardFile) -> dict[str, int]:
+        return {"tiles": len(item.board.tiles)}
