@@ -9,13 +9,7 @@
   var t = WB.i18n.t;
   var DRAG_PX = 4; // a press that moves less is a click
 
-  function el(tag, cls, parent, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   function rtl() {
     return document.documentElement.dir === "rtl";

@@ -7,13 +7,7 @@
   var I = WB.i18n;
   var t = I.t;
 
-  function el(tag, cls, parent, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   /** A message, or `fallback` when the catalogue has none for `key`. */
   function label(key, fallback) {

@@ -6,13 +6,7 @@
   var WB = window.WB;
   var t = WB.i18n.t;
 
-  function el(tag, cls, parent, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   function button(parent, text, onClick, label) {
     var node = el("button", null, parent, text);

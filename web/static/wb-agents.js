@@ -14,12 +14,7 @@
   var CELL_ASPECT = 2.6; // a cell's width to height: a name, a time and a line of state
   var grids = []; // the grid tiles, re-timed every second between messages
 
-  function el(tag, cls, parent) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   function num(v) {
     return typeof v === "number" && isFinite(v) ? v : null;

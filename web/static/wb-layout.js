@@ -7,13 +7,7 @@
   var WB = window.WB;
   var fetching = false;
 
-  function el(tag, cls, parent, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   function clamp(value, low, high, fallback) {
     var n = Math.round(Number(value));

@@ -8,12 +8,7 @@
   var DASH = I.DASH;
   var SVG = "http://www.w3.org/2000/svg";
 
-  function el(tag, cls, parent) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (parent) parent.appendChild(node);
-    return node;
-  }
+  var el = WB.el;
 
   function svg(tag, attrs, parent) {
     var node = document.createElementNS(SVG, tag);
