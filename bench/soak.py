@@ -223,8 +223,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server, tvs, flap = Server(tmp, config), TVs(), FlapPeer()
     logs = LogCounter(server.log)
     rows: list[dict[str, Any]] = []
-    report: dict[str, Any] = {"args": {k: str(v) if isinstance(v, Path) else v
-                                       for k, v in vars(args).items()}, "load_average_at_start": os.getloadavg()[0]}
+    report: dict[str, Any] = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "load_average_at_start": os.getloadavg()[0]}
     counts = {"edits": 0, "announcements": 0}
     tasks: list[asyncio.Task[Any]] = []
     reads: dict[str, list[float]] = {"api": [], "metrics": [], "health": []}
