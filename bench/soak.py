@@ -176,7 +176,7 @@ class TVs:
             str(SCRIPT.parent), url, str(args.tvs), "5", str(args.reconnect_share),
             str(args.stall_share), str(args.vanish_share), "60",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent)
+            preexec_fn=die_with_parent, limit=64 * 2**20)  # a sample lists every probe seen
 
     async def ask(self, word: str, timeout: float = 60) -> dict[str, Any]:
         """Send a command, read its one-line JSON answer."""

@@ -16,10 +16,13 @@ from aiohttp.abc import AbstractStreamWriter
 
 from wallboard.fold.guard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
 from wallboard.server.scope import Path, Scope, scoped_tree
+from wallboard.server.seriesdelta import SeriesOp, split_series
 
 log = logging.getLogger(__name__)
 
 _RESYNC = object()  # marks a key that was absent
+# One scope path's delta in a flush: changed keys, removed keys, lists changed in part.
+PathDelta = tuple[dict[str, Any], list[str], dict[str, SeriesOp]]
 # A client's unread bytes in our transport buffer (beyond the kernel's SO_SNDBUF) before its
 # deltas give way to one snapshot: asyncio's default high-water mark, ~30 deltas of 2 KB.
 BUFFER_LIMIT = 64 * 1024
@@ -212,7 +215,8 @@ class Hub:
                 return
             # Encoded before anything is replaced: a value orjson refuses keeps the last state.
             # Only when some client takes the whole delta: scoped boards get their own.
-            message = (text_frame(self._delta(changes, removed, self.seq + 1))
+            message = (text_frame(self._delta(changes, removed, self.seq + 1,
+                                              split_series(changes, previous)))
                        if any(client.scope is None for client in self.clients) else b"")
         except Exception as exc:
             self.errors.record("snapshot", exc, what="the snapshot")
@@ -220,7 +224,7 @@ class Hub:
         self.tree, self.flat = tree, flat
         self.seq += 1
         scoped: dict[Scope, bytes] = {}
-        per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
+        per_path: dict[Path, PathDelta] = {}
         jobs: list[tuple[Client, bytes]] = []
         for client in self.clients:
             scope = client.scope
@@ -267,28 +271,33 @@ class Hub:
         return cached[1]
 
     def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
-                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> bytes:
+                      per_path: dict[Path, PathDelta]) -> bytes:
         # Diffed within the board's own subtrees (exact path segments), never by filtering
         # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
         # Each path is diffed once per flush, however many boards share it (meta, totals).
         changes: dict[str, Any] = {}
         removed: dict[str, None] = {}
+        series: dict[str, SeriesOp] = {}
         for path in scope:
             delta = per_path.get(path)
             if delta is None:
                 before = self._path_flat(path, self.seq - 1, previous_tree)
                 after = self._path_flat(path, self.seq, self.tree)
-                delta = per_path[path] = (
-                    {k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
-                    [k for k in before if k not in after])
+                changed = {k: v for k, v in after.items() if before.get(k, _RESYNC) != v}
+                delta = per_path[path] = (changed, [k for k in before if k not in after],
+                                          split_series(changed, before))
             changes.update(delta[0])
             removed.update(dict.fromkeys(delta[1]))
-        return self._delta(changes, list(removed))
+            series.update(delta[2])
+        return self._delta(changes, list(removed), series=series)
 
     def _delta(self, changes: dict[str, Any], removed: list[str],
-               seq: int | None = None) -> bytes:
-        return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
-                             "changes": changes, "removed": removed})
+               seq: int | None = None, series: dict[str, SeriesOp] | None = None) -> bytes:
+        message = {"type": "delta", "seq": self.seq if seq is None else seq,
+                   "changes": changes, "removed": removed}
+        if series:  # lists that changed in part: [drop, cut, tail] (seriesdelta.py)
+            message["series"] = series
+        return orjson.dumps(message)
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, any pending change flushed first (the tick, brought forward)."""
