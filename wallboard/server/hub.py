@@ -27,6 +27,10 @@ PathDelta = tuple[dict[str, Any], list[str], dict[str, SeriesOp]]
 # deltas give way to one snapshot: asyncio's default high-water mark, ~30 deltas of 2 KB.
 BUFFER_LIMIT = 64 * 1024
 FANOUT_SLICE = 200  # clients written to per turn of the event loop
+# Bounds of the per-scope caches (boards, and the board sets tokens open): emptied when full,
+# then refilled by the scopes still asked for. Exported as wallboard_cache_entries.
+SCOPE_CACHE_LIMIT = 256
+PATH_CACHE_LIMIT = 4096
 
 
 def flatten(tree: dict[str, Any], prefix: str = "",
@@ -267,7 +271,9 @@ class Hub:
             prefix = ".".join(path)
             flat = ({} if node is _RESYNC else flatten(node, prefix + ".")
                     if isinstance(node, dict) else {prefix: node})
-            cached = self._path_cache[path] = (seq, flat)  # one entry per board path: bounded
+            if len(self._path_cache) >= PATH_CACHE_LIMIT:
+                self._path_cache.clear()
+            cached = self._path_cache[path] = (seq, flat)  # one entry per board path
         return cached[1]
 
     def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
@@ -315,7 +321,9 @@ class Hub:
         cached = self._api_cache.get(scope)
         if cached is None or cached[0] != self.seq:
             body = orjson.dumps(tree if scope is None else scoped_tree(tree, scope))
-            # One entry per scope the tokens ask for (boards are configured: bounded).
+            # One entry per scope the tokens ask for; reloads can change them: a bound.
+            if len(self._api_cache) >= SCOPE_CACHE_LIMIT:
+                self._api_cache.clear()
             cached = self._api_cache[scope] = (self.seq, body)
         return cached[1]
 
@@ -334,9 +342,17 @@ class Hub:
                 k: v for path in scope
                 for k, v in self._path_flat(path, self.seq, self.tree).items()}
             payload = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data})
-            # One entry per board's scope and one for everything: bounded.
+            # One entry per board's scope and one for everything (bounded all the same).
+            if len(self._snapshot_cache) >= SCOPE_CACHE_LIMIT:
+                self._snapshot_cache.clear()
             cached = self._snapshot_cache[scope] = (self.seq, payload, text_frame(payload))
         return cached
+
+    def cache_sizes(self) -> dict[str, tuple[int, int]]:
+        """Entries and bound of each cache the hub keeps (read by the metrics collector)."""
+        return {"snapshot_bodies": (len(self._snapshot_cache), SCOPE_CACHE_LIMIT),
+                "api_bodies": (len(self._api_cache), SCOPE_CACHE_LIMIT),
+                "scope_paths": (len(self._path_cache), PATH_CACHE_LIMIT)}
 
     async def run(self) -> None:
         """Refresh once per second so time-based values (longest wait, clock) stay live."""
