@@ -161,9 +161,10 @@ def test_a_flush_with_only_scoped_clients_does_not_encode_the_whole_delta() -> N
     whole: list[int | None] = []
     encode_delta = hub._delta
 
-    def counting(changes: dict[str, Any], removed: list[str], seq: int | None = None) -> bytes:
+    def counting(changes: dict[str, Any], removed: list[str], seq: int | None = None,
+                 series: Any = None) -> bytes:
         whole.extend([seq] if seq is not None else [])
-        return encode_delta(changes, removed, seq)
+        return encode_delta(changes, removed, seq, series)
 
     hub._delta = counting  # type: ignore[method-assign]
     sent: list[str] = []

@@ -120,7 +120,7 @@ async def test_labels_are_bounded_agents_only_from_the_allow_list(live_server, t
     assert sum(states.values()) == 2  # one state each
     allowed_keys = {"queue", "channel", "team", "source", "window", "variant", "state",
                     "outcome", "short", "kind", "reason", "rule", "agent", "version", "le",
-                    "endpoint", "code", "result", "stage", "action"}
+                    "endpoint", "code", "result", "stage", "action", "cache"}
     assert {key for key, _ in values} <= allowed_keys
 
 

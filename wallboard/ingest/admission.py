@@ -23,6 +23,10 @@ class Admission:
         self._new_agents: dict[str, float] = {}
         self._swept: dict[str, int] = {}  # per kind: how many names were known at the last sweep
 
+    def held(self) -> int:
+        """Places held for new queues, teams and agents whose events are being stored."""
+        return len(self._new_queues) + len(self._new_teams) + len(self._new_agents)
+
     def admit(self, event: Event) -> None:
         """Refuse, before it is stored, an event over server.max_queues, max_teams or max_agents.
 

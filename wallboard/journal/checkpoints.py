@@ -48,3 +48,22 @@ def store(con: sqlite3.Connection, seq: int, blob: bytes) -> None:
         if con.in_transaction:
             con.execute("ROLLBACK")
         raise
+
+
+def truncate_wal(con: sqlite3.Connection, wait_ms: int = 200) -> bool:
+    """Copy the WAL into the database and empty it, if readers let go within `wait_ms`.
+
+    SQLite's automatic checkpoints are passive: under a steady stream of commits with readers
+    coming and going, the WAL is seldom reset and its file only grows. Run with the fold's
+    checkpoint (once a minute), this keeps the -wal file near one minute of writes; False
+    when a reader held it (the next one tries again).
+    """
+    restore = int(con.execute("PRAGMA busy_timeout").fetchone()[0])
+    con.execute(f"PRAGMA busy_timeout = {wait_ms}")
+    try:
+        busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.Error:
+        return False
+    finally:
+        con.execute(f"PRAGMA busy_timeout = {restore}")
+    return not busy

@@ -276,6 +276,7 @@ class Writer:
         error: BaseException | None = None
         try:
             checkpoints.store(self.con, int(job.before), job.blob)
+            checkpoints.truncate_wal(self.con)  # the -wal file stays small
         except sqlite3.Error as exc:  # not fatal: the next one may succeed, a start folds more
             error = JournalDown(self.describe(exc), retry_after(self.status))
         self._refresh_size()

@@ -35,6 +35,7 @@ from wallboard.server.access import Access, AccessCollector, client_scope
 from wallboard.server.admin import admin_routes, build_id
 from wallboard.server.announcements import Announcements
 from wallboard.server.boards import history_keys, needs_forecast, ratio_needs, resolve_boards
+from wallboard.server.caches import CacheCollector
 from wallboard.server.checkpoints import CheckpointCollector
 from wallboard.server.configwatch import ConfigCollector, ConfigWatcher
 from wallboard.server.connections import ConnectionCollector, ConnectionGuard
@@ -313,10 +314,13 @@ def create_app(settings: Settings, *, plugin_manager: pluggy.PluginManager | Non
         runners[source.name] = runner
 
     metrics_registry = CollectorRegistry()
-    metrics_registry.register(WallboardCollector(
+    exporter = WallboardCollector(
         aggregator, pipeline, runners, hub.current,
         clients=lambda: len(hub.clients), dropped=lambda: hub.dropped,
-        journal=status, restored=restored))
+        journal=status, restored=restored)
+    metrics_registry.register(exporter)
+    metrics_registry.register(CacheCollector(settings, hub, pipeline, aggregator, history,
+                                             lambda: len(exporter.prefixes.known)))
     playlists = dict(settings.playlists)  # and the store's, once loaded
     access = Access(settings.access, config_path, settings.boards, playlists)
     metrics_registry.register(AccessCollector(access))

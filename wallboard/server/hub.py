@@ -16,14 +16,21 @@ from aiohttp.abc import AbstractStreamWriter
 
 from wallboard.fold.guard import INT64_MAX, INT64_MIN, FoldErrors, json_safe, sanitize
 from wallboard.server.scope import Path, Scope, scoped_tree
+from wallboard.server.seriesdelta import SeriesOp, split_series
 
 log = logging.getLogger(__name__)
 
 _RESYNC = object()  # marks a key that was absent
+# One scope path's delta in a flush: changed keys, removed keys, lists changed in part.
+PathDelta = tuple[dict[str, Any], list[str], dict[str, SeriesOp]]
 # A client's unread bytes in our transport buffer (beyond the kernel's SO_SNDBUF) before its
 # deltas give way to one snapshot: asyncio's default high-water mark, ~30 deltas of 2 KB.
 BUFFER_LIMIT = 64 * 1024
 FANOUT_SLICE = 200  # clients written to per turn of the event loop
+# Bounds of the per-scope caches (boards, and the board sets tokens open): emptied when full,
+# then refilled by the scopes still asked for. Exported as wallboard_cache_entries.
+SCOPE_CACHE_LIMIT = 256
+PATH_CACHE_LIMIT = 4096
 
 
 def flatten(tree: dict[str, Any], prefix: str = "",
@@ -212,7 +219,8 @@ class Hub:
                 return
             # Encoded before anything is replaced: a value orjson refuses keeps the last state.
             # Only when some client takes the whole delta: scoped boards get their own.
-            message = (text_frame(self._delta(changes, removed, self.seq + 1))
+            message = (text_frame(self._delta(changes, removed, self.seq + 1,
+                                              split_series(changes, previous)))
                        if any(client.scope is None for client in self.clients) else b"")
         except Exception as exc:
             self.errors.record("snapshot", exc, what="the snapshot")
@@ -220,7 +228,7 @@ class Hub:
         self.tree, self.flat = tree, flat
         self.seq += 1
         scoped: dict[Scope, bytes] = {}
-        per_path: dict[Path, tuple[dict[str, Any], list[str]]] = {}
+        per_path: dict[Path, PathDelta] = {}
         jobs: list[tuple[Client, bytes]] = []
         for client in self.clients:
             scope = client.scope
@@ -263,32 +271,39 @@ class Hub:
             prefix = ".".join(path)
             flat = ({} if node is _RESYNC else flatten(node, prefix + ".")
                     if isinstance(node, dict) else {prefix: node})
-            cached = self._path_cache[path] = (seq, flat)  # one entry per board path: bounded
+            if len(self._path_cache) >= PATH_CACHE_LIMIT:
+                self._path_cache.clear()
+            cached = self._path_cache[path] = (seq, flat)  # one entry per board path
         return cached[1]
 
     def _scoped_delta(self, scope: Scope, previous_tree: dict[str, Any],
-                      per_path: dict[Path, tuple[dict[str, Any], list[str]]]) -> bytes:
+                      per_path: dict[Path, PathDelta]) -> bytes:
         # Diffed within the board's own subtrees (exact path segments), never by filtering
         # global keys by a string prefix: `queues.sales.` would also match `sales.x`'s keys.
         # Each path is diffed once per flush, however many boards share it (meta, totals).
         changes: dict[str, Any] = {}
         removed: dict[str, None] = {}
+        series: dict[str, SeriesOp] = {}
         for path in scope:
             delta = per_path.get(path)
             if delta is None:
                 before = self._path_flat(path, self.seq - 1, previous_tree)
                 after = self._path_flat(path, self.seq, self.tree)
-                delta = per_path[path] = (
-                    {k: v for k, v in after.items() if before.get(k, _RESYNC) != v},
-                    [k for k in before if k not in after])
+                changed = {k: v for k, v in after.items() if before.get(k, _RESYNC) != v}
+                delta = per_path[path] = (changed, [k for k in before if k not in after],
+                                          split_series(changed, before))
             changes.update(delta[0])
             removed.update(dict.fromkeys(delta[1]))
-        return self._delta(changes, list(removed))
+            series.update(delta[2])
+        return self._delta(changes, list(removed), series=series)
 
     def _delta(self, changes: dict[str, Any], removed: list[str],
-               seq: int | None = None) -> bytes:
-        return orjson.dumps({"type": "delta", "seq": self.seq if seq is None else seq,
-                             "changes": changes, "removed": removed})
+               seq: int | None = None, series: dict[str, SeriesOp] | None = None) -> bytes:
+        message = {"type": "delta", "seq": self.seq if seq is None else seq,
+                   "changes": changes, "removed": removed}
+        if series:  # lists that changed in part: [drop, cut, tail] (seriesdelta.py)
+            message["series"] = series
+        return orjson.dumps(message)
 
     def current(self) -> dict[str, Any]:
         """The latest snapshot, any pending change flushed first (the tick, brought forward)."""
@@ -306,7 +321,9 @@ class Hub:
         cached = self._api_cache.get(scope)
         if cached is None or cached[0] != self.seq:
             body = orjson.dumps(tree if scope is None else scoped_tree(tree, scope))
-            # One entry per scope the tokens ask for (boards are configured: bounded).
+            # One entry per scope the tokens ask for; reloads can change them: a bound.
+            if len(self._api_cache) >= SCOPE_CACHE_LIMIT:
+                self._api_cache.clear()
             cached = self._api_cache[scope] = (self.seq, body)
         return cached[1]
 
@@ -325,9 +342,17 @@ class Hub:
                 k: v for path in scope
                 for k, v in self._path_flat(path, self.seq, self.tree).items()}
             payload = orjson.dumps({"type": "snapshot", "seq": self.seq, "data": data})
-            # One entry per board's scope and one for everything: bounded.
+            # One entry per board's scope and one for everything (bounded all the same).
+            if len(self._snapshot_cache) >= SCOPE_CACHE_LIMIT:
+                self._snapshot_cache.clear()
             cached = self._snapshot_cache[scope] = (self.seq, payload, text_frame(payload))
         return cached
+
+    def cache_sizes(self) -> dict[str, tuple[int, int]]:
+        """Entries and bound of each cache the hub keeps (read by the metrics collector)."""
+        return {"snapshot_bodies": (len(self._snapshot_cache), SCOPE_CACHE_LIMIT),
+                "api_bodies": (len(self._api_cache), SCOPE_CACHE_LIMIT),
+                "scope_paths": (len(self._path_cache), PATH_CACHE_LIMIT)}
 
     async def run(self) -> None:
         """Refresh once per second so time-based values (longest wait, clock) stay live."""

@@ -16,8 +16,6 @@
   var staleAfterMs = Math.max(1, Number(config.stale_after_s) || 5) * 1000;
   var dataStaleS = Number(config.data_stale_after_s) || 0;
 
-  var BACKOFF_START_MS = 500;
-  var BACKOFF_CAP_MS = 30000;
   var TICK_MS = 250; // one timer drives clock, countdown, watchdog and pixel shift
   var FIRST_CONNECT_GRACE_MS = 1500; // no "lost" overlay flash on a normal page load
 
@@ -323,11 +321,10 @@
     renderConnection(Date.now());
   }
 
-  /** Exponential back-off with "equal jitter", so a room of TVs does not reconnect in step. */
+  /** Exponential back-off with full jitter (wb-sync.js): TVs do not reconnect in step. */
   function scheduleReconnect() {
     clearTimeout(retryTimer);
-    var ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * Math.pow(2, Math.min(attempt, 16)));
-    var delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    var delay = WB.sync.reconnectDelay(attempt);
     attempt++;
     retryAt = Date.now() + delay;
     retryTimer = setTimeout(connect, delay);
@@ -371,6 +368,10 @@
       applyDelta(msg.changes && typeof msg.changes === "object" ? msg.changes : {},
         Array.isArray(msg.removed) ? msg.removed : null);
       board.seq = msg.seq;
+      if (msg.series && !WB.sync.applySeries(state, msg.series)) {
+        resyncSince = now; // a list not as the server holds it: start again from a snapshot
+        send({ type: "resync" });
+      }
     } else {
       return;
     }
