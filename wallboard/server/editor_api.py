@@ -258,25 +258,22 @@ async def edit_page(request: web.Request) -> web.Response:
 
 def editor_routes() -> list[web.AbstractRouteDef]:
     """The editor's routes."""
-    base = "/api/editor/boards/{name}"
-    lists = "/api/editor/playlists/{name}"
-    return [
+    routes: list[web.AbstractRouteDef] = [
         web.get("/edit", edit_page),
         web.get("/api/editor/session", session),
         web.get("/api/editor/schema", get_schema),
         web.get("/api/editor/values", get_values),
-        web.get("/api/editor/boards", list_boards),
-        web.get(base, get_board),
-        web.put(base, save_board),
-        web.delete(base, delete_board),
-        web.post(f"{base}/duplicate", duplicate_board),
-        web.post(f"{base}/rename", rename_board),
-        web.post(f"{base}/rollback", rollback_board),
-        web.get("/api/editor/playlists", list_boards),
-        web.get(lists, get_board),
-        web.put(lists, save_board),
-        web.delete(lists, delete_board),
-        web.post(f"{lists}/duplicate", duplicate_board),
-        web.post(f"{lists}/rename", rename_board),
-        web.post(f"{lists}/rollback", rollback_board),
     ]
+    # Boards and playlists share their handlers: the path's kind picks the editor.
+    for kind in ("boards", "playlists"):
+        item = f"/api/editor/{kind}/{{name}}"
+        routes += [
+            web.get(f"/api/editor/{kind}", list_boards),
+            web.get(item, get_board),
+            web.put(item, save_board),
+            web.delete(item, delete_board),
+            web.post(f"{item}/duplicate", duplicate_board),
+            web.post(f"{item}/rename", rename_board),
+            web.post(f"{item}/rollback", rollback_board),
+        ]
+    return routes
