@@ -1,4 +1,4 @@
-"""Agent windows in grain buckets equal a per-event recount, and hold a bounded number of buckets."""
+"""Agent windows in grain buckets equal a per-event recount and hold a bounded number of them."""
 
 from __future__ import annotations
 
