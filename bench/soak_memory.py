@@ -1,9 +1,10 @@
 """The fold's memory over virtual time at the soak's mix: where the soak's RSS growth goes.
 
 The soak's 30 minutes are shorter than the longest rolling window (1 h), so its RSS slope
-includes what fills until then (agents' event logs, tombstones, recent ids). This folds the
-same event mix on a virtual clock, `--rate` events per virtual second for `--minutes`, and
-prints Python's traced memory every 5 minutes and its slope over the last 15 (MB/h).
+includes what fills until then (agents' window buckets, tombstones, recent ids). This folds
+the same event mix on a virtual clock, `--rate` events per virtual second for `--minutes`, and
+prints Python's traced memory every 5 minutes and its slope over the last 15 (MB/h), then the
+checkpoint of the state reached: its size, the time to take it, and a floor (one flat copy).
 """
 
 from __future__ import annotations
