@@ -1,15 +1,17 @@
 """The fold's memory over virtual time at the soak's mix: where the soak's RSS growth goes.
 
 The soak's 30 minutes are shorter than the longest rolling window (1 h), so its RSS slope
-includes what fills until then (agents' event logs, tombstones, recent ids). This folds the
-same event mix on a virtual clock, `--rate` events per virtual second for `--minutes`, and
-prints Python's traced memory every 5 minutes and its slope over the last 15 (MB/h).
+includes what fills until then (agents' window buckets, tombstones, recent ids). This folds
+the same event mix on a virtual clock, `--rate` events per virtual second for `--minutes`, and
+prints Python's traced memory every 5 minutes and its slope over the last 15 (MB/h), then the
+checkpoint of the state reached: its size, the time to take it, and a floor (one flat copy).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import time
 import tracemalloc
 
@@ -19,6 +21,7 @@ from soak_report import slope_per_hour
 from wallboard.base.clock import VirtualClock
 from wallboard.config.settings import parse_settings
 from wallboard.fold.aggregate import Aggregator
+from wallboard.ingest import checkpoint
 from wallboard.ingest.pipeline import Pipeline
 from wallboard.model.events import Event
 
@@ -56,8 +59,7 @@ def main() -> int:
                 aggregator.advance(clock())
         if minute % 5 == 0:
             gc.collect()
-            logs = sum(len(a.counts) + len(a.intervals)
-                       for a in aggregator.agent_windows.values())
+            logs = sum(a.entries() for a in aggregator.agent_windows.values())
             row = {"minute": minute,
                    "traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1),
                    "agent_log_entries": logs, "recent_ids": pipeline.dedupe_ids,
@@ -66,7 +68,29 @@ def main() -> int:
             print(row, flush=True)
     print(f"traced memory slope over the last 15 minutes: "
           f"{slope_per_hour(rows, 'traced_mb', args.minutes - 15)} MB/h")
+    tracemalloc.stop()
+    print_checkpoint(pipeline)
     return 0
+
+
+def print_checkpoint(pipeline: Pipeline) -> None:
+    """The checkpoint of the state reached: its size, the time to take it, and a floor."""
+    agents = pipeline.aggregator.agent_windows
+    began = time.perf_counter()
+    body = checkpoint.take(pipeline, None)
+    took = time.perf_counter() - began
+    began = time.perf_counter()
+    part = pickle.dumps(agents, pickle.HIGHEST_PROTOCOL)
+    part_s = time.perf_counter() - began
+    # The floor: pickling one bytes object as large as the checkpoint (a copy, no objects).
+    flat = bytes(len(body))
+    began = time.perf_counter()
+    pickle.dumps(flat, pickle.HIGHEST_PROTOCOL)
+    floor = time.perf_counter() - began
+    print(f"checkpoint: {len(body) / 2**20:.1f} MB taken in {1000 * took:.0f} ms "
+          f"(agents' windows {len(part) / 2**20:.1f} MB in {1000 * part_s:.0f} ms); "
+          f"floor (a flat copy as large) {1000 * floor:.1f} ms, ratio {took / floor:.0f}x",
+          flush=True)
 
 
 if __name__ == "__main__":

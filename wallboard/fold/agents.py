@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import time
-from itertools import islice
 from zoneinfo import ZoneInfo
 
 from wallboard.config.windows import WindowSpec
@@ -22,29 +20,37 @@ from wallboard.fold.sketch import SketchDeltas, Sketches
 from wallboard.fold.windows import bucket_width
 
 AGENT_BUCKET_S = 60
+PENDING_LIMIT = 4096  # additions kept for the stored sums between two ticks
+MAX_AHEAD_S = 2 * 86_400  # time in a state counted ahead of the clock (skew is at most a day)
 
 
 class AgentWindows:
     """The windows of one agent, read like a WindowSet: same spans, same bucket edges.
 
     A queue's ring of buckets pays off when many events share a bucket; an agent's events are
-    sparse (one every half-minute or so), and moving a ring on each of them cost more than
-    everything else in the fold. Here an event is one append; a rolling span is summed from
-    the log when read (cached until the agent's next event or the next bucket edge), and
-    covers exactly what the ring would: whole buckets from its first covered edge.
+    sparse, and moving a ring on each of them cost more than everything else in the fold.
+    Here counts go into sparse buckets of the `grain` (the gcd of the spans' bucket widths):
+    every span's first covered edge is a multiple of the grain, so an event counts in a span
+    exactly when its grain bucket does, and time in a state splits at grain edges the same
+    way. Memory is a bucket per grain of the longest span, however many events arrive. A
+    rolling span is summed when read: the tick's stored sum plus what was added since, or
+    from the buckets when its first edge moved (once a bucket width).
     """
 
     __slots__ = (
-        "_appended",
         "_cache",
+        "_first",
+        "_late",
         "_next_change",
         "_next_trim",
+        "_pending",
         "_periods",
         "_spans",
-        "counts",
+        "_top",
+        "buckets",
         "day",
+        "grain",
         "horizon_s",
-        "intervals",
         "next_check",
         "now",
         "shift",
@@ -61,6 +67,7 @@ class AgentWindows:
             if spec.kind == "rolling":
                 width = bucket_width(spec.span_s, finest_s)
                 self._spans[spec.name] = (width, spec.span_s // width + 1)
+        self.grain = math.gcd(*(w for w, _ in self._spans.values())) or finest_s
         kinds = {spec.kind for spec in specs}
         self.day = (CalendarPeriod(self.size, day_bounds(tz), now)
                     if kinds & {"today", "yesterday"} else None)
@@ -68,14 +75,19 @@ class AgentWindows:
                       if "shift" in kinds else None)
         self._periods = [p for p in (self.day, self.shift) if p is not None]
         self._next_change = min((p.end for p in self._periods), default=math.inf)
-        self.counts: deque[tuple[float, Deltas]] = deque()
-        self.intervals: deque[tuple[float, float, int]] = deque()
+        # grain bucket (its start // grain) -> counter slot -> sum. Insertion order is time
+        # order but for late buckets (`_late`: the oldest of those, `_top`: the newest key).
+        self.buckets: dict[int, dict[int, float]] = {}
+        self._top: float = -math.inf
+        self._late: float = math.inf
+        self._first: float = -math.inf  # no bucket before this one counts in any span any more
+        # What went into buckets since the tick stored the sums: (bucket, deltas).
+        self._pending: list[tuple[int, Deltas]] = []
         self.horizon_s = max((w * n for w, n in self._spans.values()), default=0)
         self.now = now
         self._next_trim = -math.inf
         self.next_check = -math.inf  # advance() has work to do from then on
-        self._appended = [0, 0]  # entries ever appended to counts and to intervals
-        self._cache: dict[str, tuple[float, int, int, list[float]]] = {}
+        self._cache: dict[str, tuple[int, list[float]]] = {}  # name -> (first edge, sums)
         self.advance(now)
 
     def add(self, ts: float, deltas: Deltas, sketch_deltas: SketchDeltas | None = None) -> bool:
@@ -83,8 +95,9 @@ class AgentWindows:
         counted = False
         if self._spans and ts >= self.now - self.horizon_s:
             # Like the ring, an event ahead of our clock (skew) counts in the current bucket.
-            self.counts.append((ts if ts < self.now else self.now, deltas))
-            self._appended[0] += 1
+            key = int((ts if ts < self.now else self.now) // self.grain)
+            if key >= self._first:
+                self._bucket_add(key, deltas)
             counted = True
         for period in self._periods:
             counted = period.add(ts, deltas) or counted
@@ -95,13 +108,47 @@ class AgentWindows:
         if end <= start:
             return
         if self._spans and end > self.now - self.horizon_s:
-            self.intervals.append((start, end, index))
-            self._appended[1] += 1
+            # Split at grain edges: a piece inside a bucket counts whole in a span whose first
+            # edge is at or before the bucket's start, and not at all in one whose is after.
+            grain = self.grain
+            key = int(start // grain)
+            at = start
+            if key < self._first:  # what lies before the first edge counts nowhere
+                key = int(self._first)
+                at = key * grain
+            # Events are at most a day ahead (server.max_clock_skew_s): this bounds the loop.
+            stop = min(end, self.now + MAX_AHEAD_S)
+            while at < stop:
+                edge = (key + 1) * grain
+                self._bucket_add(key, [(index, (stop if stop < edge else edge) - at)])
+                key, at = key + 1, edge
         for period in self._periods:
             period.add_interval(start, end, index)
 
+    def _bucket_add(self, key: int, deltas: Deltas) -> None:
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = {}
+            if key < self._top:
+                self._late = min(self._late, key)
+            else:
+                self._top = key
+        for k, d in deltas:
+            bucket[k] = bucket.get(k, 0.0) + d
+        pending = self._pending
+        if len(pending) >= PENDING_LIMIT:
+            # No tick for a while (a replay, a test): sums are redone from the buckets.
+            pending.clear()
+            self._cache.clear()
+        else:
+            pending.append((key, deltas))
+
+    def entries(self) -> int:
+        """Buckets held for the rolling spans."""
+        return len(self.buckets)
+
     def advance(self, now: float) -> None:
-        """Move to `now`: roll calendar periods, now and then forget what no span covers."""
+        """Move to `now`: roll calendar periods; at grain edges forget what no span covers."""
         if now > self.now:
             self.now = now
         if now >= self._next_change:
@@ -111,53 +158,55 @@ class AgentWindows:
         if now < self._next_trim:
             self.next_check = min(self._next_change, self._next_trim)
             return
-        # Forgetting is only about memory, so it runs a few times per longest span.
-        self._next_trim = now + max(self.horizon_s / 8, AGENT_BUCKET_S)
+        if not self._spans:
+            self._next_trim = self.next_check = self._next_change
+            return
+        grain = self.grain
+        self._next_trim = (self.now // grain + 1) * grain
         self.next_check = min(self._next_change, self._next_trim)
-        horizon = self.now - self.horizon_s
-        counts, intervals = self.counts, self.intervals
-        # Entries may be out of order (late events); a stale head only delays forgetting.
-        while counts and counts[0][0] < horizon:
-            counts.popleft()
-        while intervals and intervals[0][1] <= horizon:
-            intervals.popleft()
+        # The first edge of the longest-reaching span (first edges only move forward).
+        first = self._first = min((int(self.now // w) - n + 1) * w
+                                  for w, n in self._spans.values()) // grain
+        buckets = self.buckets
+        while buckets:
+            key = next(iter(buckets))  # the oldest, but for late ones
+            if key >= first:
+                break
+            del buckets[key]
+        if self._late < first:  # late buckets behind newer ones are stale: sort them out
+            self.buckets = {k: buckets[k] for k in sorted(buckets) if k >= first}
+            self._late = math.inf
 
     def store(self) -> None:
         """Bring every rolling sum up to date (the tick's part: a read never stores one)."""
         for name in self._spans:
-            self._rolling(name, store=True)
+            self._cache[name] = self._sum(name, True)
+        self._pending.clear()
 
-    def _rolling(self, name: str, store: bool = False) -> list[float]:
+    def _sum(self, name: str, store: bool) -> tuple[int, list[float]]:
         width, buckets = self._spans[name]
         low = (int(self.now // width) - buckets + 1) * width
-        n_counts, n_intervals = self._appended
+        first = low // self.grain
         cached = self._cache.get(name)
-        counts: Iterator[tuple[float, Deltas]]
-        intervals: Iterator[tuple[float, float, int]]
         if cached is not None and cached[0] == low:
-            # Same first bucket: only entries appended since need adding (live boards read
-            # every few hundred ms; a full sum happens when the window moves, once a bucket).
-            _, seen_counts, seen_intervals, vector = cached
-            if seen_counts == n_counts and seen_intervals == n_intervals:
-                return vector
+            # Same first edge: only what came since needs adding (live boards read every few
+            # hundred ms; a full sum happens when the window moves, once a bucket width).
+            vector = cached[1]
+            if not self._pending:
+                return low, vector
             if not store:  # a read adds to a copy: the same sums the tick then stores
                 vector = list(vector)
-            counts = islice(reversed(self.counts), n_counts - seen_counts)
-            intervals = islice(reversed(self.intervals), n_intervals - seen_intervals)
+            for key, deltas in self._pending:
+                if key >= first:
+                    for k, d in deltas:
+                        vector[k] += d
         else:
             vector = [0.0] * self.size
-            counts, intervals = iter(self.counts), iter(self.intervals)
-        for ts, deltas in counts:
-            if ts >= low:
-                for k, d in deltas:
-                    vector[k] += d
-        for start, end, k in intervals:
-            piece = end - (start if start > low else low)
-            if piece > 0:
-                vector[k] += piece
-        if store:
-            self._cache[name] = (low, n_counts, n_intervals, vector)
-        return vector
+            for key, bucket in self.buckets.items():
+                if key >= first:
+                    for k, d in bucket.items():
+                        vector[k] += d
+        return low, vector
 
     def time_range(self, name: str, now: float) -> tuple[float, float]:
         """The span of time a window covers at `now`."""
@@ -175,4 +224,4 @@ class AgentWindows:
             return kept(self.day, name).prev_totals, []
         if name == "shift":
             return kept(self.shift, name).totals, []
-        return self._rolling(name), []
+        return self._sum(name, False)[1], []
